@@ -1,0 +1,198 @@
+//! Start-up: configuration checks, migrations, pools, the HTTP server and the workers, and their
+//! graceful shutdown. `serve` and the integration tests both start Guestpass through here.
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::{self, Db};
+use crate::email::Mailer;
+use crate::graphql::{self, Limits};
+use crate::jobs::{self, WorkerOptions};
+use crate::state::AppState;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// What to run in this process.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub api: bool,
+    pub workers: bool,
+    /// Development mode: a random secret is accepted (links die at restart).
+    pub dev: bool,
+    pub demo: bool,
+    pub worker: WorkerOptions,
+}
+
+impl RunOptions {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            api: true,
+            workers: true,
+            dev: false,
+            demo: false,
+            worker: WorkerOptions {
+                email_concurrency: config.email_concurrency,
+                heartbeat: Duration::from_secs(10),
+                poll: Duration::from_secs(1),
+                retry_base: Duration::from_millis(config.email_retry_base_ms),
+            },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Database(#[from] db::SetupError),
+    #[error(
+        "GUESTPASS_SECRET is not set. Set it to a random value of at least 32 characters (e.g. `export GUESTPASS_SECRET=$(openssl rand -hex 32)`), or run `guestpass serve --dev` for local development."
+    )]
+    MissingSecret,
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A running Guestpass.
+pub struct Running {
+    pub state: AppState,
+    /// The bound port, when serving the API.
+    pub port: Option<u16>,
+    server: Option<actix_web::dev::ServerHandle>,
+    server_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    workers_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Running {
+    /// Waits until the server and workers end (on SIGTERM / Ctrl-C, or `stop`).
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        if let Some(t) = self.server_task.take() {
+            t.await.map_err(std::io::Error::other)??;
+            // The server stops on SIGTERM by itself; tell the workers too.
+            let _ = self.stop.send(true);
+        }
+        if let Some(t) = self.workers_task.take() {
+            t.await.map_err(std::io::Error::other)??;
+        }
+        Ok(())
+    }
+
+    /// Graceful stop: no new requests, in-flight requests and jobs finish.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(h) = &self.server {
+            h.stop(true).await;
+        }
+        if let Some(t) = self.server_task.take() {
+            let _ = t.await;
+        }
+        if let Some(t) = self.workers_task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Resolves on SIGTERM, Ctrl-C, or when `stop` flips to true.
+async fn shutdown_signal(mut stop: watch::Receiver<bool>) -> std::io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r,
+        _ = term.recv() => Ok(()),
+        _ = stop.wait_for(|s| *s) => Ok(()),
+    }
+}
+
+pub async fn start(
+    config: Config,
+    opts: RunOptions,
+    clock: Clock,
+    listener: Option<TcpListener>,
+) -> Result<Running, StartError> {
+    let secret = match (&config.secret, opts.dev || opts.demo) {
+        (Some(s), _) => s.0.clone(),
+        (None, true) => {
+            tracing::warn!(
+                "no GUESTPASS_SECRET: using a random one for this run (emailed links stop working at restart)"
+            );
+            hex::encode(crate::auth::tokens::random_nonce())
+                + &hex::encode(crate::auth::tokens::random_nonce())
+        }
+        (None, false) => return Err(StartError::MissingSecret),
+    };
+    let url = config.database_url.clone();
+    tokio::task::spawn_blocking(move || db::migrate(&url))
+        .await
+        .map_err(|e| StartError::Other(e.to_string()))??;
+    let queue_pool = jobs::queue_pool(
+        &config.database_url,
+        opts.worker.email_concurrency as u32 / 4 + 4,
+    )
+    .await
+    .map_err(StartError::Other)?;
+    jobs::setup_queue(&queue_pool)
+        .await
+        .map_err(StartError::Other)?;
+
+    let pool = db::build_pool(&config.database_url, config.db_pool_size);
+    let state = AppState::new(config.clone(), Db::new(pool), clock, &secret);
+    if opts.demo {
+        crate::demo::seed(&state)
+            .await
+            .map_err(|e| StartError::Other(e.to_string()))?;
+    }
+    let (stop, stop_rx) = watch::channel(false);
+
+    let mut port = None;
+    let mut server = None;
+    let mut server_task = None;
+    if opts.api {
+        let listener = match listener {
+            Some(l) => l,
+            None => TcpListener::bind(&config.bind)
+                .map_err(|e| StartError::Other(format!("cannot listen on {}: {e}", config.bind)))?,
+        };
+        port = Some(
+            listener
+                .local_addr()
+                .map_err(|e| StartError::Other(e.to_string()))?
+                .port(),
+        );
+        let schema = graphql::build_schema(Some(state.clone()), Limits::default());
+        let srv = crate::http::serve(state.clone(), schema, listener)
+            .map_err(|e| StartError::Other(e.to_string()))?;
+        server = Some(srv.handle());
+        server_task = Some(tokio::spawn(srv));
+        tracing::info!(address = %config.bind, port = port.unwrap_or(0), "serving GraphQL at /graphql, GraphiQL at /graphiql");
+    }
+
+    let mut workers_task = None;
+    if opts.workers {
+        let mailer = Mailer::from_config(
+            config.smtp_url.as_deref(),
+            config.outbox_dir.clone(),
+            opts.worker.email_concurrency,
+        )
+        .map_err(StartError::Other)?;
+        if config.smtp_url.is_none() {
+            tracing::info!(dir = %config.outbox_dir.display(), "no GUESTPASS_SMTP_URL: emails are written as .eml files");
+        }
+        workers_task = Some(tokio::spawn(jobs::run_workers(
+            state.clone(),
+            queue_pool,
+            Arc::new(mailer),
+            opts.worker.clone(),
+            shutdown_signal(stop_rx),
+        )));
+        tracing::info!("job workers started");
+    }
+
+    Ok(Running {
+        state,
+        port,
+        server,
+        server_task,
+        workers_task,
+        stop,
+    })
+}

@@ -1,0 +1,155 @@
+//! The `guestpass` command line.
+
+use crate::app::{self, RunOptions};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::domain::EmailAddress;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "guestpass",
+    version,
+    about = "Guest access server: invite external people as single-space guests."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the HTTP server, the job workers and the scheduler (applies migrations first).
+    Serve {
+        /// Only the HTTP API (scale API and workers separately).
+        #[arg(long, conflicts_with = "workers_only")]
+        api_only: bool,
+        /// Only the job workers and scheduler.
+        #[arg(long)]
+        workers_only: bool,
+        /// Seed a small demo organization and print its admin token.
+        #[arg(long)]
+        demo: bool,
+        /// Development mode: allows running without GUESTPASS_SECRET.
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Apply the embedded database migrations.
+    Migrate,
+    /// Print the GraphQL schema (SDL); `schema.graphql` is its checked-in output.
+    ExportSchema,
+    /// Create (or find, by name) an organization, a site and its first admin, and print an API token
+    /// for that admin alone on the last line.
+    Bootstrap {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        admin_email: String,
+        #[arg(long)]
+        user_limit: Option<i32>,
+        #[arg(long = "verified-domain")]
+        verified_domains: Vec<String>,
+    },
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Runs the command; errors come back as one sentence for the operator.
+pub async fn run(cli: Cli) -> Result<(), String> {
+    let Cli { config, command } = cli;
+    match command {
+        Command::ExportSchema => {
+            print!("{}", crate::graphql::sdl());
+            Ok(())
+        }
+        Command::Migrate => {
+            init_logging(&config.log);
+            let url = config.database_url.clone();
+            let applied = tokio::task::spawn_blocking(move || crate::db::migrate(&url))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            let pool = crate::jobs::queue_pool(&config.database_url, 2).await?;
+            crate::jobs::setup_queue(&pool).await?;
+            eprintln!("migrations applied: {applied}");
+            Ok(())
+        }
+        Command::Bootstrap {
+            org,
+            site,
+            admin_email,
+            user_limit,
+            verified_domains,
+        } => {
+            init_logging(&config.log);
+            let email =
+                EmailAddress::parse(&admin_email).map_err(|e| format!("--admin-email {e}"))?;
+            let name = |v: &str, what: &str| {
+                crate::domain::text::single_line(v, 200).map_err(|e| format!("--{what} {e}"))
+            };
+            let (org, site) = (name(&org, "org")?, name(&site, "site")?);
+            if user_limit.is_some_and(|l| l < 1) {
+                return Err("--user-limit must be at least 1".into());
+            }
+            let url = config.database_url.clone();
+            let b = tokio::task::spawn_blocking(move || -> Result<_, String> {
+                crate::db::migrate(&url).map_err(|e| e.to_string())?;
+                let mut conn = crate::db::build_pool(&url, 1)
+                    .get()
+                    .map_err(|e| e.to_string())?;
+                crate::store::org::bootstrap(
+                    &mut conn,
+                    crate::store::org::BootstrapInput {
+                        org_name: org,
+                        site_name: site,
+                        admin_email: email,
+                        user_limit,
+                        verified_domains,
+                    },
+                    chrono::Utc::now(),
+                )
+                .map_err(|e| format!("bootstrap failed: {e:?}"))
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            let pool = crate::jobs::queue_pool(&config.database_url, 2).await?;
+            crate::jobs::setup_queue(&pool).await?;
+            println!(
+                "organization: {} ({})",
+                b.organization.name, b.organization.slug
+            );
+            println!("site: {} ({})", b.site.name, b.site.id);
+            println!("admin: {} ({})", b.admin.email, b.admin.id);
+            println!("{}", b.api_token);
+            Ok(())
+        }
+        Command::Serve {
+            api_only,
+            workers_only,
+            demo,
+            dev,
+        } => {
+            init_logging(&config.log);
+            let mut opts = RunOptions::from_config(&config);
+            opts.api = !workers_only;
+            opts.workers = !api_only;
+            opts.demo = demo;
+            opts.dev = dev;
+            let running = app::start(config, opts, Clock::default(), None)
+                .await
+                .map_err(|e| e.to_string())?;
+            running.wait().await.map_err(|e| e.to_string())
+        }
+    }
+}

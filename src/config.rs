@@ -1,0 +1,155 @@
+//! Configuration, loaded once from the environment (and flags) by clap.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// A secret that never shows up in `Debug` output or logs.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.len() < 32 {
+            return Err(
+                "GUESTPASS_SECRET must be at least 32 characters (e.g. `openssl rand -hex 32`)"
+                    .into(),
+            );
+        }
+        Ok(Self(s.to_string()))
+    }
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct Config {
+    /// PostgreSQL connection URL; the database is created when it does not exist yet.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/guestpass",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// Connections in the r2d2 pool used for our data.
+    #[arg(
+        long,
+        env = "GUESTPASS_DB_POOL_SIZE",
+        default_value_t = 10,
+        global = true
+    )]
+    pub db_pool_size: u32,
+
+    /// Address the HTTP server listens on.
+    #[arg(
+        long,
+        env = "GUESTPASS_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub bind: String,
+
+    /// Base URL of links in emails (no trailing slash).
+    #[arg(
+        long,
+        env = "GUESTPASS_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub public_url: String,
+
+    /// The frontend application, linked from the pages shown after accepting an invite.
+    #[arg(long, env = "GUESTPASS_APP_URL", global = true)]
+    pub app_url: Option<String>,
+
+    /// SMTP server (`smtp://user:pass@host:587` uses STARTTLS, `smtps://` implicit TLS,
+    /// `smtp://host:25?tls=none` plain). Unset: emails are written to GUESTPASS_OUTBOX_DIR.
+    #[arg(
+        long,
+        env = "GUESTPASS_SMTP_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub smtp_url: Option<String>,
+
+    /// Where emails go as `.eml` files when no SMTP server is configured.
+    #[arg(
+        long,
+        env = "GUESTPASS_OUTBOX_DIR",
+        default_value = "outbox",
+        global = true
+    )]
+    pub outbox_dir: PathBuf,
+
+    /// Sender of every email.
+    #[arg(
+        long,
+        env = "GUESTPASS_EMAIL_FROM",
+        default_value = "Guestpass <guestpass@localhost>",
+        global = true
+    )]
+    pub email_from: String,
+
+    /// Server key from which emailed tokens are derived (at least 32 characters). Required by
+    /// `serve` unless `--dev` or `--demo` is given.
+    #[arg(long, env = "GUESTPASS_SECRET", global = true, hide_env_values = true)]
+    pub secret: Option<Secret>,
+
+    /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `guestpass=debug`.
+    #[arg(long, env = "GUESTPASS_LOG", default_value = "info", global = true)]
+    pub log: String,
+
+    /// Emails sent concurrently by one worker process.
+    #[arg(
+        long,
+        env = "GUESTPASS_EMAIL_CONCURRENCY",
+        default_value_t = 16,
+        global = true
+    )]
+    pub email_concurrency: usize,
+
+    /// How long transient email failures are retried, in seconds (always within the invite's lifetime).
+    #[arg(
+        long,
+        env = "GUESTPASS_EMAIL_RETRY_FOR_SECS",
+        default_value_t = 86_400,
+        global = true
+    )]
+    pub email_retry_for_secs: u64,
+
+    /// First retry delay in milliseconds; doubles each attempt (with jitter), capped at one hour.
+    #[arg(
+        long,
+        env = "GUESTPASS_EMAIL_RETRY_BASE_MS",
+        default_value_t = 30_000,
+        global = true
+    )]
+    pub email_retry_base_ms: u64,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "GUESTPASS_MAX_BODY_BYTES", default_value_t = 256 * 1024, global = true)]
+    pub max_body_bytes: usize,
+
+    /// Session lifetime after sign-in, in hours.
+    #[arg(long, env = "GUESTPASS_SESSION_HOURS", default_value_t = 24 * 14, global = true)]
+    pub session_hours: i64,
+}
+
+impl Config {
+    /// A configuration with every default, for tests and tools.
+    pub fn defaults() -> Self {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            config: Config,
+        }
+        <Wrapper as clap::Parser>::parse_from(["guestpass"]).config
+    }
+}

@@ -1,0 +1,177 @@
+//! The one place that opens database connections: the r2d2 pool, migrations, and the async boundary
+//! (`Db::run` / `Db::tx`) that moves every blocking diesel call off the async runtime.
+
+pub mod schema;
+
+use crate::error::{AppError, AppResult};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, Pool};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use std::time::Duration;
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Advisory lock key held while migrating, so replicas starting together migrate once.
+const MIGRATION_LOCK: i64 = 0x6775_6573_7470_6173; // "guestpas"
+
+pub type PgPool = Pool<ConnectionManager<PgConnection>>;
+
+/// Why the database could not be used at start-up, in words an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(
+        "cannot connect to PostgreSQL at {target}: {reason}. Start PostgreSQL (e.g. `pg_ctlcluster 15 main start`) or set DATABASE_URL to a reachable server."
+    )]
+    Unreachable { target: String, reason: String },
+    #[error("DATABASE_URL is not a valid PostgreSQL URL: {0}")]
+    BadUrl(String),
+    #[error("applying database migrations failed: {0}")]
+    Migration(String),
+}
+
+/// `user@host:port/db`, without the password: safe to print.
+pub fn describe_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!(
+            "{}@{}:{}{}",
+            u.username(),
+            u.host_str().unwrap_or("localhost"),
+            u.port().unwrap_or(5432),
+            u.path()
+        ),
+        Err(_) => "(unparseable DATABASE_URL)".into(),
+    }
+}
+
+fn database_name(url: &str) -> Result<(String, String), SetupError> {
+    let mut u = url::Url::parse(url).map_err(|e| SetupError::BadUrl(e.to_string()))?;
+    let name = u.path().trim_start_matches('/').to_string();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(SetupError::BadUrl(format!(
+            "unsupported database name {name:?}"
+        )));
+    }
+    u.set_path("/postgres");
+    Ok((name, u.to_string()))
+}
+
+/// Creates the database named in `url` when it does not exist yet.
+pub fn ensure_database(url: &str) -> Result<(), SetupError> {
+    if PgConnection::establish(url).is_ok() {
+        return Ok(());
+    }
+    let (name, admin_url) = database_name(url)?;
+    let mut conn = PgConnection::establish(&admin_url).map_err(|e| SetupError::Unreachable {
+        target: describe_url(url),
+        reason: first_line(&e.to_string()),
+    })?;
+    let exists: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+        "EXISTS (SELECT 1 FROM pg_database WHERE datname = '{name}')"
+    )))
+    .get_result(&mut conn)
+    .map_err(|e| SetupError::Migration(e.to_string()))?;
+    if !exists {
+        // The name was checked above to hold only [A-Za-z0-9_-].
+        match diesel::sql_query(format!("CREATE DATABASE \"{name}\"")).execute(&mut conn) {
+            Ok(_) => tracing::info!(database = %name, "created database"),
+            Err(e) if e.to_string().contains("already exists") => {}
+            Err(e) => return Err(SetupError::Migration(e.to_string())),
+        }
+    }
+    PgConnection::establish(url)
+        .map(|_| ())
+        .map_err(|e| SetupError::Unreachable {
+            target: describe_url(url),
+            reason: first_line(&e.to_string()),
+        })
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").trim().to_string()
+}
+
+/// Applies pending migrations (ours, then the job queue's tables) under an advisory lock.
+pub fn migrate(url: &str) -> Result<usize, SetupError> {
+    ensure_database(url)?;
+    let mut conn = PgConnection::establish(url).map_err(|e| SetupError::Unreachable {
+        target: describe_url(url),
+        reason: first_line(&e.to_string()),
+    })?;
+    let m = |e: &dyn std::fmt::Display| SetupError::Migration(e.to_string());
+    diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+        .execute(&mut conn)
+        .map_err(|e| m(&e))?;
+    let applied = conn.run_pending_migrations(MIGRATIONS).map(|v| v.len());
+    let _ = diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+        .execute(&mut conn);
+    let applied = applied.map_err(|e| m(&e))?;
+    if applied > 0 {
+        tracing::info!(applied, "applied database migrations");
+    }
+    Ok(applied)
+}
+
+/// True when the schema is current (used by `/readyz`).
+pub fn migrations_current(conn: &mut PgConnection) -> bool {
+    matches!(conn.has_pending_migration(MIGRATIONS), Ok(false))
+}
+
+pub fn build_pool(url: &str, size: u32) -> PgPool {
+    Pool::builder()
+        .max_size(size)
+        .min_idle(Some(1))
+        // A burst queues for a connection rather than failing; a dead database fails within this.
+        .connection_timeout(Duration::from_secs(5))
+        .test_on_check_out(false)
+        .build_unchecked(ConnectionManager::new(url))
+}
+
+/// The async boundary around the pool.
+#[derive(Clone)]
+pub struct Db {
+    pool: PgPool,
+}
+
+impl Db {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Runs `f` with a pooled connection on the blocking thread pool (checkout included, which may wait).
+    pub async fn run<T, F>(&self, f: F) -> AppResult<T>
+    where
+        F: FnOnce(&mut PgConnection) -> AppResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let mut conn = pool.get().map_err(|e| {
+                tracing::warn!(error = %e, "no database connection");
+                AppError::Unavailable
+            })?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| AppError::internal(format!("blocking task failed: {e}")))?
+    }
+
+    /// Like [`Db::run`], inside one transaction: everything `f` writes commits together or not at all.
+    pub async fn tx<T, F>(&self, f: F) -> AppResult<T>
+    where
+        F: FnOnce(&mut PgConnection) -> AppResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run(move |conn| conn.transaction(f)).await
+    }
+}

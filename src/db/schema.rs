@@ -1,0 +1,269 @@
+//! Diesel table definitions, kept in step with `migrations/` by hand (and checked by the test suite,
+//! which runs every query against the migrated schema).
+
+diesel::table! {
+    organizations (id) {
+        id -> Uuid,
+        name -> Text,
+        slug -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    verified_domains (organization_id, domain) {
+        organization_id -> Uuid,
+        domain -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sites (id) {
+        id -> Uuid,
+        organization_id -> Uuid,
+        name -> Text,
+        user_limit -> Int4,
+        guest_ratio -> Int4,
+        invite_expiry_days -> Int4,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        organization_id -> Uuid,
+        email -> Text,
+        email_normalized -> Text,
+        display_name -> Text,
+        password_hash -> Nullable<Text>,
+        status -> Text,
+        invited_by -> Nullable<Uuid>,
+        two_step_required -> Bool,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    org_admins (organization_id, user_id) {
+        organization_id -> Uuid,
+        user_id -> Uuid,
+        granted_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    site_admins (site_id, user_id) {
+        site_id -> Uuid,
+        user_id -> Uuid,
+        granted_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    product_roles (site_id, user_id) {
+        site_id -> Uuid,
+        user_id -> Uuid,
+        role -> Int2,
+        granted_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    site_paid_history (site_id, user_id) {
+        site_id -> Uuid,
+        user_id -> Uuid,
+        first_paid_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    groups (id) {
+        id -> Uuid,
+        organization_id -> Uuid,
+        name -> Text,
+        name_normalized -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    group_site_roles (group_id, site_id) {
+        group_id -> Uuid,
+        site_id -> Uuid,
+        role -> Int2,
+    }
+}
+
+diesel::table! {
+    group_members (group_id, user_id) {
+        group_id -> Uuid,
+        user_id -> Uuid,
+        added_by -> Nullable<Uuid>,
+        added_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    spaces (id) {
+        id -> Uuid,
+        site_id -> Uuid,
+        key -> Text,
+        name -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    space_admins (space_id, user_id) {
+        space_id -> Uuid,
+        user_id -> Uuid,
+        granted_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    guest_spaces (site_id, user_id) {
+        site_id -> Uuid,
+        user_id -> Uuid,
+        space_id -> Uuid,
+        assigned_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    pages (id) {
+        id -> Uuid,
+        space_id -> Uuid,
+        title -> Text,
+        body -> Text,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    invites (id) {
+        id -> Uuid,
+        site_id -> Uuid,
+        email -> Text,
+        email_normalized -> Text,
+        role -> Nullable<Int2>,
+        space_id -> Nullable<Uuid>,
+        personal_message -> Nullable<Text>,
+        invited_by -> Uuid,
+        token_nonce -> Bytea,
+        status -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        accepted_at -> Nullable<Timestamptz>,
+        accepted_user_id -> Nullable<Uuid>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    invite_groups (invite_id, group_id) {
+        invite_id -> Uuid,
+        group_id -> Uuid,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        name -> Text,
+        token_hash -> Bytea,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+        expires_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        token_hash -> Bytea,
+        created_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Int8,
+        organization_id -> Uuid,
+        actor_id -> Nullable<Uuid>,
+        action -> Text,
+        target_type -> Text,
+        target_id -> Text,
+        site_id -> Nullable<Uuid>,
+        before -> Nullable<Jsonb>,
+        after -> Nullable<Jsonb>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    email_deliveries (id) {
+        id -> Uuid,
+        organization_id -> Uuid,
+        kind -> Text,
+        invite_id -> Nullable<Uuid>,
+        token_nonce -> Nullable<Bytea>,
+        recipient -> Text,
+        status -> Text,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+        message_id -> Text,
+        created_at -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
+        next_attempt_at -> Nullable<Timestamptz>,
+        give_up_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(sites -> organizations (organization_id));
+diesel::joinable!(users -> organizations (organization_id));
+diesel::joinable!(product_roles -> sites (site_id));
+diesel::joinable!(product_roles -> users (user_id));
+diesel::joinable!(group_members -> groups (group_id));
+diesel::joinable!(group_members -> users (user_id));
+diesel::joinable!(group_site_roles -> groups (group_id));
+diesel::joinable!(spaces -> sites (site_id));
+diesel::joinable!(pages -> spaces (space_id));
+diesel::joinable!(invites -> sites (site_id));
+diesel::joinable!(guest_spaces -> spaces (space_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(api_tokens -> users (user_id));
+diesel::joinable!(email_deliveries -> invites (invite_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    organizations,
+    verified_domains,
+    sites,
+    users,
+    org_admins,
+    site_admins,
+    product_roles,
+    site_paid_history,
+    groups,
+    group_site_roles,
+    group_members,
+    spaces,
+    space_admins,
+    guest_spaces,
+    pages,
+    invites,
+    invite_groups,
+    api_tokens,
+    sessions,
+    audit_events,
+    email_deliveries,
+);

@@ -1,0 +1,95 @@
+//! Email addresses, parsed once at the boundary (parse, don't validate).
+
+use std::fmt;
+
+/// A syntactically valid address (checked by lettre's RFC 5321/5322 parser), at most 254 characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmailAddress {
+    original: String,
+    normalized: String,
+}
+
+impl EmailAddress {
+    pub const MAX_LEN: usize = 254;
+
+    pub fn parse(input: &str) -> Result<Self, String> {
+        let trimmed = input.trim();
+        if trimmed.is_empty() {
+            return Err("is empty".into());
+        }
+        if trimmed.chars().count() > Self::MAX_LEN {
+            return Err(format!("is longer than {} characters", Self::MAX_LEN));
+        }
+        if trimmed.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err("contains spaces or control characters".into());
+        }
+        let parsed: lettre::Address = trimmed
+            .parse()
+            .map_err(|_| "is not a valid email address".to_string())?;
+        if !parsed.domain().contains('.') && parsed.domain() != "localhost" {
+            return Err("has no domain name".into());
+        }
+        Ok(Self {
+            original: trimmed.to_string(),
+            normalized: trimmed.to_lowercase(),
+        })
+    }
+
+    /// The address as typed (trimmed).
+    pub fn as_str(&self) -> &str {
+        &self.original
+    }
+
+    /// Lower-cased: what uniqueness and lookups use.
+    pub fn normalized(&self) -> &str {
+        &self.normalized
+    }
+
+    /// The lower-cased domain part.
+    pub fn domain(&self) -> &str {
+        self.normalized
+            .rsplit_once('@')
+            .map(|(_, d)| d)
+            .unwrap_or("")
+    }
+}
+
+impl fmt::Display for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.original)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_addresses_and_normalizes() {
+        let a = EmailAddress::parse("  Ada.Lovelace@Example.COM ").unwrap();
+        assert_eq!(a.as_str(), "Ada.Lovelace@Example.COM");
+        assert_eq!(a.normalized(), "ada.lovelace@example.com");
+        assert_eq!(a.domain(), "example.com");
+        assert!(EmailAddress::parse("x+tag@sub.partner.example").is_ok());
+    }
+
+    #[test]
+    fn refuses_malformed_and_injected_addresses() {
+        for bad in [
+            "",
+            "plain",
+            "a@",
+            "@b.com",
+            "a b@c.com",
+            "a@b.com\r\nBcc: x@y.com",
+            "a@b.com\nX: y",
+            "<a@b.com>",
+            "a@@b.com",
+            "a@nodot",
+        ] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert!(EmailAddress::parse(&long).is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! The domain core: pure rules with no I/O (roles, seats, addresses, text), unit-tested here and
+//! enforced by the store inside database transactions.
+
+pub mod email;
+pub mod roles;
+pub mod seats;
+pub mod text;
+
+pub use email::EmailAddress;
+pub use roles::{ProductRole, effective_role};

@@ -1,0 +1,58 @@
+//! Free text from users: single-line fields (names, titles) and multi-line ones (messages, page bodies).
+//! Control characters are refused; line breaks are kept only where a field allows them, and stored as `\n`.
+
+/// A single-line field: trimmed, 1..=max characters, no control characters (so no CR/LF can reach a header).
+pub fn single_line(value: &str, max: usize) -> Result<String, String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if v.chars().count() > max {
+        return Err(format!("must be at most {max} characters"));
+    }
+    if v.chars().any(char::is_control) {
+        return Err("must be a single line without control characters".into());
+    }
+    Ok(v.to_string())
+}
+
+/// A multi-line field: line breaks normalized to `\n`, tabs kept, other control characters refused.
+/// Empty (after trimming) becomes `None`.
+pub fn multi_line(value: &str, max: usize) -> Result<Option<String>, String> {
+    let v = value.replace("\r\n", "\n").replace('\r', "\n");
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    if v.chars().count() > max {
+        return Err(format!("must be at most {max} characters"));
+    }
+    if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err("must not contain control characters".into());
+    }
+    Ok(Some(v.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_line_refuses_breaks_and_controls() {
+        assert_eq!(single_line("  Ada  ", 10).unwrap(), "Ada");
+        assert!(single_line("a\r\nb", 10).is_err());
+        assert!(single_line("a\u{0}", 10).is_err());
+        assert!(single_line("   ", 10).is_err());
+        assert!(single_line("abcdef", 5).is_err());
+        assert_eq!(single_line("Zoë 🚀", 10).unwrap(), "Zoë 🚀");
+    }
+
+    #[test]
+    fn multi_line_keeps_breaks_as_newlines() {
+        assert_eq!(multi_line("a\r\nb\rc", 10).unwrap().unwrap(), "a\nb\nc");
+        assert_eq!(multi_line("  ", 10).unwrap(), None);
+        assert!(multi_line("a\u{7}", 10).is_err());
+        assert!(multi_line(&"x".repeat(11), 10).is_err());
+        assert!(multi_line(&"é".repeat(10), 10).unwrap().is_some());
+    }
+}

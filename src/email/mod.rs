@@ -1,0 +1,245 @@
+//! Emails: templates (files under `templates/email`, compiled into the binary) rendered into multipart
+//! messages, and the transport that sends them (pooled async SMTP, or `.eml` files in an outbox).
+
+use askama::Template;
+use lettre::message::{Mailbox, MultiPart, header};
+use lettre::transport::smtp::PoolConfig;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What an invite email says. Every field is plain text; the HTML template escapes it.
+#[derive(Clone, Debug)]
+pub struct InviteEmail {
+    pub inviter: String,
+    pub organization: String,
+    pub site: String,
+    pub space: Option<String>,
+    pub role: &'static str,
+    pub message: Option<String>,
+    pub link: String,
+    /// e.g. "4 December 2026 at 09:30 UTC"
+    pub expires: String,
+}
+
+#[derive(Template)]
+#[template(path = "email/invite_subject.txt")]
+struct InviteSubject<'a> {
+    inviter: &'a str,
+    site: &'a str,
+    organization: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/invite.txt")]
+struct InviteText<'a> {
+    inviter: &'a str,
+    site: &'a str,
+    organization: &'a str,
+    role: &'a str,
+    space: &'a Option<String>,
+    message: &'a Option<String>,
+    link: &'a str,
+    expires: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/invite.html")]
+struct InviteHtml<'a> {
+    inviter: &'a str,
+    site: &'a str,
+    organization: &'a str,
+    role: &'a str,
+    space: &'a Option<String>,
+    message: &'a Option<String>,
+    link: &'a str,
+    expires: &'a str,
+}
+
+/// Subject, text and HTML bodies.
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl InviteEmail {
+    pub fn render(&self) -> Result<Rendered, askama::Error> {
+        let subject = InviteSubject {
+            inviter: &self.inviter,
+            site: &self.site,
+            organization: &self.organization,
+        }
+        .render()?;
+        let text = InviteText {
+            inviter: &self.inviter,
+            site: &self.site,
+            organization: &self.organization,
+            role: self.role,
+            space: &self.space,
+            message: &self.message,
+            link: &self.link,
+            expires: &self.expires,
+        }
+        .render()?;
+        let html = InviteHtml {
+            inviter: &self.inviter,
+            site: &self.site,
+            organization: &self.organization,
+            role: self.role,
+            space: &self.space,
+            message: &self.message,
+            link: &self.link,
+            expires: &self.expires,
+        }
+        .render()?;
+        Ok(Rendered {
+            // Subjects are one line: anything else is flattened (the inputs are single-line already).
+            subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
+            text,
+            html,
+        })
+    }
+}
+
+/// Builds the MIME message. lettre encodes every header value, so no field can inject a header.
+pub fn build_message(
+    from: &Mailbox,
+    to: &str,
+    message_id: &str,
+    r: Rendered,
+) -> Result<Message, String> {
+    let to: Mailbox = to.parse().map_err(|e| format!("bad recipient: {e}"))?;
+    Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(r.subject)
+        .message_id(Some(message_id.to_string()))
+        .header(header::MIME_VERSION_1_0)
+        .multipart(MultiPart::alternative_plain_html(r.text, r.html))
+        .map_err(|e| format!("cannot build message: {e}"))
+}
+
+/// Why a send failed, which decides what happens next.
+#[derive(Debug)]
+pub enum SendError {
+    /// Try again later: connection refused or dropped, timeouts, 4xx replies.
+    Transient(String),
+    /// The server refused this recipient or message for good (5xx): do not retry.
+    Permanent(String),
+    /// Our own configuration is wrong (authentication refused, TLS failure): keep retrying and say so.
+    Configuration(String),
+}
+
+pub enum Mailer {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Outbox(PathBuf),
+}
+
+impl Mailer {
+    /// SMTP when a URL is configured (`smtp://` with optional `?tls=required` for STARTTLS, `smtps://`
+    /// for implicit TLS, credentials in the URL), otherwise the outbox directory.
+    pub fn from_config(
+        smtp_url: Option<&str>,
+        outbox: PathBuf,
+        concurrency: usize,
+    ) -> Result<Self, String> {
+        match smtp_url {
+            Some(url) => {
+                let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .map_err(|e| format!("GUESTPASS_SMTP_URL is not usable: {e}"))?;
+                Ok(Self::Smtp(
+                    builder
+                        .timeout(Some(Duration::from_secs(30)))
+                        .pool_config(PoolConfig::new().max_size(concurrency.max(1) as u32))
+                        .build(),
+                ))
+            }
+            None => {
+                std::fs::create_dir_all(&outbox).map_err(|e| {
+                    format!("cannot create outbox directory {}: {e}", outbox.display())
+                })?;
+                Ok(Self::Outbox(outbox))
+            }
+        }
+    }
+
+    pub async fn send(&self, file_stem: &str, message: Message) -> Result<(), SendError> {
+        match self {
+            Self::Outbox(dir) => {
+                let path = dir.join(format!("{file_stem}.eml"));
+                tokio::fs::write(&path, message.formatted())
+                    .await
+                    .map_err(|e| {
+                        SendError::Configuration(format!("cannot write {}: {e}", path.display()))
+                    })?;
+                tracing::info!(file = %path.display(), "email written to outbox");
+                Ok(())
+            }
+            Self::Smtp(t) => t.send(message).await.map(|_| ()).map_err(classify),
+        }
+    }
+}
+
+fn classify(e: lettre::transport::smtp::Error) -> SendError {
+    let text = e.to_string();
+    if e.is_tls() {
+        return SendError::Configuration(text);
+    }
+    if let Some(code) = e.status() {
+        let c = code.to_string();
+        // 530/534/535/538: authentication required or refused: a problem of ours, not the recipient's.
+        if ["530", "534", "535", "538"].contains(&c.as_str()) {
+            return SendError::Configuration(text);
+        }
+        if e.is_permanent() {
+            return SendError::Permanent(text);
+        }
+        return SendError::Transient(text);
+    }
+    SendError::Transient(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> InviteEmail {
+        InviteEmail {
+            inviter: "Ada <Admin>".into(),
+            organization: "Acme".into(),
+            site: "Docs".into(),
+            space: Some("Partners & Co".into()),
+            role: "a guest",
+            message: Some("Hi!\nBcc: evil@example.com\n<script>alert(1)</script>".into()),
+            link: "https://gp.example/invite/gpi_x".into(),
+            expires: "4 December 2026 at 09:30 UTC".into(),
+        }
+    }
+
+    #[test]
+    fn html_escapes_and_keeps_line_breaks() {
+        let r = sample().render().unwrap();
+        assert!(r.html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(!r.html.contains("<script>"));
+        assert!(r.html.contains("Hi!<br>"));
+        assert!(r.html.contains("Ada &lt;Admin&gt;"));
+        assert!(r.html.contains("Partners &amp; Co"));
+        assert!(r.text.contains("> Bcc: evil@example.com"));
+        assert!(r.text.contains("https://gp.example/invite/gpi_x"));
+        assert_eq!(r.subject, "Ada <Admin> invited you to Docs (Acme)");
+    }
+
+    #[test]
+    fn message_headers_cannot_be_injected() {
+        let mut e = sample();
+        e.inviter = "Eve\r\nBcc: victim@example.com".into();
+        let r = e.render().unwrap();
+        let from: Mailbox = "Guestpass <gp@example.com>".parse().unwrap();
+        let m = build_message(&from, "guest@example.com", "<m1@gp.example>", r).unwrap();
+        let raw = String::from_utf8(m.formatted()).unwrap();
+        let head = raw.split("\r\n\r\n").next().unwrap();
+        assert!(!head.lines().any(|l| l.starts_with("Bcc:")), "{head}");
+        assert!(head.contains("Message-ID: <m1@gp.example>"));
+    }
+}

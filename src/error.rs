@@ -1,0 +1,241 @@
+//! The one error type of the service boundary, and its single mapping to GraphQL `extensions.code`.
+
+use async_graphql::ErrorExtensions;
+use serde::Serialize;
+
+/// An address in a batch and why it was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AddressError {
+    pub email: String,
+    pub code: ErrorCode,
+}
+
+/// Stable error codes clients can rely on (`extensions.code`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    // Declared in the documented precedence order: when several apply, the first wins.
+    Unauthenticated,
+    NotFound,
+    Forbidden,
+    TooManyInvites,
+    InvalidEmail,
+    InvalidInput,
+    AlreadyHasAccess,
+    InvitePending,
+    PaidUserCannotBeGuest,
+    SeatLimitReached,
+    GuestLimitReached,
+    InviteInvalid,
+    InvalidCredentials,
+    WeakPassword,
+    LastOrgAdmin,
+    RateLimited,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::NotFound => "NOT_FOUND",
+            Self::Forbidden => "FORBIDDEN",
+            Self::TooManyInvites => "TOO_MANY_INVITES",
+            Self::InvalidEmail => "INVALID_EMAIL",
+            Self::InvalidInput => "INVALID_INPUT",
+            Self::AlreadyHasAccess => "ALREADY_HAS_ACCESS",
+            Self::InvitePending => "INVITE_PENDING",
+            Self::PaidUserCannotBeGuest => "PAID_USER_CANNOT_BE_GUEST",
+            Self::SeatLimitReached => "SEAT_LIMIT_REACHED",
+            Self::GuestLimitReached => "GUEST_LIMIT_REACHED",
+            Self::InviteInvalid => "INVITE_INVALID",
+            Self::InvalidCredentials => "INVALID_CREDENTIALS",
+            Self::WeakPassword => "WEAK_PASSWORD",
+            Self::LastOrgAdmin => "LAST_ORG_ADMIN",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::Internal => "INTERNAL",
+        }
+    }
+}
+
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("Sign in first: this needs a valid session or API token.")]
+    Unauthenticated,
+    #[error("{0} not found.")]
+    NotFound(&'static str),
+    #[error("You are not allowed to do this.")]
+    Forbidden,
+    #[error("At most {max} addresses can be invited at once.")]
+    TooManyInvites { max: usize },
+    #[error("Invalid {field}: {message}.")]
+    InvalidInput { field: String, message: String },
+    /// A batch refused because of some of its addresses; the top-level code is the first by precedence.
+    #[error("{}", describe_addresses(.0))]
+    Addresses(Vec<AddressError>),
+    #[error("The site's user limit is reached ({remaining} seats left).")]
+    SeatLimitReached { remaining: i64 },
+    #[error("The site's guest allowance is reached ({remaining} guest slots left).")]
+    GuestLimitReached { remaining: i64 },
+    #[error(
+        "This invitation link is invalid or has expired. Ask the person who invited you for a new one."
+    )]
+    InviteInvalid,
+    #[error("The email address or password is incorrect.")]
+    InvalidCredentials,
+    #[error("Password too weak: {0}.")]
+    WeakPassword(String),
+    #[error("The organization must keep at least one organization admin.")]
+    LastOrgAdmin,
+    #[error("Too many attempts. Try again in {retry_after_seconds} seconds.")]
+    RateLimited { retry_after_seconds: u64 },
+    #[error("The service is temporarily unavailable. Try again shortly.")]
+    Unavailable,
+    /// Anything we did not expect: logged with its detail, answered with a generic message.
+    #[error("Internal error.")]
+    Internal(String),
+}
+
+fn describe_addresses(list: &[AddressError]) -> String {
+    let names: Vec<String> = list
+        .iter()
+        .map(|a| format!("{} ({})", a.email, a.code.as_str()))
+        .collect();
+    format!("Some addresses cannot be invited: {}.", names.join(", "))
+}
+
+impl AppError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidInput {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Self::Internal(detail.to_string())
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Unauthenticated => ErrorCode::Unauthenticated,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Forbidden => ErrorCode::Forbidden,
+            Self::TooManyInvites { .. } => ErrorCode::TooManyInvites,
+            Self::InvalidInput { .. } => ErrorCode::InvalidInput,
+            Self::Addresses(list) => list
+                .iter()
+                .map(|a| a.code)
+                .min()
+                .unwrap_or(ErrorCode::InvalidInput),
+            Self::SeatLimitReached { .. } => ErrorCode::SeatLimitReached,
+            Self::GuestLimitReached { .. } => ErrorCode::GuestLimitReached,
+            Self::InviteInvalid => ErrorCode::InviteInvalid,
+            Self::InvalidCredentials => ErrorCode::InvalidCredentials,
+            Self::WeakPassword(_) => ErrorCode::WeakPassword,
+            Self::LastOrgAdmin => ErrorCode::LastOrgAdmin,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::Unavailable => ErrorCode::Unavailable,
+            Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => Self::Unavailable,
+            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Self::Unavailable,
+            other => Self::Internal(format!("database: {other}")),
+        }
+    }
+}
+
+impl From<crate::domain::seats::Violation> for AppError {
+    fn from(v: crate::domain::seats::Violation) -> Self {
+        use crate::domain::seats::Violation;
+        match v {
+            Violation::SeatLimit { remaining } => Self::SeatLimitReached { remaining },
+            Violation::GuestLimit { remaining } => Self::GuestLimitReached { remaining },
+        }
+    }
+}
+
+/// The one place errors become GraphQL errors: a stable code, structured details, never internals.
+impl From<AppError> for async_graphql::Error {
+    fn from(e: AppError) -> Self {
+        match &e {
+            AppError::Internal(detail) => tracing::error!(detail = %detail, "internal error"),
+            AppError::Unavailable => tracing::warn!("request failed: database unavailable"),
+            _ => {}
+        }
+        let code = e.code();
+        let mut err = async_graphql::Error::new(e.to_string());
+        err = err.extend_with(|_, ext| {
+            ext.set("code", code.as_str());
+            match &e {
+                AppError::SeatLimitReached { remaining }
+                | AppError::GuestLimitReached { remaining } => ext.set("remaining", *remaining),
+                AppError::TooManyInvites { max } => ext.set("max", *max as i64),
+                AppError::InvalidInput { field, .. } => ext.set("field", field.as_str()),
+                AppError::RateLimited {
+                    retry_after_seconds,
+                } => ext.set("retryAfterSeconds", *retry_after_seconds as i64),
+                AppError::Addresses(list) => {
+                    let value = async_graphql::Value::List(
+                        list.iter()
+                            .map(|a| {
+                                let mut m = async_graphql::indexmap::IndexMap::new();
+                                m.insert(
+                                    async_graphql::Name::new("email"),
+                                    async_graphql::Value::from(a.email.as_str()),
+                                );
+                                m.insert(
+                                    async_graphql::Name::new("code"),
+                                    async_graphql::Value::from(a.code.as_str()),
+                                );
+                                async_graphql::Value::Object(m)
+                            })
+                            .collect(),
+                    );
+                    ext.set("addresses", value)
+                }
+                _ => {}
+            }
+        });
+        err
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_code_follows_precedence() {
+        let e = AppError::Addresses(vec![
+            AddressError {
+                email: "a@x.io".into(),
+                code: ErrorCode::InvitePending,
+            },
+            AddressError {
+                email: "b@x.io".into(),
+                code: ErrorCode::InvalidEmail,
+            },
+        ]);
+        assert_eq!(e.code(), ErrorCode::InvalidEmail);
+        assert!(e.to_string().contains("a@x.io (INVITE_PENDING)"));
+    }
+
+    #[test]
+    fn internal_errors_hide_details() {
+        let e = AppError::internal("SELECT secret FROM x");
+        let gql: async_graphql::Error = e.into();
+        assert_eq!(gql.message, "Internal error.");
+    }
+}

@@ -1,0 +1,132 @@
+//! The GraphQL layer: thin resolvers that check who is asking, call the store through `Db`, and map
+//! rows to types. Errors become `extensions.code` in one place (`error.rs`).
+
+mod mutation;
+mod query;
+mod types;
+
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::store::access::{self, Caller};
+use async_graphql::connection::{CursorType, OpaqueCursor};
+use async_graphql::{Context, EmptySubscription, Schema};
+use serde::{Serialize, de::DeserializeOwned};
+use uuid::Uuid;
+
+pub use mutation::{MutationRoot, accept};
+pub use query::QueryRoot;
+
+pub type GuestpassSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Limits applied before execution.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub depth: usize,
+    pub complexity: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            depth: 12,
+            complexity: 2_000,
+        }
+    }
+}
+
+/// Built once at start-up (outside `HttpServer::new`) and shared by every worker thread.
+pub fn build_schema(state: Option<AppState>, limits: Limits) -> GuestpassSchema {
+    let mut b = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+        .limit_depth(limits.depth)
+        .limit_complexity(limits.complexity);
+    if let Some(state) = state {
+        b = b.data(state);
+    }
+    b.finish()
+}
+
+/// The SDL, as `export-schema` prints it and `schema.graphql` holds it.
+pub fn sdl() -> String {
+    build_schema(None, Limits::default()).sdl()
+}
+
+/// Per request: the bearer token, resolved to a caller at most once and only when a resolver asks.
+pub struct RequestAuth {
+    token: Option<String>,
+    caller: tokio::sync::OnceCell<Option<Caller>>,
+}
+
+impl RequestAuth {
+    pub fn new(token: Option<String>) -> Self {
+        Self {
+            token,
+            caller: tokio::sync::OnceCell::new(),
+        }
+    }
+}
+
+pub(crate) fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
+    ctx.data_unchecked::<AppState>()
+}
+
+/// The caller, if any token resolved to an active account.
+pub(crate) async fn optional_caller(ctx: &Context<'_>) -> AppResult<Option<Caller>> {
+    let Some(auth) = ctx.data_opt::<RequestAuth>() else {
+        return Ok(None);
+    };
+    let st = state(ctx);
+    auth.caller
+        .get_or_try_init(|| async {
+            match auth.token.clone() {
+                None => Ok(None),
+                Some(token) => {
+                    let now = st.clock.now();
+                    st.db
+                        .run(move |c| access::authenticate(c, &token, now))
+                        .await
+                }
+            }
+        })
+        .await
+        .cloned()
+}
+
+/// The caller, or `UNAUTHENTICATED`.
+pub(crate) async fn caller(ctx: &Context<'_>) -> AppResult<Caller> {
+    optional_caller(ctx).await?.ok_or(AppError::Unauthenticated)
+}
+
+/// Ids are opaque; a malformed one is answered exactly like one that does not exist.
+pub(crate) fn parse_id(id: &async_graphql::ID, what: &'static str) -> AppResult<Uuid> {
+    Uuid::try_parse(id.as_str()).map_err(|_| AppError::NotFound(what))
+}
+
+pub const DEFAULT_PAGE: i32 = 20;
+pub const MAX_PAGE: i32 = 100;
+
+/// Validates `first` (1..=MAX_PAGE) and decodes `after`.
+pub(crate) fn page<C: Serialize + DeserializeOwned + Send + Sync>(
+    first: Option<i32>,
+    after: Option<String>,
+) -> AppResult<(i64, Option<C>)> {
+    let first = first.unwrap_or(DEFAULT_PAGE);
+    if !(0..=MAX_PAGE).contains(&first) {
+        return Err(AppError::invalid(
+            "first",
+            format!("must be between 0 and {MAX_PAGE}"),
+        ));
+    }
+    let after = match after {
+        None => None,
+        Some(s) => Some(
+            OpaqueCursor::<C>::decode_cursor(&s)
+                .map_err(|_| AppError::invalid("after", "is not a cursor from this list"))?
+                .0,
+        ),
+    };
+    Ok((first.into(), after))
+}
+
+pub(crate) fn cursor<C: Serialize + DeserializeOwned + Send + Sync>(c: C) -> String {
+    OpaqueCursor(c).encode_cursor()
+}

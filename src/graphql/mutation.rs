@@ -1,0 +1,321 @@
+use super::types::*;
+use super::{caller, parse_id, state};
+use crate::domain::{ProductRole, text};
+use crate::error::{AppError, AppResult};
+use crate::store::directory::{self, SiteSettings};
+use crate::store::invites::{self, Credential, NewInvites};
+use crate::store::{content, models};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+
+pub struct MutationRoot;
+
+#[derive(InputObject)]
+pub struct CreateSpaceInput {
+    pub site_id: ID,
+    /// Upper-case letters and digits, starting with a letter (at most 32).
+    pub key: String,
+    pub name: String,
+}
+
+#[derive(InputObject)]
+pub struct CreatePageInput {
+    pub space_id: ID,
+    pub title: String,
+    pub body: String,
+}
+
+#[derive(InputObject)]
+pub struct InviteUsersInput {
+    pub site_id: ID,
+    /// 1 to 10 addresses; duplicates (ignoring case) count once.
+    pub emails: Vec<String>,
+    pub role: ProductRole,
+    /// For guests: the space they get on acceptance.
+    pub space_id: Option<ID>,
+    /// Plain text shown in the email, at most 1,000 characters; line breaks are kept.
+    pub personal_message: Option<String>,
+    /// Defaults to the site's `inviteExpiryDays`.
+    pub expires_in_days: Option<i32>,
+}
+
+#[derive(SimpleObject)]
+pub struct InviteUsersPayload {
+    pub invites: Vec<Invite>,
+}
+
+#[derive(InputObject)]
+pub struct AcceptInviteInput {
+    /// The token from the invitation link.
+    pub token: String,
+    /// Your name, for a new account (ignored for an existing one).
+    pub display_name: Option<String>,
+    /// A new password for a new account; the current password for an existing account.
+    pub password: String,
+}
+
+#[derive(SimpleObject)]
+pub struct AcceptInvitePayload {
+    pub user: User,
+    pub session_token: String,
+}
+
+#[derive(InputObject)]
+pub struct UpdateSiteSettingsInput {
+    pub site_id: ID,
+    pub user_limit: Option<i32>,
+    pub guest_ratio: Option<i32>,
+    pub invite_expiry_days: Option<i32>,
+}
+
+#[derive(SimpleObject)]
+pub struct UpdateSiteSettingsPayload {
+    pub site: Site,
+    pub seat_usage: SeatUsage,
+}
+
+fn field(name: &str, r: Result<String, String>) -> AppResult<String> {
+    r.map_err(|m| AppError::invalid(name, m))
+}
+
+#[Object]
+impl MutationRoot {
+    /// Creates a space (admins and product admins of the site).
+    async fn create_space(&self, ctx: &Context<'_>, input: CreateSpaceInput) -> AppResult<Space> {
+        let who = caller(ctx).await?;
+        let site = parse_id(&input.site_id, "Site")?;
+        let key = input.key.trim().to_string();
+        if key.is_empty()
+            || key.len() > 32
+            || !key.starts_with(|c: char| c.is_ascii_uppercase())
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        {
+            return Err(AppError::invalid(
+                "key",
+                "use 1 to 32 upper-case letters and digits, starting with a letter",
+            ));
+        }
+        let name = field("name", text::single_line(&input.name, 200))?;
+        let now = state(ctx).clock.now();
+        state(ctx)
+            .db
+            .run(move |c| content::create_space(c, &who, site, &key, &name, now))
+            .await
+            .map(Space)
+    }
+
+    /// Creates a page in a space the caller reaches (a guest: their own space).
+    async fn create_page(&self, ctx: &Context<'_>, input: CreatePageInput) -> AppResult<Page_> {
+        let who = caller(ctx).await?;
+        let space = parse_id(&input.space_id, "Space")?;
+        let title = field("title", text::single_line(&input.title, 200))?;
+        let body = text::multi_line(&input.body, 100_000)
+            .map_err(|m| AppError::invalid("body", m))?
+            .unwrap_or_default();
+        let now = state(ctx).clock.now();
+        state(ctx)
+            .db
+            .run(move |c| content::create_page(c, &who, space, &title, &body, now))
+            .await
+            .map(Page_)
+    }
+
+    /// Invites 1 to 10 people to a site, atomically; each gets one personalized email.
+    async fn invite_users(
+        &self,
+        ctx: &Context<'_>,
+        input: InviteUsersInput,
+    ) -> AppResult<InviteUsersPayload> {
+        let who = caller(ctx).await?;
+        let site_id = parse_id(&input.site_id, "Site")?;
+        let space_id = input
+            .space_id
+            .as_ref()
+            .map(|s| parse_id(s, "Space"))
+            .transpose()?;
+        let st = state(ctx);
+        let now = st.clock.now();
+        let policy = st.delivery.clone();
+        let rows = st
+            .db
+            .run(move |c| {
+                // Precedence: NOT_FOUND, FORBIDDEN, then input errors, then the rules.
+                let a = crate::store::access::site_access(c, &who, site_id)?;
+                if let Some(space) = space_id {
+                    let (s, _) = content::space_with_access(c, &who, space)?;
+                    if s.site_id != site_id {
+                        return Err(AppError::NotFound("Space"));
+                    }
+                }
+                a.require_admin()?;
+                let emails = invites::parse_batch(&input.emails)?;
+                if space_id.is_some() && input.role != ProductRole::Guest {
+                    return Err(AppError::invalid(
+                        "spaceId",
+                        "only guests are invited to a space",
+                    ));
+                }
+                let personal_message = match &input.personal_message {
+                    Some(m) => text::multi_line(m, invites::MAX_MESSAGE_CHARS)
+                        .map_err(|e| AppError::invalid("personalMessage", e))?,
+                    None => None,
+                };
+                if input
+                    .expires_in_days
+                    .is_some_and(|d| !(1..=90).contains(&d))
+                {
+                    return Err(AppError::invalid(
+                        "expiresInDays",
+                        "must be between 1 and 90",
+                    ));
+                }
+                invites::invite_users(
+                    c,
+                    &who,
+                    NewInvites {
+                        site_id,
+                        emails,
+                        role: input.role,
+                        space_id,
+                        personal_message,
+                        expires_in_days: input.expires_in_days,
+                    },
+                    &policy,
+                    now,
+                )
+            })
+            .await?;
+        Ok(InviteUsersPayload {
+            invites: rows.into_iter().map(Invite).collect(),
+        })
+    }
+
+    /// Issues a new link (the old one stops working), renews the expiry and sends a fresh email.
+    async fn resend_invite(&self, ctx: &Context<'_>, id: ID) -> AppResult<Invite> {
+        let who = caller(ctx).await?;
+        let id = parse_id(&id, "Invite")?;
+        let st = state(ctx);
+        let (now, policy) = (st.clock.now(), st.delivery.clone());
+        st.db
+            .run(move |c| invites::resend(c, &who, id, &policy, now))
+            .await
+            .map(Invite)
+    }
+
+    /// Ends a pending invite; its link stops working and its seat is freed.
+    async fn revoke_invite(&self, ctx: &Context<'_>, id: ID) -> AppResult<Invite> {
+        let who = caller(ctx).await?;
+        let id = parse_id(&id, "Invite")?;
+        let now = state(ctx).clock.now();
+        state(ctx)
+            .db
+            .run(move |c| invites::revoke(c, &who, id, now))
+            .await
+            .map(Invite)
+    }
+
+    /// Accepts an invite (no sign-in needed: the token is the proof) and starts a session.
+    async fn accept_invite(
+        &self,
+        ctx: &Context<'_>,
+        input: AcceptInviteInput,
+    ) -> AppResult<AcceptInvitePayload> {
+        let st = state(ctx);
+        let (user, session_token) =
+            accept(st, input.token, input.display_name, input.password).await?;
+        Ok(AcceptInvitePayload {
+            user: User::full(user),
+            session_token,
+        })
+    }
+
+    /// Changes a site's limits. Never refused for usage: a lower limit leaves the site over it.
+    async fn update_site_settings(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateSiteSettingsInput,
+    ) -> AppResult<UpdateSiteSettingsPayload> {
+        let who = caller(ctx).await?;
+        let site_id = parse_id(&input.site_id, "Site")?;
+        let now = state(ctx).clock.now();
+        let (site, usage) = state(ctx)
+            .db
+            .run(move |c| {
+                let site = directory::update_settings(
+                    c,
+                    &who,
+                    site_id,
+                    SiteSettings {
+                        user_limit: input.user_limit,
+                        guest_ratio: input.guest_ratio,
+                        invite_expiry_days: input.invite_expiry_days,
+                    },
+                    now,
+                )?;
+                let usage = directory::seat_usage(c, &site, now)?;
+                Ok((site, usage))
+            })
+            .await?;
+        Ok(UpdateSiteSettingsPayload {
+            site: Site(site),
+            seat_usage: SeatUsage(usage),
+        })
+    }
+}
+
+/// Accepting an invite, shared by the mutation and the accept page: the password work (argon2) runs
+/// on its own bounded pool before the transaction, which then re-checks everything under the site lock.
+pub async fn accept(
+    st: &crate::state::AppState,
+    token: String,
+    display_name: Option<String>,
+    password: String,
+) -> AppResult<(models::User, String)> {
+    let now = st.clock.now();
+    let signer = st.signer.clone();
+    let t = token.clone();
+    let open = st
+        .db
+        .run(move |c| invites::open(c, &signer, &t, now))
+        .await?;
+    let credential = match open.existing_account {
+        Some(account) if account.password_hash.is_some() => {
+            if !st
+                .passwords
+                .verify(account.password_hash.clone(), password)
+                .await?
+            {
+                return Err(AppError::InvalidCredentials);
+            }
+            Credential::ExistingAccount {
+                user_id: account.id,
+                set_password_hash: None,
+            }
+        }
+        Some(account) => {
+            crate::auth::password::check_strength(&password, &account.email)
+                .map_err(AppError::WeakPassword)?;
+            Credential::ExistingAccount {
+                user_id: account.id,
+                set_password_hash: Some(st.passwords.hash(password).await?),
+            }
+        }
+        None => {
+            let name = text::single_line(display_name.as_deref().unwrap_or(""), 200)
+                .map_err(|m| AppError::invalid("displayName", m))?;
+            crate::auth::password::check_strength(&password, &open.invite.email)
+                .map_err(AppError::WeakPassword)?;
+            Credential::NewAccount {
+                display_name: name,
+                password_hash: st.passwords.hash(password).await?,
+            }
+        }
+    };
+    let signer = st.signer.clone();
+    let lifetime = st.session_lifetime();
+    let now = st.clock.now();
+    st.db
+        .run(move |c| invites::accept(c, &signer, &token, credential, lifetime, now))
+        .await
+}

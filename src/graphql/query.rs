@@ -1,0 +1,195 @@
+use super::types::*;
+use super::{caller, cursor, page, parse_id, state};
+use crate::error::{AppError, AppResult};
+use crate::store::models::InviteStatus;
+use crate::store::{access, content, directory, invites, org};
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, ID, Object};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+pub struct QueryRoot;
+
+#[Object]
+impl QueryRoot {
+    /// The signed-in person.
+    async fn me(&self, ctx: &Context<'_>) -> AppResult<User> {
+        Ok(User::full(caller(ctx).await?.user))
+    }
+
+    /// The caller's organization.
+    async fn organization(&self, ctx: &Context<'_>) -> AppResult<Organization> {
+        let who = caller(ctx).await?;
+        let id = who.user.organization_id;
+        state(ctx)
+            .db
+            .run(move |c| org::organization(c, id))
+            .await
+            .map(Organization)
+    }
+
+    /// Sites the caller can see (all of them for organization admins).
+    async fn sites(&self, ctx: &Context<'_>) -> AppResult<Vec<Site>> {
+        let who = caller(ctx).await?;
+        let rows = state(ctx)
+            .db
+            .run(move |c| org::visible_sites(c, &who))
+            .await?;
+        Ok(rows.into_iter().map(Site).collect())
+    }
+
+    async fn site(&self, ctx: &Context<'_>, id: ID) -> AppResult<Site> {
+        let who = caller(ctx).await?;
+        let id = parse_id(&id, "Site")?;
+        let a = state(ctx)
+            .db
+            .run(move |c| access::site_access(c, &who, id))
+            .await?;
+        if !(a.is_admin() || a.role.is_some()) {
+            return Err(AppError::Forbidden);
+        }
+        Ok(Site(a.site))
+    }
+
+    /// Seat usage of a site (admins).
+    async fn seat_usage(&self, ctx: &Context<'_>, site_id: ID) -> AppResult<SeatUsage> {
+        let who = caller(ctx).await?;
+        let id = parse_id(&site_id, "Site")?;
+        let now = state(ctx).clock.now();
+        state(ctx)
+            .db
+            .run(move |c| {
+                let a = access::site_access(c, &who, id)?;
+                a.require_admin()?;
+                directory::seat_usage(c, &a.site, now)
+            })
+            .await
+            .map(SeatUsage)
+    }
+
+    /// Spaces of a site the caller reaches: all for admins and paid users, their one space for a guest.
+    async fn spaces(&self, ctx: &Context<'_>, site_id: ID) -> AppResult<Vec<Space>> {
+        let who = caller(ctx).await?;
+        let id = parse_id(&site_id, "Site")?;
+        let rows = state(ctx)
+            .db
+            .run(move |c| content::visible_spaces(c, &who, id))
+            .await?;
+        Ok(rows.into_iter().map(Space).collect())
+    }
+
+    async fn space(&self, ctx: &Context<'_>, id: ID) -> AppResult<Space> {
+        let who = caller(ctx).await?;
+        let id = parse_id(&id, "Space")?;
+        let (space, a) = state(ctx)
+            .db
+            .run(move |c| content::space_with_access(c, &who, id))
+            .await?;
+        if !a.reaches_space(space.id) {
+            return Err(AppError::Forbidden);
+        }
+        Ok(Space(space))
+    }
+
+    /// The people directory of a site: every user with access (admins and paid users only).
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        site_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Page<SiteUser>> {
+        let who = caller(ctx).await?;
+        let id = parse_id(&site_id, "Site")?;
+        let (limit, after) = page::<(String, Uuid)>(first, after)?;
+        let (rows, total) = state(ctx)
+            .db
+            .run(move |c| {
+                directory::require_directory_access(c, &who, id)?;
+                directory::users_with_access(c, id, None, after, limit + 1)
+            })
+            .await?;
+        Ok(paginate(
+            rows,
+            limit,
+            total,
+            |(u, _)| (u.email_normalized.clone(), u.id),
+            |(u, role)| SiteUser {
+                user: User::full(u),
+                role,
+            },
+        ))
+    }
+
+    /// Invites of a site, newest first (admins).
+    async fn invites(
+        &self,
+        ctx: &Context<'_>,
+        site_id: ID,
+        status: Option<InviteStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Page<Invite>> {
+        let who = caller(ctx).await?;
+        let id = parse_id(&site_id, "Site")?;
+        let (limit, after) = page::<(DateTime<Utc>, Uuid)>(first, after)?;
+        let now = state(ctx).clock.now();
+        let (rows, total) = state(ctx)
+            .db
+            .run(move |c| {
+                access::site_access(c, &who, id)?.require_admin()?;
+                invites::list(c, id, status, after, limit + 1, now)
+            })
+            .await?;
+        Ok(paginate(
+            rows,
+            limit,
+            total,
+            |i| (i.created_at, i.id),
+            Invite,
+        ))
+    }
+
+    /// The organization's audit trail, newest first (organization admins).
+    async fn audit_events(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Page<AuditEvent>> {
+        let who = caller(ctx).await?;
+        if !who.org_admin {
+            return Err(AppError::Forbidden);
+        }
+        let (limit, after) = page::<i64>(first, after)?;
+        let org = who.user.organization_id;
+        let (rows, total) = state(ctx)
+            .db
+            .run(move |c| directory::audit_events(c, org, after, limit + 1))
+            .await?;
+        Ok(paginate(rows, limit, total, |e| e.id, AuditEvent))
+    }
+}
+
+/// Builds a forward page from `limit + 1` rows (the extra row only says there is a next page).
+pub(crate) fn paginate<R, C, N>(
+    mut rows: Vec<R>,
+    limit: i64,
+    total: i64,
+    key: impl Fn(&R) -> C,
+    node: impl Fn(R) -> N,
+) -> Page<N>
+where
+    C: serde::Serialize + serde::de::DeserializeOwned + Send + Sync,
+    N: async_graphql::OutputType,
+{
+    let has_next = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let mut conn =
+        Connection::with_additional_fields(false, has_next, Total { total_count: total });
+    conn.edges = rows
+        .into_iter()
+        .map(|r| Edge::new(cursor(key(&r)), node(r)))
+        .collect();
+    conn
+}

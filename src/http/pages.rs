@@ -1,0 +1,264 @@
+//! Plain server-side pages for email recipients (no front-end build): the invite accept page.
+//! Invalid links of every kind get the same page and status; forms carry a CSRF value bound to a
+//! SameSite cookie; pages send a strict CSP and `Referrer-Policy: no-referrer`.
+
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::store::invites;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+
+const CSRF_COOKIE: &str = "gp_csrf";
+
+#[derive(Template)]
+#[template(path = "pages/invite.html")]
+struct InvitePage<'a> {
+    site: &'a str,
+    organization: &'a str,
+    inviter: &'a str,
+    role: &'a str,
+    space: Option<&'a str>,
+    message: Option<&'a str>,
+    email: &'a str,
+    expires: String,
+    csrf: String,
+    existing_account: bool,
+    display_name: &'a str,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "pages/accepted.html")]
+struct AcceptedPage<'a> {
+    name: &'a str,
+    site: &'a str,
+    organization: &'a str,
+    space: Option<&'a str>,
+    app_url: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "pages/invalid.html")]
+struct InvalidPage;
+
+#[derive(Template)]
+#[template(path = "pages/message.html")]
+struct MessagePage<'a> {
+    title: &'a str,
+    text: &'a str,
+}
+
+/// Security headers for every HTML page.
+fn html(status: StatusCode, body: Result<String, askama::Error>) -> HttpResponse {
+    let body = body.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "template failed");
+        "Internal error".into()
+    });
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body)
+}
+
+fn invalid() -> HttpResponse {
+    html(StatusCode::NOT_FOUND, InvalidPage.render())
+}
+
+fn unavailable() -> HttpResponse {
+    html(
+        StatusCode::SERVICE_UNAVAILABLE,
+        MessagePage {
+            title: "Please try again shortly",
+            text: "Guestpass cannot reach its database right now. Nothing was changed.",
+        }
+        .render(),
+    )
+}
+
+pub async fn not_found() -> HttpResponse {
+    html(
+        StatusCode::NOT_FOUND,
+        MessagePage {
+            title: "Not found",
+            text: "There is nothing at this address.",
+        }
+        .render(),
+    )
+}
+
+fn cookie_nonce(req: &HttpRequest) -> Option<String> {
+    let raw = req.headers().get(header::COOKIE)?.to_str().ok()?;
+    raw.split(';')
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == CSRF_COOKIE)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| v.len() == 32 && v.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+fn set_cookie(state: &AppState, nonce: &str) -> String {
+    let secure = if state.config.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("{CSRF_COOKIE}={nonce}; Path=/invite; HttpOnly; SameSite=Strict; Max-Age=3600{secure}")
+}
+
+async fn render_form(
+    state: &AppState,
+    req: &HttpRequest,
+    token: &str,
+    status: StatusCode,
+    display_name: &str,
+    error: Option<String>,
+) -> HttpResponse {
+    let now = state.clock.now();
+    let signer = state.signer.clone();
+    let t = token.to_string();
+    let open = match state
+        .db
+        .run(move |c| invites::open(c, &signer, &t, now))
+        .await
+    {
+        Ok(o) => o,
+        Err(AppError::Unavailable) => return unavailable(),
+        Err(_) => return invalid(),
+    };
+    let nonce =
+        cookie_nonce(req).unwrap_or_else(|| hex::encode(crate::auth::tokens::random_nonce()));
+    let page = InvitePage {
+        site: &open.site.name,
+        organization: &open.organization.name,
+        inviter: &open.inviter.display_name,
+        role: open.invite.role().map_or("a member", |r| r.describe()),
+        space: open.space.as_ref().map(|s| s.name.as_str()),
+        message: open.invite.personal_message.as_deref(),
+        email: &open.invite.email,
+        expires: open
+            .invite
+            .expires_at
+            .format("%-d %B %Y at %H:%M UTC")
+            .to_string(),
+        csrf: state.signer.csrf_tag(token, &nonce),
+        existing_account: open.existing_account.is_some(),
+        display_name,
+        error,
+    };
+    let mut res = html(status, page.render());
+    if let Ok(v) = header::HeaderValue::from_str(&set_cookie(state, &nonce)) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    res
+}
+
+pub async fn invite_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> HttpResponse {
+    render_form(&state, &req, &path.into_inner(), StatusCode::OK, "", None).await
+}
+
+#[derive(serde::Deserialize)]
+pub struct AcceptForm {
+    csrf: String,
+    display_name: Option<String>,
+    password: String,
+    password_confirmation: Option<String>,
+}
+
+pub async fn invite_submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<AcceptForm>,
+) -> HttpResponse {
+    let token = path.into_inner();
+    let form = form.into_inner();
+    let name = form.display_name.clone().unwrap_or_default();
+    let csrf_ok = cookie_nonce(&req).is_some_and(|n| state.signer.csrf_ok(&token, &n, &form.csrf));
+    if !csrf_ok {
+        return render_form(
+            &state,
+            &req,
+            &token,
+            StatusCode::FORBIDDEN,
+            &name,
+            Some("Your session for this form expired or the form was sent from another site. Please try again.".into()),
+        )
+        .await;
+    }
+    if let Some(confirm) = &form.password_confirmation
+        && confirm != &form.password
+    {
+        return render_form(
+            &state,
+            &req,
+            &token,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &name,
+            Some("The two passwords do not match.".into()),
+        )
+        .await;
+    }
+    match crate::graphql::accept(&state, token.clone(), form.display_name, form.password).await {
+        Ok((user, _session)) => {
+            let now = state.clock.now();
+            let t = token.clone();
+            // The invite is used now; show what it granted.
+            let site = state
+                .db
+                .run(move |c| crate::store::invites::accepted_summary(c, &t, user.id, now))
+                .await
+                .ok();
+            let (site_name, org_name, space) = site.unwrap_or_default();
+            html(
+                StatusCode::OK,
+                AcceptedPage {
+                    name: &user.display_name,
+                    site: &site_name,
+                    organization: &org_name,
+                    space: space.as_deref(),
+                    app_url: state.config.app_url.as_deref(),
+                }
+                .render(),
+            )
+        }
+        Err(AppError::InviteInvalid) => invalid(),
+        Err(AppError::Unavailable) => unavailable(),
+        Err(
+            e @ (AppError::WeakPassword(_)
+            | AppError::InvalidInput { .. }
+            | AppError::InvalidCredentials),
+        ) => {
+            render_form(
+                &state,
+                &req,
+                &token,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &name,
+                Some(e.to_string()),
+            )
+            .await
+        }
+        Err(e) => {
+            render_form(
+                &state,
+                &req,
+                &token,
+                StatusCode::CONFLICT,
+                &name,
+                Some(e.to_string()),
+            )
+            .await
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The email job: claim the delivery, render, send, and record the outcome. Transient failures are
+//! retried with exponential backoff and jitter as new delayed jobs; permanent ones are not.
+
+use super::EmailJob;
+use crate::email::{InviteEmail, Mailer, SendError, build_message};
+use crate::state::AppState;
+use crate::store::emails::{self, Claim};
+use apalis::prelude::*;
+use lettre::message::Mailbox;
+use rand::Rng;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct EmailContext {
+    pub state: AppState,
+    pub mailer: Arc<Mailer>,
+    pub from: Mailbox,
+    pub retry_base: Duration,
+}
+
+const MAX_DELAY: Duration = Duration::from_secs(3600);
+
+/// `base x 2^(attempt-1)`, capped at an hour, with +-25% jitter so retries of a burst spread out.
+pub fn backoff(base: Duration, attempt: i32) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.clamp(1, 20).saturating_sub(1).min(20) as u32);
+    let capped = exp.min(MAX_DELAY);
+    let jitter = rand::rng().random_range(0.75..1.25);
+    capped.mul_f64(jitter)
+}
+
+pub async fn deliver(job: EmailJob, ctx: Data<Arc<EmailContext>>) -> Result<(), BoxDynError> {
+    let span = tracing::info_span!("email", delivery = %job.delivery_id);
+    let _e = span.enter();
+    ctx.process(job)
+        .await
+        .map_err(|e| -> BoxDynError { e.to_string().into() })
+}
+
+impl EmailContext {
+    async fn process(&self, job: EmailJob) -> crate::error::AppResult<()> {
+        let st = &self.state;
+        let id = job.delivery_id;
+        let now = st.clock.now();
+        let claim = st.db.run(move |c| emails::claim(c, id, now)).await?;
+        let item = match claim {
+            Claim::Skip(why) => {
+                tracing::debug!(why, "nothing to send");
+                return Ok(());
+            }
+            Claim::Send(item) => item,
+        };
+        let token = st.signer.sign(
+            crate::auth::tokens::LinkPurpose::Invite,
+            item.invite.id,
+            &item.invite.token_nonce,
+        );
+        let content = InviteEmail {
+            inviter: item.inviter.display_name.clone(),
+            organization: item.organization.name.clone(),
+            site: item.site.name.clone(),
+            space: item.space.as_ref().map(|s| s.name.clone()),
+            role: item.invite.role().map_or("a member", |r| r.describe()),
+            message: item.invite.personal_message.clone(),
+            link: format!(
+                "{}/invite/{}",
+                st.config.public_url.trim_end_matches('/'),
+                token
+            ),
+            expires: item
+                .invite
+                .expires_at
+                .format("%-d %B %Y at %H:%M UTC")
+                .to_string(),
+        };
+        let rendered = content.render().map_err(crate::error::AppError::internal)?;
+        let message = match build_message(
+            &self.from,
+            &item.delivery.recipient,
+            &item.delivery.message_id,
+            rendered,
+        ) {
+            Ok(m) => m,
+            Err(e) => {
+                st.db.run(move |c| emails::mark_failed(c, id, &e)).await?;
+                return Ok(());
+            }
+        };
+        let result = self.mailer.send(&id.to_string(), message).await;
+        let now = st.clock.now();
+        let attempts = item.delivery.attempts;
+        let give_up_at = item.delivery.give_up_at;
+        let expires_at = item.invite.expires_at;
+        let outcome = match &result {
+            Ok(()) => "sent",
+            Err(SendError::Permanent(_)) => "permanent_failure",
+            Err(SendError::Transient(_)) => "transient_failure",
+            Err(SendError::Configuration(_)) => "configuration_failure",
+        };
+        st.metrics
+            .emails
+            .get_or_create(&crate::metrics::EmailLabels {
+                outcome: outcome.into(),
+            })
+            .inc();
+        match result {
+            Ok(()) => {
+                st.metrics.mail_path_broken.set(0);
+                st.db.run(move |c| emails::mark_sent(c, id, now)).await
+            }
+            Err(SendError::Permanent(e)) => {
+                st.metrics.mail_path_broken.set(0);
+                tracing::warn!(error = %e, "recipient refused; not retrying");
+                st.db.run(move |c| emails::mark_failed(c, id, &e)).await
+            }
+            Err(SendError::Transient(e)) => {
+                let delay = backoff(self.retry_base, attempts);
+                if now + chrono::Duration::from_std(delay).unwrap_or_default() > give_up_at {
+                    let msg = format!("gave up after {attempts} attempts: {e}");
+                    st.db.run(move |c| emails::mark_failed(c, id, &msg)).await
+                } else {
+                    tracing::info!(error = %e, retry_in_ms = delay.as_millis() as u64, "send failed; will retry");
+                    st.db
+                        .run(move |c| emails::schedule_retry(c, id, &e, delay, now))
+                        .await
+                }
+            }
+            Err(SendError::Configuration(e)) => {
+                // Not the invite's fault: keep retrying (within the invite's lifetime) and make it visible.
+                st.metrics.mail_path_broken.set(1);
+                *st.metrics
+                    .last_mail_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+                tracing::error!(error = %e, "mail path broken by configuration (SMTP authentication or TLS)");
+                let delay = backoff(self.retry_base, attempts);
+                if now + chrono::Duration::from_std(delay).unwrap_or_default() > expires_at {
+                    let msg = format!("invite expired before the mail server accepted it: {e}");
+                    st.db.run(move |c| emails::mark_failed(c, id, &msg)).await
+                } else {
+                    st.db
+                        .run(move |c| emails::schedule_retry(c, id, &e, delay, now))
+                        .await
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let base = Duration::from_secs(30);
+        let first = backoff(base, 1);
+        assert!(first >= Duration::from_millis(22_500) && first <= Duration::from_millis(37_500));
+        let third = backoff(base, 3);
+        assert!(third >= Duration::from_secs(90) && third <= Duration::from_secs(150));
+        assert!(backoff(base, 30) <= MAX_DELAY.mul_f64(1.25));
+    }
+}

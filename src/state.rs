@@ -1,0 +1,47 @@
+//! Shared application state, built once at start-up.
+
+use crate::auth::password::PasswordPool;
+use crate::auth::tokens::LinkSigner;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::metrics::Metrics;
+use crate::store::invites::DeliveryPolicy;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub clock: Clock,
+    pub config: Arc<Config>,
+    pub signer: LinkSigner,
+    pub passwords: PasswordPool,
+    pub delivery: DeliveryPolicy,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    pub fn new(config: Config, db: Db, clock: Clock, secret: &str) -> Self {
+        let host = url::Url::parse(&config.public_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| "guestpass.invalid".into());
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            db,
+            clock,
+            signer: LinkSigner::new(secret),
+            passwords: PasswordPool::new(workers),
+            delivery: DeliveryPolicy {
+                retry_for: chrono::Duration::seconds(config.email_retry_for_secs as i64),
+                message_id_domain: host,
+            },
+            metrics: Arc::new(Metrics::new()),
+            config: Arc::new(config),
+        }
+    }
+
+    pub fn session_lifetime(&self) -> chrono::Duration {
+        chrono::Duration::hours(self.config.session_hours)
+    }
+}

@@ -1,0 +1,146 @@
+//! Spaces and their pages: the content a guest may reach inside their one space.
+
+use crate::db::schema::*;
+use crate::error::{AppError, AppResult};
+use crate::store::access::{self, Caller, SiteAccess};
+use crate::store::audit::{self, Audit};
+use crate::store::models::{Page, Space};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+/// A space of the caller's organization, with the caller's standing on its site.
+pub fn space_with_access(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    space_id: Uuid,
+) -> AppResult<(Space, SiteAccess)> {
+    let space: Space = spaces::table
+        .inner_join(sites::table)
+        .filter(spaces::id.eq(space_id))
+        .filter(sites::organization_id.eq(caller.user.organization_id))
+        .select(Space::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound("Space"))?;
+    let access = access::site_access(conn, caller, space.site_id)?;
+    Ok((space, access))
+}
+
+/// The spaces of a site the caller reaches: all for admins and paid users, their own for a guest.
+pub fn visible_spaces(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    site_id: Uuid,
+) -> AppResult<Vec<Space>> {
+    let access = access::site_access(conn, caller, site_id)?;
+    let mut q = spaces::table
+        .filter(spaces::site_id.eq(site_id))
+        .order((spaces::key.asc(), spaces::id.asc()))
+        .select(Space::as_select())
+        .into_boxed();
+    if !access.sees_whole_site() {
+        match access.guest_space {
+            Some(s) if access.role.is_some() => q = q.filter(spaces::id.eq(s)),
+            _ => return Err(AppError::Forbidden),
+        }
+    }
+    Ok(q.load(conn)?)
+}
+
+pub fn create_space(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    site_id: Uuid,
+    key: &str,
+    name: &str,
+    now: DateTime<Utc>,
+) -> AppResult<Space> {
+    let access = access::site_access(conn, caller, site_id)?;
+    if !access.manages_spaces() {
+        return Err(AppError::Forbidden);
+    }
+    conn.transaction(|conn| {
+        let space: Option<Space> = diesel::insert_into(spaces::table)
+            .values((
+                spaces::site_id.eq(site_id),
+                spaces::key.eq(key),
+                spaces::name.eq(name),
+                spaces::created_at.eq(now),
+            ))
+            .on_conflict_do_nothing()
+            .returning(Space::as_returning())
+            .get_result(conn)
+            .optional()?;
+        let space = space.ok_or_else(|| {
+            AppError::invalid(
+                "key",
+                format!("a space with key {key} already exists on this site"),
+            )
+        })?;
+        audit::record(
+            conn,
+            Audit {
+                organization_id: caller.user.organization_id,
+                actor_id: Some(caller.user.id),
+                action: "space.create",
+                target_type: "space",
+                target_id: space.id.to_string(),
+                site_id: Some(site_id),
+                before: None,
+                after: Some(serde_json::json!({ "key": space.key, "name": space.name })),
+                created_at: now,
+            },
+        )?;
+        Ok(space)
+    })
+}
+
+pub fn pages(conn: &mut PgConnection, space_id: Uuid) -> AppResult<Vec<Page>> {
+    Ok(pages::table
+        .filter(pages::space_id.eq(space_id))
+        .order((pages::created_at.asc(), pages::id.asc()))
+        .select(Page::as_select())
+        .load(conn)?)
+}
+
+pub fn create_page(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    space_id: Uuid,
+    title: &str,
+    body: &str,
+    now: DateTime<Utc>,
+) -> AppResult<Page> {
+    let (space, access) = space_with_access(conn, caller, space_id)?;
+    if !access.reaches_space(space.id) {
+        return Err(AppError::Forbidden);
+    }
+    conn.transaction(|conn| {
+        let page: Page = diesel::insert_into(pages::table)
+            .values((
+                pages::space_id.eq(space.id),
+                pages::title.eq(title),
+                pages::body.eq(body),
+                pages::created_by.eq(caller.user.id),
+                pages::created_at.eq(now),
+            ))
+            .returning(Page::as_returning())
+            .get_result(conn)?;
+        audit::record(
+            conn,
+            Audit {
+                organization_id: caller.user.organization_id,
+                actor_id: Some(caller.user.id),
+                action: "page.create",
+                target_type: "page",
+                target_id: page.id.to_string(),
+                site_id: Some(space.site_id),
+                before: None,
+                after: Some(serde_json::json!({ "space": space.id, "title": page.title })),
+                created_at: now,
+            },
+        )?;
+        Ok(page)
+    })
+}

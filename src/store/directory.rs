@@ -1,0 +1,195 @@
+//! People on a site: the people directory, site settings and seat usage.
+
+use crate::db::schema::*;
+use crate::domain::ProductRole;
+use crate::domain::seats::{self, Usage};
+use crate::error::{AppError, AppResult};
+use crate::store::access::{self, Caller, EFFECTIVE_ROLES};
+use crate::store::audit::{self, Audit};
+use crate::store::models::{Site, User};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, SmallInt, Text, Uuid as SqlUuid};
+use serde_json::json;
+use uuid::Uuid;
+
+pub fn seat_usage(conn: &mut PgConnection, site: &Site, now: DateTime<Utc>) -> AppResult<Usage> {
+    Ok(seats::usage(
+        site.limits(),
+        access::counts(conn, site.id, now)?,
+    ))
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SiteSettings {
+    pub user_limit: Option<i32>,
+    pub guest_ratio: Option<i32>,
+    pub invite_expiry_days: Option<i32>,
+}
+
+/// Changes limits. Never refused for usage: lowering a limit below usage leaves the site over it.
+pub fn update_settings(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    site_id: Uuid,
+    s: SiteSettings,
+    now: DateTime<Utc>,
+) -> AppResult<Site> {
+    access::site_access(conn, caller, site_id)?.require_admin()?;
+    if s.user_limit.is_some_and(|v| !(0..=10_000_000).contains(&v)) {
+        return Err(AppError::invalid(
+            "userLimit",
+            "must be between 0 and 10,000,000",
+        ));
+    }
+    if s.guest_ratio.is_some_and(|v| !(0..=1000).contains(&v)) {
+        return Err(AppError::invalid(
+            "guestRatio",
+            "must be between 0 and 1,000",
+        ));
+    }
+    if s.invite_expiry_days.is_some_and(|v| !(1..=90).contains(&v)) {
+        return Err(AppError::invalid(
+            "inviteExpiryDays",
+            "must be between 1 and 90",
+        ));
+    }
+    conn.transaction(|conn| {
+        let old = access::lock_site(conn, site_id)?;
+        let site: Site = diesel::update(sites::table.find(site_id))
+            .set((
+                sites::user_limit.eq(s.user_limit.unwrap_or(old.user_limit)),
+                sites::guest_ratio.eq(s.guest_ratio.unwrap_or(old.guest_ratio)),
+                sites::invite_expiry_days.eq(s.invite_expiry_days.unwrap_or(old.invite_expiry_days)),
+            ))
+            .returning(Site::as_returning())
+            .get_result(conn)?;
+        audit::record(
+            conn,
+            Audit {
+                organization_id: site.organization_id,
+                actor_id: Some(caller.user.id),
+                action: "site.settings",
+                target_type: "site",
+                target_id: site.id.to_string(),
+                site_id: Some(site.id),
+                before: Some(json!({ "userLimit": old.user_limit, "guestRatio": old.guest_ratio, "inviteExpiryDays": old.invite_expiry_days })),
+                after: Some(json!({ "userLimit": site.user_limit, "guestRatio": site.guest_ratio, "inviteExpiryDays": site.invite_expiry_days })),
+                created_at: now,
+            },
+        )?;
+        Ok(site)
+    })
+}
+
+#[derive(QueryableByName)]
+struct DirectoryRow {
+    #[diesel(sql_type = SqlUuid)]
+    user_id: Uuid,
+    #[diesel(sql_type = SmallInt)]
+    role: i16,
+    #[diesel(sql_type = BigInt)]
+    total: i64,
+}
+
+/// Users with access to a site (optionally only one role), ordered by email, keyset-paginated on
+/// `(email_normalized, id)`. Returns each user with their effective role, and the total.
+pub fn users_with_access(
+    conn: &mut PgConnection,
+    site_id: Uuid,
+    only: Option<ProductRole>,
+    after: Option<(String, Uuid)>,
+    limit: i64,
+) -> AppResult<(Vec<(User, ProductRole)>, i64)> {
+    let paged = after.is_some();
+    let (after_email, after_id) = after.map_or((None, None), |(e, i)| (Some(e), Some(i)));
+    let rows: Vec<DirectoryRow> = diesel::sql_query(format!(
+        "WITH {EFFECTIVE_ROLES},
+         listed AS (SELECT eff.user_id, eff.role, u.email_normalized FROM eff JOIN users u ON u.id = eff.user_id
+                    WHERE $2::smallint IS NULL OR eff.role = $2)
+         SELECT user_id, role, (SELECT count(*) FROM listed) AS total FROM listed
+         WHERE $3::text IS NULL OR (email_normalized, user_id) > ($3, $4)
+         ORDER BY email_normalized, user_id
+         LIMIT $5"
+    ))
+    .bind::<SqlUuid, _>(site_id)
+    .bind::<Nullable<SmallInt>, _>(only.map(ProductRole::rank))
+    .bind::<Nullable<Text>, _>(after_email)
+    .bind::<Nullable<SqlUuid>, _>(after_id)
+    .bind::<BigInt, _>(limit)
+    .load(conn)?;
+    let total = match rows.first() {
+        Some(r) => r.total,
+        // an empty page still needs the total
+        None if paged => users_with_access(conn, site_id, only, None, 1)?.1,
+        None => 0,
+    };
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.user_id).collect();
+    let users: Vec<User> = users::table
+        .filter(users::id.eq_any(&ids))
+        .select(User::as_select())
+        .load(conn)?;
+    let out = rows
+        .iter()
+        .filter_map(|r| {
+            let u = users.iter().find(|u| u.id == r.user_id)?.clone();
+            Some((u, ProductRole::from_rank(r.role)?))
+        })
+        .collect();
+    Ok((out, total))
+}
+
+/// A user of the caller's organization; any other id is `NOT_FOUND`.
+pub fn user_in_org(conn: &mut PgConnection, org: Uuid, id: Uuid) -> AppResult<User> {
+    users::table
+        .find(id)
+        .filter(users::organization_id.eq(org))
+        .select(User::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound("User"))
+}
+
+pub fn users_by_ids(conn: &mut PgConnection, ids: &[Uuid]) -> AppResult<Vec<User>> {
+    Ok(users::table
+        .filter(users::id.eq_any(ids))
+        .select(User::as_select())
+        .load(conn)?)
+}
+
+pub fn audit_events(
+    conn: &mut PgConnection,
+    org: Uuid,
+    before_id: Option<i64>,
+    limit: i64,
+) -> AppResult<(Vec<crate::store::models::AuditEvent>, i64)> {
+    let total: i64 = audit_events::table
+        .filter(audit_events::organization_id.eq(org))
+        .count()
+        .get_result(conn)?;
+    let mut q = audit_events::table
+        .filter(audit_events::organization_id.eq(org))
+        .into_boxed();
+    if let Some(b) = before_id {
+        q = q.filter(audit_events::id.lt(b));
+    }
+    let rows = q
+        .order(audit_events::id.desc())
+        .limit(limit)
+        .select(crate::store::models::AuditEvent::as_select())
+        .load(conn)?;
+    Ok((rows, total))
+}
+
+/// Checks that the caller may read the people directory of a site (admins and paid users).
+pub fn require_directory_access(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    site_id: Uuid,
+) -> AppResult<Site> {
+    let a = access::site_access(conn, caller, site_id)?;
+    if !a.sees_whole_site() {
+        return Err(AppError::Forbidden);
+    }
+    Ok(a.site)
+}

@@ -1,0 +1,754 @@
+//! Invites: creating batches under the seat rules, resending, revoking, accepting; and each invite's
+//! email delivery rows, enqueued in the same transaction.
+
+use crate::auth::tokens::{LinkPurpose, LinkSigner, random_nonce};
+use crate::db::schema::*;
+use crate::domain::seats::{self, Counts};
+use crate::domain::{EmailAddress, ProductRole};
+use crate::error::{AddressError, AppError, AppResult, ErrorCode};
+use crate::jobs::EmailJob;
+use crate::store::access::{self, Caller};
+use crate::store::audit::{self, Audit};
+use crate::store::models::{EmailDelivery, Invite, NewUser, Site, User};
+use crate::store::{org, queue};
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use serde_json::json;
+use uuid::Uuid;
+
+pub const MAX_BATCH: usize = 10;
+pub const MAX_MESSAGE_CHARS: usize = 1000;
+
+/// Settings the store needs from configuration.
+#[derive(Clone, Debug)]
+pub struct DeliveryPolicy {
+    /// How long transient failures are retried (capped by the invite's expiry).
+    pub retry_for: Duration,
+    /// The host part of `Message-ID`s.
+    pub message_id_domain: String,
+}
+
+/// A validated `inviteUsers` request.
+#[derive(Clone, Debug)]
+pub struct NewInvites {
+    pub site_id: Uuid,
+    pub emails: Vec<EmailAddress>,
+    pub role: ProductRole,
+    pub space_id: Option<Uuid>,
+    pub personal_message: Option<String>,
+    pub expires_in_days: Option<i32>,
+}
+
+/// Parses and de-duplicates the addresses of a batch: `TOO_MANY_INVITES` first, then every invalid one.
+pub fn parse_batch(raw: &[String]) -> AppResult<Vec<EmailAddress>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut unique: Vec<&str> = Vec::new();
+    for e in raw {
+        let key = e.trim().to_lowercase();
+        if seen.insert(key) {
+            unique.push(e.as_str());
+        }
+    }
+    if unique.len() > MAX_BATCH {
+        return Err(AppError::TooManyInvites { max: MAX_BATCH });
+    }
+    if unique.is_empty() {
+        return Err(AppError::invalid("emails", "give at least one address"));
+    }
+    let mut ok = Vec::new();
+    let mut bad = Vec::new();
+    for e in unique {
+        match EmailAddress::parse(e) {
+            Ok(a) => ok.push(a),
+            Err(_) => bad.push(AddressError {
+                email: e.chars().take(254).collect(),
+                code: ErrorCode::InvalidEmail,
+            }),
+        }
+    }
+    if !bad.is_empty() {
+        return Err(AppError::Addresses(bad));
+    }
+    Ok(ok)
+}
+
+fn message_id(policy: &DeliveryPolicy, invite: Uuid, nonce: &[u8]) -> String {
+    format!(
+        "<invite.{}.{}@{}>",
+        invite.simple(),
+        hex::encode(nonce),
+        policy.message_id_domain
+    )
+}
+
+/// Closes pending invites of a site whose expiry has passed, so they stop blocking new invites.
+fn close_expired(conn: &mut PgConnection, site_id: Uuid, now: DateTime<Utc>) -> AppResult<()> {
+    diesel::update(
+        invites::table
+            .filter(invites::site_id.eq(site_id))
+            .filter(invites::status.eq("PENDING"))
+            .filter(invites::expires_at.le(now)),
+    )
+    .set(invites::status.eq("EXPIRED"))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Inserts an email delivery row for the invite's current token and its job.
+fn queue_invite_email(
+    conn: &mut PgConnection,
+    invite: &Invite,
+    org_id: Uuid,
+    policy: &DeliveryPolicy,
+    now: DateTime<Utc>,
+) -> AppResult<Uuid> {
+    let give_up_at = (now + policy.retry_for).min(invite.expires_at);
+    let id: Uuid = diesel::insert_into(email_deliveries::table)
+        .values((
+            email_deliveries::organization_id.eq(org_id),
+            email_deliveries::kind.eq("INVITE"),
+            email_deliveries::invite_id.eq(invite.id),
+            email_deliveries::token_nonce.eq(&invite.token_nonce),
+            email_deliveries::recipient.eq(&invite.email),
+            email_deliveries::status.eq("QUEUED"),
+            email_deliveries::message_id.eq(message_id(policy, invite.id, &invite.token_nonce)),
+            email_deliveries::created_at.eq(now),
+            email_deliveries::give_up_at.eq(give_up_at),
+        ))
+        .returning(email_deliveries::id)
+        .get_result(conn)?;
+    queue::enqueue(
+        conn,
+        queue::EMAIL_QUEUE,
+        &EmailJob { delivery_id: id },
+        0.0,
+        None,
+    )?;
+    Ok(id)
+}
+
+/// Stops deliveries that were waiting to send an invite's old token.
+fn cancel_waiting_deliveries(conn: &mut PgConnection, invite_id: Uuid) -> AppResult<()> {
+    diesel::update(
+        email_deliveries::table
+            .filter(email_deliveries::invite_id.eq(invite_id))
+            .filter(email_deliveries::status.eq_any(["QUEUED", "RETRYING"])),
+    )
+    .set((
+        email_deliveries::status.eq("CANCELLED"),
+        email_deliveries::next_attempt_at.eq(None::<DateTime<Utc>>),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+fn invite_json(i: &Invite, now: DateTime<Utc>) -> serde_json::Value {
+    json!({
+        "email": i.email,
+        "role": i.role(),
+        "space": i.space_id,
+        "status": i.status_at(now).as_str(),
+        "expiresAt": i.expires_at,
+    })
+}
+
+/// Creates a batch of invites atomically, after checking who may, the addresses and the seat rules.
+pub fn invite_users(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    req: NewInvites,
+    policy: &DeliveryPolicy,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<Invite>> {
+    conn.transaction(|conn| {
+        let site = access::lock_site(conn, req.site_id)?;
+        close_expired(conn, site.id, now)?;
+        let days = req.expires_in_days.unwrap_or(site.invite_expiry_days);
+        let normalized: Vec<&str> = req.emails.iter().map(|e| e.normalized()).collect();
+
+        // Per-address refusals, each address with its own (first applicable) code.
+        let existing: Vec<User> = users::table
+            .filter(users::organization_id.eq(site.organization_id))
+            .filter(users::email_normalized.eq_any(&normalized))
+            .select(User::as_select())
+            .load(conn)?;
+        let pending: Vec<String> = invites::table
+            .filter(invites::site_id.eq(site.id))
+            .filter(invites::status.eq("PENDING"))
+            .filter(invites::email_normalized.eq_any(&normalized))
+            .select(invites::email_normalized)
+            .load(conn)?;
+        let mut problems = Vec::new();
+        for email in &req.emails {
+            let user = existing
+                .iter()
+                .find(|u| u.email_normalized == email.normalized());
+            let code = if let Some(u) = user {
+                if access::effective_role_of(conn, site.id, u.id)?.is_some() {
+                    Some(ErrorCode::AlreadyHasAccess)
+                } else if pending.iter().any(|p| p == email.normalized()) {
+                    Some(ErrorCode::InvitePending)
+                } else if req.role == ProductRole::Guest
+                    && access::is_former_paid(conn, site.id, u.id)?
+                {
+                    Some(ErrorCode::PaidUserCannotBeGuest)
+                } else {
+                    None
+                }
+            } else if pending.iter().any(|p| p == email.normalized()) {
+                Some(ErrorCode::InvitePending)
+            } else {
+                None
+            };
+            if let Some(code) = code {
+                problems.push(AddressError {
+                    email: email.as_str().to_string(),
+                    code,
+                });
+            }
+        }
+        if !problems.is_empty() {
+            return Err(AppError::Addresses(problems));
+        }
+
+        let before = access::counts(conn, site.id, now)?;
+        let n = req.emails.len() as i64;
+        let after = if req.role.is_paid() {
+            Counts {
+                pending_paid: before.pending_paid + n,
+                ..before
+            }
+        } else {
+            Counts {
+                pending_guests: before.pending_guests + n,
+                ..before
+            }
+        };
+        seats::check_change(site.limits(), before, after)?;
+
+        let mut created = Vec::with_capacity(req.emails.len());
+        let mut events = Vec::with_capacity(req.emails.len());
+        for email in &req.emails {
+            let invite: Invite = diesel::insert_into(invites::table)
+                .values((
+                    invites::site_id.eq(site.id),
+                    invites::email.eq(email.as_str()),
+                    invites::email_normalized.eq(email.normalized()),
+                    invites::role.eq(req.role.rank()),
+                    invites::space_id.eq(req.space_id),
+                    invites::personal_message.eq(&req.personal_message),
+                    invites::invited_by.eq(caller.user.id),
+                    invites::token_nonce.eq(random_nonce().to_vec()),
+                    invites::status.eq("PENDING"),
+                    invites::created_at.eq(now),
+                    invites::expires_at.eq(now + Duration::days(days.into())),
+                ))
+                .returning(Invite::as_returning())
+                .get_result(conn)?;
+            queue_invite_email(conn, &invite, site.organization_id, policy, now)?;
+            events.push(Audit {
+                organization_id: site.organization_id,
+                actor_id: Some(caller.user.id),
+                action: "invite.create",
+                target_type: "invite",
+                target_id: invite.id.to_string(),
+                site_id: Some(site.id),
+                before: None,
+                after: Some(invite_json(&invite, now)),
+                created_at: now,
+            });
+            created.push(invite);
+        }
+        audit::record_all(conn, events)?;
+        Ok(created)
+    })
+}
+
+/// An invite of the caller's organization with the caller's standing on its site; admins only.
+fn invite_for_admin(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    id: Uuid,
+) -> AppResult<(Invite, Site)> {
+    let invite: Invite = invites::table
+        .inner_join(sites::table)
+        .filter(invites::id.eq(id))
+        .filter(sites::organization_id.eq(caller.user.organization_id))
+        .select(Invite::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound("Invite"))?;
+    let a = access::site_access(conn, caller, invite.site_id)?;
+    a.require_admin()?;
+    Ok((invite, a.site))
+}
+
+/// Issues a new token (the old link stops working), renews the expiry and queues a fresh email.
+pub fn resend(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    id: Uuid,
+    policy: &DeliveryPolicy,
+    now: DateTime<Utc>,
+) -> AppResult<Invite> {
+    let (_, site) = invite_for_admin(conn, caller, id)?;
+    conn.transaction(|conn| {
+        let site = access::lock_site(conn, site.id)?;
+        close_expired(conn, site.id, now)?;
+        let old: Invite = invites::table
+            .find(id)
+            .for_update()
+            .select(Invite::as_select())
+            .first(conn)?;
+        match old.status_at(now) {
+            crate::store::models::InviteStatus::Pending => {}
+            crate::store::models::InviteStatus::Expired => {
+                // An expired invite holds no seat: renewing it takes one again.
+                let before = access::counts(conn, site.id, now)?;
+                let mut after = before;
+                if old.role().is_some_and(ProductRole::is_paid) {
+                    after.pending_paid += 1;
+                } else {
+                    after.pending_guests += 1;
+                }
+                seats::check_change(site.limits(), before, after)?;
+                let taken: bool = diesel::select(diesel::dsl::exists(
+                    invites::table
+                        .filter(invites::site_id.eq(site.id))
+                        .filter(invites::status.eq("PENDING"))
+                        .filter(invites::email_normalized.eq(&old.email_normalized)),
+                ))
+                .get_result(conn)?;
+                if taken {
+                    return Err(AppError::Addresses(vec![AddressError {
+                        email: old.email.clone(),
+                        code: ErrorCode::InvitePending,
+                    }]));
+                }
+            }
+            _ => {
+                return Err(AppError::invalid(
+                    "id",
+                    "only pending or expired invites can be resent",
+                ));
+            }
+        }
+        cancel_waiting_deliveries(conn, id)?;
+        let invite: Invite = diesel::update(invites::table.find(id))
+            .set((
+                invites::token_nonce.eq(random_nonce().to_vec()),
+                invites::status.eq("PENDING"),
+                invites::expires_at.eq(now + Duration::days(site.invite_expiry_days.into())),
+            ))
+            .returning(Invite::as_returning())
+            .get_result(conn)?;
+        queue_invite_email(conn, &invite, site.organization_id, policy, now)?;
+        audit::record(
+            conn,
+            Audit {
+                organization_id: site.organization_id,
+                actor_id: Some(caller.user.id),
+                action: "invite.resend",
+                target_type: "invite",
+                target_id: id.to_string(),
+                site_id: Some(site.id),
+                before: Some(invite_json(&old, now)),
+                after: Some(invite_json(&invite, now)),
+                created_at: now,
+            },
+        )?;
+        Ok(invite)
+    })
+}
+
+/// Ends an invite; never refused for seat reasons (it only frees a seat).
+pub fn revoke(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<Invite> {
+    let (_, site) = invite_for_admin(conn, caller, id)?;
+    conn.transaction(|conn| {
+        let old: Invite = invites::table
+            .find(id)
+            .for_update()
+            .select(Invite::as_select())
+            .first(conn)?;
+        if !matches!(old.status.as_str(), "PENDING" | "EXPIRED") {
+            return Err(AppError::invalid(
+                "id",
+                "only pending invites can be revoked",
+            ));
+        }
+        cancel_waiting_deliveries(conn, id)?;
+        let invite: Invite = diesel::update(invites::table.find(id))
+            .set((invites::status.eq("REVOKED"), invites::revoked_at.eq(now)))
+            .returning(Invite::as_returning())
+            .get_result(conn)?;
+        audit::record(
+            conn,
+            Audit {
+                organization_id: site.organization_id,
+                actor_id: Some(caller.user.id),
+                action: "invite.revoke",
+                target_type: "invite",
+                target_id: id.to_string(),
+                site_id: Some(site.id),
+                before: Some(invite_json(&old, now)),
+                after: Some(invite_json(&invite, now)),
+                created_at: now,
+            },
+        )?;
+        Ok(invite)
+    })
+}
+
+/// A pending invite named by a link token, with what the accept page shows.
+#[derive(Clone, Debug)]
+pub struct OpenInvite {
+    pub invite: Invite,
+    pub site: Site,
+    pub organization: crate::store::models::Organization,
+    pub inviter: User,
+    pub space: Option<crate::store::models::Space>,
+    /// The organization's account with this address, when there is one (accepting then asks for
+    /// its current password).
+    pub existing_account: Option<User>,
+}
+
+/// Resolves a link token to its pending invite; unknown, expired, revoked, used and superseded
+/// tokens are all `INVITE_INVALID`.
+pub fn open(
+    conn: &mut PgConnection,
+    signer: &LinkSigner,
+    token: &str,
+    now: DateTime<Utc>,
+) -> AppResult<OpenInvite> {
+    let (id, tag) = LinkSigner::parse(LinkPurpose::Invite, token).ok_or(AppError::InviteInvalid)?;
+    let invite: Invite = invites::table
+        .find(id)
+        .select(Invite::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::InviteInvalid)?;
+    if !signer.verify(LinkPurpose::Invite, id, &invite.token_nonce, &tag)
+        || invite.status_at(now) != crate::store::models::InviteStatus::Pending
+    {
+        return Err(AppError::InviteInvalid);
+    }
+    let site: Site = sites::table
+        .find(invite.site_id)
+        .select(Site::as_select())
+        .first(conn)?;
+    let organization = org::organization(conn, site.organization_id)?;
+    let inviter: User = users::table
+        .find(invite.invited_by)
+        .select(User::as_select())
+        .first(conn)?;
+    let space = match invite.space_id {
+        Some(s) => spaces::table
+            .find(s)
+            .select(crate::store::models::Space::as_select())
+            .first(conn)
+            .optional()?,
+        None => None,
+    };
+    let existing_account = users::table
+        .filter(users::organization_id.eq(site.organization_id))
+        .filter(users::email_normalized.eq(&invite.email_normalized))
+        .select(User::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(OpenInvite {
+        invite,
+        site,
+        organization,
+        inviter,
+        space,
+        existing_account,
+    })
+}
+
+/// How the accepting person proves who they are: a new password for a new account (already hashed,
+/// off the database's thread), or the existing account's password, already verified.
+pub enum Credential {
+    NewAccount {
+        display_name: String,
+        password_hash: String,
+    },
+    /// `set_password_hash` is given only when the account has no password yet (e.g. a bootstrapped admin).
+    ExistingAccount {
+        user_id: Uuid,
+        set_password_hash: Option<String>,
+    },
+}
+
+/// Accepts an invite: re-checks the token and the seat rules under the site lock, creates the account
+/// (or adds the grants to the existing one), and starts a session.
+pub fn accept(
+    conn: &mut PgConnection,
+    signer: &LinkSigner,
+    token: &str,
+    credential: Credential,
+    session_lifetime: Duration,
+    now: DateTime<Utc>,
+) -> AppResult<(User, String)> {
+    let (id, tag) = LinkSigner::parse(LinkPurpose::Invite, token).ok_or(AppError::InviteInvalid)?;
+    let site_id: Uuid = invites::table
+        .find(id)
+        .select(invites::site_id)
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::InviteInvalid)?;
+    conn.transaction(|conn| {
+        let site = access::lock_site(conn, site_id)?;
+        let invite: Invite = invites::table
+            .find(id)
+            .for_update()
+            .select(Invite::as_select())
+            .first(conn)?;
+        if !signer.verify(LinkPurpose::Invite, id, &invite.token_nonce, &tag)
+            || invite.status_at(now) != crate::store::models::InviteStatus::Pending
+        {
+            return Err(AppError::InviteInvalid);
+        }
+        // Seats as if this invite were being added now: the rules are re-checked at acceptance.
+        let mut before = access::counts(conn, site.id, now)?;
+        if invite.role().is_some_and(ProductRole::is_paid) {
+            before.pending_paid -= 1;
+        } else if invite.role().is_some() {
+            before.pending_guests -= 1;
+        }
+
+        let user: User = match credential {
+            Credential::ExistingAccount {
+                user_id,
+                set_password_hash,
+            } => {
+                let u: User = users::table
+                    .find(user_id)
+                    .select(User::as_select())
+                    .first(conn)?;
+                if u.organization_id != site.organization_id
+                    || u.email_normalized != invite.email_normalized
+                    || !u.is_active()
+                {
+                    return Err(AppError::InviteInvalid);
+                }
+                if let Some(hash) = set_password_hash {
+                    let updated = diesel::update(
+                        users::table
+                            .find(user_id)
+                            .filter(users::password_hash.is_null()),
+                    )
+                    .set(users::password_hash.eq(hash))
+                    .execute(conn)?;
+                    if updated == 0 {
+                        return Err(AppError::InvalidCredentials);
+                    }
+                }
+                u
+            }
+            Credential::NewAccount {
+                display_name,
+                password_hash,
+            } => {
+                let inserted: Option<User> = diesel::insert_into(users::table)
+                    .values(&NewUser {
+                        organization_id: site.organization_id,
+                        email: &invite.email,
+                        email_normalized: &invite.email_normalized,
+                        display_name: &display_name,
+                        password_hash: Some(&password_hash),
+                        invited_by: Some(invite.invited_by),
+                        created_at: now,
+                    })
+                    .on_conflict_do_nothing()
+                    .returning(User::as_returning())
+                    .get_result(conn)
+                    .optional()?;
+                // An account appeared for this address meanwhile: it must be accepted with its password.
+                inserted.ok_or(AppError::InvalidCredentials)?
+            }
+        };
+
+        if let Some(role) = invite.role() {
+            if role == ProductRole::Guest && access::is_former_paid(conn, site.id, user.id)? {
+                return Err(AppError::Addresses(vec![AddressError {
+                    email: invite.email.clone(),
+                    code: ErrorCode::PaidUserCannotBeGuest,
+                }]));
+            }
+            diesel::insert_into(product_roles::table)
+                .values((
+                    product_roles::site_id.eq(site.id),
+                    product_roles::user_id.eq(user.id),
+                    product_roles::role.eq(role.rank()),
+                    product_roles::granted_at.eq(now),
+                ))
+                .on_conflict((product_roles::site_id, product_roles::user_id))
+                .do_update()
+                .set(
+                    product_roles::role.eq(diesel::dsl::sql::<diesel::sql_types::SmallInt>(
+                        "GREATEST(product_roles.role, excluded.role)",
+                    )),
+                )
+                .execute(conn)?;
+        }
+        let groups: Vec<Uuid> = invite_groups::table
+            .filter(invite_groups::invite_id.eq(invite.id))
+            .select(invite_groups::group_id)
+            .load(conn)?;
+        for g in groups {
+            diesel::insert_into(group_members::table)
+                .values((
+                    group_members::group_id.eq(g),
+                    group_members::user_id.eq(user.id),
+                    group_members::added_by.eq(invite.invited_by),
+                    group_members::added_at.eq(now),
+                ))
+                .on_conflict_do_nothing()
+                .execute(conn)?;
+        }
+        let role_after = access::effective_role_of(conn, site.id, user.id)?;
+        match role_after {
+            Some(r) if r.is_paid() => access::record_paid(conn, site.id, &[user.id], now)?,
+            Some(ProductRole::Guest) => {
+                if let Some(space) = invite.space_id {
+                    diesel::insert_into(guest_spaces::table)
+                        .values((
+                            guest_spaces::site_id.eq(site.id),
+                            guest_spaces::user_id.eq(user.id),
+                            guest_spaces::space_id.eq(space),
+                            guest_spaces::assigned_at.eq(now),
+                        ))
+                        .on_conflict((guest_spaces::site_id, guest_spaces::user_id))
+                        .do_update()
+                        .set((
+                            guest_spaces::space_id.eq(space),
+                            guest_spaces::assigned_at.eq(now),
+                        ))
+                        .execute(conn)?;
+                }
+            }
+            _ => {}
+        }
+        let accepted: Invite = diesel::update(invites::table.find(invite.id))
+            .set((
+                invites::status.eq("ACCEPTED"),
+                invites::accepted_at.eq(now),
+                invites::accepted_user_id.eq(user.id),
+            ))
+            .returning(Invite::as_returning())
+            .get_result(conn)?;
+        let after = access::counts(conn, site.id, now)?;
+        seats::check_change(site.limits(), before, after)?;
+
+        let session = org::create_session(conn, user.id, session_lifetime, now)?;
+        audit::record(
+            conn,
+            Audit {
+                organization_id: site.organization_id,
+                actor_id: Some(user.id),
+                action: "invite.accept",
+                target_type: "invite",
+                target_id: invite.id.to_string(),
+                site_id: Some(site.id),
+                before: Some(invite_json(&invite, now)),
+                after: Some(
+                    json!({ "status": accepted.status, "user": user.id, "role": role_after }),
+                ),
+                created_at: now,
+            },
+        )?;
+        Ok((user, session))
+    })
+}
+
+/// Invites of a site, newest first, with keyset pagination on `(created_at, id)`.
+pub fn list(
+    conn: &mut PgConnection,
+    site_id: Uuid,
+    status: Option<crate::store::models::InviteStatus>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+    now: DateTime<Utc>,
+) -> AppResult<(Vec<Invite>, i64)> {
+    use crate::store::models::InviteStatus as S;
+    let filtered = || {
+        let mut q = invites::table
+            .filter(invites::site_id.eq(site_id))
+            .into_boxed();
+        q = match status {
+            None => q,
+            Some(S::Pending) => q
+                .filter(invites::status.eq("PENDING"))
+                .filter(invites::expires_at.gt(now)),
+            Some(S::Expired) => q.filter(
+                invites::status.eq("EXPIRED").or(invites::status
+                    .eq("PENDING")
+                    .and(invites::expires_at.le(now))),
+            ),
+            Some(S::Accepted) => q.filter(invites::status.eq("ACCEPTED")),
+            Some(S::Revoked) => q.filter(invites::status.eq("REVOKED")),
+        };
+        q
+    };
+    let total: i64 = filtered().count().get_result(conn)?;
+    let mut q = filtered();
+    if let Some((t, id)) = after {
+        q = q.filter(
+            invites::created_at
+                .lt(t)
+                .or(invites::created_at.eq(t).and(invites::id.lt(id))),
+        );
+    }
+    let rows = q
+        .order((invites::created_at.desc(), invites::id.desc()))
+        .limit(limit)
+        .select(Invite::as_select())
+        .load(conn)?;
+    Ok((rows, total))
+}
+
+/// Email deliveries of an invite, newest first.
+pub fn deliveries(conn: &mut PgConnection, invite_id: Uuid) -> AppResult<Vec<EmailDelivery>> {
+    Ok(email_deliveries::table
+        .filter(email_deliveries::invite_id.eq(invite_id))
+        .order((
+            email_deliveries::created_at.desc(),
+            email_deliveries::id.desc(),
+        ))
+        .select(EmailDelivery::as_select())
+        .load(conn)?)
+}
+
+/// Site, organization and space names of an invite the user just accepted (for the welcome page).
+pub fn accepted_summary(
+    conn: &mut PgConnection,
+    token: &str,
+    user_id: Uuid,
+    _now: DateTime<Utc>,
+) -> AppResult<(String, String, Option<String>)> {
+    let (id, _) = LinkSigner::parse(LinkPurpose::Invite, token).ok_or(AppError::InviteInvalid)?;
+    let invite: Invite = invites::table
+        .find(id)
+        .filter(invites::accepted_user_id.eq(user_id))
+        .select(Invite::as_select())
+        .first(conn)?;
+    let site: Site = sites::table
+        .find(invite.site_id)
+        .select(Site::as_select())
+        .first(conn)?;
+    let organization = org::organization(conn, site.organization_id)?;
+    let space: Option<String> = match invite.space_id {
+        Some(s) => spaces::table
+            .find(s)
+            .select(spaces::name)
+            .first(conn)
+            .optional()?,
+        None => None,
+    };
+    Ok((site.name, organization.name, space))
+}

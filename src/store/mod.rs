@@ -1,0 +1,12 @@
+//! Everything that reads or writes our tables. Functions take a `&mut PgConnection` and are called
+//! through `db::Db::run`/`tx`, off the async runtime; the GraphQL and HTTP layers never touch diesel.
+
+pub mod access;
+pub mod audit;
+pub mod content;
+pub mod directory;
+pub mod emails;
+pub mod invites;
+pub mod models;
+pub mod org;
+pub mod queue;

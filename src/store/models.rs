@@ -1,0 +1,181 @@
+//! Rows as they are stored: one struct per table read, separate structs for inserts.
+
+use crate::db::schema::*;
+use crate::domain::ProductRole;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = organizations, check_for_backend(diesel::pg::Pg))]
+pub struct Organization {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = sites, check_for_backend(diesel::pg::Pg))]
+pub struct Site {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub name: String,
+    pub user_limit: i32,
+    pub guest_ratio: i32,
+    pub invite_expiry_days: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Site {
+    pub fn limits(&self) -> crate::domain::seats::Limits {
+        crate::domain::seats::Limits {
+            user_limit: self.user_limit.into(),
+            guest_ratio: self.guest_ratio.into(),
+        }
+    }
+}
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+pub struct User {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub email: String,
+    pub email_normalized: String,
+    pub display_name: String,
+    pub password_hash: Option<String>,
+    pub status: String,
+    pub invited_by: Option<Uuid>,
+    pub two_step_required: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl User {
+    pub fn is_active(&self) -> bool {
+        self.status == "ACTIVE"
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    pub organization_id: Uuid,
+    pub email: &'a str,
+    pub email_normalized: &'a str,
+    pub display_name: &'a str,
+    pub password_hash: Option<&'a str>,
+    pub invited_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = spaces, check_for_backend(diesel::pg::Pg))]
+pub struct Space {
+    pub id: Uuid,
+    pub site_id: Uuid,
+    pub key: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = pages, check_for_backend(diesel::pg::Pg))]
+pub struct Page {
+    pub id: Uuid,
+    pub space_id: Uuid,
+    pub title: String,
+    pub body: String,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = invites, check_for_backend(diesel::pg::Pg))]
+pub struct Invite {
+    pub id: Uuid,
+    pub site_id: Uuid,
+    pub email: String,
+    pub email_normalized: String,
+    pub role: Option<i16>,
+    pub space_id: Option<Uuid>,
+    pub personal_message: Option<String>,
+    pub invited_by: Uuid,
+    pub token_nonce: Vec<u8>,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub accepted_user_id: Option<Uuid>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// An invite's state as clients see it: a pending invite past its expiry is `EXPIRED`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
+pub enum InviteStatus {
+    Pending,
+    Accepted,
+    Revoked,
+    Expired,
+}
+
+impl InviteStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Accepted => "ACCEPTED",
+            Self::Revoked => "REVOKED",
+            Self::Expired => "EXPIRED",
+        }
+    }
+}
+
+impl Invite {
+    pub fn role(&self) -> Option<ProductRole> {
+        self.role.and_then(ProductRole::from_rank)
+    }
+
+    pub fn status_at(&self, now: DateTime<Utc>) -> InviteStatus {
+        match self.status.as_str() {
+            "PENDING" if self.expires_at <= now => InviteStatus::Expired,
+            "PENDING" => InviteStatus::Pending,
+            "ACCEPTED" => InviteStatus::Accepted,
+            "REVOKED" => InviteStatus::Revoked,
+            _ => InviteStatus::Expired,
+        }
+    }
+}
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = email_deliveries, check_for_backend(diesel::pg::Pg))]
+pub struct EmailDelivery {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub kind: String,
+    pub invite_id: Option<Uuid>,
+    pub token_nonce: Option<Vec<u8>>,
+    pub recipient: String,
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub message_id: String,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub give_up_at: DateTime<Utc>,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = audit_events, check_for_backend(diesel::pg::Pg))]
+pub struct AuditEvent {
+    pub id: i64,
+    pub organization_id: Uuid,
+    pub actor_id: Option<Uuid>,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: String,
+    pub site_id: Option<Uuid>,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+}

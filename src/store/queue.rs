@@ -1,0 +1,44 @@
+//! Enqueueing jobs from inside our own transactions.
+//!
+//! apalis' Postgres storage reads `apalis.jobs`; inserting the row with diesel in the same transaction
+//! as the write that needs the job gives "no invite without its email, no email for a rolled-back
+//! invite". This couples us to apalis' table layout, so apalis is pinned to an exact version and a
+//! test round-trips a row through the worker.
+
+use crate::error::AppResult;
+use diesel::prelude::*;
+use diesel::sql_types::{Bytea, Double, Integer, Nullable, Text};
+use serde::Serialize;
+
+/// Queue names (apalis `job_type`), shared by the enqueuer and the workers.
+pub const EMAIL_QUEUE: &str = "guestpass::email";
+
+/// How often apalis may retry a job that failed inside the worker (crashes, lost connections).
+/// Delivery retries with backoff are scheduled by the email job itself, as new rows.
+pub const MAX_ATTEMPTS: i32 = 10;
+
+/// Inserts a job to run after `delay_secs` (0: now). With an idempotency key, a second insert of the
+/// same key is ignored; returns whether a row was inserted.
+pub fn enqueue<J: Serialize>(
+    conn: &mut PgConnection,
+    queue: &str,
+    job: &J,
+    delay_secs: f64,
+    idempotency_key: Option<&str>,
+) -> AppResult<bool> {
+    let payload = serde_json::to_vec(job).map_err(crate::error::AppError::internal)?;
+    // `now()` is the database's clock, which is what apalis compares `run_at` with.
+    let inserted = diesel::sql_query(
+        "INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority, idempotency_key)
+         VALUES (apalis.generate_ulid(), $1, $2, 'Pending', 0, $3,
+                 CASE WHEN $4 > 0 THEN clock_timestamp() + make_interval(secs => $4) ELSE now() END, 0, $5)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind::<Text, _>(queue)
+    .bind::<Bytea, _>(payload)
+    .bind::<Integer, _>(MAX_ATTEMPTS)
+    .bind::<Double, _>(delay_secs)
+    .bind::<Nullable<Text>, _>(idempotency_key)
+    .execute(conn)?;
+    Ok(inserted == 1)
+}
