@@ -1,0 +1,169 @@
+//! One fresh database per test, cloned from a migrated template (built once per migration set and
+//! shared by every test binary, guarded by an advisory lock), so tests run in parallel.
+
+use diesel::prelude::*;
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use std::sync::OnceLock;
+
+/// The server the tests use: `DATABASE_URL` when set, else the local default.
+pub fn server_url() -> String {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut u = url::Url::parse(&url).expect("DATABASE_URL must be a URL");
+    u.set_path("/postgres");
+    u.to_string()
+}
+
+fn with_db(name: &str) -> String {
+    let mut u = url::Url::parse(&server_url()).unwrap();
+    u.set_path(&format!("/{name}"));
+    u.to_string()
+}
+
+fn admin() -> PgConnection {
+    PgConnection::establish(&server_url()).unwrap_or_else(|e| {
+        panic!(
+            "tests need PostgreSQL: cannot connect to {} ({e}). Start PostgreSQL or set DATABASE_URL.",
+            guestpass::db::describe_url(&server_url())
+        )
+    })
+}
+
+fn migrations_fingerprint() -> String {
+    use sha2::{Digest, Sha256};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut entries: Vec<_> = walk(&dir);
+    entries.sort();
+    let mut h = Sha256::new();
+    for p in entries {
+        h.update(p.to_string_lossy().as_bytes());
+        h.update(std::fs::read(&p).unwrap());
+    }
+    hex::encode(&h.finalize()[..6])
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p))
+        } else {
+            out.push(p)
+        }
+    }
+    out
+}
+
+fn exists(conn: &mut PgConnection, name: &str) -> bool {
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+        "EXISTS (SELECT 1 FROM pg_database WHERE datname = '{name}')"
+    )))
+    .get_result(conn)
+    .unwrap()
+}
+
+fn template() -> &'static str {
+    static T: OnceLock<String> = OnceLock::new();
+    T.get_or_init(|| {
+        let name = format!("guestpass_tmpl_{}", migrations_fingerprint());
+        let mut conn = admin();
+        diesel::sql_query("SELECT pg_advisory_lock(7318)")
+            .execute(&mut conn)
+            .unwrap();
+        if !exists(&mut conn, &name) {
+            let building = format!("{name}_build");
+            diesel::sql_query(format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
+                .execute(&mut conn)
+                .unwrap();
+            diesel::sql_query(format!("CREATE DATABASE {building}"))
+                .execute(&mut conn)
+                .unwrap();
+            let url = with_db(&building);
+            guestpass::db::migrate(&url).expect("migrations apply");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let pool = guestpass::jobs::queue_pool(&url, 1).await.unwrap();
+                guestpass::jobs::setup_queue(&pool).await.unwrap();
+                pool.close().await;
+            });
+            diesel::sql_query(format!("ALTER DATABASE {building} RENAME TO {name}"))
+                .execute(&mut conn)
+                .unwrap();
+        }
+        diesel::sql_query("SELECT pg_advisory_unlock(7318)")
+            .execute(&mut conn)
+            .unwrap();
+        name
+    })
+}
+
+/// A database of the test's own; dropped when this value is.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub fn new() -> Self {
+        // Built on its own thread: it runs a small runtime of its own, and tests call this from async code.
+        let tmpl = std::thread::spawn(template)
+            .join()
+            .expect("template database");
+        let name = format!("gp_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = admin();
+        // Concurrent clones of one template can collide ("being accessed by other users"): retry.
+        for attempt in 0.. {
+            match diesel::sql_query(format!("CREATE DATABASE {name} TEMPLATE {tmpl}"))
+                .execute(&mut conn)
+            {
+                Ok(_) => break,
+                Err(e) if attempt < 50 => {
+                    let _ = e;
+                    std::thread::sleep(std::time::Duration::from_millis(50 + attempt * 20));
+                }
+                Err(e) => panic!("cannot create test database: {e}"),
+            }
+        }
+        Self {
+            url: with_db(&name),
+            name,
+        }
+    }
+
+    pub fn conn(&self) -> PgConnection {
+        PgConnection::establish(&self.url).unwrap()
+    }
+
+    /// Runs a scalar SQL query (test assertions on row counts and states).
+    pub fn scalar_i64(&self, sql: &str) -> i64 {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            v: i64,
+        }
+        let r: Row = diesel::sql_query(format!("SELECT ({sql})::bigint AS v"))
+            .get_result(&mut self.conn())
+            .unwrap();
+        r.v
+    }
+
+    pub fn execute(&self, sql: &str) {
+        diesel::sql_query(sql).execute(&mut self.conn()).unwrap();
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let mut conn = admin();
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn);
+        })
+        .join();
+    }
+}

@@ -1,0 +1,287 @@
+//! Test support: a real Postgres database per test, the real server on port 0, a GraphQL client, and
+//! an SMTP sink.
+#![allow(dead_code, unused_imports)]
+
+pub mod db;
+pub mod smtp;
+
+use guestpass::app::{self, RunOptions, Running};
+use guestpass::clock::Clock;
+use guestpass::config::{Config, Secret};
+use guestpass::domain::EmailAddress;
+use guestpass::state::AppState;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+pub use db::TestDb;
+pub use smtp::SmtpSink;
+
+pub struct AppOptions {
+    pub smtp_url: Option<String>,
+    pub user_limit: i32,
+    pub workers: bool,
+    pub retry_base_ms: u64,
+    pub email_retry_for_secs: u64,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            smtp_url: None,
+            user_limit: 100,
+            workers: true,
+            retry_base_ms: 200,
+            email_retry_for_secs: 86_400,
+        }
+    }
+}
+
+pub struct TestApp {
+    pub db: TestDb,
+    pub address: String,
+    pub state: AppState,
+    pub clock: Clock,
+    pub admin_token: String,
+    pub admin_id: String,
+    pub org_id: String,
+    pub site_id: String,
+    pub outbox: std::path::PathBuf,
+    running: Option<Running>,
+    http: awc::Client,
+}
+
+pub fn test_config(db: &TestDb, opts: &AppOptions, outbox: &std::path::Path) -> Config {
+    let mut c = Config::defaults();
+    c.database_url = db.url.clone();
+    c.secret = Some(Secret("test-secret-test-secret-test-secret-0123".into()));
+    c.smtp_url = opts.smtp_url.clone();
+    c.outbox_dir = outbox.to_path_buf();
+    c.email_retry_base_ms = opts.retry_base_ms;
+    c.email_retry_for_secs = opts.email_retry_for_secs;
+    c.db_pool_size = 20;
+    c.log = "warn".into();
+    c
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(AppOptions::default()).await
+}
+
+pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()))
+        .with_test_writer()
+        .try_init();
+    let db = TestDb::new();
+    let outbox = std::env::temp_dir().join(format!("gp-outbox-{}", uuid::Uuid::new_v4().simple()));
+    let config = test_config(&db, &opts, &outbox);
+    let clock = Clock::default();
+    let mut run = RunOptions::from_config(&config);
+    run.workers = opts.workers;
+    run.worker.heartbeat = Duration::from_secs(1);
+    run.worker.poll = Duration::from_millis(200);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let running = app::start(config, run, clock.clone(), Some(listener))
+        .await
+        .expect("app starts");
+    let state = running.state.clone();
+    let port = running.port.unwrap();
+    let user_limit = opts.user_limit;
+    let b = state
+        .db
+        .run(move |c| {
+            guestpass::store::org::bootstrap(
+                c,
+                guestpass::store::org::BootstrapInput {
+                    org_name: "Acme".into(),
+                    site_name: "Docs".into(),
+                    admin_email: EmailAddress::parse("admin@acme.example").unwrap(),
+                    user_limit: Some(user_limit),
+                    verified_domains: vec!["acme.example".into()],
+                },
+                chrono::Utc::now(),
+            )
+        })
+        .await
+        .unwrap();
+    TestApp {
+        db,
+        address: format!("http://127.0.0.1:{port}"),
+        state,
+        clock,
+        admin_token: b.api_token,
+        admin_id: b.admin.id.to_string(),
+        org_id: b.organization.id.to_string(),
+        site_id: b.site.id.to_string(),
+        outbox,
+        running: Some(running),
+        http: awc::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .finish(),
+    }
+}
+
+impl TestApp {
+    pub fn client(&self) -> &awc::Client {
+        &self.http
+    }
+
+    /// POSTs a GraphQL operation and returns the whole JSON response.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut req = self.http.post(format!("{}/graphql", self.address));
+        if let Some(t) = token {
+            req = req.insert_header(("Authorization", format!("Bearer {t}")));
+        }
+        let mut res = req
+            .send_json(&json!({ "query": query, "variables": variables }))
+            .await
+            .expect("request");
+        res.json::<Value>()
+            .limit(16 * 1024 * 1024)
+            .await
+            .expect("JSON response")
+    }
+
+    /// As the bootstrap admin.
+    pub async fn admin(&self, query: &str, variables: Value) -> Value {
+        self.gql(Some(&self.admin_token.clone()), query, variables)
+            .await
+    }
+
+    /// Stops the server and workers gracefully.
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+    }
+
+    /// Waits until the queue has nothing pending or running (jobs left behind fail the test).
+    pub async fn drain_jobs(&self, timeout: Duration) {
+        let start = std::time::Instant::now();
+        loop {
+            let n = self.db.scalar_i64("SELECT count(*) FROM apalis.jobs WHERE status IN ('Pending','Queued','Running') OR (status = 'Failed' AND attempts < max_attempts)");
+            if n == 0 {
+                return;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{n} jobs still pending after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Creates a user with a direct role on the test site (setup shortcut for tests).
+    pub async fn add_user(
+        &self,
+        email: &str,
+        role: Option<guestpass::domain::ProductRole>,
+    ) -> String {
+        let email = EmailAddress::parse(email).unwrap();
+        let site: uuid::Uuid = self.site_id.parse().unwrap();
+        let org: uuid::Uuid = self.org_id.parse().unwrap();
+        self.state
+            .db
+            .run(move |c| {
+                use diesel::prelude::*;
+                use guestpass::db::schema::*;
+                let id: uuid::Uuid = diesel::insert_into(users::table)
+                    .values((
+                        users::organization_id.eq(org),
+                        users::email.eq(email.as_str()),
+                        users::email_normalized.eq(email.normalized()),
+                        users::display_name.eq(email.as_str().split('@').next().unwrap()),
+                        users::created_at.eq(chrono::Utc::now()),
+                    ))
+                    .returning(users::id)
+                    .get_result(c)?;
+                if let Some(r) = role {
+                    diesel::insert_into(product_roles::table)
+                        .values((
+                            product_roles::site_id.eq(site),
+                            product_roles::user_id.eq(id),
+                            product_roles::role.eq(r.rank()),
+                            product_roles::granted_at.eq(chrono::Utc::now()),
+                        ))
+                        .execute(c)?;
+                    if r.is_paid() {
+                        guestpass::store::access::record_paid(c, site, &[id], chrono::Utc::now())?;
+                    }
+                }
+                Ok(id.to_string())
+            })
+            .await
+            .unwrap()
+    }
+
+    /// A session token for a user (setup shortcut).
+    pub async fn session_for(&self, user_id: &str) -> String {
+        let id: uuid::Uuid = user_id.parse().unwrap();
+        self.state
+            .db
+            .run(move |c| {
+                guestpass::store::org::create_session(
+                    c,
+                    id,
+                    chrono::Duration::hours(1),
+                    chrono::Utc::now(),
+                )
+            })
+            .await
+            .unwrap()
+    }
+}
+
+/// The error code of the first error, if any.
+pub fn code(res: &Value) -> Option<String> {
+    res["errors"][0]["extensions"]["code"]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// The response's data, or a panic showing the errors.
+pub fn data(res: Value) -> Value {
+    assert!(
+        res.get("errors").is_none_or(Value::is_null),
+        "unexpected errors: {res}"
+    );
+    res["data"].clone()
+}
+
+pub const INVITE: &str = "mutation($input: InviteUsersInput!) { inviteUsers(input: $input) { invites { id email status role } } }";
+pub const SEATS: &str = "query($s: ID!) { seatUsage(siteId: $s) { paidUsers guests pendingPaidInvites pendingGuestInvites userLimit guestAllowance remainingSeats remainingGuestSlots overGuestAllowanceBy } }";
+
+impl TestApp {
+    pub async fn invite(&self, emails: &[&str], role: &str) -> Value {
+        self.admin(
+            INVITE,
+            json!({ "input": { "siteId": self.site_id, "emails": emails, "role": role } }),
+        )
+        .await
+    }
+
+    pub async fn seats(&self) -> Value {
+        data(self.admin(SEATS, json!({ "s": self.site_id })).await)["seatUsage"].clone()
+    }
+
+    /// The current link token of an invite, derived the same way the email worker does.
+    pub async fn invite_token(&self, invite_id: &str) -> String {
+        let id: uuid::Uuid = invite_id.parse().unwrap();
+        let nonce: Vec<u8> = self
+            .state
+            .db
+            .run(move |c| {
+                use diesel::prelude::*;
+                use guestpass::db::schema::invites;
+                Ok(invites::table
+                    .find(id)
+                    .select(invites::token_nonce)
+                    .first(c)?)
+            })
+            .await
+            .unwrap();
+        self.state
+            .signer
+            .sign(guestpass::auth::tokens::LinkPurpose::Invite, id, &nonce)
+    }
+}

@@ -1,0 +1,366 @@
+//! The foundation: the CLI, authentication, health and readiness, the checked-in schema.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::process::Command;
+
+fn guestpass() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_guestpass"))
+}
+
+#[test]
+fn schema_graphql_is_current() {
+    let out = guestpass().arg("export-schema").output().unwrap();
+    assert!(out.status.success());
+    let checked_in =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
+    assert!(
+        String::from_utf8(out.stdout).unwrap() == checked_in,
+        "schema.graphql is stale: run `cargo run -- export-schema > schema.graphql`"
+    );
+}
+
+#[actix_rt::test]
+async fn verify_cli_bootstrap_prints_a_working_token_and_is_idempotent() {
+    let db = TestDb::new();
+    let run = || {
+        guestpass()
+            .args([
+                "bootstrap",
+                "--org",
+                "Initech",
+                "--site",
+                "Wiki",
+                "--admin-email",
+                "Boss@Initech.example",
+            ])
+            .args(["--user-limit", "25", "--verified-domain", "initech.example"])
+            .env("DATABASE_URL", &db.url)
+            .env("GUESTPASS_LOG", "error")
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let second = run();
+    assert!(second.status.success());
+    let token = String::from_utf8(second.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    assert!(token.starts_with("gp_"), "{token}");
+    assert_eq!(db.scalar_i64("SELECT count(*) FROM organizations"), 1);
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM sites WHERE user_limit = 25"),
+        1
+    );
+    assert_eq!(db.scalar_i64("SELECT count(*) FROM users"), 1);
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM product_roles WHERE role = 3"),
+        1
+    );
+
+    // Serve that database and use the token.
+    let opts = AppOptions::default();
+    let outbox = std::env::temp_dir().join("gp-cli-outbox");
+    let config = test_config(&db, &opts, &outbox);
+    let mut run_opts = guestpass::app::RunOptions::from_config(&config);
+    run_opts.workers = false;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let app = guestpass::app::start(config, run_opts, Default::default(), Some(listener))
+        .await
+        .unwrap();
+    let client = awc::Client::default();
+    let mut res = client
+        .post(format!("http://127.0.0.1:{}/graphql", app.port.unwrap()))
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .send_json(&json!({ "query": "{ me { email } organization { slug verifiedDomains } }" }))
+        .await
+        .unwrap();
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["data"]["me"]["email"], "Boss@Initech.example");
+    assert_eq!(body["data"]["organization"]["slug"], "initech");
+    assert_eq!(
+        body["data"]["organization"]["verifiedDomains"],
+        json!(["initech.example"])
+    );
+    app.stop().await;
+}
+
+#[test]
+fn cli_errors_are_one_clear_sentence() {
+    let out = guestpass()
+        .args(["migrate"])
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/nowhere")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot connect to PostgreSQL"), "{err}");
+    assert!(err.contains("DATABASE_URL"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+
+    let out = guestpass()
+        .args(["serve"])
+        .env_remove("GUESTPASS_SECRET")
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/nowhere")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("GUESTPASS_SECRET is not set"));
+
+    let out = guestpass()
+        .args([
+            "bootstrap",
+            "--org",
+            "X",
+            "--site",
+            "Y",
+            "--admin-email",
+            "not-an-address",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--admin-email"));
+}
+
+#[actix_rt::test]
+async fn me_needs_a_valid_token() {
+    let app = spawn_app().await;
+    let res = app.gql(None, "{ me { email } }", json!({})).await;
+    assert_eq!(code(&res).as_deref(), Some("UNAUTHENTICATED"));
+    let made_up = format!("gp_{}", "ab".repeat(32));
+    let res = app.gql(Some(&made_up), "{ me { email } }", json!({})).await;
+    assert_eq!(code(&res).as_deref(), Some("UNAUTHENTICATED"));
+    let made_up = format!("gps_{}", "cd".repeat(32));
+    let res = app.gql(Some(&made_up), "{ me { email } }", json!({})).await;
+    assert_eq!(code(&res).as_deref(), Some("UNAUTHENTICATED"));
+    let res = app
+        .gql(Some("garbage"), "{ me { email } }", json!({}))
+        .await;
+    assert_eq!(code(&res).as_deref(), Some("UNAUTHENTICATED"));
+    let me = data(app.admin("{ me { email displayName } }", json!({})).await);
+    assert_eq!(me["me"]["email"], "admin@acme.example");
+    // anonymous queries that need nobody still work
+    assert_eq!(
+        data(app.gql(None, "{ __typename }", json!({})).await)["__typename"],
+        "QueryRoot"
+    );
+}
+
+#[actix_rt::test]
+async fn http_endpoints() {
+    let app = spawn_app().await;
+    let c = app.client();
+    let res = c
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut res = c
+        .get(format!("{}/graphiql", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    assert!(body.contains("graphiql") && body.contains("/graphql"));
+    let res = c
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut res = c
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
+    let body = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    assert!(body.contains("guestpass_http_requests_total"), "{body}");
+    assert!(body.contains("guestpass_db_pool_connections"));
+    // GET runs queries but never mutations
+    let mut res = c
+        .get(format!("{}/graphql?query=%7B__typename%7D", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        String::from_utf8(res.body().await.unwrap().to_vec())
+            .unwrap()
+            .contains("QueryRoot")
+    );
+    let res = c
+        .get(format!(
+            "{}/graphql?query=mutation%7BrevokeInvite(id:%22x%22)%7Bid%7D%7D",
+            app.address
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 405);
+    // malformed JSON and oversize bodies are refused before execution
+    let mut res = c
+        .post(format!("{}/graphql", app.address))
+        .insert_header(("content-type", "application/json"))
+        .send_body("{not json")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_REQUEST");
+    let huge = format!(
+        "{{\"query\":\"{{ __typename }}\",\"x\":\"{}\"}}",
+        "a".repeat(400 * 1024)
+    );
+    let res = c
+        .post(format!("{}/graphql", app.address))
+        .insert_header(("content-type", "application/json"))
+        .send_body(huge)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+}
+
+#[actix_rt::test]
+async fn spaces_pages_directory_and_audit() {
+    let app = spawn_app().await;
+    let space = data(
+        app.admin(
+            "mutation($s: ID!) { createSpace(input: { siteId: $s, key: \"ENG\", name: \"Engineering\" }) { id key } }",
+            json!({ "s": app.site_id }),
+        )
+        .await,
+    )["createSpace"]["id"]
+        .clone();
+    let dup = app
+        .admin(
+            "mutation($s: ID!) { createSpace(input: { siteId: $s, key: \"ENG\", name: \"Again\" }) { id } }",
+            json!({ "s": app.site_id }),
+        )
+        .await;
+    assert_eq!(code(&dup).as_deref(), Some("INVALID_INPUT"));
+    data(
+        app.admin(
+            "mutation($s: ID!) { createPage(input: { spaceId: $s, title: \"Hello\", body: \"World\" }) { id } }",
+            json!({ "s": space }),
+        )
+        .await,
+    );
+    let got = data(
+        app.admin(
+            "query($s: ID!) { space(id: $s) { key pages { title body } } }",
+            json!({ "s": space }),
+        )
+        .await,
+    );
+    assert_eq!(got["space"]["pages"][0]["title"], "Hello");
+
+    // the people directory: admins and paid users only
+    let paid = app
+        .add_user(
+            "paid@acme.example",
+            Some(guestpass::domain::ProductRole::User),
+        )
+        .await;
+    let guest = app
+        .add_user(
+            "guest@partner.example",
+            Some(guestpass::domain::ProductRole::Guest),
+        )
+        .await;
+    let q = "query($s: ID!) { users(siteId: $s, first: 1) { totalCount pageInfo { hasNextPage endCursor } edges { node { role user { email } } } } }";
+    let paid_token = app.session_for(&paid).await;
+    let page1 = data(
+        app.gql(Some(&paid_token), q, json!({ "s": app.site_id }))
+            .await,
+    );
+    assert_eq!(page1["users"]["totalCount"], 3);
+    assert_eq!(page1["users"]["pageInfo"]["hasNextPage"], true);
+    let cursor = page1["users"]["pageInfo"]["endCursor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let q2 = "query($s: ID!, $a: String) { users(siteId: $s, first: 5, after: $a) { edges { node { user { email } } } } }";
+    let page2 = data(
+        app.gql(
+            Some(&paid_token),
+            q2,
+            json!({ "s": app.site_id, "a": cursor }),
+        )
+        .await,
+    );
+    assert_eq!(page2["users"]["edges"].as_array().unwrap().len(), 2);
+    let guest_token = app.session_for(&guest).await;
+    let res = app
+        .gql(Some(&guest_token), q, json!({ "s": app.site_id }))
+        .await;
+    assert_eq!(code(&res).as_deref(), Some("FORBIDDEN"));
+    // a guest without a space reaches no content
+    let res = app
+        .gql(
+            Some(&guest_token),
+            "query($s: ID!) { space(id: $s) { pages { title } } }",
+            json!({ "s": space }),
+        )
+        .await;
+    assert_eq!(code(&res).as_deref(), Some("FORBIDDEN"));
+    // unknown and malformed ids are NOT_FOUND alike
+    for id in ["00000000-0000-0000-0000-000000000000", "nonsense"] {
+        let res = app
+            .admin(
+                "query($s: ID!) { site(id: $s) { name } }",
+                json!({ "s": id }),
+            )
+            .await;
+        assert_eq!(code(&res).as_deref(), Some("NOT_FOUND"));
+    }
+    // page size is capped
+    let res = app
+        .admin(
+            "query($s: ID!) { users(siteId: $s, first: 1000000) { totalCount } }",
+            json!({ "s": app.site_id }),
+        )
+        .await;
+    assert_eq!(code(&res).as_deref(), Some("INVALID_INPUT"));
+
+    let audit = data(
+        app.admin(
+            "{ auditEvents(first: 10) { totalCount edges { node { action actorId } } } }",
+            json!({}),
+        )
+        .await,
+    );
+    let actions: Vec<&str> = audit["auditEvents"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"space.create") && actions.contains(&"page.create"),
+        "{actions:?}"
+    );
+    let res = app
+        .gql(
+            Some(&paid_token),
+            "{ auditEvents(first: 10) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&res).as_deref(), Some("FORBIDDEN"));
+}
