@@ -1,0 +1,451 @@
+//! Invites and the seat rules (issue: guest invites and seat rules), against the real server and database.
+
+mod common;
+
+use common::*;
+use guestpass::domain::ProductRole;
+use serde_json::{Value, json};
+
+fn counts(app: &TestApp) -> (i64, i64, i64, i64, i64) {
+    (
+        app.db.scalar_i64("SELECT count(*) FROM invites"),
+        app.db.scalar_i64("SELECT count(*) FROM email_deliveries"),
+        app.db.scalar_i64("SELECT count(*) FROM apalis.jobs"),
+        app.db.scalar_i64("SELECT count(*) FROM audit_events"),
+        app.db.scalar_i64("SELECT count(*) FROM users"),
+    )
+}
+
+fn emails(prefix: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("{prefix}{i}@partner.example"))
+        .collect()
+}
+
+async fn invite_n(app: &TestApp, list: &[String], role: &str, days: Option<i32>) -> Value {
+    app.admin(INVITE, json!({ "input": { "siteId": app.site_id, "emails": list, "role": role, "expiresInDays": days } }))
+        .await
+}
+
+const ACCEPT: &str = "mutation($i: AcceptInviteInput!) { acceptInvite(input: $i) { sessionToken user { email displayName } } }";
+
+#[actix_rt::test]
+async fn guest_allowance_revoke_and_expiry_free_slots() {
+    let app = spawn_app_with(AppOptions {
+        user_limit: 20,
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    app.add_user("paid@acme.example", Some(ProductRole::User))
+        .await;
+    let s = app.seats().await;
+    assert_eq!(
+        (
+            s["paidUsers"].as_i64(),
+            s["guestAllowance"].as_i64(),
+            s["remainingGuestSlots"].as_i64()
+        ),
+        (Some(2), Some(10), Some(10))
+    );
+
+    // 9 long-lived guest invites and 1 that expires after a day
+    let res = data(invite_n(&app, &emails("g", 9), "GUEST", Some(30)).await);
+    assert_eq!(res["inviteUsers"]["invites"].as_array().unwrap().len(), 9);
+    let short = data(invite_n(&app, &["short@partner.example".into()], "GUEST", Some(1)).await);
+    let s = app.seats().await;
+    assert_eq!(
+        (
+            s["pendingGuestInvites"].as_i64(),
+            s["remainingGuestSlots"].as_i64(),
+            s["remainingSeats"].as_i64()
+        ),
+        (Some(10), Some(0), Some(8))
+    );
+
+    // the 11th guest is refused, with how many are left
+    let res = invite_n(&app, &["eleven@partner.example".into()], "GUEST", None).await;
+    assert_eq!(code(&res).as_deref(), Some("GUEST_LIMIT_REACHED"));
+    assert_eq!(res["errors"][0]["extensions"]["remaining"], 0);
+
+    // revoking one frees a slot
+    let list = data(app.admin("query($s: ID!) { invites(siteId: $s, status: PENDING, first: 50) { totalCount edges { node { id email } } } }", json!({ "s": app.site_id })).await);
+    assert_eq!(list["invites"]["totalCount"], 10);
+    let victim = list["invites"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["node"]["email"] == "g0@partner.example")
+        .unwrap()["node"]["id"]
+        .clone();
+    let revoked = data(
+        app.admin(
+            "mutation($id: ID!) { revokeInvite(id: $id) { status } }",
+            json!({ "id": victim }),
+        )
+        .await,
+    );
+    assert_eq!(revoked["revokeInvite"]["status"], "REVOKED");
+    assert_eq!(app.seats().await["remainingGuestSlots"], 1);
+    data(invite_n(&app, &["eleven@partner.example".into()], "GUEST", Some(30)).await);
+    assert_eq!(app.seats().await["remainingGuestSlots"], 0);
+
+    // an expired invite stops holding its slot
+    app.clock.advance(chrono::Duration::days(2));
+    let s = app.seats().await;
+    assert_eq!(
+        (
+            s["pendingGuestInvites"].as_i64(),
+            s["remainingGuestSlots"].as_i64()
+        ),
+        (Some(9), Some(1))
+    );
+    let expired_id = short["inviteUsers"]["invites"][0]["id"].clone();
+    let got = data(app.admin("query($s: ID!) { invites(siteId: $s, status: EXPIRED) { edges { node { id status } } } }", json!({ "s": app.site_id })).await);
+    assert_eq!(got["invites"]["edges"][0]["node"]["id"], expired_id);
+    assert_eq!(got["invites"]["edges"][0]["node"]["status"], "EXPIRED");
+    data(invite_n(&app, &["twelve@partner.example".into()], "GUEST", None).await);
+    let s = app.seats().await;
+    assert_eq!(
+        (
+            s["pendingGuestInvites"].as_i64(),
+            s["remainingGuestSlots"].as_i64(),
+            s["overGuestAllowanceBy"].as_i64()
+        ),
+        (Some(10), Some(0), Some(0))
+    );
+}
+
+#[actix_rt::test]
+async fn fifty_concurrent_invites_for_three_seats() {
+    let app = spawn_app_with(AppOptions {
+        user_limit: 5,
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    app.add_user("paid@acme.example", Some(ProductRole::User))
+        .await;
+    assert_eq!(app.seats().await["remainingSeats"], 3);
+    let calls = (0..50).map(|i| {
+        let app = &app;
+        async move { invite_n(app, &[format!("racer{i}@partner.example")], "GUEST", None).await }
+    });
+    let results = futures_util::future::join_all(calls).await;
+    let ok = results
+        .iter()
+        .filter(|r| r.get("errors").is_none_or(Value::is_null))
+        .count();
+    let refused: Vec<_> = results.iter().filter_map(code).collect();
+    assert_eq!(ok, 3, "{results:?}");
+    assert_eq!(refused.len(), 47);
+    assert!(
+        refused.iter().all(|c| c == "SEAT_LIMIT_REACHED"),
+        "{refused:?}"
+    );
+    let s = app.seats().await;
+    assert_eq!(
+        (
+            s["pendingGuestInvites"].as_i64(),
+            s["remainingSeats"].as_i64(),
+            s["remainingGuestSlots"].as_i64()
+        ),
+        (Some(3), Some(0), Some(0))
+    );
+    assert_eq!(app.db.scalar_i64("SELECT count(*) FROM invites"), 3);
+}
+
+#[actix_rt::test]
+async fn twenty_concurrent_accepts_of_one_token() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    let inv = data(invite_n(&app, &["once@partner.example".into()], "GUEST", None).await);
+    let token = app
+        .invite_token(inv["inviteUsers"]["invites"][0]["id"].as_str().unwrap())
+        .await;
+    let calls = (0..20).map(|i| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            app.gql(None, ACCEPT, json!({ "i": { "token": token, "displayName": format!("Racer {i}"), "password": "a long enough passphrase" } }))
+                .await
+        }
+    });
+    let results = futures_util::future::join_all(calls).await;
+    let ok: Vec<_> = results
+        .iter()
+        .filter(|r| r.get("errors").is_none_or(Value::is_null))
+        .collect();
+    assert_eq!(ok.len(), 1, "{results:?}");
+    let codes: Vec<_> = results.iter().filter_map(code).collect();
+    assert_eq!(codes.len(), 19);
+    assert!(codes.iter().all(|c| c == "INVITE_INVALID"), "{codes:?}");
+    assert_eq!(
+        app.db.scalar_i64(
+            "SELECT count(*) FROM users WHERE email_normalized = 'once@partner.example'"
+        ),
+        1
+    );
+    // the session works, and the invite says ACCEPTED
+    let session = ok[0]["data"]["acceptInvite"]["sessionToken"]
+        .as_str()
+        .unwrap();
+    let me = data(app.gql(Some(session), "{ me { email } }", json!({})).await);
+    assert_eq!(me["me"]["email"], "once@partner.example");
+    let s = app.seats().await;
+    assert_eq!(
+        (s["guests"].as_i64(), s["pendingGuestInvites"].as_i64()),
+        (Some(1), Some(0))
+    );
+}
+
+#[actix_rt::test]
+async fn paid_users_cannot_become_guests() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    app.add_user("paid@acme.example", Some(ProductRole::User))
+        .await;
+    let res = invite_n(&app, &["PAID@acme.example".into()], "GUEST", None).await;
+    assert_eq!(code(&res).as_deref(), Some("ALREADY_HAS_ACCESS"));
+    assert_eq!(
+        res["errors"][0]["extensions"]["addresses"],
+        json!([{ "email": "PAID@acme.example", "code": "ALREADY_HAS_ACCESS" }])
+    );
+    // a former paid user: their paid role was removed (set up directly in the database)
+    let former = app
+        .add_user("former@acme.example", Some(ProductRole::User))
+        .await;
+    app.db.execute(&format!(
+        "DELETE FROM product_roles WHERE user_id = '{former}'"
+    ));
+    let res = invite_n(&app, &["former@acme.example".into()], "GUEST", None).await;
+    assert_eq!(code(&res).as_deref(), Some("PAID_USER_CANNOT_BE_GUEST"));
+    // they may be invited back as paid
+    data(invite_n(&app, &["former@acme.example".into()], "USER", None).await);
+}
+
+#[actix_rt::test]
+async fn refused_batches_name_every_address_and_write_nothing() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    app.add_user("member@acme.example", Some(ProductRole::User))
+        .await;
+    data(invite_n(&app, &["pending@partner.example".into()], "GUEST", None).await);
+    let member = app
+        .add_user("plain@acme.example", Some(ProductRole::User))
+        .await;
+    let before = counts(&app);
+
+    let res = invite_n(&app, &emails("many", 11), "GUEST", None).await;
+    assert_eq!(code(&res).as_deref(), Some("TOO_MANY_INVITES"));
+
+    let res = invite_n(
+        &app,
+        &[
+            "ok@partner.example".into(),
+            "not an address".into(),
+            "x@y@z".into(),
+        ],
+        "GUEST",
+        None,
+    )
+    .await;
+    assert_eq!(code(&res).as_deref(), Some("INVALID_EMAIL"));
+    assert_eq!(
+        res["errors"][0]["extensions"]["addresses"],
+        json!([{ "email": "not an address", "code": "INVALID_EMAIL" }, { "email": "x@y@z", "code": "INVALID_EMAIL" }])
+    );
+
+    let res = invite_n(
+        &app,
+        &[
+            "new@partner.example".into(),
+            "Pending@partner.example".into(),
+            "member@acme.example".into(),
+        ],
+        "GUEST",
+        None,
+    )
+    .await;
+    assert_eq!(code(&res).as_deref(), Some("ALREADY_HAS_ACCESS"));
+    assert_eq!(
+        res["errors"][0]["extensions"]["addresses"],
+        json!([{ "email": "Pending@partner.example", "code": "INVITE_PENDING" }, { "email": "member@acme.example", "code": "ALREADY_HAS_ACCESS" }])
+    );
+    let res = invite_n(&app, &["pending@partner.example".into()], "GUEST", None).await;
+    assert_eq!(code(&res).as_deref(), Some("INVITE_PENDING"));
+
+    // not an admin, and another organization's site
+    let token = app.session_for(&member).await;
+    let res = app.gql(Some(&token), INVITE, json!({ "input": { "siteId": app.site_id, "emails": ["a@b.example"], "role": "GUEST" } })).await;
+    assert_eq!(code(&res).as_deref(), Some("FORBIDDEN"));
+    let res = app.admin(INVITE, json!({ "input": { "siteId": uuid::Uuid::new_v4().to_string(), "emails": ["a@b.example"], "role": "GUEST" } })).await;
+    assert_eq!(code(&res).as_deref(), Some("NOT_FOUND"));
+    // line breaks are fine in the message, control characters are not
+    let res = app.admin(INVITE, json!({ "input": { "siteId": app.site_id, "emails": ["m@partner.example"], "role": "GUEST", "personalMessage": "x".repeat(1001) } })).await;
+    assert_eq!(code(&res).as_deref(), Some("INVALID_INPUT"));
+    assert_eq!(res["errors"][0]["extensions"]["field"], "personalMessage");
+
+    assert_eq!(counts(&app), before, "a refused batch wrote something");
+}
+
+#[actix_rt::test]
+async fn resend_replaces_the_token() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    let inv = data(invite_n(&app, &["resend@partner.example".into()], "GUEST", None).await);
+    let id = inv["inviteUsers"]["invites"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let old = app.invite_token(&id).await;
+    let res = data(
+        app.admin(
+            "mutation($id: ID!) { resendInvite(id: $id) { status emailDeliveries { status } } }",
+            json!({ "id": id }),
+        )
+        .await,
+    );
+    assert_eq!(res["resendInvite"]["status"], "PENDING");
+    assert_eq!(
+        res["resendInvite"]["emailDeliveries"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let new = app.invite_token(&id).await;
+    assert_ne!(old, new);
+    let res = app.gql(None, ACCEPT, json!({ "i": { "token": old, "displayName": "Old", "password": "a long enough passphrase" } })).await;
+    assert_eq!(code(&res).as_deref(), Some("INVITE_INVALID"));
+    let res = data(app.gql(None, ACCEPT, json!({ "i": { "token": new, "displayName": "New Person", "password": "a long enough passphrase" } })).await);
+    assert_eq!(res["acceptInvite"]["user"]["displayName"], "New Person");
+    // used, unknown and garbage tokens: one answer
+    for t in [
+        new.clone(),
+        format!("gpi_{}", "0".repeat(64)),
+        "nonsense".into(),
+    ] {
+        let res = app.gql(None, ACCEPT, json!({ "i": { "token": t, "displayName": "X", "password": "a long enough passphrase" } })).await;
+        assert_eq!(code(&res).as_deref(), Some("INVITE_INVALID"));
+    }
+}
+
+#[actix_rt::test]
+async fn pending_paid_invites_do_not_raise_the_guest_allowance() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    let before = app.seats().await["remainingGuestSlots"].as_i64().unwrap();
+    let inv = data(invite_n(&app, &["newpaid@acme.example".into()], "USER", None).await);
+    let s = app.seats().await;
+    assert_eq!(s["remainingGuestSlots"].as_i64().unwrap(), before);
+    assert_eq!(s["pendingPaidInvites"], 1);
+    let token = app
+        .invite_token(inv["inviteUsers"]["invites"][0]["id"].as_str().unwrap())
+        .await;
+    data(app.gql(None, ACCEPT, json!({ "i": { "token": token, "displayName": "Paid", "password": "a long enough passphrase" } })).await);
+    let s = app.seats().await;
+    assert_eq!(
+        (s["paidUsers"].as_i64(), s["remainingGuestSlots"].as_i64()),
+        (Some(2), Some(before + 5))
+    );
+}
+
+#[actix_rt::test]
+async fn lowering_limits_is_never_refused_but_blocks_additions() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    data(invite_n(&app, &emails("g", 4), "GUEST", None).await);
+    let res = data(app.admin(
+        "mutation($s: ID!) { updateSiteSettings(input: { siteId: $s, guestRatio: 2, userLimit: 3 }) { site { guestRatio } seatUsage { remainingSeats overGuestAllowanceBy remainingGuestSlots } } }",
+        json!({ "s": app.site_id }),
+    ).await);
+    let u = &res["updateSiteSettings"]["seatUsage"];
+    assert_eq!(
+        (
+            u["remainingSeats"].as_i64(),
+            u["overGuestAllowanceBy"].as_i64(),
+            u["remainingGuestSlots"].as_i64()
+        ),
+        (Some(-2), Some(2), Some(0))
+    );
+    let res = invite_n(&app, &["more@partner.example".into()], "GUEST", None).await;
+    assert_eq!(code(&res).as_deref(), Some("SEAT_LIMIT_REACHED"));
+    assert_eq!(res["errors"][0]["extensions"]["remaining"], 0);
+    let res = app.admin("mutation($s: ID!) { updateSiteSettings(input: { siteId: $s, guestRatio: -1 }) { site { guestRatio } } }", json!({ "s": app.site_id })).await;
+    assert_eq!(code(&res).as_deref(), Some("INVALID_INPUT"));
+}
+
+#[actix_rt::test]
+async fn accepting_with_an_existing_account_asks_for_its_password() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    // an account from a first invite
+    let first = data(invite_n(&app, &["twice@partner.example".into()], "GUEST", None).await);
+    let t1 = app
+        .invite_token(first["inviteUsers"]["invites"][0]["id"].as_str().unwrap())
+        .await;
+    data(app.gql(None, ACCEPT, json!({ "i": { "token": t1, "displayName": "Twice", "password": "the first passphrase" } })).await);
+    // a second site invites the same address
+    let site2 = {
+        let org: uuid::Uuid = app.org_id.parse().unwrap();
+        app.db.execute(&format!("INSERT INTO sites (organization_id, name, user_limit, created_at) VALUES ('{org}', 'Second', 10, now())"));
+        app.db.execute(&format!("INSERT INTO product_roles (site_id, user_id, role, granted_at) SELECT id, '{}', 3, now() FROM sites WHERE name = 'Second'", app.admin_id));
+        app.db.execute("INSERT INTO site_paid_history (site_id, user_id, first_paid_at) SELECT site_id, user_id, now() FROM product_roles WHERE role = 3 ON CONFLICT DO NOTHING");
+        let mut c = app.db.conn();
+        use diesel::prelude::*;
+        guestpass::db::schema::sites::table
+            .filter(guestpass::db::schema::sites::name.eq("Second"))
+            .select(guestpass::db::schema::sites::id)
+            .first::<uuid::Uuid>(&mut c)
+            .unwrap()
+    };
+    let second = data(app.admin(INVITE, json!({ "input": { "siteId": site2.to_string(), "emails": ["TWICE@partner.example"], "role": "GUEST" } })).await);
+    let t2 = app
+        .invite_token(second["inviteUsers"]["invites"][0]["id"].as_str().unwrap())
+        .await;
+    let res = app
+        .gql(
+            None,
+            ACCEPT,
+            json!({ "i": { "token": t2, "password": "not the right one" } }),
+        )
+        .await;
+    assert_eq!(code(&res).as_deref(), Some("INVALID_CREDENTIALS"));
+    let res = data(
+        app.gql(
+            None,
+            ACCEPT,
+            json!({ "i": { "token": t2, "password": "the first passphrase" } }),
+        )
+        .await,
+    );
+    assert_eq!(res["acceptInvite"]["user"]["displayName"], "Twice");
+    assert_eq!(
+        app.db.scalar_i64(
+            "SELECT count(*) FROM users WHERE email_normalized = 'twice@partner.example'"
+        ),
+        1
+    );
+    assert_eq!(app.db.scalar_i64("SELECT count(*) FROM product_roles pr JOIN users u ON u.id = pr.user_id WHERE u.email_normalized = 'twice@partner.example'"), 2);
+}
