@@ -69,8 +69,8 @@ pub struct Config {
     #[arg(long, env = "GUESTPASS_APP_URL", global = true)]
     pub app_url: Option<String>,
 
-    /// SMTP server (`smtp://user:pass@host:587` uses STARTTLS, `smtps://` implicit TLS,
-    /// `smtp://host:25?tls=none` plain). Unset: emails are written to GUESTPASS_OUTBOX_DIR.
+    /// SMTP server: `smtp://user:pass@host:587?tls=required` (STARTTLS), `smtps://host:465` (implicit
+    /// TLS), `smtp://host:25` (plain). Unset: emails are written to GUESTPASS_OUTBOX_DIR.
     #[arg(
         long,
         env = "GUESTPASS_SMTP_URL",
