@@ -33,7 +33,7 @@ impl RunOptions {
             demo: false,
             worker: WorkerOptions {
                 email_concurrency: config.email_concurrency,
-                heartbeat: Duration::from_secs(10),
+                heartbeat: Duration::from_secs(config.worker_heartbeat_secs.max(1)),
                 poll: Duration::from_secs(1),
                 retry_base: Duration::from_millis(config.email_retry_base_ms),
             },

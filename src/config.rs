@@ -133,6 +133,15 @@ pub struct Config {
     )]
     pub email_retry_base_ms: u64,
 
+    /// How often a worker reports it is alive; jobs of a worker silent for 3 intervals are run again.
+    #[arg(
+        long,
+        env = "GUESTPASS_WORKER_HEARTBEAT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub worker_heartbeat_secs: u64,
+
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "GUESTPASS_MAX_BODY_BYTES", default_value_t = 256 * 1024, global = true)]
     pub max_body_bytes: usize,

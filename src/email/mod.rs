@@ -220,11 +220,11 @@ mod tests {
     #[test]
     fn html_escapes_and_keeps_line_breaks() {
         let r = sample().render().unwrap();
-        assert!(r.html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(r.html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"));
         assert!(!r.html.contains("<script>"));
         assert!(r.html.contains("Hi!<br>"));
-        assert!(r.html.contains("Ada &lt;Admin&gt;"));
-        assert!(r.html.contains("Partners &amp; Co"));
+        assert!(r.html.contains("Ada &#60;Admin&#62;"));
+        assert!(r.html.contains("Partners &#38; Co"));
         assert!(r.text.contains("> Bcc: evil@example.com"));
         assert!(r.text.contains("https://gp.example/invite/gpi_x"));
         assert_eq!(r.subject, "Ada <Admin> invited you to Docs (Acme)");

@@ -59,6 +59,7 @@ pub fn test_config(db: &TestDb, opts: &AppOptions, outbox: &std::path::Path) -> 
     c.email_retry_base_ms = opts.retry_base_ms;
     c.email_retry_for_secs = opts.email_retry_for_secs;
     c.db_pool_size = 20;
+    c.worker_heartbeat_secs = 1;
     c.log = "warn".into();
     c
 }
@@ -74,13 +75,13 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
         .try_init();
     let db = TestDb::new();
     let outbox = std::env::temp_dir().join(format!("gp-outbox-{}", uuid::Uuid::new_v4().simple()));
-    let config = test_config(&db, &opts, &outbox);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = test_config(&db, &opts, &outbox);
+    config.public_url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let clock = Clock::default();
     let mut run = RunOptions::from_config(&config);
     run.workers = opts.workers;
-    run.worker.heartbeat = Duration::from_secs(1);
     run.worker.poll = Duration::from_millis(200);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let running = app::start(config, run, clock.clone(), Some(listener))
         .await
         .expect("app starts");

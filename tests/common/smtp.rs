@@ -43,7 +43,7 @@ impl Received {
                 i += 1;
             }
         }
-        String::from_utf8_lossy(&out).into_owned()
+        normalize_entities(&String::from_utf8_lossy(&out))
     }
 
     /// The accept link in the text part.
@@ -211,4 +211,13 @@ impl SmtpSink {
             }
         }
     }
+}
+
+/// Numeric and named escapes of `<`, `>`, `&`, `"` and `'` are equivalent; tests compare the named forms.
+pub fn normalize_entities(s: &str) -> String {
+    s.replace("&#60;", "&lt;")
+        .replace("&#62;", "&gt;")
+        .replace("&#38;", "&amp;")
+        .replace("&#34;", "&quot;")
+        .replace("&#39;", "&#x27;")
 }
