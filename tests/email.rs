@@ -41,9 +41,8 @@ async fn get_page(app: &TestApp, url: &str) -> (u16, String, Option<String>) {
             .unwrap()
             .contains("default-src 'none'")
     );
-    let body = common::smtp::normalize_entities(
-        &String::from_utf8(res.body().await.unwrap().to_vec()).unwrap(),
-    );
+    let body =
+        common::smtp::normalize_entities(std::str::from_utf8(&res.body().await.unwrap()).unwrap());
     (res.status().as_u16(), body, cookie)
 }
 
