@@ -433,3 +433,46 @@ async fn revoked_and_superseded_invites_send_nothing() {
     }
     workers.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_misconfigured_mail_server_is_reported_and_not_blamed_on_the_invite() {
+    let sink = SmtpSink::start_with(Mode::RejectAuth).await;
+    let url = format!("smtp://user:wrong@127.0.0.1:{}", sink.port);
+    let app = spawn_app_with(AppOptions {
+        smtp_url: Some(url),
+        retry_base_ms: 200,
+        ..Default::default()
+    })
+    .await;
+    let res = data(invite_with_message(&app, &["patient@partner.example"], "x").await);
+    let id = res["inviteUsers"]["invites"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let d = wait_delivery(&app, &id, "RETRYING").await;
+    let err = d["lastError"].as_str().unwrap().to_lowercase();
+    assert!(err.contains("535") || err.contains("authentication"), "{d}");
+    let mut res = app
+        .client()
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
+    let metrics = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    assert!(
+        metrics.contains("guestpass_mail_path_broken 1"),
+        "{metrics}"
+    );
+    let mut res = app
+        .client()
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["mail"], "failing");
+    // still retrying, never FAILED for it
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let d = wait_delivery(&app, &id, "RETRYING").await;
+    assert!(d["attempts"].as_i64().unwrap() >= 2, "{d}");
+}

@@ -183,7 +183,9 @@ impl Mailer {
 
 fn classify(e: lettre::transport::smtp::Error) -> SendError {
     let text = e.to_string();
-    if e.is_tls() {
+    // TLS failures and client-side refusals (e.g. no usable authentication mechanism, credentials
+    // over an unencrypted connection) are about our configuration, not the recipient.
+    if e.is_tls() || e.is_client() {
         return SendError::Configuration(text);
     }
     if let Some(code) = e.status() {

@@ -64,6 +64,8 @@ pub enum Mode {
     Accept,
     /// Refuse every recipient with 550.
     RejectRecipients,
+    /// Offer AUTH and refuse every credential with 535 (a misconfigured sender).
+    RejectAuth,
 }
 
 #[derive(Clone)]
