@@ -192,6 +192,7 @@ async fn http_endpoints() {
     let body = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
     assert!(body.contains("guestpass_http_requests_total"), "{body}");
     assert!(body.contains("guestpass_db_pool_connections"));
+    assert!(body.contains("guestpass_jobs"), "{body}");
     // GET runs queries but never mutations
     let mut res = c
         .get(format!("{}/graphql?query=%7B__typename%7D", app.address))

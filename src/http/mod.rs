@@ -100,6 +100,17 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let pool = state.db.pool().state();
     state.metrics.pool_connections.set(pool.connections.into());
     state.metrics.pool_idle.set(pool.idle_connections.into());
+    // Queue depth by status, read at scrape time (an unreachable database leaves the last values).
+    if let Ok(rows) = state.db.run(crate::store::queue::job_counts).await {
+        state.metrics.jobs.clear();
+        for (queue, status, n) in rows {
+            state
+                .metrics
+                .jobs
+                .get_or_create(&crate::metrics::JobLabels { queue, status })
+                .set(n);
+        }
+    }
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.metrics.render())

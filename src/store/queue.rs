@@ -42,3 +42,24 @@ pub fn enqueue<J: Serialize>(
     .execute(conn)?;
     Ok(inserted == 1)
 }
+
+#[derive(QueryableByName)]
+struct JobCount {
+    #[diesel(sql_type = Text)]
+    job_type: String,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Jobs by queue and status (for `/metrics`).
+pub fn job_counts(conn: &mut PgConnection) -> AppResult<Vec<(String, String, i64)>> {
+    let rows: Vec<JobCount> =
+        diesel::sql_query("SELECT job_type, status, count(*) AS n FROM apalis.jobs GROUP BY 1, 2")
+            .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.job_type, r.status, r.n))
+        .collect())
+}
