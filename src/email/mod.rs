@@ -22,38 +22,23 @@ pub struct InviteEmail {
     pub expires: String,
 }
 
+// The three templates read the same fields, so each wraps the one `InviteEmail`.
 #[derive(Template)]
 #[template(path = "email/invite_subject.txt")]
 struct InviteSubject<'a> {
-    inviter: &'a str,
-    site: &'a str,
-    organization: &'a str,
+    e: &'a InviteEmail,
 }
 
 #[derive(Template)]
 #[template(path = "email/invite.txt")]
 struct InviteText<'a> {
-    inviter: &'a str,
-    site: &'a str,
-    organization: &'a str,
-    role: &'a str,
-    space: &'a Option<String>,
-    message: &'a Option<String>,
-    link: &'a str,
-    expires: &'a str,
+    e: &'a InviteEmail,
 }
 
 #[derive(Template)]
 #[template(path = "email/invite.html")]
 struct InviteHtml<'a> {
-    inviter: &'a str,
-    site: &'a str,
-    organization: &'a str,
-    role: &'a str,
-    space: &'a Option<String>,
-    message: &'a Option<String>,
-    link: &'a str,
-    expires: &'a str,
+    e: &'a InviteEmail,
 }
 
 /// Subject, text and HTML bodies.
@@ -65,34 +50,9 @@ pub struct Rendered {
 
 impl InviteEmail {
     pub fn render(&self) -> Result<Rendered, askama::Error> {
-        let subject = InviteSubject {
-            inviter: &self.inviter,
-            site: &self.site,
-            organization: &self.organization,
-        }
-        .render()?;
-        let text = InviteText {
-            inviter: &self.inviter,
-            site: &self.site,
-            organization: &self.organization,
-            role: self.role,
-            space: &self.space,
-            message: &self.message,
-            link: &self.link,
-            expires: &self.expires,
-        }
-        .render()?;
-        let html = InviteHtml {
-            inviter: &self.inviter,
-            site: &self.site,
-            organization: &self.organization,
-            role: self.role,
-            space: &self.space,
-            message: &self.message,
-            link: &self.link,
-            expires: &self.expires,
-        }
-        .render()?;
+        let subject = InviteSubject { e: self }.render()?;
+        let text = InviteText { e: self }.render()?;
+        let html = InviteHtml { e: self }.render()?;
         Ok(Rendered {
             // Subjects are one line: anything else is flattened (the inputs are single-line already).
             subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
