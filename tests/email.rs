@@ -476,3 +476,27 @@ async fn a_misconfigured_mail_server_is_reported_and_not_blamed_on_the_invite() 
     let d = wait_delivery(&app, &id, "RETRYING").await;
     assert!(d["attempts"].as_i64().unwrap() >= 2, "{d}");
 }
+
+#[actix_rt::test]
+async fn without_smtp_emails_are_written_to_the_outbox() {
+    let app = spawn_app().await;
+    let res = data(invite_with_message(&app, &["offline@partner.example"], "see you").await);
+    let id = res["inviteUsers"]["invites"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_delivery(&app, &id, "SENT").await;
+    let files: Vec<_> = std::fs::read_dir(&app.outbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].extension().unwrap(), "eml");
+    let raw = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(raw.contains("To: offline@partner.example"));
+    let token = app.invite_token(&id).await;
+    assert!(
+        raw.replace("=\r\n", "").contains(&token),
+        "the .eml holds the accept link"
+    );
+}
