@@ -35,7 +35,6 @@ pub struct Metrics {
     pub jobs: Family<JobLabels, Gauge>,
     /// 1 while the mail path fails for a reason of our own (authentication, TLS), else 0.
     pub mail_path_broken: Gauge<i64, std::sync::atomic::AtomicI64>,
-    pub last_mail_error: std::sync::Mutex<Option<String>>,
 }
 
 impl Default for Metrics {
@@ -92,7 +91,6 @@ impl Metrics {
             pool_idle,
             jobs,
             mail_path_broken,
-            last_mail_error: std::sync::Mutex::new(None),
         }
     }
 

@@ -143,7 +143,7 @@ impl MutationRoot {
                 // Precedence: NOT_FOUND, FORBIDDEN, then input errors, then the rules.
                 let a = crate::store::access::site_access(c, &who, site_id)?;
                 if let Some(space) = space_id {
-                    let (s, _) = content::space_with_access(c, &who, space)?;
+                    let s = content::space_in_org(c, who.user.organization_id, space)?;
                     if s.site_id != site_id {
                         return Err(AppError::NotFound("Space"));
                     }

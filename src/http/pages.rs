@@ -211,12 +211,11 @@ pub async fn invite_submit(
     }
     match crate::graphql::accept(&state, token.clone(), form.display_name, form.password).await {
         Ok((user, _session)) => {
-            let now = state.clock.now();
             let t = token.clone();
             // The invite is used now; show what it granted.
             let site = state
                 .db
-                .run(move |c| crate::store::invites::accepted_summary(c, &t, user.id, now))
+                .run(move |c| crate::store::invites::accepted_summary(c, &t, user.id))
                 .await
                 .ok();
             let (site_name, org_name, space) = site.unwrap_or_default();

@@ -127,10 +127,6 @@ impl EmailContext {
             Err(SendError::Configuration(e)) => {
                 // Not the invite's fault: keep retrying (within the invite's lifetime) and make it visible.
                 st.metrics.mail_path_broken.set(1);
-                *st.metrics
-                    .last_mail_error
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
                 tracing::error!(error = %e, "mail path broken by configuration (SMTP authentication or TLS)");
                 let delay = backoff(self.retry_base, attempts);
                 if now + chrono::Duration::from_std(delay).unwrap_or_default() > expires_at {

@@ -15,16 +15,21 @@ pub fn space_with_access(
     caller: &Caller,
     space_id: Uuid,
 ) -> AppResult<(Space, SiteAccess)> {
-    let space: Space = spaces::table
+    let space = space_in_org(conn, caller.user.organization_id, space_id)?;
+    let access = access::site_access(conn, caller, space.site_id)?;
+    Ok((space, access))
+}
+
+/// A space of an organization; any other id is `NOT_FOUND`, exactly like a missing one.
+pub fn space_in_org(conn: &mut PgConnection, org: Uuid, space_id: Uuid) -> AppResult<Space> {
+    spaces::table
         .inner_join(sites::table)
         .filter(spaces::id.eq(space_id))
-        .filter(sites::organization_id.eq(caller.user.organization_id))
+        .filter(sites::organization_id.eq(org))
         .select(Space::as_select())
         .first(conn)
         .optional()?
-        .ok_or(AppError::NotFound("Space"))?;
-    let access = access::site_access(conn, caller, space.site_id)?;
-    Ok((space, access))
+        .ok_or(AppError::NotFound("Space"))
 }
 
 /// The spaces of a site the caller reaches: all for admins and paid users, their own for a guest.

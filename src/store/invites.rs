@@ -729,7 +729,6 @@ pub fn accepted_summary(
     conn: &mut PgConnection,
     token: &str,
     user_id: Uuid,
-    _now: DateTime<Utc>,
 ) -> AppResult<(String, String, Option<String>)> {
     let (id, _) = LinkSigner::parse(LinkPurpose::Invite, token).ok_or(AppError::InviteInvalid)?;
     let invite: Invite = invites::table
