@@ -43,7 +43,8 @@ pub async fn seed(state: &AppState) -> AppResult<()> {
                         emails: vec![
                             EmailAddress::parse("contractor@partner.example").expect("valid"),
                         ],
-                        role: ProductRole::Guest,
+                        role: Some(ProductRole::Guest),
+                        group_ids: Vec::new(),
                         space_id: Some(eng.id),
                         personal_message: Some(
                             "Welcome aboard!\nThe spec is in the Welcome page.".into(),

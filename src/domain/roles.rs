@@ -73,6 +73,43 @@ pub fn effective_role(
     }
 }
 
+/// One person's effective role on one site before and after a change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoleChange {
+    pub site_id: uuid::Uuid,
+    pub user_id: uuid::Uuid,
+    pub before: Option<ProductRole>,
+    pub after: Option<ProductRole>,
+}
+
+impl RoleChange {
+    /// Had access to the site and has none now.
+    pub fn lost_access(&self) -> bool {
+        self.before.is_some() && self.after.is_none()
+    }
+}
+
+/// The role changes between two snapshots keyed by `(site, user)`, in a stable order (by site, then
+/// user); pairs whose role did not change are left out.
+pub fn diff_roles(
+    before: &std::collections::HashMap<(uuid::Uuid, uuid::Uuid), Option<ProductRole>>,
+    after: &std::collections::HashMap<(uuid::Uuid, uuid::Uuid), Option<ProductRole>>,
+) -> Vec<RoleChange> {
+    let keys: std::collections::BTreeSet<_> = before.keys().chain(after.keys()).copied().collect();
+    keys.into_iter()
+        .filter_map(|(site_id, user_id)| {
+            let b = before.get(&(site_id, user_id)).copied().flatten();
+            let a = after.get(&(site_id, user_id)).copied().flatten();
+            (b != a).then_some(RoleChange {
+                site_id,
+                user_id,
+                before: b,
+                after: a,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::ProductRole::*;
@@ -103,5 +140,27 @@ mod tests {
         }
         assert_eq!(ProductRole::from_rank(0), None);
         assert!(!Guest.is_paid() && User.is_paid() && ProductAdmin.is_paid());
+    }
+
+    #[test]
+    fn diff_lists_only_changes_in_order() {
+        use std::collections::HashMap;
+        let (s, a, b) = (
+            uuid::Uuid::from_u128(1),
+            uuid::Uuid::from_u128(2),
+            uuid::Uuid::from_u128(3),
+        );
+        let before = HashMap::from([((s, a), Some(Guest)), ((s, b), Some(User))]);
+        let after = HashMap::from([((s, a), Some(User)), ((s, b), Some(User))]);
+        let d = diff_roles(&before, &after);
+        assert_eq!(d.len(), 1);
+        assert_eq!(
+            (d[0].user_id, d[0].before, d[0].after),
+            (a, Some(Guest), Some(User))
+        );
+        assert!(!d[0].lost_access());
+        let gone = HashMap::from([((s, a), None), ((s, b), Some(User))]);
+        let d = diff_roles(&before, &gone);
+        assert!(d[0].lost_access());
     }
 }

@@ -1,7 +1,9 @@
 //! The GraphQL layer: thin resolvers that check who is asking, call the store through `Db`, and map
 //! rows to types. Errors become `extensions.code` in one place (`error.rs`).
 
+pub mod loaders;
 mod mutation;
+mod people;
 mod query;
 mod types;
 
@@ -9,12 +11,21 @@ use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::store::access::{self, Caller};
 use async_graphql::connection::{CursorType, OpaqueCursor};
-use async_graphql::{Context, EmptySubscription, Schema};
+use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
 use serde::{Serialize, de::DeserializeOwned};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
-pub use mutation::{MutationRoot, accept};
-pub use query::QueryRoot;
+pub use mutation::accept;
+
+/// Every query, from the modules that hold them.
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(query::CoreQuery, people::PeopleQuery);
+
+/// Every mutation, from the modules that hold them.
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(mutation::CoreMutation, people::PeopleMutation);
 
 pub type GuestpassSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
@@ -36,9 +47,13 @@ impl Default for Limits {
 
 /// Built once at start-up (outside `HttpServer::new`) and shared by every worker thread.
 pub fn build_schema(state: Option<AppState>, limits: Limits) -> GuestpassSchema {
-    let mut b = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
-        .limit_depth(limits.depth)
-        .limit_complexity(limits.complexity);
+    let mut b = Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .limit_depth(limits.depth)
+    .limit_complexity(limits.complexity);
     if let Some(state) = state {
         b = b.data(state);
     }
@@ -50,23 +65,35 @@ pub fn sdl() -> String {
     build_schema(None, Limits::default()).sdl()
 }
 
-/// Per request: the bearer token, resolved to a caller at most once and only when a resolver asks.
-pub struct RequestAuth {
+/// Per request: the bearer token, resolved to a caller at most once and only when a resolver asks,
+/// and the caller's standing on each site it asked about (so a list of fifty users checks once).
+/// Cloning shares it (the operations of a batch share one).
+#[derive(Clone)]
+pub struct RequestAuth(Arc<AuthInner>);
+
+struct AuthInner {
     token: Option<String>,
     caller: tokio::sync::OnceCell<Option<Caller>>,
+    sites: Mutex<HashMap<Uuid, access::SiteAccess>>,
 }
 
 impl RequestAuth {
     pub fn new(token: Option<String>) -> Self {
-        Self {
+        Self(Arc::new(AuthInner {
             token,
             caller: tokio::sync::OnceCell::new(),
-        }
+            sites: Mutex::new(HashMap::new()),
+        }))
     }
 }
 
 pub(crate) fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
     ctx.data_unchecked::<AppState>()
+}
+
+pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> AppResult<&'a loaders::Loaders> {
+    ctx.data_opt::<loaders::Loaders>()
+        .ok_or_else(|| AppError::internal("no data loaders in this request"))
 }
 
 /// The caller, if any token resolved to an active account.
@@ -75,9 +102,10 @@ pub(crate) async fn optional_caller(ctx: &Context<'_>) -> AppResult<Option<Calle
         return Ok(None);
     };
     let st = state(ctx);
-    auth.caller
+    auth.0
+        .caller
         .get_or_try_init(|| async {
-            match auth.token.clone() {
+            match auth.0.token.clone() {
                 None => Ok(None),
                 Some(token) => {
                     let now = st.clock.now();
@@ -89,6 +117,36 @@ pub(crate) async fn optional_caller(ctx: &Context<'_>) -> AppResult<Option<Calle
         })
         .await
         .cloned()
+}
+
+/// The caller's standing on a site, looked up once per request. For reads only: a mutation re-checks
+/// inside its transaction.
+pub(crate) async fn site_access(
+    ctx: &Context<'_>,
+    site_id: Uuid,
+) -> AppResult<(Caller, access::SiteAccess)> {
+    let who = caller(ctx).await?;
+    let auth = ctx
+        .data_opt::<RequestAuth>()
+        .ok_or(AppError::Unauthenticated)?;
+    if let Some(a) = auth
+        .0
+        .sites
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&site_id).cloned())
+    {
+        return Ok((who, a));
+    }
+    let w = who.clone();
+    let a = state(ctx)
+        .db
+        .run(move |c| access::site_access(c, &w, site_id))
+        .await?;
+    if let Ok(mut m) = auth.0.sites.lock() {
+        m.insert(site_id, a.clone());
+    }
+    Ok((who, a))
 }
 
 /// The caller, or `UNAUTHENTICATED`.

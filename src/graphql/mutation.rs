@@ -7,7 +7,8 @@ use crate::store::invites::{self, Credential, NewInvites};
 use crate::store::{content, models};
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
-pub struct MutationRoot;
+#[derive(Default)]
+pub struct CoreMutation;
 
 #[derive(InputObject)]
 pub struct CreateSpaceInput {
@@ -29,7 +30,11 @@ pub struct InviteUsersInput {
     pub site_id: ID,
     /// 1 to 10 addresses; duplicates (ignoring case) count once.
     pub emails: Vec<String>,
-    pub role: ProductRole,
+    /// The role accepting grants; may be left out when `groupIds` give a role on the site.
+    pub role: Option<ProductRole>,
+    /// Groups the invitee joins on acceptance; the seat checks use the role that results.
+    #[graphql(default)]
+    pub group_ids: Vec<ID>,
     /// For guests: the space they get on acceptance.
     pub space_id: Option<ID>,
     /// Plain text shown in the email, at most 1,000 characters; line breaks are kept.
@@ -78,7 +83,7 @@ fn field(name: &str, r: Result<String, String>) -> AppResult<String> {
 }
 
 #[Object]
-impl MutationRoot {
+impl CoreMutation {
     /// Creates a space (admins and product admins of the site).
     async fn create_space(&self, ctx: &Context<'_>, input: CreateSpaceInput) -> AppResult<Space> {
         let who = caller(ctx).await?;
@@ -134,6 +139,13 @@ impl MutationRoot {
             .as_ref()
             .map(|s| parse_id(s, "Space"))
             .transpose()?;
+        let mut group_ids = input
+            .group_ids
+            .iter()
+            .map(|g| parse_id(g, "Group"))
+            .collect::<AppResult<Vec<_>>>()?;
+        group_ids.sort();
+        group_ids.dedup();
         let st = state(ctx);
         let now = st.clock.now();
         let policy = st.delivery.clone();
@@ -150,12 +162,6 @@ impl MutationRoot {
                 }
                 a.require_admin()?;
                 let emails = invites::parse_batch(&input.emails)?;
-                if space_id.is_some() && input.role != ProductRole::Guest {
-                    return Err(AppError::invalid(
-                        "spaceId",
-                        "only guests are invited to a space",
-                    ));
-                }
                 let personal_message = match &input.personal_message {
                     Some(m) => text::multi_line(m, invites::MAX_MESSAGE_CHARS)
                         .map_err(|e| AppError::invalid("personalMessage", e))?,
@@ -177,6 +183,7 @@ impl MutationRoot {
                         site_id,
                         emails,
                         role: input.role,
+                        group_ids,
                         space_id,
                         personal_message,
                         expires_in_days: input.expires_in_days,
@@ -259,7 +266,7 @@ impl MutationRoot {
             .await?;
         Ok(UpdateSiteSettingsPayload {
             site: Site(site),
-            seat_usage: SeatUsage(usage),
+            seat_usage: SeatUsage::new(site_id, usage),
         })
     }
 }

@@ -8,10 +8,11 @@ use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-pub struct QueryRoot;
+#[derive(Default)]
+pub struct CoreQuery;
 
 #[Object]
-impl QueryRoot {
+impl CoreQuery {
     /// The signed-in person.
     async fn me(&self, ctx: &Context<'_>) -> AppResult<User> {
         Ok(User::full(caller(ctx).await?.user))
@@ -64,7 +65,7 @@ impl QueryRoot {
                 directory::seat_usage(c, &a.site, now)
             })
             .await
-            .map(SeatUsage)
+            .map(|u| SeatUsage::new(id, u))
     }
 
     /// Spaces of a site the caller reaches: all for admins and paid users, their one space for a guest.

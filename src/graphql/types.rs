@@ -1,5 +1,6 @@
 //! GraphQL output types: thin wrappers around store rows. Doc comments become schema descriptions.
 
+use super::loaders::{GroupsOf, GuestCountOf, GuestSpaceOf, UserById};
 use super::{caller, state};
 use crate::domain::ProductRole;
 use crate::domain::seats::Usage;
@@ -80,50 +81,62 @@ impl Site {
                 directory::seat_usage(c, &a.site, now)
             })
             .await
-            .map(SeatUsage)
+            .map(|u| SeatUsage::new(site_id, u))
     }
 }
 
-pub struct SeatUsage(pub Usage);
+pub struct SeatUsage {
+    pub site_id: uuid::Uuid,
+    pub usage: Usage,
+}
+
+impl SeatUsage {
+    pub fn new(site_id: uuid::Uuid, usage: Usage) -> Self {
+        Self { site_id, usage }
+    }
+}
 
 /// Who occupies a site's seats, and what is left.
 #[Object]
 impl SeatUsage {
+    async fn site_id(&self) -> ID {
+        ID(self.site_id.to_string())
+    }
     /// Active users whose effective role is USER or PRODUCT_ADMIN.
     async fn paid_users(&self) -> i64 {
-        self.0.counts.paid
+        self.usage.counts.paid
     }
     /// Active users whose effective role is GUEST.
     async fn guests(&self) -> i64 {
-        self.0.counts.guests
+        self.usage.counts.guests
     }
     async fn pending_paid_invites(&self) -> i64 {
-        self.0.counts.pending_paid
+        self.usage.counts.pending_paid
     }
     async fn pending_guest_invites(&self) -> i64 {
-        self.0.counts.pending_guests
+        self.usage.counts.pending_guests
     }
     async fn user_limit(&self) -> i64 {
-        self.0.limits.user_limit
+        self.usage.limits.user_limit
     }
     async fn guest_ratio(&self) -> i64 {
-        self.0.limits.guest_ratio
+        self.usage.limits.guest_ratio
     }
     /// `guestRatio x paidUsers`: only accepted paid users raise it.
     async fn guest_allowance(&self) -> i64 {
-        self.0.guest_allowance
+        self.usage.guest_allowance
     }
     /// `userLimit` minus paid, guests and pending invites; negative when a lowered limit left the site over.
     async fn remaining_seats(&self) -> i64 {
-        self.0.remaining_seats
+        self.usage.remaining_seats
     }
     /// The smaller of the guest slots left and the remaining seats.
     async fn remaining_guest_slots(&self) -> i64 {
-        self.0.remaining_guest_slots
+        self.usage.remaining_guest_slots
     }
     /// How many guests (pending included) are beyond the allowance; nothing adding a guest is accepted until 0.
     async fn over_guest_allowance_by(&self) -> i64 {
-        self.0.over_guest_allowance_by
+        self.usage.over_guest_allowance_by
     }
 }
 
@@ -143,6 +156,17 @@ impl Space {
     }
     async fn site_id(&self) -> ID {
         ID(self.0.site_id.to_string())
+    }
+    /// Guests of the site whose one space this is (people who see the whole site, and space admins).
+    async fn guest_count(&self, ctx: &Context<'_>) -> AppResult<i64> {
+        let (_, a) = super::site_access(ctx, self.0.site_id).await?;
+        if !(a.sees_whole_site() || a.manages_guests_of(self.0.id)) {
+            return Err(AppError::Forbidden);
+        }
+        Ok(super::loaders(ctx)?
+            .load_one(GuestCountOf(self.0.id))
+            .await?
+            .unwrap_or(0))
     }
     /// The space's pages (anyone who reaches the space).
     async fn pages(&self, ctx: &Context<'_>) -> AppResult<Vec<Page_>> {
@@ -207,23 +231,17 @@ impl User {
         }
     }
 
-    /// The caller may see this user's standing on `site`: themselves, or someone who sees the whole site.
+    /// The caller may see this user's standing on `site`: themselves, whoever sees the whole site,
+    /// and space admins of that site.
     async fn check_site_view(&self, ctx: &Context<'_>, site: &ID) -> AppResult<uuid::Uuid> {
         self.require_full()?;
-        let who = caller(ctx).await?;
         let site_id = super::parse_id(site, "Site")?;
-        if who.user.id == self.user.id && who.user.organization_id == self.user.organization_id {
-            state(ctx)
-                .db
-                .run(move |c| access::site_in_org(c, who.user.organization_id, site_id).map(|_| ()))
-                .await?;
+        let (who, a) = super::site_access(ctx, site_id).await?;
+        if who.user.id == self.user.id || a.sees_whole_site() || !a.admin_of_spaces.is_empty() {
+            Ok(site_id)
         } else {
-            state(ctx)
-                .db
-                .run(move |c| directory::require_directory_access(c, &who, site_id).map(|_| ()))
-                .await?;
+            Err(AppError::Forbidden)
         }
-        Ok(site_id)
     }
 }
 
@@ -278,12 +296,35 @@ impl User {
         };
         let who = caller(ctx).await?;
         let restricted = who.user.id == self.user.id && !who.org_admin;
-        let org = self.user.organization_id;
-        let user = state(ctx)
-            .db
-            .run(move |c| directory::user_in_org(c, org, inviter))
-            .await?;
-        Ok(Some(User { user, restricted }))
+        let user = super::loaders(ctx)?
+            .load_one(UserById(inviter))
+            .await?
+            .filter(|u| u.organization_id == self.user.organization_id);
+        Ok(user.map(|user| User { user, restricted }))
+    }
+    /// The guest's one space on that site, if they are a guest there and have one.
+    async fn space(&self, ctx: &Context<'_>, site_id: ID) -> AppResult<Option<Space>> {
+        let site = self.check_site_view(ctx, &site_id).await?;
+        let uid = self.user.id;
+        Ok(super::loaders(ctx)?
+            .load_one(GuestSpaceOf(site, uid))
+            .await?
+            .map(Space))
+    }
+    /// The groups this person belongs to (staff, or the person themselves).
+    async fn groups(&self, ctx: &Context<'_>) -> AppResult<Vec<Group>> {
+        self.require_full()?;
+        let who = caller(ctx).await?;
+        if who.user.id != self.user.id {
+            super::people::require_staff(ctx).await?;
+        }
+        Ok(super::loaders(ctx)?
+            .load_one(GroupsOf(self.user.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Group)
+            .collect())
     }
 }
 
@@ -455,5 +496,134 @@ impl AuditEvent {
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
+    }
+}
+
+pub struct Group(pub models::Group);
+
+/// A named set of people of the organization; it holds at most one product role per site, which its
+/// members get (a guest group makes them guests).
+#[Object]
+impl Group {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// The role the group gives on each site where it has one.
+    async fn site_roles(&self, ctx: &Context<'_>) -> AppResult<Vec<GroupSiteRole>> {
+        let id = self.0.id;
+        let rows = state(ctx)
+            .db
+            .run(move |c| crate::store::groups::site_roles(c, id))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(site_id, role)| GroupSiteRole {
+                site_id: ID(site_id.to_string()),
+                role,
+            })
+            .collect())
+    }
+    /// Members by email.
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Page<User>> {
+        let (limit, after) = super::page::<(String, uuid::Uuid)>(first, after)?;
+        let id = self.0.id;
+        let (rows, total) = state(ctx)
+            .db
+            .run(move |c| crate::store::groups::members(c, id, after, limit + 1))
+            .await?;
+        Ok(super::query::paginate(
+            rows,
+            limit,
+            total,
+            |u| (u.email_normalized.clone(), u.id),
+            User::full,
+        ))
+    }
+}
+
+/// A group's role on one site.
+#[derive(SimpleObject)]
+pub struct GroupSiteRole {
+    pub site_id: ID,
+    pub role: ProductRole,
+}
+
+/// One person's effective role on one site, before and after a change.
+pub struct AccessChangeEntry(pub crate::store::changes::ChangedAccess);
+
+#[Object]
+impl AccessChangeEntry {
+    async fn user(&self) -> User {
+        User::full(self.0.user.clone())
+    }
+    async fn site(&self) -> Site {
+        Site(self.0.site.clone())
+    }
+    async fn role_before(&self) -> Option<ProductRole> {
+        self.0.change.before
+    }
+    /// Null: no access (including a guest grant void for a former paid user).
+    async fn role_after(&self) -> Option<ProductRole> {
+        self.0.change.after
+    }
+    /// Had access to the site and has none now.
+    async fn lost_access(&self) -> bool {
+        self.0.change.lost_access()
+    }
+}
+
+/// What an access change did, or with `dryRun` would do (a dry run changes nothing).
+pub struct AccessChangePayload(pub crate::store::changes::AccessChange);
+
+#[Object]
+impl AccessChangePayload {
+    async fn dry_run(&self) -> bool {
+        self.0.dry_run
+    }
+    /// Every person whose effective role on a site changes.
+    async fn changes(&self) -> Vec<AccessChangeEntry> {
+        self.0
+            .changes
+            .iter()
+            .cloned()
+            .map(AccessChangeEntry)
+            .collect()
+    }
+    /// Seat usage after the change, one per affected site.
+    async fn seat_usage(&self) -> Vec<SeatUsage> {
+        self.0
+            .usage
+            .iter()
+            .map(|(site, u)| SeatUsage::new(site.id, *u))
+            .collect()
+    }
+}
+
+/// One guest's space before and after an assignment.
+pub struct GuestAssignment(pub crate::store::guests::Assignment);
+
+#[Object]
+impl GuestAssignment {
+    async fn user(&self) -> User {
+        User::full(self.0.user.clone())
+    }
+    /// The space now (null after unassigning).
+    async fn space(&self) -> Option<Space> {
+        self.0.space.clone().map(Space)
+    }
+    /// The space the guest had before, if any (a move when it differs from `space`).
+    async fn previous_space(&self) -> Option<Space> {
+        self.0.previous.clone().map(Space)
     }
 }

@@ -1,6 +1,8 @@
 //! `/graphql` over POST (queries and mutations, single or batched) and GET (queries only), and GraphiQL.
 
+use crate::graphql::loaders::loaders;
 use crate::graphql::{GuestpassSchema, RequestAuth};
+use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use async_graphql::http::GraphiQLSource;
@@ -24,16 +26,27 @@ fn request_error(status: actix_web::http::StatusCode, code: &str, message: &str)
     }))
 }
 
-async fn execute(schema: &GuestpassSchema, req: &HttpRequest, batch: BatchRequest) -> HttpResponse {
+async fn execute(
+    schema: &GuestpassSchema,
+    state: &AppState,
+    req: &HttpRequest,
+    batch: BatchRequest,
+) -> HttpResponse {
     let auth = RequestAuth::new(bearer(req));
+    let db = &state.db;
     let response: BatchResponse = match batch {
-        BatchRequest::Single(r) => BatchResponse::Single(schema.execute(r.data(auth)).await),
+        BatchRequest::Single(r) => {
+            BatchResponse::Single(schema.execute(r.data(auth).data(loaders(db.clone()))).await)
+        }
         BatchRequest::Batch(list) => {
             // One auth resolution shared by the batch's operations.
-            let auth = std::sync::Arc::new(auth);
             let mut out = Vec::with_capacity(list.len());
             for r in list {
-                out.push(schema.execute(r.data(auth.clone())).await);
+                out.push(
+                    schema
+                        .execute(r.data(auth.clone()).data(loaders(db.clone())))
+                        .await,
+                );
             }
             BatchResponse::Batch(out)
         }
@@ -45,6 +58,7 @@ async fn execute(schema: &GuestpassSchema, req: &HttpRequest, batch: BatchReques
 
 pub async fn post(
     schema: web::Data<GuestpassSchema>,
+    state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
@@ -68,10 +82,14 @@ pub async fn post(
             &format!("A batch holds 1 to {MAX_BATCH} operations."),
         );
     }
-    execute(&schema, &req, batch).await
+    execute(&schema, &state, &req, batch).await
 }
 
-pub async fn get(schema: web::Data<GuestpassSchema>, req: HttpRequest) -> HttpResponse {
+pub async fn get(
+    schema: web::Data<GuestpassSchema>,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> HttpResponse {
     use actix_web::http::StatusCode;
     let request = match async_graphql::http::parse_query_string(req.query_string()) {
         Ok(r) => r,
@@ -96,7 +114,7 @@ pub async fn get(schema: web::Data<GuestpassSchema>, req: HttpRequest) -> HttpRe
             "Mutations must be sent with POST.",
         );
     }
-    execute(&schema, &req, BatchRequest::Single(request)).await
+    execute(&schema, &state, &req, BatchRequest::Single(request)).await
 }
 
 pub async fn graphiql() -> HttpResponse {

@@ -86,6 +86,9 @@ pub fn authenticate(
         .first(conn)
         .optional()?;
     let Some(user) = user else { return Ok(None) };
+    if kind == TokenKind::Api && !has_any_access(conn, user.id)? {
+        return Ok(None);
+    }
     let org_admin = is_org_admin(conn, user.organization_id, user.id)?;
     Ok(Some(Caller {
         user,
@@ -112,21 +115,29 @@ pub struct SiteAccess {
     pub site_admin: bool,
     pub role: Option<ProductRole>,
     pub guest_space: Option<Uuid>,
+    /// Spaces of this site the caller administers (only while they are paid there or an admin).
+    pub admin_of_spaces: Vec<Uuid>,
 }
 
 impl SiteAccess {
-    /// Organization and site admins manage invites, roles and settings.
+    /// Organization and site admins manage invites, roles, groups and settings.
     pub fn is_admin(&self) -> bool {
         self.org_admin || self.site_admin
     }
 
-    /// Admins and paid users see the whole site (every space, the people directory).
+    /// Admins and paid users see the whole site (every space, the people directory, the guest list).
     pub fn sees_whole_site(&self) -> bool {
         self.is_admin() || self.role.is_some_and(ProductRole::is_paid)
     }
 
+    /// Admins and product admins manage the site's spaces and may put guests in any of them.
     pub fn manages_spaces(&self) -> bool {
         self.is_admin() || self.role == Some(ProductRole::ProductAdmin)
+    }
+
+    /// May assign guests to `space` and take them out of it: space managers, and that space's admins.
+    pub fn manages_guests_of(&self, space: Uuid) -> bool {
+        self.manages_spaces() || self.admin_of_spaces.contains(&space)
     }
 
     /// May read and create content in `space`.
@@ -161,29 +172,108 @@ pub fn site_access(
     site_id: Uuid,
 ) -> AppResult<SiteAccess> {
     let site = site_in_org(conn, caller.user.organization_id, site_id)?;
-    let site_admin = diesel::select(diesel::dsl::exists(
-        site_admins::table
-            .filter(site_admins::site_id.eq(site_id))
-            .filter(site_admins::user_id.eq(caller.user.id)),
-    ))
+    let f: StandingRow = diesel::sql_query(
+        "SELECT
+           EXISTS (SELECT 1 FROM site_admins WHERE site_id = $1 AND user_id = $2) AS site_admin,
+           (SELECT role FROM product_roles WHERE site_id = $1 AND user_id = $2) AS direct,
+           (SELECT max(gsr.role) FROM group_site_roles gsr JOIN group_members gm ON gm.group_id = gsr.group_id
+             WHERE gsr.site_id = $1 AND gm.user_id = $2) AS best_group,
+           EXISTS (SELECT 1 FROM site_paid_history WHERE site_id = $1 AND user_id = $2) AS former_paid,
+           (SELECT space_id FROM guest_spaces WHERE site_id = $1 AND user_id = $2) AS guest_space,
+           ARRAY(SELECT sa.space_id FROM space_admins sa JOIN spaces sp ON sp.id = sa.space_id
+                  WHERE sp.site_id = $1 AND sa.user_id = $2) AS admin_spaces",
+    )
+    .bind::<SqlUuid, _>(site_id)
+    .bind::<SqlUuid, _>(caller.user.id)
     .get_result(conn)?;
-    let role = effective_role_of(conn, site_id, caller.user.id)?;
-    let guest_space = if role == Some(ProductRole::Guest) {
-        guest_spaces::table
-            .find((site_id, caller.user.id))
-            .select(guest_spaces::space_id)
-            .first(conn)
-            .optional()?
-    } else {
-        None
-    };
+    let role = effective_role(
+        f.direct.and_then(ProductRole::from_rank),
+        f.best_group.and_then(ProductRole::from_rank),
+        f.former_paid,
+    );
+    let admin = caller.org_admin || f.site_admin;
     Ok(SiteAccess {
         site,
         org_admin: caller.org_admin,
-        site_admin,
+        site_admin: f.site_admin,
         role,
-        guest_space,
+        guest_space: f.guest_space.filter(|_| role == Some(ProductRole::Guest)),
+        admin_of_spaces: if admin || role.is_some_and(ProductRole::is_paid) {
+            f.admin_spaces
+        } else {
+            Vec::new()
+        },
     })
+}
+
+#[derive(QueryableByName)]
+struct StandingRow {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    site_admin: bool,
+    #[diesel(sql_type = Nullable<SmallInt>)]
+    direct: Option<i16>,
+    #[diesel(sql_type = Nullable<SmallInt>)]
+    best_group: Option<i16>,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    former_paid: bool,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    guest_space: Option<Uuid>,
+    #[diesel(sql_type = diesel::sql_types::Array<SqlUuid>)]
+    admin_spaces: Vec<Uuid>,
+}
+
+/// Sites the caller administers as a site admin.
+pub fn admin_sites(conn: &mut PgConnection, user: Uuid) -> AppResult<Vec<Uuid>> {
+    Ok(site_admins::table
+        .filter(site_admins::user_id.eq(user))
+        .select(site_admins::site_id)
+        .load(conn)?)
+}
+
+/// Staff are people who are more than guests somewhere: organization or site admins, or paid users of
+/// at least one site. Only staff may look at groups and other people's accounts.
+pub fn is_staff(conn: &mut PgConnection, caller: &Caller) -> AppResult<bool> {
+    if caller.org_admin {
+        return Ok(true);
+    }
+    let uid = caller.user.id;
+    let r: StaffRow = diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM site_admins WHERE user_id = $1)
+             OR EXISTS (SELECT 1 FROM product_roles WHERE user_id = $1 AND role >= 2)
+             OR EXISTS (SELECT 1 FROM group_members gm JOIN group_site_roles gsr ON gsr.group_id = gm.group_id
+                        WHERE gm.user_id = $1 AND gsr.role >= 2) AS staff",
+    )
+    .bind::<SqlUuid, _>(uid)
+    .get_result(conn)?;
+    Ok(r.staff)
+}
+
+#[derive(QueryableByName)]
+struct StaffRow {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    staff: bool,
+}
+
+/// Whether a person holds any access at all: an admin role, or an effective product role on a site.
+/// API tokens of people with none do not work.
+pub fn has_any_access(conn: &mut PgConnection, user: Uuid) -> AppResult<bool> {
+    let r: StaffRow = diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM org_admins WHERE user_id = $1)
+             OR EXISTS (SELECT 1 FROM site_admins WHERE user_id = $1)
+             OR EXISTS (
+                  SELECT 1 FROM (
+                    SELECT site_id, role FROM product_roles WHERE user_id = $1
+                    UNION ALL
+                    SELECT gsr.site_id, gsr.role FROM group_members gm
+                      JOIN group_site_roles gsr ON gsr.group_id = gm.group_id WHERE gm.user_id = $1
+                  ) r
+                  WHERE r.role >= 2
+                     OR NOT EXISTS (SELECT 1 FROM site_paid_history h WHERE h.site_id = r.site_id AND h.user_id = $1)
+                ) AS staff",
+    )
+    .bind::<SqlUuid, _>(user)
+    .get_result(conn)?;
+    Ok(r.staff)
 }
 
 #[derive(QueryableByName)]
@@ -243,6 +333,18 @@ pub const EFFECTIVE_ROLES: &str = "
         OR NOT EXISTS (SELECT 1 FROM site_paid_history h WHERE h.site_id = $1 AND h.user_id = g.user_id)
   )";
 
+/// Open invites of a site (`$1`) at `$2` with the role accepting would grant there: the invite's own
+/// role or the best role its groups hold on the site.
+pub const PENDING_ROLES: &str = "
+  pending AS (
+    SELECT i.id, GREATEST(i.role, (
+             SELECT max(gsr.role) FROM invite_groups ig
+             JOIN group_site_roles gsr ON gsr.group_id = ig.group_id AND gsr.site_id = $1
+             WHERE ig.invite_id = i.id)) AS role
+    FROM invites i
+    WHERE i.site_id = $1 AND i.status = 'PENDING' AND i.expires_at > $2
+  )";
+
 #[derive(QueryableByName)]
 struct CountRow {
     #[diesel(sql_type = BigInt)]
@@ -258,12 +360,12 @@ struct CountRow {
 /// What occupies the site at `now`. Call it under [`lock_site`] when the answer decides a write.
 pub fn counts(conn: &mut PgConnection, site_id: Uuid, now: DateTime<Utc>) -> AppResult<Counts> {
     let row: CountRow = diesel::sql_query(format!(
-        "WITH {EFFECTIVE_ROLES}
+        "WITH {EFFECTIVE_ROLES}, {PENDING_ROLES}
          SELECT
            count(*) FILTER (WHERE role >= 2) AS paid,
            count(*) FILTER (WHERE role = 1) AS guests,
-           (SELECT count(*) FROM invites WHERE site_id = $1 AND status = 'PENDING' AND expires_at > $2 AND role >= 2) AS pending_paid,
-           (SELECT count(*) FROM invites WHERE site_id = $1 AND status = 'PENDING' AND expires_at > $2 AND role = 1) AS pending_guests
+           (SELECT count(*) FROM pending WHERE role >= 2) AS pending_paid,
+           (SELECT count(*) FROM pending WHERE role = 1) AS pending_guests
          FROM eff"
     ))
     .bind::<SqlUuid, _>(site_id)

@@ -9,6 +9,7 @@ use crate::error::{AddressError, AppError, AppResult, ErrorCode};
 use crate::jobs::EmailJob;
 use crate::store::access::{self, Caller};
 use crate::store::audit::{self, Audit};
+use crate::store::changes::{self, Reach};
 use crate::store::models::{EmailDelivery, Invite, NewUser, Site, User};
 use crate::store::{org, queue};
 use chrono::{DateTime, Duration, Utc};
@@ -33,7 +34,10 @@ pub struct DeliveryPolicy {
 pub struct NewInvites {
     pub site_id: Uuid,
     pub emails: Vec<EmailAddress>,
-    pub role: ProductRole,
+    /// The direct role accepting grants; may be left out when the groups give one on the site.
+    pub role: Option<ProductRole>,
+    /// Groups the invitee joins on acceptance.
+    pub group_ids: Vec<Uuid>,
     pub space_id: Option<Uuid>,
     pub personal_message: Option<String>,
     pub expires_in_days: Option<i32>,
@@ -127,11 +131,11 @@ fn queue_invite_email(
     Ok(id)
 }
 
-/// Stops deliveries that were waiting to send an invite's old token.
-fn cancel_waiting_deliveries(conn: &mut PgConnection, invite_id: Uuid) -> AppResult<()> {
+/// Stops deliveries that were waiting to send these invites' current tokens.
+pub fn cancel_waiting_deliveries(conn: &mut PgConnection, invite_ids: &[Uuid]) -> AppResult<()> {
     diesel::update(
         email_deliveries::table
-            .filter(email_deliveries::invite_id.eq(invite_id))
+            .filter(email_deliveries::invite_id.eq_any(invite_ids))
             .filter(email_deliveries::status.eq_any(["QUEUED", "RETRYING"])),
     )
     .set((
@@ -161,10 +165,47 @@ pub fn invite_users(
     now: DateTime<Utc>,
 ) -> AppResult<Vec<Invite>> {
     conn.transaction(|conn| {
+        let reach = if req.group_ids.is_empty() {
+            Reach::OneSite
+        } else {
+            Reach::Organization
+        };
+        let known: i64 = groups::table
+            .filter(groups::id.eq_any(&req.group_ids))
+            .filter(groups::organization_id.eq(caller.user.organization_id))
+            .count()
+            .get_result(conn)?;
+        if known as usize != req.group_ids.len() {
+            return Err(AppError::NotFound("Group"));
+        }
+        changes::lock_org(conn, caller.user.organization_id, reach)?;
         let site = access::lock_site(conn, req.site_id)?;
         close_expired(conn, site.id, now)?;
         let days = req.expires_in_days.unwrap_or(site.invite_expiry_days);
         let normalized: Vec<&str> = req.emails.iter().map(|e| e.normalized()).collect();
+        // The role accepting will grant here: the direct role or the groups' best role on this site.
+        let group_best: Option<i16> = group_site_roles::table
+            .filter(group_site_roles::group_id.eq_any(&req.group_ids))
+            .filter(group_site_roles::site_id.eq(site.id))
+            .select(diesel::dsl::max(group_site_roles::role))
+            .first(conn)?;
+        let Some(granted) = req
+            .role
+            .into_iter()
+            .chain(group_best.and_then(ProductRole::from_rank))
+            .max()
+        else {
+            return Err(AppError::invalid(
+                "role",
+                "give a role, or groups that hold a role on this site",
+            ));
+        };
+        if req.space_id.is_some() && granted != ProductRole::Guest {
+            return Err(AppError::invalid(
+                "spaceId",
+                "only guests are invited to a space",
+            ));
+        }
 
         // Per-address refusals, each address with its own (first applicable) code.
         let existing: Vec<User> = users::table
@@ -188,7 +229,7 @@ pub fn invite_users(
                     Some(ErrorCode::AlreadyHasAccess)
                 } else if pending.iter().any(|p| p == email.normalized()) {
                     Some(ErrorCode::InvitePending)
-                } else if req.role == ProductRole::Guest
+                } else if granted == ProductRole::Guest
                     && access::is_former_paid(conn, site.id, u.id)?
                 {
                     Some(ErrorCode::PaidUserCannotBeGuest)
@@ -213,7 +254,7 @@ pub fn invite_users(
 
         let before = access::counts(conn, site.id, now)?;
         let n = req.emails.len() as i64;
-        let after = if req.role.is_paid() {
+        let after = if granted.is_paid() {
             Counts {
                 pending_paid: before.pending_paid + n,
                 ..before
@@ -234,7 +275,7 @@ pub fn invite_users(
                     invites::site_id.eq(site.id),
                     invites::email.eq(email.as_str()),
                     invites::email_normalized.eq(email.normalized()),
-                    invites::role.eq(req.role.rank()),
+                    invites::role.eq(req.role.map(ProductRole::rank)),
                     invites::space_id.eq(req.space_id),
                     invites::personal_message.eq(&req.personal_message),
                     invites::invited_by.eq(caller.user.id),
@@ -245,6 +286,19 @@ pub fn invite_users(
                 ))
                 .returning(Invite::as_returning())
                 .get_result(conn)?;
+            let groups: Vec<_> = req
+                .group_ids
+                .iter()
+                .map(|g| {
+                    (
+                        invite_groups::invite_id.eq(invite.id),
+                        invite_groups::group_id.eq(*g),
+                    )
+                })
+                .collect();
+            diesel::insert_into(invite_groups::table)
+                .values(&groups)
+                .execute(conn)?;
             queue_invite_email(conn, &invite, site.organization_id, policy, now)?;
             events.push(Audit {
                 organization_id: site.organization_id,
@@ -293,6 +347,7 @@ pub fn resend(
 ) -> AppResult<Invite> {
     let (_, site) = invite_for_admin(conn, caller, id)?;
     conn.transaction(|conn| {
+        changes::lock_org(conn, site.organization_id, Reach::OneSite)?;
         let site = access::lock_site(conn, site.id)?;
         close_expired(conn, site.id, now)?;
         let old: Invite = invites::table
@@ -306,7 +361,7 @@ pub fn resend(
                 // An expired invite holds no seat: renewing it takes one again.
                 let before = access::counts(conn, site.id, now)?;
                 let mut after = before;
-                if old.role().is_some_and(ProductRole::is_paid) {
+                if pending_role(conn, &old)?.is_some_and(ProductRole::is_paid) {
                     after.pending_paid += 1;
                 } else {
                     after.pending_guests += 1;
@@ -333,7 +388,7 @@ pub fn resend(
                 ));
             }
         }
-        cancel_waiting_deliveries(conn, id)?;
+        cancel_waiting_deliveries(conn, &[id])?;
         let invite: Invite = diesel::update(invites::table.find(id))
             .set((
                 invites::token_nonce.eq(random_nonce().to_vec()),
@@ -381,7 +436,7 @@ pub fn revoke(
                 "only pending invites can be revoked",
             ));
         }
-        cancel_waiting_deliveries(conn, id)?;
+        cancel_waiting_deliveries(conn, &[id])?;
         let invite: Invite = diesel::update(invites::table.find(id))
             .set((invites::status.eq("REVOKED"), invites::revoked_at.eq(now)))
             .returning(Invite::as_returning())
@@ -484,8 +539,26 @@ pub enum Credential {
     },
 }
 
-/// Accepts an invite: re-checks the token and the seat rules under the site lock, creates the account
-/// (or adds the grants to the existing one), and starts a session.
+/// The role an open invite would grant on its site: its own role or the best of its groups' roles there.
+fn pending_role(conn: &mut PgConnection, invite: &Invite) -> AppResult<Option<ProductRole>> {
+    let best_group: Option<i16> = invite_groups::table
+        .inner_join(
+            group_site_roles::table.on(group_site_roles::group_id.eq(invite_groups::group_id)),
+        )
+        .filter(invite_groups::invite_id.eq(invite.id))
+        .filter(group_site_roles::site_id.eq(invite.site_id))
+        .select(diesel::dsl::max(group_site_roles::role))
+        .first(conn)?;
+    Ok(invite
+        .role()
+        .into_iter()
+        .chain(best_group.and_then(ProductRole::from_rank))
+        .max())
+}
+
+/// Accepts an invite: re-checks the token and the seat rules on every site the grant reaches (as if
+/// the invite were made now), creates the account (or adds the grants to the existing one), and starts
+/// a session.
 pub fn accept(
     conn: &mut PgConnection,
     signer: &LinkSigner,
@@ -502,7 +575,31 @@ pub fn accept(
         .optional()?
         .ok_or(AppError::InviteInvalid)?;
     conn.transaction(|conn| {
-        let site = access::lock_site(conn, site_id)?;
+        let org: Uuid = sites::table
+            .find(site_id)
+            .select(sites::organization_id)
+            .first(conn)?;
+        let groups: Vec<Uuid> = invite_groups::table
+            .filter(invite_groups::invite_id.eq(id))
+            .select(invite_groups::group_id)
+            .load(conn)?;
+        let reach = if groups.is_empty() {
+            Reach::OneSite
+        } else {
+            Reach::Organization
+        };
+        changes::lock_org(conn, org, reach)?;
+        let mut site_ids: Vec<Uuid> = group_site_roles::table
+            .filter(group_site_roles::group_id.eq_any(&groups))
+            .select(group_site_roles::site_id)
+            .load(conn)?;
+        site_ids.push(site_id);
+        let sites = changes::lock_sites(conn, &site_ids)?;
+        let site = sites
+            .iter()
+            .find(|s| s.id == site_id)
+            .cloned()
+            .ok_or(AppError::InviteInvalid)?;
         let invite: Invite = invites::table
             .find(id)
             .for_update()
@@ -513,13 +610,7 @@ pub fn accept(
         {
             return Err(AppError::InviteInvalid);
         }
-        // Seats as if this invite were being added now: the rules are re-checked at acceptance.
-        let mut before = access::counts(conn, site.id, now)?;
-        if invite.role().is_some_and(ProductRole::is_paid) {
-            before.pending_paid -= 1;
-        } else if invite.role().is_some() {
-            before.pending_guests -= 1;
-        }
+        let granted = pending_role(conn, &invite)?;
 
         let user: User = match credential {
             Credential::ExistingAccount {
@@ -572,14 +663,15 @@ pub fn accept(
                 inserted.ok_or(AppError::InvalidCredentials)?
             }
         };
+        if granted == Some(ProductRole::Guest) && access::is_former_paid(conn, site.id, user.id)? {
+            return Err(AppError::Addresses(vec![AddressError {
+                email: invite.email.clone(),
+                code: ErrorCode::PaidUserCannotBeGuest,
+            }]));
+        }
 
+        let before = changes::Snapshot::take(conn, sites, vec![user.id], now)?;
         if let Some(role) = invite.role() {
-            if role == ProductRole::Guest && access::is_former_paid(conn, site.id, user.id)? {
-                return Err(AppError::Addresses(vec![AddressError {
-                    email: invite.email.clone(),
-                    code: ErrorCode::PaidUserCannotBeGuest,
-                }]));
-            }
             diesel::insert_into(product_roles::table)
                 .values((
                     product_roles::site_id.eq(site.id),
@@ -596,11 +688,7 @@ pub fn accept(
                 )
                 .execute(conn)?;
         }
-        let groups: Vec<Uuid> = invite_groups::table
-            .filter(invite_groups::invite_id.eq(invite.id))
-            .select(invite_groups::group_id)
-            .load(conn)?;
-        for g in groups {
+        for g in &groups {
             diesel::insert_into(group_members::table)
                 .values((
                     group_members::group_id.eq(g),
@@ -611,29 +699,6 @@ pub fn accept(
                 .on_conflict_do_nothing()
                 .execute(conn)?;
         }
-        let role_after = access::effective_role_of(conn, site.id, user.id)?;
-        match role_after {
-            Some(r) if r.is_paid() => access::record_paid(conn, site.id, &[user.id], now)?,
-            Some(ProductRole::Guest) => {
-                if let Some(space) = invite.space_id {
-                    diesel::insert_into(guest_spaces::table)
-                        .values((
-                            guest_spaces::site_id.eq(site.id),
-                            guest_spaces::user_id.eq(user.id),
-                            guest_spaces::space_id.eq(space),
-                            guest_spaces::assigned_at.eq(now),
-                        ))
-                        .on_conflict((guest_spaces::site_id, guest_spaces::user_id))
-                        .do_update()
-                        .set((
-                            guest_spaces::space_id.eq(space),
-                            guest_spaces::assigned_at.eq(now),
-                        ))
-                        .execute(conn)?;
-                }
-            }
-            _ => {}
-        }
         let accepted: Invite = diesel::update(invites::table.find(invite.id))
             .set((
                 invites::status.eq("ACCEPTED"),
@@ -642,8 +707,37 @@ pub fn accept(
             ))
             .returning(Invite::as_returning())
             .get_result(conn)?;
-        let after = access::counts(conn, site.id, now)?;
-        seats::check_change(site.limits(), before, after)?;
+        // Seats as if this invite were being made now: the rules are re-checked at acceptance.
+        let mut discount = Counts::default();
+        match granted {
+            Some(r) if r.is_paid() => discount.pending_paid = 1,
+            Some(_) => discount.pending_guests = 1,
+            None => {}
+        }
+        let mut ctx =
+            changes::Context::new(site.organization_id, Some(user.id), "invite.accept", now)
+                .detail(json!({ "invite": invite.id }));
+        ctx.discount = Some((site.id, discount));
+        changes::finish(conn, before, &ctx)?;
+        let role_after = access::effective_role_of(conn, site.id, user.id)?;
+        if role_after == Some(ProductRole::Guest)
+            && let Some(space) = invite.space_id
+        {
+            diesel::insert_into(guest_spaces::table)
+                .values((
+                    guest_spaces::site_id.eq(site.id),
+                    guest_spaces::user_id.eq(user.id),
+                    guest_spaces::space_id.eq(space),
+                    guest_spaces::assigned_at.eq(now),
+                ))
+                .on_conflict((guest_spaces::site_id, guest_spaces::user_id))
+                .do_update()
+                .set((
+                    guest_spaces::space_id.eq(space),
+                    guest_spaces::assigned_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
 
         let session = org::create_session(conn, user.id, session_lifetime, now)?;
         audit::record(

@@ -3,9 +3,13 @@
 
 pub mod access;
 pub mod audit;
+pub mod changes;
 pub mod content;
 pub mod directory;
 pub mod emails;
+pub mod grants;
+pub mod groups;
+pub mod guests;
 pub mod invites;
 pub mod models;
 pub mod org;

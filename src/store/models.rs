@@ -70,6 +70,16 @@ pub struct NewUser<'a> {
 }
 
 #[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = groups, check_for_backend(diesel::pg::Pg))]
+pub struct Group {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub name: String,
+    pub name_normalized: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug)]
 #[diesel(table_name = spaces, check_for_backend(diesel::pg::Pg))]
 pub struct Space {
     pub id: Uuid,

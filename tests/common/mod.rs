@@ -286,3 +286,78 @@ impl TestApp {
             .sign(guestpass::auth::tokens::LinkPurpose::Invite, id, &nonce)
     }
 }
+
+/// Setup shortcuts for access management tests (each goes through the API as the bootstrap admin).
+impl TestApp {
+    pub async fn create_space(&self, key: &str) -> String {
+        let r = self
+            .admin(
+                "mutation($i: CreateSpaceInput!) { createSpace(input: $i) { id } }",
+                json!({ "i": { "siteId": self.site_id, "key": key, "name": format!("Space {key}") } }),
+            )
+            .await;
+        data(r)["createSpace"]["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn create_group(&self, name: &str) -> String {
+        let r = self
+            .admin(
+                "mutation($i: CreateGroupInput!) { createGroup(input: $i) { id } }",
+                json!({ "i": { "name": name } }),
+            )
+            .await;
+        data(r)["createGroup"]["id"].as_str().unwrap().to_string()
+    }
+
+    /// Puts guests in a space through the API.
+    pub async fn assign(&self, space: &str, users: &[String]) -> Value {
+        self.admin(
+            "mutation($i: AssignGuestSpaceInput!) { assignGuestSpace(input: $i) { assignments { user { id } space { id } previousSpace { id } } } }",
+            json!({ "i": { "spaceId": space, "userIds": users } }),
+        )
+        .await
+    }
+
+    /// A new API token for a user (setup shortcut).
+    pub async fn api_token_for(&self, user_id: &str) -> String {
+        let id: uuid::Uuid = user_id.parse().unwrap();
+        self.state
+            .db
+            .run(move |c| {
+                guestpass::store::org::create_api_token(c, id, "test", None, chrono::Utc::now())
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Sets a site's limits through the API.
+    pub async fn set_limits(&self, user_limit: Option<i32>, guest_ratio: Option<i32>) {
+        data(
+            self.admin(
+                "mutation($i: UpdateSiteSettingsInput!) { updateSiteSettings(input: $i) { site { id } } }",
+                json!({ "i": { "siteId": self.site_id, "userLimit": user_limit, "guestRatio": guest_ratio } }),
+            )
+            .await,
+        );
+    }
+
+    /// The ids of a site's guests (first 100), optionally filtered.
+    pub async fn guest_ids(&self, filter: Value) -> (Vec<String>, i64) {
+        let r = data(
+            self.admin(
+                "query($s: ID!, $f: GuestFilterInput) { guests(siteId: $s, first: 100, filter: $f) { totalCount edges { node { id } } } }",
+                json!({ "s": self.site_id, "f": filter }),
+            )
+            .await,
+        );
+        let ids = r["guests"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["id"].as_str().unwrap().to_string())
+            .collect();
+        (ids, r["guests"]["totalCount"].as_i64().unwrap())
+    }
+}
+
+pub const ACCESS_CHANGE: &str = "dryRun changes { user { id email } site { id } roleBefore roleAfter lostAccess } seatUsage { siteId paidUsers guests pendingPaidInvites pendingGuestInvites remainingSeats remainingGuestSlots overGuestAllowanceBy }";

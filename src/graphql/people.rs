@@ -1,0 +1,469 @@
+//! Managing access over time: groups, product roles with dry runs, guest spaces, removal, admin roles
+//! and accounts. Resolvers parse ids and hand over to the store, which checks who is asking.
+
+use super::types::*;
+use super::{caller, page, parse_id, state};
+use crate::domain::{ProductRole, text};
+use crate::error::{AppError, AppResult};
+use crate::store::grants::{self, AdminRole};
+use crate::store::guests::{self, GuestFilter};
+use crate::store::{access, groups};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use uuid::Uuid;
+
+/// Staff (admins and paid users) only: guests never see groups or other people's accounts.
+pub(crate) async fn require_staff(ctx: &Context<'_>) -> AppResult<()> {
+    let who = caller(ctx).await?;
+    state(ctx)
+        .db
+        .run(move |c| groups::require_view(c, &who))
+        .await
+}
+
+fn ids(list: &[ID], what: &'static str) -> AppResult<Vec<Uuid>> {
+    list.iter().map(|i| parse_id(i, what)).collect()
+}
+
+fn group_name(name: &str) -> AppResult<String> {
+    text::single_line(name, 200).map_err(|m| AppError::invalid("name", m))
+}
+
+#[derive(Default)]
+pub struct PeopleQuery;
+
+/// Filters of the guest list; all given filters apply.
+#[derive(InputObject, Default)]
+pub struct GuestFilterInput {
+    /// Only guests of this space.
+    pub space_id: Option<ID>,
+    /// Only guests without a space (they reach no content).
+    #[graphql(default)]
+    pub without_space: bool,
+    /// Part of an email address or name, case-insensitive.
+    pub search: Option<String>,
+}
+
+#[Object]
+impl PeopleQuery {
+    /// The guests of a site, by email (whoever sees the whole site, and space admins).
+    async fn guests(
+        &self,
+        ctx: &Context<'_>,
+        site_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<GuestFilterInput>,
+    ) -> AppResult<Page<User>> {
+        let who = caller(ctx).await?;
+        let site = parse_id(&site_id, "Site")?;
+        let (limit, after) = page::<(String, Uuid)>(first, after)?;
+        let f = filter.unwrap_or_default();
+        let filter = GuestFilter {
+            space_id: f
+                .space_id
+                .as_ref()
+                .map(|s| parse_id(s, "Space"))
+                .transpose()?,
+            without_space: f.without_space,
+            search: f.search.map(|s| s.chars().take(200).collect()),
+        };
+        let (rows, total) = state(ctx)
+            .db
+            .run(move |c| {
+                guests::require_list_access(c, &who, site)?;
+                guests::list(c, site, &filter, after, limit + 1)
+            })
+            .await?;
+        Ok(super::query::paginate(
+            rows,
+            limit,
+            total,
+            |u| (u.email_normalized.clone(), u.id),
+            User::full,
+        ))
+    }
+
+    /// The organization's groups, by name (staff).
+    async fn groups(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Page<Group>> {
+        let who = caller(ctx).await?;
+        let (limit, after) = page::<(String, Uuid)>(first, after)?;
+        let (rows, total) = state(ctx)
+            .db
+            .run(move |c| {
+                groups::require_view(c, &who)?;
+                groups::list(c, who.user.organization_id, after, limit + 1)
+            })
+            .await?;
+        Ok(super::query::paginate(
+            rows,
+            limit,
+            total,
+            |g| (g.name_normalized.clone(), g.id),
+            Group,
+        ))
+    }
+
+    /// One group (staff).
+    async fn group(&self, ctx: &Context<'_>, id: ID) -> AppResult<Group> {
+        let who = caller(ctx).await?;
+        let id = parse_id(&id, "Group")?;
+        state(ctx)
+            .db
+            .run(move |c| {
+                let g = groups::group_in_org(c, who.user.organization_id, id)?;
+                groups::require_view(c, &who)?;
+                Ok(Group(g))
+            })
+            .await
+    }
+
+    /// Anyone's account (organization and site admins; everyone may look up themselves).
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> AppResult<User> {
+        let who = caller(ctx).await?;
+        let id = parse_id(&id, "User")?;
+        state(ctx)
+            .db
+            .run(move |c| {
+                let u = crate::store::directory::user_in_org(c, who.user.organization_id, id)?;
+                if u.id != who.user.id
+                    && !who.org_admin
+                    && access::admin_sites(c, who.user.id)?.is_empty()
+                {
+                    return Err(AppError::Forbidden);
+                }
+                Ok(User::full(u))
+            })
+            .await
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateGroupInput {
+    pub name: String,
+}
+
+#[derive(InputObject)]
+pub struct RenameGroupInput {
+    pub id: ID,
+    pub name: String,
+}
+
+#[derive(InputObject)]
+pub struct SetGroupProductRoleInput {
+    pub group_id: ID,
+    pub site_id: ID,
+    /// Null takes the group's role on the site away. `GUEST` makes it a guest group.
+    pub role: Option<ProductRole>,
+    /// Only report what would change.
+    #[graphql(default)]
+    pub dry_run: bool,
+}
+
+#[derive(InputObject)]
+pub struct GroupMembersInput {
+    pub group_id: ID,
+    /// At most 200.
+    pub user_ids: Vec<ID>,
+    #[graphql(default)]
+    pub dry_run: bool,
+}
+
+#[derive(InputObject)]
+pub struct SetProductRoleInput {
+    pub site_id: ID,
+    pub user_id: ID,
+    /// Null removes the direct role (group roles still apply).
+    pub role: Option<ProductRole>,
+    #[graphql(default)]
+    pub dry_run: bool,
+}
+
+#[derive(InputObject)]
+pub struct RemoveProductAccessInput {
+    pub site_id: ID,
+    pub user_id: ID,
+    #[graphql(default)]
+    pub dry_run: bool,
+}
+
+#[derive(InputObject)]
+pub struct AssignGuestSpaceInput {
+    pub space_id: ID,
+    /// Guests of the space's site, at most 200; those with another space are moved.
+    pub user_ids: Vec<ID>,
+}
+
+#[derive(InputObject)]
+pub struct UnassignGuestSpaceInput {
+    pub site_id: ID,
+    pub user_ids: Vec<ID>,
+}
+
+#[derive(SimpleObject)]
+pub struct GuestSpacePayload {
+    pub assignments: Vec<GuestAssignment>,
+}
+
+#[derive(InputObject)]
+pub struct SetAdminRoleInput {
+    pub user_id: ID,
+    pub role: AdminRole,
+    /// Required for `SITE_ADMIN`.
+    pub site_id: Option<ID>,
+    /// True grants, false revokes.
+    pub granted: bool,
+}
+
+#[derive(InputObject)]
+pub struct SpaceAdminInput {
+    pub space_id: ID,
+    pub user_id: ID,
+}
+
+#[derive(Default)]
+pub struct PeopleMutation;
+
+#[Object]
+impl PeopleMutation {
+    /// Creates a group (organization and site admins).
+    async fn create_group(&self, ctx: &Context<'_>, input: CreateGroupInput) -> AppResult<Group> {
+        let who = caller(ctx).await?;
+        let name = group_name(&input.name)?;
+        let now = state(ctx).clock.now();
+        state(ctx)
+            .db
+            .run(move |c| groups::create(c, &who, &name, now))
+            .await
+            .map(Group)
+    }
+
+    async fn rename_group(&self, ctx: &Context<'_>, input: RenameGroupInput) -> AppResult<Group> {
+        let who = caller(ctx).await?;
+        let id = parse_id(&input.id, "Group")?;
+        let name = group_name(&input.name)?;
+        let now = state(ctx).clock.now();
+        state(ctx)
+            .db
+            .run(move |c| groups::rename(c, &who, id, &name, now))
+            .await
+            .map(Group)
+    }
+
+    /// Deletes a group and recomputes its members' roles. Never refused for seats.
+    async fn delete_group(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(default)] dry_run: bool,
+    ) -> AppResult<AccessChangePayload> {
+        let who = caller(ctx).await?;
+        let id = parse_id(&id, "Group")?;
+        let now = state(ctx).clock.now();
+        state(ctx)
+            .db
+            .run(move |c| groups::delete(c, &who, id, dry_run, now))
+            .await
+            .map(AccessChangePayload)
+    }
+
+    /// Gives a group a role on a site (refused as a whole if its members do not fit), or takes it away.
+    async fn set_group_product_role(
+        &self,
+        ctx: &Context<'_>,
+        input: SetGroupProductRoleInput,
+    ) -> AppResult<AccessChangePayload> {
+        let who = caller(ctx).await?;
+        let group = parse_id(&input.group_id, "Group")?;
+        let site = parse_id(&input.site_id, "Site")?;
+        let now = state(ctx).clock.now();
+        state(ctx)
+            .db
+            .run(move |c| {
+                groups::set_site_role(c, &who, group, site, input.role, input.dry_run, now)
+            })
+            .await
+            .map(AccessChangePayload)
+    }
+
+    /// Adds people to a group; refused as a whole if a site the group reaches cannot take them.
+    async fn add_group_members(
+        &self,
+        ctx: &Context<'_>,
+        input: GroupMembersInput,
+    ) -> AppResult<AccessChangePayload> {
+        let who = caller(ctx).await?;
+        let group = parse_id(&input.group_id, "Group")?;
+        let users = ids(&input.user_ids, "User")?;
+        let now = state(ctx).clock.now();
+        state(ctx)
+            .db
+            .run(move |c| groups::add_members(c, &who, group, users, input.dry_run, now))
+            .await
+            .map(AccessChangePayload)
+    }
+
+    /// Removes people from a group. Never refused for seats.
+    async fn remove_group_members(
+        &self,
+        ctx: &Context<'_>,
+        input: GroupMembersInput,
+    ) -> AppResult<AccessChangePayload> {
+        let who = caller(ctx).await?;
+        let group = parse_id(&input.group_id, "Group")?;
+        let users = ids(&input.user_ids, "User")?;
+        let now = state(ctx).clock.now();
+        state(ctx)
+            .db
+            .run(move |c| groups::remove_members(c, &who, group, users, input.dry_run, now))
+            .await
+            .map(AccessChangePayload)
+    }
+
+    /// Sets or removes a person's direct role on a site. Current and former paid users cannot be made
+    /// guests (`PAID_USER_CANNOT_BE_GUEST`).
+    async fn set_product_role(
+        &self,
+        ctx: &Context<'_>,
+        input: SetProductRoleInput,
+    ) -> AppResult<AccessChangePayload> {
+        let who = caller(ctx).await?;
+        let site = parse_id(&input.site_id, "Site")?;
+        let user = parse_id(&input.user_id, "User")?;
+        let now = state(ctx).clock.now();
+        state(ctx)
+            .db
+            .run(move |c| {
+                grants::set_product_role(c, &who, site, user, input.role, input.dry_run, now)
+            })
+            .await
+            .map(AccessChangePayload)
+    }
+
+    /// Takes a person off a site: direct role, groups granting a role there, guest space, pending
+    /// invites; ends their sessions. Never refused for seats.
+    async fn remove_product_access(
+        &self,
+        ctx: &Context<'_>,
+        input: RemoveProductAccessInput,
+    ) -> AppResult<AccessChangePayload> {
+        let who = caller(ctx).await?;
+        let site = parse_id(&input.site_id, "Site")?;
+        let user = parse_id(&input.user_id, "User")?;
+        let now = state(ctx).clock.now();
+        state(ctx)
+            .db
+            .run(move |c| grants::remove_product_access(c, &who, site, user, input.dry_run, now))
+            .await
+            .map(AccessChangePayload)
+    }
+
+    /// Puts guests in a space (admins and product admins: any space; space admins: their own),
+    /// moving those who had another one.
+    async fn assign_guest_space(
+        &self,
+        ctx: &Context<'_>,
+        input: AssignGuestSpaceInput,
+    ) -> AppResult<GuestSpacePayload> {
+        let who = caller(ctx).await?;
+        let space = parse_id(&input.space_id, "Space")?;
+        let users = ids(&input.user_ids, "User")?;
+        let now = state(ctx).clock.now();
+        let rows = state(ctx)
+            .db
+            .run(move |c| guests::assign(c, &who, space, users, now))
+            .await?;
+        Ok(GuestSpacePayload {
+            assignments: rows.into_iter().map(GuestAssignment).collect(),
+        })
+    }
+
+    /// Takes guests out of their space: they stay guests but reach no content.
+    async fn unassign_guest_space(
+        &self,
+        ctx: &Context<'_>,
+        input: UnassignGuestSpaceInput,
+    ) -> AppResult<GuestSpacePayload> {
+        let who = caller(ctx).await?;
+        let site = parse_id(&input.site_id, "Site")?;
+        let users = ids(&input.user_ids, "User")?;
+        let now = state(ctx).clock.now();
+        let rows = state(ctx)
+            .db
+            .run(move |c| guests::unassign(c, &who, site, users, now))
+            .await?;
+        Ok(GuestSpacePayload {
+            assignments: rows.into_iter().map(GuestAssignment).collect(),
+        })
+    }
+
+    /// Grants or revokes an admin role. The last organization admin cannot be removed (`LAST_ORG_ADMIN`).
+    async fn set_admin_role(&self, ctx: &Context<'_>, input: SetAdminRoleInput) -> AppResult<User> {
+        let who = caller(ctx).await?;
+        let user = parse_id(&input.user_id, "User")?;
+        let site = input
+            .site_id
+            .as_ref()
+            .map(|s| parse_id(s, "Site"))
+            .transpose()?;
+        let now = state(ctx).clock.now();
+        state(ctx)
+            .db
+            .run(move |c| {
+                grants::set_admin_role(c, &who, user, input.role, site, input.granted, now)
+            })
+            .await
+            .map(User::full)
+    }
+
+    /// Makes a paid user of the site an admin of one space (admins and product admins).
+    async fn add_space_admin(&self, ctx: &Context<'_>, input: SpaceAdminInput) -> AppResult<Space> {
+        space_admin(ctx, input, true).await
+    }
+
+    async fn remove_space_admin(
+        &self,
+        ctx: &Context<'_>,
+        input: SpaceAdminInput,
+    ) -> AppResult<Space> {
+        space_admin(ctx, input, false).await
+    }
+
+    /// Deactivates an account (organization admins): it keeps its grants, holds no seat, and its
+    /// sessions and tokens stop working at once.
+    async fn deactivate_user(&self, ctx: &Context<'_>, id: ID) -> AppResult<User> {
+        set_active(ctx, id, false).await
+    }
+
+    /// Reactivates an account; refused if a site cannot take its seats back.
+    async fn reactivate_user(&self, ctx: &Context<'_>, id: ID) -> AppResult<User> {
+        set_active(ctx, id, true).await
+    }
+}
+
+async fn space_admin(ctx: &Context<'_>, input: SpaceAdminInput, granted: bool) -> AppResult<Space> {
+    let who = caller(ctx).await?;
+    let space = parse_id(&input.space_id, "Space")?;
+    let user = parse_id(&input.user_id, "User")?;
+    let now = state(ctx).clock.now();
+    state(ctx)
+        .db
+        .run(move |c| grants::set_space_admin(c, &who, space, user, granted, now))
+        .await
+        .map(Space)
+}
+
+async fn set_active(ctx: &Context<'_>, id: ID, active: bool) -> AppResult<User> {
+    let who = caller(ctx).await?;
+    let id = parse_id(&id, "User")?;
+    let now = state(ctx).clock.now();
+    state(ctx)
+        .db
+        .run(move |c| grants::set_active(c, &who, id, active, now))
+        .await
+        .map(|(u, _)| User::full(u))
+}

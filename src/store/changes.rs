@@ -1,0 +1,332 @@
+//! The access-change engine: every operation that can change who has which role on which site runs
+//! through here, so seat rules, paid history, guest-space clean-up, audit events and dry runs are
+//! handled once, the same way for a direct role, a group, a deletion or a deactivation.
+//!
+//! An operation locks what it touches, takes a [`Snapshot`] of the effective roles of the people it
+//! affects, makes its writes, and calls [`finish`]. `finish` compares, refuses the whole change if it
+//! adds a seat or a guest that a site cannot take, and records the consequences. [`run`] wraps it in
+//! a transaction that is rolled back for a dry run, so a dry run answers exactly what the real call
+//! would do, because it *is* the real call, undone.
+//!
+//! Locking (deadlock-free by construction): every access change takes the organization's advisory
+//! lock, shared for changes confined to one site (invites, direct roles, guest spaces) and exclusive
+//! for changes that can reach several sites (groups, removal, (de)activation); then the rows of the
+//! sites whose counts it checks, in id order.
+
+use crate::db::schema::*;
+use crate::domain::roles::{RoleChange, diff_roles};
+use crate::domain::seats::{self, Counts, Usage};
+use crate::domain::{ProductRole, effective_role};
+use crate::error::{AppError, AppResult};
+use crate::store::access;
+use crate::store::audit::{self, Audit};
+use crate::store::models::{Site, User};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Bool, Nullable, SmallInt, Uuid as SqlUuid};
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use uuid::Uuid;
+
+/// How far an operation's effects can reach, which decides the organization lock it takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// Only the sites it locks explicitly and only through direct grants.
+    OneSite,
+    /// Group memberships, group roles or account status: possibly many sites.
+    Organization,
+}
+
+/// Takes the organization's access-change lock for this transaction.
+pub fn lock_org(conn: &mut PgConnection, org: Uuid, reach: Reach) -> AppResult<()> {
+    let f = match reach {
+        Reach::OneSite => "pg_advisory_xact_lock_shared",
+        Reach::Organization => "pg_advisory_xact_lock",
+    };
+    diesel::sql_query(format!("SELECT {f}(1735816290, hashtext($1::text))::text"))
+        .bind::<SqlUuid, _>(org)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Locks sites in id order (so two changes never wait on each other in a cycle) and returns them.
+pub fn lock_sites(conn: &mut PgConnection, ids: &[Uuid]) -> AppResult<Vec<Site>> {
+    let mut ids = ids.to_vec();
+    ids.sort();
+    ids.dedup();
+    ids.iter().map(|id| access::lock_site(conn, *id)).collect()
+}
+
+/// Effective roles and seat counts of the affected people and sites, before or after a change.
+pub struct Snapshot {
+    pub sites: Vec<Site>,
+    pub users: Vec<Uuid>,
+    pub roles: HashMap<(Uuid, Uuid), Option<ProductRole>>,
+    pub counts: HashMap<Uuid, Counts>,
+}
+
+#[derive(QueryableByName)]
+struct RoleRow {
+    #[diesel(sql_type = SqlUuid)]
+    site_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    user_id: Uuid,
+    #[diesel(sql_type = Nullable<SmallInt>)]
+    direct: Option<i16>,
+    #[diesel(sql_type = Nullable<SmallInt>)]
+    best_group: Option<i16>,
+    #[diesel(sql_type = Bool)]
+    former_paid: bool,
+    #[diesel(sql_type = Bool)]
+    active: bool,
+}
+
+/// Effective roles of `users` on `sites` in one statement (the rule itself is `domain::effective_role`).
+pub fn roles_of(
+    conn: &mut PgConnection,
+    sites: &[Uuid],
+    users: &[Uuid],
+) -> AppResult<HashMap<(Uuid, Uuid), Option<ProductRole>>> {
+    if sites.is_empty() || users.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<RoleRow> = diesel::sql_query(
+        "SELECT s.site_id, u.id AS user_id,
+           (SELECT role FROM product_roles pr WHERE pr.site_id = s.site_id AND pr.user_id = u.id) AS direct,
+           (SELECT max(gsr.role) FROM group_site_roles gsr JOIN group_members gm ON gm.group_id = gsr.group_id
+             WHERE gsr.site_id = s.site_id AND gm.user_id = u.id) AS best_group,
+           EXISTS (SELECT 1 FROM site_paid_history h WHERE h.site_id = s.site_id AND h.user_id = u.id) AS former_paid,
+           u.status = 'ACTIVE' AS active
+         FROM unnest($1::uuid[]) AS s(site_id) CROSS JOIN users u
+         WHERE u.id = ANY($2)",
+    )
+    .bind::<Array<SqlUuid>, _>(sites)
+    .bind::<Array<SqlUuid>, _>(users)
+    .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let role = if r.active {
+                effective_role(
+                    r.direct.and_then(ProductRole::from_rank),
+                    r.best_group.and_then(ProductRole::from_rank),
+                    r.former_paid,
+                )
+            } else {
+                None
+            };
+            ((r.site_id, r.user_id), role)
+        })
+        .collect())
+}
+
+impl Snapshot {
+    /// Takes the snapshot; `sites` must already be locked.
+    pub fn take(
+        conn: &mut PgConnection,
+        sites: Vec<Site>,
+        users: Vec<Uuid>,
+        now: DateTime<Utc>,
+    ) -> AppResult<Self> {
+        let ids: Vec<Uuid> = sites.iter().map(|s| s.id).collect();
+        let roles = roles_of(conn, &ids, &users)?;
+        let mut counts = HashMap::new();
+        for s in &ids {
+            counts.insert(*s, access::counts(conn, *s, now)?);
+        }
+        Ok(Self {
+            sites,
+            users,
+            roles,
+            counts,
+        })
+    }
+}
+
+/// One person's role change on one site, with the rows the payload shows.
+#[derive(Clone, Debug)]
+pub struct ChangedAccess {
+    pub user: User,
+    pub site: Site,
+    pub change: RoleChange,
+}
+
+/// What an access change did (or, for a dry run, would do).
+#[derive(Clone, Debug)]
+pub struct AccessChange {
+    pub dry_run: bool,
+    pub changes: Vec<ChangedAccess>,
+    /// Usage after the change, one per affected site.
+    pub usage: Vec<(Site, Usage)>,
+}
+
+/// What the operation was, for the audit trail.
+pub struct Context {
+    pub organization_id: Uuid,
+    pub actor_id: Option<Uuid>,
+    pub action: &'static str,
+    pub now: DateTime<Utc>,
+    /// Details of the operation itself (recorded on each role-change event).
+    pub detail: serde_json::Value,
+    /// Seats not to count as held before the change (an invite being accepted is re-checked as if new).
+    pub discount: Option<(Uuid, Counts)>,
+    /// The operation only takes access away, so it is never refused, even if it shifts pending invites
+    /// from paid to guest and leaves a site over its allowance.
+    pub never_refused: bool,
+}
+
+impl Context {
+    pub fn new(org: Uuid, actor: Option<Uuid>, action: &'static str, now: DateTime<Utc>) -> Self {
+        Self {
+            organization_id: org,
+            actor_id: actor,
+            action,
+            now,
+            detail: json!({}),
+            discount: None,
+            never_refused: false,
+        }
+    }
+
+    pub fn never_refused(mut self) -> Self {
+        self.never_refused = true;
+        self
+    }
+
+    pub fn detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = detail;
+        self
+    }
+}
+
+/// Compares with `before`, enforces the seat rules on every affected site (the whole change is refused
+/// if one site cannot take what it adds), and records the consequences: paid history for anyone now
+/// paid, guest spaces dropped for anyone no longer a guest, one audit event per role change.
+pub fn finish(conn: &mut PgConnection, before: Snapshot, ctx: &Context) -> AppResult<AccessChange> {
+    let site_ids: Vec<Uuid> = before.sites.iter().map(|s| s.id).collect();
+    let after_roles = roles_of(conn, &site_ids, &before.users)?;
+    let mut usage = Vec::with_capacity(before.sites.len());
+    for site in &before.sites {
+        let mut was = before.counts[&site.id];
+        if let Some((s, d)) = ctx.discount
+            && s == site.id
+        {
+            was.paid -= d.paid;
+            was.guests -= d.guests;
+            was.pending_paid -= d.pending_paid;
+            was.pending_guests -= d.pending_guests;
+        }
+        let now_counts = access::counts(conn, site.id, ctx.now)?;
+        if !ctx.never_refused {
+            seats::check_change(site.limits(), was, now_counts)?;
+        }
+        usage.push((site.clone(), seats::usage(site.limits(), now_counts)));
+    }
+
+    let diffs = diff_roles(&before.roles, &after_roles);
+    let mut by_site: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
+    let mut dropped_spaces: Vec<(Uuid, Uuid)> = Vec::new();
+    for d in &diffs {
+        if d.after.is_some_and(ProductRole::is_paid) {
+            by_site.entry(d.site_id).or_default().push(d.user_id);
+        }
+        if d.before == Some(ProductRole::Guest) && d.after != Some(ProductRole::Guest) {
+            dropped_spaces.push((d.site_id, d.user_id));
+        }
+    }
+    for (site, users) in &by_site {
+        access::record_paid(conn, *site, users, ctx.now)?;
+    }
+    if !dropped_spaces.is_empty() {
+        // Deactivated accounts keep their grants (and their space) for when they come back.
+        let active: Vec<Uuid> = users::table
+            .filter(users::id.eq_any(dropped_spaces.iter().map(|(_, u)| *u)))
+            .filter(users::status.eq("ACTIVE"))
+            .select(users::id)
+            .load(conn)?;
+        for (site, user) in dropped_spaces.iter().filter(|(_, u)| active.contains(u)) {
+            diesel::delete(guest_spaces::table.find((*site, *user))).execute(conn)?;
+        }
+    }
+
+    let users: Vec<User> = crate::store::directory::users_by_ids(
+        conn,
+        &diffs.iter().map(|d| d.user_id).collect::<Vec<_>>(),
+    )?;
+    let events: Vec<Audit> = diffs
+        .iter()
+        .map(|d| Audit {
+            organization_id: ctx.organization_id,
+            actor_id: ctx.actor_id,
+            action: "access.change",
+            target_type: "user",
+            target_id: d.user_id.to_string(),
+            site_id: Some(d.site_id),
+            before: Some(json!({ "role": d.before })),
+            after: Some(json!({ "role": d.after, "lostAccess": d.lost_access(), "by": ctx.action, "detail": ctx.detail })),
+            created_at: ctx.now,
+        })
+        .collect();
+    audit::record_all(conn, events)?;
+    let changes = diffs
+        .into_iter()
+        .filter_map(|d| {
+            Some(ChangedAccess {
+                user: users.iter().find(|u| u.id == d.user_id)?.clone(),
+                site: before.sites.iter().find(|s| s.id == d.site_id)?.clone(),
+                change: d,
+            })
+        })
+        .collect();
+    Ok(AccessChange {
+        dry_run: false,
+        changes,
+        usage,
+    })
+}
+
+enum TxEnd<T> {
+    Failed(AppError),
+    DryRun(T),
+}
+
+impl<T> From<diesel::result::Error> for TxEnd<T> {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
+/// Runs `f` in a transaction; a dry run returns what it produced and rolls every write back.
+pub fn run<T>(
+    conn: &mut PgConnection,
+    dry_run: bool,
+    f: impl FnOnce(&mut PgConnection) -> AppResult<T>,
+) -> AppResult<T> {
+    let r = conn.transaction::<T, TxEnd<T>, _>(|conn| {
+        let out = f(conn).map_err(TxEnd::Failed)?;
+        if dry_run {
+            Err(TxEnd::DryRun(out))
+        } else {
+            Ok(out)
+        }
+    });
+    match r {
+        Ok(v) | Err(TxEnd::DryRun(v)) => Ok(v),
+        Err(TxEnd::Failed(e)) => Err(e),
+    }
+}
+
+/// Ends every session of these users (removal, deactivation): access ends at once, not at expiry.
+pub fn end_sessions(
+    conn: &mut PgConnection,
+    users: &[Uuid],
+    now: DateTime<Utc>,
+) -> AppResult<usize> {
+    Ok(diesel::update(
+        sessions::table
+            .filter(sessions::user_id.eq_any(users))
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set(sessions::revoked_at.eq(now))
+    .execute(conn)?)
+}

@@ -1,0 +1,438 @@
+//! Direct grants: product roles, removal from a site, admin roles, space admins, and account
+//! (de)activation. Role-affecting changes run through the access-change engine (`changes`).
+
+use crate::db::schema::*;
+use crate::domain::ProductRole;
+use crate::error::{AddressError, AppError, AppResult, ErrorCode};
+use crate::store::access::{self, Caller};
+use crate::store::audit::{self, Audit};
+use crate::store::changes::{self, AccessChange, Reach, Snapshot};
+use crate::store::content;
+use crate::store::directory::user_in_org;
+use crate::store::models::{Space, User};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde_json::json;
+use uuid::Uuid;
+
+fn paid_cannot_be_guest(u: &User) -> AppError {
+    AppError::Addresses(vec![AddressError {
+        email: u.email.clone(),
+        code: ErrorCode::PaidUserCannotBeGuest,
+    }])
+}
+
+/// Sets (or with `None` removes) a person's direct role on a site.
+pub fn set_product_role(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    site_id: Uuid,
+    user_id: Uuid,
+    role: Option<ProductRole>,
+    dry_run: bool,
+    now: DateTime<Utc>,
+) -> AppResult<AccessChange> {
+    let a = access::site_access(conn, caller, site_id)?;
+    let user = user_in_org(conn, caller.user.organization_id, user_id)?;
+    a.require_admin()?;
+    changes::run(conn, dry_run, |conn| {
+        changes::lock_org(conn, a.site.organization_id, Reach::OneSite)?;
+        let sites = changes::lock_sites(conn, &[site_id])?;
+        if role == Some(ProductRole::Guest) {
+            let current = access::effective_role_of(conn, site_id, user_id)?;
+            if current.is_some_and(ProductRole::is_paid)
+                || access::is_former_paid(conn, site_id, user_id)?
+            {
+                return Err(paid_cannot_be_guest(&user));
+            }
+        }
+        let before = Snapshot::take(conn, sites, vec![user_id], now)?;
+        let old: Option<i16> = product_roles::table
+            .find((site_id, user_id))
+            .select(product_roles::role)
+            .first(conn)
+            .optional()?;
+        match role {
+            Some(r) => {
+                diesel::insert_into(product_roles::table)
+                    .values((
+                        product_roles::site_id.eq(site_id),
+                        product_roles::user_id.eq(user_id),
+                        product_roles::role.eq(r.rank()),
+                        product_roles::granted_at.eq(now),
+                    ))
+                    .on_conflict((product_roles::site_id, product_roles::user_id))
+                    .do_update()
+                    .set(product_roles::role.eq(r.rank()))
+                    .execute(conn)?;
+            }
+            None => {
+                diesel::delete(product_roles::table.find((site_id, user_id))).execute(conn)?;
+            }
+        }
+        let ctx = changes::Context::new(
+            a.site.organization_id,
+            Some(caller.user.id),
+            "role.set",
+            now,
+        )
+        .detail(
+            json!({ "directBefore": old.and_then(ProductRole::from_rank), "directAfter": role }),
+        );
+        let ctx = if role.is_none() {
+            ctx.never_refused()
+        } else {
+            ctx
+        };
+        let mut out = changes::finish(conn, before, &ctx)?;
+        out.dry_run = dry_run;
+        Ok(out)
+    })
+}
+
+/// Takes a person off a site: their direct role, their memberships of groups that grant a role there,
+/// their guest space and pending invites for it; and ends their sessions. Never refused for seats.
+pub fn remove_product_access(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    site_id: Uuid,
+    user_id: Uuid,
+    dry_run: bool,
+    now: DateTime<Utc>,
+) -> AppResult<AccessChange> {
+    let a = access::site_access(conn, caller, site_id)?;
+    let user = user_in_org(conn, caller.user.organization_id, user_id)?;
+    a.require_admin()?;
+    changes::run(conn, dry_run, |conn| {
+        changes::lock_org(conn, a.site.organization_id, Reach::Organization)?;
+        // Groups of the person that hold a role on this site, and every site those groups reach.
+        let groups: Vec<Uuid> = group_members::table
+            .inner_join(
+                group_site_roles::table.on(group_site_roles::group_id.eq(group_members::group_id)),
+            )
+            .filter(group_members::user_id.eq(user_id))
+            .filter(group_site_roles::site_id.eq(site_id))
+            .select(group_members::group_id)
+            .load(conn)?;
+        let mut site_ids: Vec<Uuid> = group_site_roles::table
+            .filter(group_site_roles::group_id.eq_any(&groups))
+            .select(group_site_roles::site_id)
+            .load(conn)?;
+        site_ids.push(site_id);
+        let sites = changes::lock_sites(conn, &site_ids)?;
+        let before = Snapshot::take(conn, sites, vec![user_id], now)?;
+
+        diesel::delete(product_roles::table.find((site_id, user_id))).execute(conn)?;
+        diesel::delete(
+            group_members::table
+                .filter(group_members::user_id.eq(user_id))
+                .filter(group_members::group_id.eq_any(&groups)),
+        )
+        .execute(conn)?;
+        diesel::delete(guest_spaces::table.find((site_id, user_id))).execute(conn)?;
+        let revoked: Vec<Uuid> = diesel::update(
+            invites::table
+                .filter(invites::site_id.eq(site_id))
+                .filter(invites::email_normalized.eq(&user.email_normalized))
+                .filter(invites::status.eq("PENDING")),
+        )
+        .set((invites::status.eq("REVOKED"), invites::revoked_at.eq(now)))
+        .returning(invites::id)
+        .get_results(conn)?;
+        crate::store::invites::cancel_waiting_deliveries(conn, &revoked)?;
+        let ended = changes::end_sessions(conn, &[user_id], now)?;
+
+        let ctx = changes::Context::new(
+            a.site.organization_id,
+            Some(caller.user.id),
+            "access.remove",
+            now,
+        )
+        .detail(json!({ "groupsLeft": groups, "invitesRevoked": revoked }))
+        .never_refused();
+        let mut out = changes::finish(conn, before, &ctx)?;
+        audit::record(
+            conn,
+            Audit {
+                organization_id: a.site.organization_id,
+                actor_id: Some(caller.user.id),
+                action: "access.remove",
+                target_type: "user",
+                target_id: user_id.to_string(),
+                site_id: Some(site_id),
+                before: None,
+                after: Some(json!({
+                    "groupsLeft": groups,
+                    "invitesRevoked": revoked,
+                    "sessionsEnded": ended,
+                })),
+                created_at: now,
+            },
+        )?;
+        out.dry_run = dry_run;
+        Ok(out)
+    })
+}
+
+/// Admin roles that are not product roles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
+pub enum AdminRole {
+    /// Manages the whole organization.
+    OrgAdmin,
+    /// Manages one site.
+    SiteAdmin,
+}
+
+/// Refuses a change that would leave the organization without an active organization admin. Call it
+/// after the change, inside the transaction that holds the organization row lock.
+fn require_an_org_admin(conn: &mut PgConnection, org: Uuid) -> AppResult<()> {
+    let n: i64 = org_admins::table
+        .inner_join(users::table.on(users::id.eq(org_admins::user_id)))
+        .filter(org_admins::organization_id.eq(org))
+        .filter(users::status.eq("ACTIVE"))
+        .count()
+        .get_result(conn)?;
+    if n == 0 {
+        Err(AppError::LastOrgAdmin)
+    } else {
+        Ok(())
+    }
+}
+
+fn lock_org_row(conn: &mut PgConnection, org: Uuid) -> AppResult<()> {
+    organizations::table
+        .find(org)
+        .for_update()
+        .select(organizations::id)
+        .first::<Uuid>(conn)?;
+    Ok(())
+}
+
+/// Grants or revokes an admin role. Organization admins manage both; a site admin may manage the
+/// site admins of their own site.
+pub fn set_admin_role(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    user_id: Uuid,
+    role: AdminRole,
+    site_id: Option<Uuid>,
+    granted: bool,
+    now: DateTime<Utc>,
+) -> AppResult<User> {
+    let org = caller.user.organization_id;
+    let user = user_in_org(conn, org, user_id)?;
+    let site = match (role, site_id) {
+        (AdminRole::SiteAdmin, Some(s)) => {
+            let a = access::site_access(conn, caller, s)?;
+            a.require_admin()?;
+            Some(s)
+        }
+        (AdminRole::SiteAdmin, None) => {
+            if !caller.org_admin {
+                return Err(AppError::Forbidden);
+            }
+            return Err(AppError::invalid(
+                "siteId",
+                "a site admin role needs a site",
+            ));
+        }
+        (AdminRole::OrgAdmin, _) => {
+            if !caller.org_admin {
+                return Err(AppError::Forbidden);
+            }
+            if site_id.is_some() {
+                return Err(AppError::invalid(
+                    "siteId",
+                    "an organization admin role applies to every site",
+                ));
+            }
+            None
+        }
+    };
+    conn.transaction(|conn| {
+        lock_org_row(conn, org)?;
+        let changed = match (role, granted) {
+            (AdminRole::OrgAdmin, true) => diesel::insert_into(org_admins::table)
+                .values((
+                    org_admins::organization_id.eq(org),
+                    org_admins::user_id.eq(user_id),
+                    org_admins::granted_at.eq(now),
+                ))
+                .on_conflict_do_nothing()
+                .execute(conn)?,
+            (AdminRole::OrgAdmin, false) => {
+                let n = diesel::delete(org_admins::table.find((org, user_id))).execute(conn)?;
+                require_an_org_admin(conn, org)?;
+                n
+            }
+            (AdminRole::SiteAdmin, true) => diesel::insert_into(site_admins::table)
+                .values((
+                    site_admins::site_id.eq(site.unwrap_or_default()),
+                    site_admins::user_id.eq(user_id),
+                    site_admins::granted_at.eq(now),
+                ))
+                .on_conflict_do_nothing()
+                .execute(conn)?,
+            (AdminRole::SiteAdmin, false) => {
+                diesel::delete(site_admins::table.find((site.unwrap_or_default(), user_id)))
+                    .execute(conn)?
+            }
+        };
+        if changed > 0 {
+            audit::record(
+                conn,
+                Audit {
+                    organization_id: org,
+                    actor_id: Some(caller.user.id),
+                    action: if granted {
+                        "admin.grant"
+                    } else {
+                        "admin.revoke"
+                    },
+                    target_type: "user",
+                    target_id: user_id.to_string(),
+                    site_id: site,
+                    before: None,
+                    after: Some(json!({ "role": format!("{role:?}"), "granted": granted })),
+                    created_at: now,
+                },
+            )?;
+        }
+        Ok(user)
+    })
+}
+
+/// Makes a paid user (or an admin) an admin of one space, or takes it away.
+pub fn set_space_admin(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    space_id: Uuid,
+    user_id: Uuid,
+    granted: bool,
+    now: DateTime<Utc>,
+) -> AppResult<Space> {
+    let (space, a) = content::space_with_access(conn, caller, space_id)?;
+    let user = user_in_org(conn, caller.user.organization_id, user_id)?;
+    if !a.manages_spaces() {
+        return Err(AppError::Forbidden);
+    }
+    conn.transaction(|conn| {
+        changes::lock_org(conn, user.organization_id, Reach::OneSite)?;
+        changes::lock_sites(conn, &[space.site_id])?;
+        let changed = if granted {
+            let role = access::effective_role_of(conn, space.site_id, user_id)?;
+            let admin = access::is_org_admin(conn, user.organization_id, user_id)?
+                || access::admin_sites(conn, user_id)?.contains(&space.site_id);
+            if !(admin || role.is_some_and(ProductRole::is_paid)) {
+                return Err(AppError::invalid(
+                    "userId",
+                    "space admins must be paid users or admins of the site",
+                ));
+            }
+            diesel::insert_into(space_admins::table)
+                .values((
+                    space_admins::space_id.eq(space_id),
+                    space_admins::user_id.eq(user_id),
+                    space_admins::granted_at.eq(now),
+                ))
+                .on_conflict_do_nothing()
+                .execute(conn)?
+        } else {
+            diesel::delete(space_admins::table.find((space_id, user_id))).execute(conn)?
+        };
+        if changed > 0 {
+            audit::record(
+                conn,
+                Audit {
+                    organization_id: user.organization_id,
+                    actor_id: Some(caller.user.id),
+                    action: if granted {
+                        "spaceAdmin.add"
+                    } else {
+                        "spaceAdmin.remove"
+                    },
+                    target_type: "space",
+                    target_id: space_id.to_string(),
+                    site_id: Some(space.site_id),
+                    before: None,
+                    after: Some(json!({ "user": user_id })),
+                    created_at: now,
+                },
+            )?;
+        }
+        Ok(space)
+    })
+}
+
+/// Sites on which a person holds any grant, directly or through a group.
+fn granted_sites(conn: &mut PgConnection, user_id: Uuid) -> AppResult<Vec<Uuid>> {
+    let mut direct: Vec<Uuid> = product_roles::table
+        .filter(product_roles::user_id.eq(user_id))
+        .select(product_roles::site_id)
+        .load(conn)?;
+    let via_groups: Vec<Uuid> = group_members::table
+        .inner_join(
+            group_site_roles::table.on(group_site_roles::group_id.eq(group_members::group_id)),
+        )
+        .filter(group_members::user_id.eq(user_id))
+        .select(group_site_roles::site_id)
+        .load(conn)?;
+    direct.extend(via_groups);
+    Ok(direct)
+}
+
+/// Deactivates or reactivates an account (organization admins). A deactivated account keeps its
+/// grants but can do nothing and holds no seat; reactivating takes the seats back and is refused if a
+/// site cannot take them.
+pub fn set_active(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    user_id: Uuid,
+    active: bool,
+    now: DateTime<Utc>,
+) -> AppResult<(User, AccessChange)> {
+    let org = caller.user.organization_id;
+    user_in_org(conn, org, user_id)?;
+    if !caller.org_admin {
+        return Err(AppError::Forbidden);
+    }
+    changes::run(conn, false, |conn| {
+        lock_org_row(conn, org)?;
+        changes::lock_org(conn, org, Reach::Organization)?;
+        let granted = granted_sites(conn, user_id)?;
+        let sites = changes::lock_sites(conn, &granted)?;
+        let before = Snapshot::take(conn, sites, vec![user_id], now)?;
+        let status = if active { "ACTIVE" } else { "DEACTIVATED" };
+        let user: User = diesel::update(users::table.find(user_id))
+            .set(users::status.eq(status))
+            .returning(User::as_returning())
+            .get_result(conn)?;
+        if !active {
+            require_an_org_admin(conn, org)?;
+            changes::end_sessions(conn, &[user_id], now)?;
+        }
+        let action = if active {
+            "user.reactivate"
+        } else {
+            "user.deactivate"
+        };
+        let ctx = changes::Context::new(org, Some(caller.user.id), action, now);
+        let ctx = if active { ctx } else { ctx.never_refused() };
+        let out = changes::finish(conn, before, &ctx)?;
+        audit::record(
+            conn,
+            Audit {
+                organization_id: org,
+                actor_id: Some(caller.user.id),
+                action,
+                target_type: "user",
+                target_id: user_id.to_string(),
+                site_id: None,
+                before: None,
+                after: Some(json!({ "status": status })),
+                created_at: now,
+            },
+        )?;
+        Ok((user, out))
+    })
+}

@@ -1,0 +1,356 @@
+//! Guests and their one space per site: the guest list, and assigning, moving and unassigning.
+
+use crate::db::schema::*;
+use crate::domain::ProductRole;
+use crate::error::{AppError, AppResult};
+use crate::store::access::{self, Caller, EFFECTIVE_ROLES};
+use crate::store::audit::{self, Audit};
+use crate::store::changes::{self, Reach};
+use crate::store::content;
+use crate::store::models::{Space, User};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Nullable, Text, Uuid as SqlUuid};
+use serde_json::json;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// At most this many guests are assigned or unassigned in one call.
+pub const MAX_GUESTS_PER_CALL: usize = 200;
+
+/// Filters of the guest list.
+#[derive(Clone, Debug, Default)]
+pub struct GuestFilter {
+    pub space_id: Option<Uuid>,
+    pub without_space: bool,
+    /// Matched case-insensitively against email and display name.
+    pub search: Option<String>,
+}
+
+/// `%term%` for LIKE, with the pattern characters of the term taken literally.
+fn like_pattern(term: &str) -> String {
+    let mut p = String::from("%");
+    for c in term.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// The guests of a site (active accounts whose effective role is GUEST), by email, keyset-paginated.
+pub fn list(
+    conn: &mut PgConnection,
+    site_id: Uuid,
+    filter: &GuestFilter,
+    after: Option<(String, Uuid)>,
+    limit: i64,
+) -> AppResult<(Vec<User>, i64)> {
+    let pattern = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(like_pattern);
+    let (after_email, after_id) = after.map_or((None, None), |(e, i)| (Some(e), Some(i)));
+    let rows: Vec<GuestRow> = diesel::sql_query(format!(
+        "WITH {EFFECTIVE_ROLES},
+         listed AS (
+           SELECT eff.user_id, u.email_normalized FROM eff
+           JOIN users u ON u.id = eff.user_id
+           LEFT JOIN guest_spaces gs ON gs.site_id = $1 AND gs.user_id = eff.user_id
+           WHERE eff.role = 1
+             AND ($2::uuid IS NULL OR gs.space_id = $2)
+             AND (NOT $3 OR gs.space_id IS NULL)
+             AND ($4::text IS NULL OR u.email_normalized LIKE $4 OR lower(u.display_name) LIKE $4)
+         )
+         SELECT l.user_id, t.total FROM (SELECT count(*) AS total FROM listed) t
+         LEFT JOIN LATERAL (
+           SELECT user_id, email_normalized FROM listed
+           WHERE $5::text IS NULL OR (email_normalized, user_id) > ($5, $6)
+           ORDER BY email_normalized, user_id LIMIT $7
+         ) l ON true"
+    ))
+    .bind::<SqlUuid, _>(site_id)
+    .bind::<Nullable<SqlUuid>, _>(filter.space_id)
+    .bind::<Bool, _>(filter.without_space)
+    .bind::<Nullable<Text>, _>(pattern)
+    .bind::<Nullable<Text>, _>(after_email)
+    .bind::<Nullable<SqlUuid>, _>(after_id)
+    .bind::<BigInt, _>(limit)
+    .load(conn)?;
+    // One row even for an empty page, so the total always comes back.
+    let total = rows.first().map_or(0, |r| r.total);
+    let ids: Vec<Uuid> = rows.iter().filter_map(|r| r.user_id).collect();
+    let mut users: HashMap<Uuid, User> = crate::store::directory::users_by_ids(conn, &ids)?
+        .into_iter()
+        .map(|u| (u.id, u))
+        .collect();
+    Ok((ids.iter().filter_map(|i| users.remove(i)).collect(), total))
+}
+
+#[derive(QueryableByName)]
+struct GuestRow {
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    user_id: Option<Uuid>,
+    #[diesel(sql_type = BigInt)]
+    total: i64,
+}
+
+/// How many guests of its site are in each space (only spaces with guests appear).
+pub fn guest_counts(conn: &mut PgConnection, space_ids: &[Uuid]) -> AppResult<HashMap<Uuid, i64>> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = SqlUuid)]
+        space_id: Uuid,
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    // A row in guest_spaces counts only while its user is an active guest of the site, exactly as in
+    // the guest list.
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT gs.space_id, count(*) AS n
+         FROM guest_spaces gs JOIN users u ON u.id = gs.user_id AND u.status = 'ACTIVE'
+         WHERE gs.space_id = ANY($1)
+           AND NOT EXISTS (SELECT 1 FROM site_paid_history h WHERE h.site_id = gs.site_id AND h.user_id = gs.user_id)
+           AND GREATEST(
+                 (SELECT role FROM product_roles pr WHERE pr.site_id = gs.site_id AND pr.user_id = gs.user_id),
+                 (SELECT max(gsr.role) FROM group_site_roles gsr JOIN group_members gm ON gm.group_id = gsr.group_id
+                   WHERE gsr.site_id = gs.site_id AND gm.user_id = gs.user_id)) = 1
+         GROUP BY gs.space_id",
+    )
+    .bind::<diesel::sql_types::Array<SqlUuid>, _>(space_ids)
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| (r.space_id, r.n)).collect())
+}
+
+/// The spaces of many `(site, user)` pairs at once (the `User.space(siteId)` data loader).
+pub fn spaces_of(
+    conn: &mut PgConnection,
+    keys: &[(Uuid, Uuid)],
+) -> AppResult<Vec<((Uuid, Uuid), Space)>> {
+    let users: Vec<Uuid> = keys.iter().map(|k| k.1).collect();
+    let rows: Vec<(Uuid, Uuid, Space)> = guest_spaces::table
+        .inner_join(spaces::table.on(spaces::id.eq(guest_spaces::space_id)))
+        .filter(guest_spaces::user_id.eq_any(&users))
+        .select((
+            guest_spaces::site_id,
+            guest_spaces::user_id,
+            Space::as_select(),
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter(|(s, u, _)| keys.contains(&(*s, *u)))
+        .map(|(s, u, sp)| ((s, u), sp))
+        .collect())
+}
+
+/// One guest's move.
+#[derive(Clone, Debug)]
+pub struct Assignment {
+    pub user: User,
+    pub space: Option<Space>,
+    pub previous: Option<Space>,
+}
+
+fn load_guests(conn: &mut PgConnection, org: Uuid, user_ids: &[Uuid]) -> AppResult<Vec<User>> {
+    if user_ids.is_empty() {
+        return Err(AppError::invalid("userIds", "give at least one user"));
+    }
+    if user_ids.len() > MAX_GUESTS_PER_CALL {
+        return Err(AppError::invalid(
+            "userIds",
+            format!("at most {MAX_GUESTS_PER_CALL} users per call"),
+        ));
+    }
+    let users: Vec<User> = users::table
+        .filter(users::id.eq_any(user_ids))
+        .filter(users::organization_id.eq(org))
+        .select(User::as_select())
+        .load(conn)?;
+    if users.len() != user_ids.len() {
+        return Err(AppError::NotFound("User"));
+    }
+    Ok(users)
+}
+
+fn current_spaces(
+    conn: &mut PgConnection,
+    site_id: Uuid,
+    user_ids: &[Uuid],
+) -> AppResult<HashMap<Uuid, Space>> {
+    let rows: Vec<(Uuid, Space)> = guest_spaces::table
+        .inner_join(spaces::table.on(spaces::id.eq(guest_spaces::space_id)))
+        .filter(guest_spaces::site_id.eq(site_id))
+        .filter(guest_spaces::user_id.eq_any(user_ids))
+        .select((guest_spaces::user_id, Space::as_select()))
+        .load(conn)?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Refuses the batch if someone in it is not a guest of the site right now.
+fn require_guests(conn: &mut PgConnection, site_id: Uuid, users: &[User]) -> AppResult<()> {
+    let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
+    let roles = changes::roles_of(conn, &[site_id], &ids)?;
+    let not_guests: Vec<&str> = users
+        .iter()
+        .filter(|u| roles.get(&(site_id, u.id)).copied().flatten() != Some(ProductRole::Guest))
+        .map(|u| u.email.as_str())
+        .collect();
+    if not_guests.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::invalid(
+            "userIds",
+            format!("not guests of this site: {}", not_guests.join(", ")),
+        ))
+    }
+}
+
+/// Puts guests in a space, moving those who had another one on the site.
+pub fn assign(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    space_id: Uuid,
+    mut user_ids: Vec<Uuid>,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<Assignment>> {
+    let (space, a) = content::space_with_access(conn, caller, space_id)?;
+    user_ids.sort();
+    user_ids.dedup();
+    let users = load_guests(conn, caller.user.organization_id, &user_ids)?;
+    if !a.manages_guests_of(space.id) {
+        return Err(AppError::Forbidden);
+    }
+    conn.transaction(|conn| {
+        changes::lock_org(conn, caller.user.organization_id, Reach::OneSite)?;
+        changes::lock_sites(conn, &[space.site_id])?;
+        let previous = current_spaces(conn, space.site_id, &user_ids)?;
+        // A space admin may only take guests into their space, never out of someone else's.
+        if !a.manages_spaces() && previous.values().any(|p| p.id != space.id) {
+            return Err(AppError::Forbidden);
+        }
+        require_guests(conn, space.site_id, &users)?;
+        let rows: Vec<_> = user_ids
+            .iter()
+            .map(|u| {
+                (
+                    guest_spaces::site_id.eq(space.site_id),
+                    guest_spaces::user_id.eq(*u),
+                    guest_spaces::space_id.eq(space.id),
+                    guest_spaces::assigned_at.eq(now),
+                )
+            })
+            .collect();
+        diesel::insert_into(guest_spaces::table)
+            .values(&rows)
+            .on_conflict((guest_spaces::site_id, guest_spaces::user_id))
+            .do_update()
+            .set((
+                guest_spaces::space_id.eq(space.id),
+                guest_spaces::assigned_at.eq(now),
+            ))
+            .execute(conn)?;
+        let mut out = Vec::with_capacity(users.len());
+        let mut events = Vec::new();
+        for u in users {
+            let prev = previous.get(&u.id).cloned();
+            if prev.as_ref().map(|p| p.id) != Some(space.id) {
+                events.push(Audit {
+                    organization_id: caller.user.organization_id,
+                    actor_id: Some(caller.user.id),
+                    action: "guest.assignSpace",
+                    target_type: "user",
+                    target_id: u.id.to_string(),
+                    site_id: Some(space.site_id),
+                    before: Some(json!({ "space": prev.as_ref().map(|p| p.id) })),
+                    after: Some(json!({ "space": space.id })),
+                    created_at: now,
+                });
+            }
+            out.push(Assignment {
+                user: u,
+                space: Some(space.clone()),
+                previous: prev,
+            });
+        }
+        audit::record_all(conn, events)?;
+        Ok(out)
+    })
+}
+
+/// Takes guests out of their space on a site; they stay guests (listed) but reach no content.
+pub fn unassign(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    site_id: Uuid,
+    mut user_ids: Vec<Uuid>,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<Assignment>> {
+    let a = access::site_access(conn, caller, site_id)?;
+    user_ids.sort();
+    user_ids.dedup();
+    let users = load_guests(conn, caller.user.organization_id, &user_ids)?;
+    if !a.manages_spaces() && a.admin_of_spaces.is_empty() {
+        return Err(AppError::Forbidden);
+    }
+    conn.transaction(|conn| {
+        changes::lock_org(conn, caller.user.organization_id, Reach::OneSite)?;
+        changes::lock_sites(conn, &[site_id])?;
+        let previous = current_spaces(conn, site_id, &user_ids)?;
+        if !a.manages_spaces() && previous.values().any(|p| !a.manages_guests_of(p.id)) {
+            return Err(AppError::Forbidden);
+        }
+        require_guests(conn, site_id, &users)?;
+        diesel::delete(
+            guest_spaces::table
+                .filter(guest_spaces::site_id.eq(site_id))
+                .filter(guest_spaces::user_id.eq_any(&user_ids)),
+        )
+        .execute(conn)?;
+        let mut events = Vec::new();
+        let out: Vec<Assignment> = users
+            .into_iter()
+            .map(|u| {
+                let prev = previous.get(&u.id).cloned();
+                if let Some(p) = &prev {
+                    events.push(Audit {
+                        organization_id: caller.user.organization_id,
+                        actor_id: Some(caller.user.id),
+                        action: "guest.unassignSpace",
+                        target_type: "user",
+                        target_id: u.id.to_string(),
+                        site_id: Some(site_id),
+                        before: Some(json!({ "space": p.id })),
+                        after: Some(json!({ "space": null })),
+                        created_at: now,
+                    });
+                }
+                Assignment {
+                    user: u,
+                    space: None,
+                    previous: prev,
+                }
+            })
+            .collect();
+        audit::record_all(conn, events)?;
+        Ok(out)
+    })
+}
+
+/// Who may see a site's guest list: whoever sees the whole site, and space admins.
+pub fn require_list_access(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    site_id: Uuid,
+) -> AppResult<access::SiteAccess> {
+    let a = access::site_access(conn, caller, site_id)?;
+    if a.sees_whole_site() || !a.admin_of_spaces.is_empty() {
+        Ok(a)
+    } else {
+        Err(AppError::Forbidden)
+    }
+}

@@ -1,0 +1,573 @@
+//! Managing access over time (issue: groups, single-space guests, role changes with dry runs,
+//! removal, admin roles), against the real server and database.
+
+mod common;
+
+use common::*;
+use guestpass::domain::ProductRole;
+use serde_json::{Value, json};
+
+fn set_role_q() -> String {
+    format!(
+        "mutation($i: SetProductRoleInput!) {{ setProductRole(input: $i) {{ {ACCESS_CHANGE} }} }}"
+    )
+}
+fn members_q(op: &str) -> String {
+    format!("mutation($i: GroupMembersInput!) {{ {op}(input: $i) {{ {ACCESS_CHANGE} }} }}")
+}
+fn group_role_q() -> String {
+    format!(
+        "mutation($i: SetGroupProductRoleInput!) {{ setGroupProductRole(input: $i) {{ {ACCESS_CHANGE} }} }}"
+    )
+}
+fn remove_q() -> String {
+    format!(
+        "mutation($i: RemoveProductAccessInput!) {{ removeProductAccess(input: $i) {{ {ACCESS_CHANGE} }} }}"
+    )
+}
+const ROLE_OF: &str = "query($u: ID!, $s: ID!) { user(id: $u) { effectiveRole(siteId: $s) isFormerPaid(siteId: $s) space(siteId: $s) { id } groups { name } } }";
+
+async fn role_of(app: &TestApp, user: &str) -> Value {
+    data(
+        app.admin(ROLE_OF, json!({ "u": user, "s": app.site_id }))
+            .await,
+    )["user"]
+        .clone()
+}
+
+/// Everything but the dry-run flag: a dry run must answer exactly what the real call does.
+fn without_flag(mut v: Value) -> Value {
+    v.as_object_mut().unwrap().remove("dryRun");
+    v
+}
+
+#[actix_rt::test]
+async fn paid_users_stay_paid_or_lose_access_and_group_changes_match_their_dry_runs() {
+    let app = spawn_app().await;
+    let site = app.site_id.clone();
+
+    // A paid user whose direct role is removed is former paid: never a guest again, by any route.
+    let paid = app
+        .add_user("paid@acme.example", Some(ProductRole::User))
+        .await;
+    let r = data(
+        app.admin(
+            &set_role_q(),
+            json!({ "i": { "siteId": site, "userId": paid, "role": null } }),
+        )
+        .await,
+    );
+    let ch = &r["setProductRole"]["changes"];
+    assert_eq!(ch.as_array().unwrap().len(), 1);
+    assert_eq!(ch[0]["roleBefore"], "USER");
+    assert_eq!(ch[0]["roleAfter"], Value::Null);
+    assert_eq!(ch[0]["lostAccess"], true);
+    let r = app
+        .admin(
+            &set_role_q(),
+            json!({ "i": { "siteId": site, "userId": paid, "role": "GUEST" } }),
+        )
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("PAID_USER_CANNOT_BE_GUEST"));
+    let r = app.invite(&["paid@acme.example"], "GUEST").await;
+    assert_eq!(code(&r).as_deref(), Some("PAID_USER_CANNOT_BE_GUEST"));
+    let guest_group = app.create_group("Partners").await;
+    data(
+        app.admin(
+            &group_role_q(),
+            json!({ "i": { "groupId": guest_group, "siteId": site, "role": "GUEST" } }),
+        )
+        .await,
+    );
+    let r = data(
+        app.admin(
+            &members_q("addGroupMembers"),
+            json!({ "i": { "groupId": guest_group, "userIds": [paid] } }),
+        )
+        .await,
+    );
+    assert_eq!(r["addGroupMembers"]["changes"], json!([]));
+    let p = role_of(&app, &paid).await;
+    assert_eq!(p["effectiveRole"], Value::Null);
+    assert_eq!(p["isFormerPaid"], true);
+    assert_eq!(p["groups"], json!([{ "name": "Partners" }]));
+    assert!(!app.guest_ids(json!(null)).await.0.contains(&paid));
+
+    // A guest added to a USER group becomes paid; the dry run said exactly that and changed nothing.
+    let space = app.create_space("ENG").await;
+    let guest = app
+        .add_user("guest@partner.example", Some(ProductRole::Guest))
+        .await;
+    data(app.assign(&space, std::slice::from_ref(&guest)).await);
+    let users_group = app.create_group("Staff").await;
+    data(
+        app.admin(
+            &group_role_q(),
+            json!({ "i": { "groupId": users_group, "siteId": site, "role": "USER" } }),
+        )
+        .await,
+    );
+    let seats_before = app.seats().await;
+    let audit_before = app.db.scalar_i64("SELECT count(*) FROM audit_events");
+    let dry = data(
+        app.admin(
+            &members_q("addGroupMembers"),
+            json!({ "i": { "groupId": users_group, "userIds": [guest], "dryRun": true } }),
+        )
+        .await,
+    )["addGroupMembers"]
+        .clone();
+    assert_eq!(dry["dryRun"], true);
+    assert_eq!(dry["changes"][0]["roleBefore"], "GUEST");
+    assert_eq!(dry["changes"][0]["roleAfter"], "USER");
+    assert_eq!(
+        dry["seatUsage"][0]["paidUsers"].as_i64().unwrap(),
+        seats_before["paidUsers"].as_i64().unwrap() + 1
+    );
+    assert_eq!(
+        dry["seatUsage"][0]["guests"].as_i64().unwrap(),
+        seats_before["guests"].as_i64().unwrap() - 1
+    );
+    assert_eq!(app.seats().await, seats_before, "a dry run changes nothing");
+    assert_eq!(
+        app.db.scalar_i64("SELECT count(*) FROM audit_events"),
+        audit_before
+    );
+    assert_eq!(role_of(&app, &guest).await["effectiveRole"], "GUEST");
+    assert_eq!(
+        app.db.scalar_i64("SELECT count(*) FROM group_members"),
+        1,
+        "only the first group's member"
+    );
+
+    let real = data(
+        app.admin(
+            &members_q("addGroupMembers"),
+            json!({ "i": { "groupId": users_group, "userIds": [guest] } }),
+        )
+        .await,
+    )["addGroupMembers"]
+        .clone();
+    assert_eq!(real["dryRun"], false);
+    assert_eq!(without_flag(real), without_flag(dry));
+    assert!(!app.guest_ids(json!(null)).await.0.contains(&guest));
+    let g = role_of(&app, &guest).await;
+    assert_eq!(g["effectiveRole"], "USER");
+    assert_eq!(g["space"], Value::Null, "paid users have no guest space");
+
+    // The group loses its role: the former guest is now former paid, with no access at all.
+    let r = data(
+        app.admin(
+            &group_role_q(),
+            json!({ "i": { "groupId": users_group, "siteId": site, "role": null } }),
+        )
+        .await,
+    );
+    assert_eq!(r["setGroupProductRole"]["changes"][0]["lostAccess"], true);
+    let g = role_of(&app, &guest).await;
+    assert_eq!(
+        (g["effectiveRole"].clone(), g["isFormerPaid"].clone()),
+        (Value::Null, json!(true))
+    );
+    assert!(!app.guest_ids(json!(null)).await.0.contains(&guest));
+    let audit: i64 = app
+        .db
+        .scalar_i64("SELECT count(*) FROM audit_events WHERE action = 'access.change'");
+    assert_eq!(audit, 3, "paid->none, guest->user, user->none");
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_guest_group_that_does_not_fit_is_refused_as_a_whole() {
+    let app = spawn_app().await;
+    // 4 paid users x ratio 5 = 20 guest slots.
+    for i in 0..3 {
+        app.add_user(&format!("staff{i}@acme.example"), Some(ProductRole::User))
+            .await;
+    }
+    app.set_limits(Some(100), Some(5)).await;
+    assert_eq!(app.seats().await["remainingGuestSlots"], 20);
+    let group = app.create_group("Contractors").await;
+    let mut members = Vec::new();
+    for i in 0..30 {
+        members.push(app.add_user(&format!("c{i}@partner.example"), None).await);
+    }
+    data(
+        app.admin(
+            &members_q("addGroupMembers"),
+            json!({ "i": { "groupId": group, "userIds": members } }),
+        )
+        .await,
+    );
+    let seats = app.seats().await;
+    for dry in [true, false] {
+        let r = app
+            .admin(
+                &group_role_q(),
+                json!({ "i": { "groupId": group, "siteId": app.site_id, "role": "GUEST", "dryRun": dry } }),
+            )
+            .await;
+        assert_eq!(code(&r).as_deref(), Some("GUEST_LIMIT_REACHED"), "{r}");
+        assert_eq!(r["errors"][0]["extensions"]["remaining"], 20);
+    }
+    assert_eq!(app.seats().await, seats);
+    assert_eq!(app.guest_ids(json!(null)).await.1, 0);
+    assert_eq!(
+        app.db.scalar_i64("SELECT count(*) FROM group_site_roles"),
+        0
+    );
+    // Ten fewer members fit exactly.
+    data(
+        app.admin(
+            &members_q("removeGroupMembers"),
+            json!({ "i": { "groupId": group, "userIds": members[20..] } }),
+        )
+        .await,
+    );
+    let r = data(
+        app.admin(
+            &group_role_q(),
+            json!({ "i": { "groupId": group, "siteId": app.site_id, "role": "GUEST" } }),
+        )
+        .await,
+    );
+    assert_eq!(
+        r["setGroupProductRole"]["changes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        20
+    );
+    assert_eq!(
+        r["setGroupProductRole"]["seatUsage"][0]["remainingGuestSlots"],
+        0
+    );
+    // People added later become guests too, and one more does not fit.
+    let late = app.add_user("late@partner.example", None).await;
+    let r = app
+        .admin(
+            &members_q("addGroupMembers"),
+            json!({ "i": { "groupId": group, "userIds": [late] } }),
+        )
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("GUEST_LIMIT_REACHED"));
+    // Deleting the group only takes access away: never refused, and everyone loses access.
+    app.set_limits(Some(1), None).await;
+    let r = data(
+        app.admin(
+            &format!("mutation($g: ID!) {{ deleteGroup(id: $g) {{ {ACCESS_CHANGE} }} }}"),
+            json!({ "g": group }),
+        )
+        .await,
+    );
+    let changes = r["deleteGroup"]["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 20);
+    assert!(changes.iter().all(|c| c["lostAccess"] == true));
+    assert_eq!(app.guest_ids(json!(null)).await.1, 0);
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn bulk_assignment_moves_guests_and_the_counts_agree() {
+    let app = spawn_app().await;
+    let a = app.create_space("ALPHA").await;
+    let b = app.create_space("BETA").await;
+    let mut guests = Vec::new();
+    for i in 0..30 {
+        guests.push(
+            app.add_user(
+                &format!("g{i:02}@partner.example"),
+                Some(ProductRole::Guest),
+            )
+            .await,
+        );
+    }
+    data(app.assign(&a, &guests[0..10]).await);
+    data(app.assign(&b, &guests[10..15]).await);
+    // 25 guests: 10 from ALPHA, 5 already in BETA, 10 without a space; 5 others stay without one.
+    let batch = guests[0..25].to_vec();
+    let paid = app
+        .add_user("paid@acme.example", Some(ProductRole::User))
+        .await;
+    let mut with_paid = batch.clone();
+    with_paid.push(paid.clone());
+    let r = app.assign(&b, &with_paid).await;
+    assert_eq!(code(&r).as_deref(), Some("INVALID_INPUT"), "{r}");
+    assert!(
+        r["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("paid@acme.example")
+    );
+    assert_eq!(
+        app.guest_ids(json!({ "spaceId": a })).await.1,
+        10,
+        "nothing moved"
+    );
+
+    let r = data(app.assign(&b, &batch).await);
+    let list = r["assignGuestSpace"]["assignments"].as_array().unwrap();
+    assert_eq!(list.len(), 25);
+    let prev = |id: &str| {
+        list.iter().find(|x| x["user"]["id"] == id).unwrap()["previousSpace"]["id"].clone()
+    };
+    for g in &guests[0..10] {
+        assert_eq!(prev(g), json!(a));
+    }
+    for g in &guests[10..15] {
+        assert_eq!(prev(g), json!(b));
+    }
+    for g in &guests[15..25] {
+        assert_eq!(prev(g), Value::Null);
+    }
+    assert!(list.iter().all(|x| x["space"]["id"] == json!(b)));
+
+    let (without, n) = app.guest_ids(json!({ "withoutSpace": true })).await;
+    assert_eq!(n, 5);
+    let mut expected = guests[25..30].to_vec();
+    expected.sort();
+    let mut without = without;
+    without.sort();
+    assert_eq!(without, expected);
+    let q = "query($a: ID!, $b: ID!) { a: space(id: $a) { guestCount } b: space(id: $b) { guestCount } }";
+    let r = data(app.admin(q, json!({ "a": a, "b": b })).await);
+    assert_eq!(
+        (r["a"]["guestCount"].as_i64(), r["b"]["guestCount"].as_i64()),
+        (Some(0), Some(25))
+    );
+    assert_eq!(app.guest_ids(json!({ "spaceId": b })).await.1, 25);
+    assert_eq!(app.guest_ids(json!(null)).await.1, 30);
+    assert_eq!(app.guest_ids(json!({ "search": "G0" })).await.1, 10);
+    assert_eq!(
+        app.db
+            .scalar_i64("SELECT count(*) FROM audit_events WHERE action = 'guest.assignSpace'"),
+        15 + 20,
+        "one event per guest whose space changed"
+    );
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn unassigned_guests_reach_nothing_and_removed_guests_lose_their_sessions() {
+    let app = spawn_app().await;
+    let space = app.create_space("DOCS").await;
+    let guest = app
+        .add_user("g@partner.example", Some(ProductRole::Guest))
+        .await;
+    data(app.assign(&space, std::slice::from_ref(&guest)).await);
+    let session = app.session_for(&guest).await;
+    let token = app.api_token_for(&guest).await;
+    let content = "query($s: ID!, $site: ID!) { space(id: $s) { name pages { title } } spaces(siteId: $site) { id } }";
+    let vars = json!({ "s": space, "site": app.site_id });
+    data(app.gql(Some(&session), content, vars.clone()).await);
+    let create = "mutation($i: CreatePageInput!) { createPage(input: $i) { id } }";
+    let page = json!({ "i": { "spaceId": space, "title": "Notes", "body": "hi" } });
+    data(app.gql(Some(&session), create, page.clone()).await);
+
+    let r = data(
+        app.admin(
+            "mutation($i: UnassignGuestSpaceInput!) { unassignGuestSpace(input: $i) { assignments { previousSpace { id } space { id } } } }",
+            json!({ "i": { "siteId": app.site_id, "userIds": [guest] } }),
+        )
+        .await,
+    );
+    assert_eq!(
+        r["unassignGuestSpace"]["assignments"][0]["previousSpace"]["id"],
+        json!(space)
+    );
+    assert_eq!(
+        app.guest_ids(json!({ "withoutSpace": true })).await.0,
+        vec![guest.clone()]
+    );
+    for (q, v) in [
+        (
+            "query($s: ID!) { space(id: $s) { name } }",
+            json!({ "s": space }),
+        ),
+        (
+            "query($site: ID!) { spaces(siteId: $site) { id } }",
+            json!({ "site": app.site_id }),
+        ),
+        (create, page.clone()),
+    ] {
+        let r = app.gql(Some(&session), q, v).await;
+        assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"), "{q}: {r}");
+    }
+    data(app.gql(Some(&session), "{ me { id } }", json!({})).await);
+
+    // A pending invite for the person is revoked with their access.
+    let site2_invite = app.invite(&["g@partner.example"], "USER").await;
+    assert_eq!(code(&site2_invite).as_deref(), Some("ALREADY_HAS_ACCESS"));
+    let dry = data(
+        app.admin(
+            &remove_q(),
+            json!({ "i": { "siteId": app.site_id, "userId": guest, "dryRun": true } }),
+        )
+        .await,
+    )["removeProductAccess"]
+        .clone();
+    assert_eq!(dry["changes"][0]["lostAccess"], true);
+    data(app.gql(Some(&session), "{ me { id } }", json!({})).await);
+    let real = data(
+        app.admin(
+            &remove_q(),
+            json!({ "i": { "siteId": app.site_id, "userId": guest } }),
+        )
+        .await,
+    )["removeProductAccess"]
+        .clone();
+    assert_eq!(without_flag(real), without_flag(dry));
+    assert_eq!(app.guest_ids(json!(null)).await.1, 0);
+    for t in [&session, &token] {
+        let r = app.gql(Some(t), "{ me { id } }", json!({})).await;
+        assert_eq!(code(&r).as_deref(), Some("UNAUTHENTICATED"), "{r}");
+    }
+    assert_eq!(
+        app.db
+            .scalar_i64("SELECT count(*) FROM audit_events WHERE action = 'access.remove'"),
+        1
+    );
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn concurrent_role_changes_never_pass_the_guest_allowance() {
+    let app = spawn_app().await;
+    app.set_limits(Some(100), Some(3)).await; // 1 paid (the admin) x 3
+    let mut people = Vec::new();
+    for i in 0..12 {
+        people.push(app.add_user(&format!("p{i}@partner.example"), None).await);
+    }
+    let group = app.create_group("Late").await;
+    let q = set_role_q();
+    let calls = people[..10].iter().map(|u| {
+        app.admin(
+            &q,
+            json!({ "i": { "siteId": app.site_id, "userId": u, "role": "GUEST" } }),
+        )
+    });
+    let group_call = async {
+        data(
+            app.admin(
+                &group_role_q(),
+                json!({ "i": { "groupId": group, "siteId": app.site_id, "role": "GUEST" } }),
+            )
+            .await,
+        );
+        app.admin(
+            &members_q("addGroupMembers"),
+            json!({ "i": { "groupId": group, "userIds": people[10..] } }),
+        )
+        .await
+    };
+    let (results, group_result) =
+        futures_util::future::join(futures_util::future::join_all(calls), group_call).await;
+    let ok = results.iter().filter(|r| code(r).is_none()).count()
+        + usize::from(code(&group_result).is_none()) * 2;
+    for r in results.iter().chain([&group_result]) {
+        if let Some(c) = code(r) {
+            assert_eq!(c, "GUEST_LIMIT_REACHED", "{r}");
+        }
+    }
+    assert!(ok <= 3, "{ok} guests admitted for 3 slots");
+    assert_eq!(app.guest_ids(json!(null)).await.1 as usize, ok);
+    assert_eq!(app.seats().await["overGuestAllowanceBy"], 0);
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn admin_roles_keep_one_org_admin_and_deactivation_frees_the_seat() {
+    let app = spawn_app().await;
+    let set_admin = "mutation($i: SetAdminRoleInput!) { setAdminRole(input: $i) { id } }";
+    let r = app
+        .admin(
+            set_admin,
+            json!({ "i": { "userId": app.admin_id, "role": "ORG_ADMIN", "granted": false } }),
+        )
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("LAST_ORG_ADMIN"));
+    let r = app
+        .admin(
+            "mutation($u: ID!) { deactivateUser(id: $u) { id } }",
+            json!({ "u": app.admin_id }),
+        )
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("LAST_ORG_ADMIN"));
+
+    // A second admin makes revoking possible; a site admin manages their site but not the org.
+    let second = app
+        .add_user("second@acme.example", Some(ProductRole::User))
+        .await;
+    data(
+        app.admin(
+            set_admin,
+            json!({ "i": { "userId": second, "role": "SITE_ADMIN", "siteId": app.site_id, "granted": true } }),
+        )
+        .await,
+    );
+    let site_admin = app.session_for(&second).await;
+    let r = app
+        .gql(
+            Some(&site_admin),
+            set_admin,
+            json!({ "i": { "userId": second, "role": "ORG_ADMIN", "granted": true } }),
+        )
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"));
+    data(
+        app.admin(
+            set_admin,
+            json!({ "i": { "userId": second, "role": "ORG_ADMIN", "granted": true } }),
+        )
+        .await,
+    );
+
+    // Deactivation: grants kept, seat freed, sessions ended; reactivation needs the seat back.
+    let guest = app
+        .add_user("g@partner.example", Some(ProductRole::Guest))
+        .await;
+    let session = app.session_for(&guest).await;
+    let before = app.seats().await;
+    let deactivate = "mutation($u: ID!) { deactivateUser(id: $u) { status } }";
+    let r = data(
+        app.gql(Some(&site_admin), deactivate, json!({ "u": guest }))
+            .await,
+    );
+    assert_eq!(r["deactivateUser"]["status"], "DEACTIVATED");
+    assert_eq!(
+        app.seats().await["guests"].as_i64().unwrap(),
+        before["guests"].as_i64().unwrap() - 1
+    );
+    let r = app.gql(Some(&session), "{ me { id } }", json!({})).await;
+    assert_eq!(code(&r).as_deref(), Some("UNAUTHENTICATED"));
+    assert_eq!(
+        app.db
+            .scalar_i64("SELECT count(*) FROM product_roles WHERE role = 1"),
+        1
+    );
+    app.set_limits(Some(100), Some(0)).await;
+    let reactivate = "mutation($u: ID!) { reactivateUser(id: $u) { status } }";
+    let r = app
+        .gql(Some(&site_admin), reactivate, json!({ "u": guest }))
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("GUEST_LIMIT_REACHED"));
+    app.set_limits(Some(100), Some(5)).await;
+    let r = data(
+        app.gql(Some(&site_admin), reactivate, json!({ "u": guest }))
+            .await,
+    );
+    assert_eq!(r["reactivateUser"]["status"], "ACTIVE");
+    assert_eq!(app.seats().await, before);
+
+    // With a second organization admin, the first may step down.
+    data(
+        app.admin(
+            set_admin,
+            json!({ "i": { "userId": app.admin_id, "role": "ORG_ADMIN", "granted": false } }),
+        )
+        .await,
+    );
+    let r = app.invite(&["x@partner.example"], "GUEST").await;
+    assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"));
+    app.stop().await;
+}
