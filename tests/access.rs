@@ -571,3 +571,70 @@ async fn admin_roles_keep_one_org_admin_and_deactivation_frees_the_seat() {
     assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"));
     app.stop().await;
 }
+
+#[actix_rt::test]
+async fn invites_with_groups_count_and_grant_the_role_the_groups_give() {
+    let app = spawn_app().await;
+    let group = app.create_group("Writers").await;
+    data(
+        app.admin(
+            &group_role_q(),
+            json!({ "i": { "groupId": group, "siteId": app.site_id, "role": "USER" } }),
+        )
+        .await,
+    );
+    // A guest invite into a USER group takes a paid seat, not a guest slot.
+    let r = data(
+        app.admin(
+            INVITE,
+            json!({ "input": { "siteId": app.site_id, "emails": ["w@partner.example"], "role": "GUEST", "groupIds": [group] } }),
+        )
+        .await,
+    );
+    let invite = r["inviteUsers"]["invites"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let seats = app.seats().await;
+    assert_eq!(
+        (
+            seats["pendingPaidInvites"].as_i64(),
+            seats["pendingGuestInvites"].as_i64()
+        ),
+        (Some(1), Some(0))
+    );
+    // No role and no group role on the site: nothing to grant.
+    let empty = app.create_group("Empty").await;
+    let r = app
+        .admin(
+            INVITE,
+            json!({ "input": { "siteId": app.site_id, "emails": ["x@partner.example"], "groupIds": [empty] } }),
+        )
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("INVALID_INPUT"));
+    let token = app.invite_token(&invite).await;
+    let r = data(
+        app.gql(
+            None,
+            "mutation($i: AcceptInviteInput!) { acceptInvite(input: $i) { user { id } } }",
+            json!({ "i": { "token": token, "displayName": "W", "password": "a fine long passphrase" } }),
+        )
+        .await,
+    );
+    let user = r["acceptInvite"]["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let u = role_of(&app, &user).await;
+    assert_eq!(u["effectiveRole"], "USER");
+    assert_eq!(u["groups"], json!([{ "name": "Writers" }]));
+    let seats = app.seats().await;
+    assert_eq!(
+        (
+            seats["paidUsers"].as_i64(),
+            seats["pendingPaidInvites"].as_i64()
+        ),
+        (Some(2), Some(0))
+    );
+    app.stop().await;
+}

@@ -1,0 +1,433 @@
+//! The authorization matrix (`docs/authorization.md`): every query and mutation, called as each kind of
+//! person, answers exactly what the table says. One test per person, each in its own database.
+
+mod common;
+
+use common::*;
+use guestpass::domain::{EmailAddress, ProductRole};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+const PEOPLE: [&str; 9] = [
+    "org admin",
+    "site admin",
+    "product admin",
+    "space admin",
+    "other space admin",
+    "paid user",
+    "guest",
+    "foreign guest",
+    "anonymous",
+];
+
+/// `operation -> person -> expected answer`, read from the table in the docs.
+fn matrix() -> BTreeMap<String, BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/authorization.md"
+    ))
+    .unwrap();
+    let mut rows = text.lines().filter(|l| l.starts_with('|')).map(|l| {
+        l.trim_matches('|')
+            .split('|')
+            .map(|c| c.trim().to_string())
+            .collect::<Vec<_>>()
+    });
+    let header = rows.next().unwrap();
+    assert_eq!(header[1..], PEOPLE.map(String::from), "table columns");
+    rows.filter(|r| !r[0].starts_with("---"))
+        .map(|r| {
+            let answers = header[1..]
+                .iter()
+                .cloned()
+                .zip(r[1..].iter().cloned())
+                .collect();
+            (r[0].clone(), answers)
+        })
+        .collect()
+}
+
+/// The root fields of a type in `schema.graphql`.
+fn root_fields(sdl: &str, ty: &str) -> Vec<String> {
+    let start = sdl.find(&format!("type {ty} {{")).unwrap();
+    let body = &sdl[start..start + sdl[start..].find("\n}").unwrap()];
+    let mut out = Vec::new();
+    let mut in_doc = false;
+    for line in body.lines().skip(1) {
+        let t = line.trim();
+        if t.starts_with("\"\"\"") {
+            in_doc = !(in_doc || (t.len() > 3 && t.ends_with("\"\"\"")));
+            continue;
+        }
+        if in_doc || t.is_empty() || !line.starts_with('\t') || line.starts_with("\t\t") {
+            continue;
+        }
+        let name: String = t.chars().take_while(|c| c.is_alphanumeric()).collect();
+        if !name.is_empty() {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// Ids of the world every person is tested in.
+struct World {
+    tokens: BTreeMap<&'static str, Option<String>>,
+    space: String,
+    group_free: String,
+    group_site: String,
+    guest_free: String,
+    guest_in_space: String,
+    paid_spare: String,
+    space_admin_to_remove: String,
+    to_deactivate: String,
+    to_reactivate: String,
+    invites: [String; 2],
+    accept_token: String,
+}
+
+async fn user(app: &TestApp, email: &str, role: Option<ProductRole>) -> String {
+    app.add_user(email, role).await
+}
+
+async fn world(app: &TestApp) -> World {
+    let space = app.create_space("THIS").await;
+    let other_space = app.create_space("OTHER").await;
+    let site_admin = user(app, "siteadmin@acme.example", None).await;
+    data(
+        app.admin(
+            "mutation($i: SetAdminRoleInput!) { setAdminRole(input: $i) { id } }",
+            json!({ "i": { "userId": site_admin, "role": "SITE_ADMIN", "siteId": app.site_id, "granted": true } }),
+        )
+        .await,
+    );
+    let product_admin = user(app, "padmin@acme.example", Some(ProductRole::ProductAdmin)).await;
+    let space_admin = user(app, "sadmin@acme.example", Some(ProductRole::User)).await;
+    let other_space_admin = user(app, "oadmin@acme.example", Some(ProductRole::User)).await;
+    let space_admin_to_remove = user(app, "sadmin2@acme.example", Some(ProductRole::User)).await;
+    let add_space_admin = "mutation($i: SpaceAdminInput!) { addSpaceAdmin(input: $i) { id } }";
+    for (s, u) in [
+        (&space, &space_admin),
+        (&other_space, &other_space_admin),
+        (&space, &space_admin_to_remove),
+    ] {
+        data(
+            app.admin(
+                add_space_admin,
+                json!({ "i": { "spaceId": s, "userId": u } }),
+            )
+            .await,
+        );
+    }
+    let paid = user(app, "paid@acme.example", Some(ProductRole::User)).await;
+    let paid_spare = user(app, "spare@acme.example", Some(ProductRole::User)).await;
+    let guest = user(app, "guest@partner.example", Some(ProductRole::Guest)).await;
+    let guest_in_space = user(app, "guest2@partner.example", Some(ProductRole::Guest)).await;
+    let guest_free = user(app, "guest3@partner.example", Some(ProductRole::Guest)).await;
+    data(
+        app.assign(&space, &[guest.clone(), guest_in_space.clone()])
+            .await,
+    );
+    let to_deactivate = user(app, "leaving@acme.example", Some(ProductRole::User)).await;
+    let to_reactivate = user(app, "back@acme.example", Some(ProductRole::User)).await;
+    data(
+        app.admin(
+            "mutation($u: ID!) { deactivateUser(id: $u) { id } }",
+            json!({ "u": to_reactivate }),
+        )
+        .await,
+    );
+    let group_free = app.create_group("Free").await;
+    let group_site = app.create_group("Docs users").await;
+    data(
+        app.admin(
+            "mutation($i: SetGroupProductRoleInput!) { setGroupProductRole(input: $i) { dryRun } }",
+            json!({ "i": { "groupId": group_site, "siteId": app.site_id, "role": "USER" } }),
+        )
+        .await,
+    );
+    let invited = data(
+        app.invite(
+            &[
+                "i1@partner.example",
+                "i2@partner.example",
+                "i3@partner.example",
+            ],
+            "GUEST",
+        )
+        .await,
+    );
+    let ids: Vec<String> = invited["inviteUsers"]["invites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    let accept_token = app.invite_token(&ids[2]).await;
+
+    // A guest of another organization.
+    let foreign = app
+        .state
+        .db
+        .run(|c| {
+            let b = guestpass::store::org::bootstrap(
+                c,
+                guestpass::store::org::BootstrapInput {
+                    org_name: "Elsewhere".into(),
+                    site_name: "Wiki".into(),
+                    admin_email: EmailAddress::parse("admin@elsewhere.example").unwrap(),
+                    user_limit: Some(10),
+                    verified_domains: vec![],
+                },
+                chrono::Utc::now(),
+            )?;
+            use diesel::prelude::*;
+            use guestpass::db::schema::*;
+            let id: uuid::Uuid = diesel::insert_into(users::table)
+                .values((
+                    users::organization_id.eq(b.organization.id),
+                    users::email.eq("g@elsewhere.example"),
+                    users::email_normalized.eq("g@elsewhere.example"),
+                    users::display_name.eq("Foreign"),
+                    users::created_at.eq(chrono::Utc::now()),
+                ))
+                .returning(users::id)
+                .get_result(c)?;
+            diesel::insert_into(product_roles::table)
+                .values((
+                    product_roles::site_id.eq(b.site.id),
+                    product_roles::user_id.eq(id),
+                    product_roles::role.eq(1i16),
+                    product_roles::granted_at.eq(chrono::Utc::now()),
+                ))
+                .execute(c)?;
+            Ok(id.to_string())
+        })
+        .await
+        .unwrap();
+
+    let mut tokens = BTreeMap::new();
+    tokens.insert("org admin", Some(app.admin_token.clone()));
+    for (who, id) in [
+        ("site admin", &site_admin),
+        ("product admin", &product_admin),
+        ("space admin", &space_admin),
+        ("other space admin", &other_space_admin),
+        ("paid user", &paid),
+        ("guest", &guest),
+        ("foreign guest", &foreign),
+    ] {
+        tokens.insert(who, Some(app.session_for(id).await));
+    }
+    tokens.insert("anonymous", None);
+    World {
+        tokens,
+        space,
+        group_free,
+        group_site,
+        guest_free,
+        guest_in_space,
+        paid_spare,
+        space_admin_to_remove,
+        to_deactivate,
+        to_reactivate,
+        invites: [ids[0].clone(), ids[1].clone()],
+        accept_token,
+    }
+}
+
+/// One call per operation: the document and its variables.
+fn call(op: &str, app: &TestApp, w: &World) -> (String, Value) {
+    let site = &app.site_id;
+    let (q, v) = match op {
+        "me" => ("{ me { id displayName } }", json!({})),
+        "organization" => ("{ organization { id name } }", json!({})),
+        "sites" => ("{ sites { id } }", json!({})),
+        "site" => (
+            "query($s: ID!) { site(id: $s) { id name } }",
+            json!({ "s": site }),
+        ),
+        "seatUsage" => (
+            "query($s: ID!) { seatUsage(siteId: $s) { paidUsers } }",
+            json!({ "s": site }),
+        ),
+        "spaces" => (
+            "query($s: ID!) { spaces(siteId: $s) { id } }",
+            json!({ "s": site }),
+        ),
+        "space" => (
+            "query($s: ID!) { space(id: $s) { id pages { id } } }",
+            json!({ "s": w.space }),
+        ),
+        "users" => (
+            "query($s: ID!) { users(siteId: $s) { totalCount } }",
+            json!({ "s": site }),
+        ),
+        "invites" => (
+            "query($s: ID!) { invites(siteId: $s) { totalCount } }",
+            json!({ "s": site }),
+        ),
+        "auditEvents" => ("{ auditEvents { totalCount } }", json!({})),
+        "guests" => (
+            "query($s: ID!) { guests(siteId: $s) { totalCount } }",
+            json!({ "s": site }),
+        ),
+        "groups" => ("{ groups { totalCount } }", json!({})),
+        "group" => (
+            "query($g: ID!) { group(id: $g) { id name } }",
+            json!({ "g": w.group_site }),
+        ),
+        "user" => (
+            "query($u: ID!) { user(id: $u) { id email } }",
+            json!({ "u": w.guest_free }),
+        ),
+        "createSpace" => (
+            "mutation($i: CreateSpaceInput!) { createSpace(input: $i) { id } }",
+            json!({ "i": { "siteId": site, "key": "NEW", "name": "New" } }),
+        ),
+        "createPage" => (
+            "mutation($i: CreatePageInput!) { createPage(input: $i) { id } }",
+            json!({ "i": { "spaceId": w.space, "title": "Hello", "body": "" } }),
+        ),
+        "inviteUsers" => (
+            "mutation($i: InviteUsersInput!) { inviteUsers(input: $i) { invites { id } } }",
+            json!({ "i": { "siteId": site, "emails": ["new@partner.example"], "role": "GUEST" } }),
+        ),
+        "resendInvite" => (
+            "mutation($i: ID!) { resendInvite(id: $i) { id } }",
+            json!({ "i": w.invites[0] }),
+        ),
+        "revokeInvite" => (
+            "mutation($i: ID!) { revokeInvite(id: $i) { id } }",
+            json!({ "i": w.invites[1] }),
+        ),
+        "acceptInvite" => (
+            "mutation($i: AcceptInviteInput!) { acceptInvite(input: $i) { sessionToken } }",
+            json!({ "i": { "token": w.accept_token, "displayName": "New", "password": "correct horse battery" } }),
+        ),
+        "updateSiteSettings" => (
+            "mutation($i: UpdateSiteSettingsInput!) { updateSiteSettings(input: $i) { site { id } } }",
+            json!({ "i": { "siteId": site, "inviteExpiryDays": 7 } }),
+        ),
+        "createGroup" => (
+            "mutation { createGroup(input: { name: \"Brand new\" }) { id } }",
+            json!({}),
+        ),
+        "renameGroup" => (
+            "mutation($g: ID!) { renameGroup(input: { id: $g, name: \"Renamed\" }) { id } }",
+            json!({ "g": w.group_free }),
+        ),
+        "deleteGroup" => (
+            "mutation($g: ID!) { deleteGroup(id: $g, dryRun: true) { dryRun } }",
+            json!({ "g": w.group_site }),
+        ),
+        "setGroupProductRole" => (
+            "mutation($i: SetGroupProductRoleInput!) { setGroupProductRole(input: $i) { dryRun } }",
+            json!({ "i": { "groupId": w.group_site, "siteId": site, "role": "PRODUCT_ADMIN", "dryRun": true } }),
+        ),
+        "addGroupMembers" => (
+            "mutation($i: GroupMembersInput!) { addGroupMembers(input: $i) { dryRun } }",
+            json!({ "i": { "groupId": w.group_site, "userIds": [w.paid_spare], "dryRun": true } }),
+        ),
+        "removeGroupMembers" => (
+            "mutation($i: GroupMembersInput!) { removeGroupMembers(input: $i) { dryRun } }",
+            json!({ "i": { "groupId": w.group_site, "userIds": [w.paid_spare], "dryRun": true } }),
+        ),
+        "setProductRole" => (
+            "mutation($i: SetProductRoleInput!) { setProductRole(input: $i) { dryRun } }",
+            json!({ "i": { "siteId": site, "userId": w.paid_spare, "role": "PRODUCT_ADMIN", "dryRun": true } }),
+        ),
+        "removeProductAccess" => (
+            "mutation($i: RemoveProductAccessInput!) { removeProductAccess(input: $i) { dryRun } }",
+            json!({ "i": { "siteId": site, "userId": w.guest_in_space, "dryRun": true } }),
+        ),
+        "assignGuestSpace" => (
+            "mutation($i: AssignGuestSpaceInput!) { assignGuestSpace(input: $i) { assignments { user { id } } } }",
+            json!({ "i": { "spaceId": w.space, "userIds": [w.guest_free] } }),
+        ),
+        "unassignGuestSpace" => (
+            "mutation($i: UnassignGuestSpaceInput!) { unassignGuestSpace(input: $i) { assignments { user { id } } } }",
+            json!({ "i": { "siteId": site, "userIds": [w.guest_in_space] } }),
+        ),
+        "setAdminRole" => (
+            "mutation($i: SetAdminRoleInput!) { setAdminRole(input: $i) { id } }",
+            json!({ "i": { "userId": w.paid_spare, "role": "SITE_ADMIN", "siteId": site, "granted": true } }),
+        ),
+        "addSpaceAdmin" => (
+            "mutation($i: SpaceAdminInput!) { addSpaceAdmin(input: $i) { id } }",
+            json!({ "i": { "spaceId": w.space, "userId": w.paid_spare } }),
+        ),
+        "removeSpaceAdmin" => (
+            "mutation($i: SpaceAdminInput!) { removeSpaceAdmin(input: $i) { id } }",
+            json!({ "i": { "spaceId": w.space, "userId": w.space_admin_to_remove } }),
+        ),
+        "deactivateUser" => (
+            "mutation($u: ID!) { deactivateUser(id: $u) { id } }",
+            json!({ "u": w.to_deactivate }),
+        ),
+        "reactivateUser" => (
+            "mutation($u: ID!) { reactivateUser(id: $u) { id } }",
+            json!({ "u": w.to_reactivate }),
+        ),
+        other => panic!("the matrix test has no call for `{other}`: add one"),
+    };
+    (q.to_string(), v)
+}
+
+async fn check_person(person: &'static str) {
+    let table = matrix();
+    let sdl =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
+    let mut ops = root_fields(&sdl, "QueryRoot");
+    ops.extend(root_fields(&sdl, "MutationRoot"));
+    assert!(ops.len() > 30, "parsed {ops:?}");
+    for op in &ops {
+        assert!(
+            table.contains_key(op),
+            "docs/authorization.md has no row for `{op}`"
+        );
+    }
+
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    let token = w.tokens[person].clone();
+    let mut wrong = Vec::new();
+    for op in &ops {
+        let (q, v) = call(op, &app, &w);
+        let res = app.gql(token.as_deref(), &q, v).await;
+        let got = match code(&res) {
+            Some(c) => c,
+            None if res["data"][op.as_str()].is_null() => format!("null data: {res}"),
+            None => "ok".to_string(),
+        };
+        let expected = &table[op][person];
+        if &got != expected {
+            wrong.push(format!("{op}: expected {expected}, got {got}"));
+        }
+    }
+    assert!(wrong.is_empty(), "as {person}:\n{}", wrong.join("\n"));
+    app.stop().await;
+}
+
+macro_rules! person_tests {
+    ($($name:ident => $person:literal),* $(,)?) => {
+        $(
+            #[actix_rt::test]
+            async fn $name() {
+                check_person($person).await;
+            }
+        )*
+    };
+}
+
+person_tests! {
+    as_org_admin => "org admin",
+    as_site_admin => "site admin",
+    as_product_admin => "product admin",
+    as_space_admin => "space admin",
+    as_other_space_admin => "other space admin",
+    as_paid_user => "paid user",
+    as_guest => "guest",
+    as_foreign_guest => "foreign guest",
+    as_anonymous => "anonymous",
+}
