@@ -28,6 +28,8 @@ pub enum ErrorCode {
     GuestLimitReached,
     InviteInvalid,
     InvalidCredentials,
+    CodeInvalid,
+    LinkInvalid,
     WeakPassword,
     LastOrgAdmin,
     RateLimited,
@@ -51,6 +53,8 @@ impl ErrorCode {
             Self::GuestLimitReached => "GUEST_LIMIT_REACHED",
             Self::InviteInvalid => "INVITE_INVALID",
             Self::InvalidCredentials => "INVALID_CREDENTIALS",
+            Self::CodeInvalid => "CODE_INVALID",
+            Self::LinkInvalid => "LINK_INVALID",
             Self::WeakPassword => "WEAK_PASSWORD",
             Self::LastOrgAdmin => "LAST_ORG_ADMIN",
             Self::RateLimited => "RATE_LIMITED",
@@ -85,6 +89,10 @@ pub enum AppError {
     InviteInvalid,
     #[error("The email address or password is incorrect.")]
     InvalidCredentials,
+    #[error("The code is wrong, expired or already used. Sign in again to get a new one.")]
+    CodeInvalid,
+    #[error("This link is invalid, expired or already used. Ask for a new one.")]
+    LinkInvalid,
     #[error("Password too weak: {0}.")]
     WeakPassword(String),
     #[error("The organization must keep at least one organization admin.")]
@@ -134,6 +142,8 @@ impl AppError {
             Self::GuestLimitReached { .. } => ErrorCode::GuestLimitReached,
             Self::InviteInvalid => ErrorCode::InviteInvalid,
             Self::InvalidCredentials => ErrorCode::InvalidCredentials,
+            Self::CodeInvalid => ErrorCode::CodeInvalid,
+            Self::LinkInvalid => ErrorCode::LinkInvalid,
             Self::WeakPassword(_) => ErrorCode::WeakPassword,
             Self::LastOrgAdmin => ErrorCode::LastOrgAdmin,
             Self::RateLimited { .. } => ErrorCode::RateLimited,

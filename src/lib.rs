@@ -18,5 +18,6 @@ pub mod graphql;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
+pub mod ratelimit;
 pub mod state;
 pub mod store;

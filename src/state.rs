@@ -18,6 +18,7 @@ pub struct AppState {
     pub passwords: PasswordPool,
     pub delivery: DeliveryPolicy,
     pub metrics: Arc<Metrics>,
+    pub limits: crate::ratelimit::Limits,
 }
 
 impl AppState {
@@ -37,11 +38,16 @@ impl AppState {
                 message_id_domain: host,
             },
             metrics: Arc::new(Metrics::new()),
+            limits: crate::ratelimit::Limits::from_config(&config),
             config: Arc::new(config),
         }
     }
 
     pub fn session_lifetime(&self) -> chrono::Duration {
         chrono::Duration::hours(self.config.session_hours)
+    }
+
+    pub fn session_idle(&self) -> chrono::Duration {
+        chrono::Duration::minutes(self.config.session_idle_minutes)
     }
 }

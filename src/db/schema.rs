@@ -226,6 +226,52 @@ diesel::table! {
         sent_at -> Nullable<Timestamptz>,
         next_attempt_at -> Nullable<Timestamptz>,
         give_up_at -> Timestamptz,
+        challenge_id -> Nullable<Uuid>,
+        reset_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    login_challenges (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        method -> Text,
+        code_nonce -> Bytea,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        failed_attempts -> Int4,
+        consumed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    password_resets (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        token_nonce -> Bytea,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    totp_credentials (user_id) {
+        user_id -> Uuid,
+        secret -> Bytea,
+        created_at -> Timestamptz,
+        confirmed_at -> Nullable<Timestamptz>,
+        last_used_step -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    recovery_codes (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        code_hash -> Bytea,
+        created_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -243,6 +289,8 @@ diesel::joinable!(guest_spaces -> spaces (space_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(email_deliveries -> invites (invite_id));
+diesel::joinable!(login_challenges -> users (user_id));
+diesel::joinable!(password_resets -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
@@ -266,4 +314,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     audit_events,
     email_deliveries,
+    login_challenges,
+    password_resets,
+    totp_credentials,
+    recovery_codes,
 );

@@ -22,23 +22,22 @@ pub struct InviteEmail {
     pub expires: String,
 }
 
-// The three templates read the same fields, so each wraps the one `InviteEmail`.
-#[derive(Template)]
-#[template(path = "email/invite_subject.txt")]
-struct InviteSubject<'a> {
-    e: &'a InviteEmail,
+/// A two-step sign-in code.
+#[derive(Clone, Debug)]
+pub struct CodeEmail {
+    pub name: String,
+    pub organization: String,
+    pub code: String,
+    pub minutes: i64,
 }
 
-#[derive(Template)]
-#[template(path = "email/invite.txt")]
-struct InviteText<'a> {
-    e: &'a InviteEmail,
-}
-
-#[derive(Template)]
-#[template(path = "email/invite.html")]
-struct InviteHtml<'a> {
-    e: &'a InviteEmail,
+/// A password reset link.
+#[derive(Clone, Debug)]
+pub struct ResetEmail {
+    pub name: String,
+    pub organization: String,
+    pub link: String,
+    pub minutes: i64,
 }
 
 /// Subject, text and HTML bodies.
@@ -48,19 +47,59 @@ pub struct Rendered {
     pub html: String,
 }
 
-impl InviteEmail {
-    pub fn render(&self) -> Result<Rendered, askama::Error> {
-        let subject = InviteSubject { e: self }.render()?;
-        let text = InviteText { e: self }.render()?;
-        let html = InviteHtml { e: self }.render()?;
-        Ok(Rendered {
-            // Subjects are one line: anything else is flattened (the inputs are single-line already).
-            subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
-            text,
-            html,
-        })
-    }
+/// Each email kind has three template files (`<name>_subject.txt`, `<name>.txt`, `<name>.html`) that
+/// read the same struct through `e`; this generates their wrappers and the `render` method.
+macro_rules! email_templates {
+    ($content:ident, $subject:literal, $text:literal, $html:literal) => {
+        const _: () = {
+            #[derive(Template)]
+            #[template(path = $subject)]
+            struct Subject<'a> {
+                e: &'a $content,
+            }
+            #[derive(Template)]
+            #[template(path = $text)]
+            struct Text<'a> {
+                e: &'a $content,
+            }
+            #[derive(Template)]
+            #[template(path = $html)]
+            struct Html<'a> {
+                e: &'a $content,
+            }
+            impl $content {
+                pub fn render(&self) -> Result<Rendered, askama::Error> {
+                    let subject = Subject { e: self }.render()?;
+                    Ok(Rendered {
+                        // Subjects are one line: anything else is flattened.
+                        subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
+                        text: Text { e: self }.render()?,
+                        html: Html { e: self }.render()?,
+                    })
+                }
+            }
+        };
+    };
 }
+
+email_templates!(
+    InviteEmail,
+    "email/invite_subject.txt",
+    "email/invite.txt",
+    "email/invite.html"
+);
+email_templates!(
+    CodeEmail,
+    "email/code_subject.txt",
+    "email/code.txt",
+    "email/code.html"
+);
+email_templates!(
+    ResetEmail,
+    "email/reset_subject.txt",
+    "email/reset.txt",
+    "email/reset.html"
+);
 
 /// Builds the MIME message. lettre encodes every header value, so no field can inject a header.
 pub fn build_message(

@@ -4,6 +4,7 @@
 pub mod loaders;
 mod mutation;
 mod people;
+mod signin;
 mod query;
 mod types;
 
@@ -18,14 +19,19 @@ use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 pub use mutation::accept;
+pub use signin::reset_password;
 
 /// Every query, from the modules that hold them.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(query::CoreQuery, people::PeopleQuery);
+pub struct QueryRoot(query::CoreQuery, people::PeopleQuery, signin::SignInQuery);
 
 /// Every mutation, from the modules that hold them.
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(mutation::CoreMutation, people::PeopleMutation);
+pub struct MutationRoot(
+    mutation::CoreMutation,
+    people::PeopleMutation,
+    signin::SignInMutation,
+);
 
 pub type GuestpassSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
@@ -73,14 +79,17 @@ pub struct RequestAuth(Arc<AuthInner>);
 
 struct AuthInner {
     token: Option<String>,
+    /// The client's address (for rate limits), when known.
+    client: Option<String>,
     caller: tokio::sync::OnceCell<Option<Caller>>,
     sites: Mutex<HashMap<Uuid, access::SiteAccess>>,
 }
 
 impl RequestAuth {
-    pub fn new(token: Option<String>) -> Self {
+    pub fn new(token: Option<String>, client: Option<String>) -> Self {
         Self(Arc::new(AuthInner {
             token,
+            client,
             caller: tokio::sync::OnceCell::new(),
             sites: Mutex::new(HashMap::new()),
         }))
@@ -89,6 +98,13 @@ impl RequestAuth {
 
 pub(crate) fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
     ctx.data_unchecked::<AppState>()
+}
+
+/// The client address rate limits are keyed by ("unknown" when the connection did not say).
+pub(crate) fn client_address(ctx: &Context<'_>) -> String {
+    ctx.data_opt::<RequestAuth>()
+        .and_then(|a| a.0.client.clone())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> AppResult<&'a loaders::Loaders> {
@@ -108,9 +124,9 @@ pub(crate) async fn optional_caller(ctx: &Context<'_>) -> AppResult<Option<Calle
             match auth.0.token.clone() {
                 None => Ok(None),
                 Some(token) => {
-                    let now = st.clock.now();
+                    let (now, idle) = (st.clock.now(), st.session_idle());
                     st.db
-                        .run(move |c| access::authenticate(c, &token, now))
+                        .run(move |c| access::authenticate(c, &token, idle, now))
                         .await
                 }
             }

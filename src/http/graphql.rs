@@ -32,7 +32,8 @@ async fn execute(
     req: &HttpRequest,
     batch: BatchRequest,
 ) -> HttpResponse {
-    let auth = RequestAuth::new(bearer(req));
+    let client = req.peer_addr().map(|a| a.ip().to_string());
+    let auth = RequestAuth::new(bearer(req), client);
     let db = &state.db;
     let response: BatchResponse = match batch {
         BatchRequest::Single(r) => {

@@ -41,6 +41,11 @@ pub fn serve(
                     .route(web::get().to(pages::invite_page))
                     .route(web::post().to(pages::invite_submit)),
             )
+            .service(
+                web::resource("/reset/{token}")
+                    .route(web::get().to(pages::reset_page))
+                    .route(web::post().to(pages::reset_submit)),
+            )
             .default_service(web::to(pages::not_found))
     })
     .listen(listener)?

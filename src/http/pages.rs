@@ -1,4 +1,5 @@
-//! Plain server-side pages for email recipients (no front-end build): the invite accept page.
+//! Plain server-side pages for email recipients (no front-end build): the invite accept page and the
+//! password reset page.
 //! Invalid links of every kind get the same page and status; forms carry a CSRF value bound to a
 //! SameSite cookie; pages send a strict CSP and `Referrer-Policy: no-referrer`.
 
@@ -103,13 +104,13 @@ fn cookie_nonce(req: &HttpRequest) -> Option<String> {
         .filter(|v| v.len() == 32 && v.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-fn set_cookie(state: &AppState, nonce: &str) -> String {
+fn set_cookie(state: &AppState, nonce: &str, path: &str) -> String {
     let secure = if state.config.public_url.starts_with("https://") {
         "; Secure"
     } else {
         ""
     };
-    format!("{CSRF_COOKIE}={nonce}; Path=/invite; HttpOnly; SameSite=Strict; Max-Age=3600{secure}")
+    format!("{CSRF_COOKIE}={nonce}; Path={path}; HttpOnly; SameSite=Strict; Max-Age=3600{secure}")
 }
 
 async fn render_form(
@@ -153,7 +154,7 @@ async fn render_form(
         error,
     };
     let mut res = html(status, page.render());
-    if let Ok(v) = header::HeaderValue::from_str(&set_cookie(state, &nonce)) {
+    if let Ok(v) = header::HeaderValue::from_str(&set_cookie(state, &nonce, "/invite")) {
         res.headers_mut().insert(header::SET_COOKIE, v);
     }
     res
@@ -258,6 +259,146 @@ pub async fn invite_submit(
                 Some(e.to_string()),
             )
             .await
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pages/reset.html")]
+struct ResetPage<'a> {
+    email: &'a str,
+    organization: &'a str,
+    csrf: String,
+    error: Option<String>,
+}
+
+fn limited(retry_after_seconds: u64) -> HttpResponse {
+    let mut res = html(
+        StatusCode::TOO_MANY_REQUESTS,
+        MessagePage {
+            title: "Too many attempts",
+            text: "Please wait a little and try again.",
+        }
+        .render(),
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&retry_after_seconds.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}
+
+fn invalid_reset() -> HttpResponse {
+    html(
+        StatusCode::NOT_FOUND,
+        MessagePage {
+            title: "This link is not valid",
+            text: "It may have expired (reset links work for an hour), been used already, or been replaced by a newer one. Ask for a new link from the sign-in screen.",
+        }
+        .render(),
+    )
+}
+
+fn client(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map_or_else(|| "unknown".into(), |a| a.ip().to_string())
+}
+
+async fn render_reset(
+    state: &AppState,
+    req: &HttpRequest,
+    token: &str,
+    status: StatusCode,
+    error: Option<String>,
+) -> HttpResponse {
+    let (signer, now, t) = (state.signer.clone(), state.clock.now(), token.to_string());
+    let opened = state
+        .db
+        .run(move |c| {
+            let (_, user) = crate::store::signin::open_reset(c, &signer, &t, now)?;
+            let org = crate::store::org::organization(c, user.organization_id)?;
+            Ok((user, org))
+        })
+        .await;
+    let (user, org) = match opened {
+        Ok(o) => o,
+        Err(AppError::Unavailable) => return unavailable(),
+        Err(_) => return invalid_reset(),
+    };
+    let nonce =
+        cookie_nonce(req).unwrap_or_else(|| hex::encode(crate::auth::tokens::random_nonce()));
+    let page = ResetPage {
+        email: &user.email,
+        organization: &org.name,
+        csrf: state.signer.csrf_tag(token, &nonce),
+        error,
+    };
+    let mut res = html(status, page.render());
+    if let Ok(v) = header::HeaderValue::from_str(&set_cookie(state, &nonce, "/reset")) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    res
+}
+
+pub async fn reset_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> HttpResponse {
+    if let Err(AppError::RateLimited {
+        retry_after_seconds,
+    }) = state.limits.reset_address.check(&client(&req))
+    {
+        return limited(retry_after_seconds);
+    }
+    render_reset(&state, &req, &path.into_inner(), StatusCode::OK, None).await
+}
+
+#[derive(serde::Deserialize)]
+pub struct ResetForm {
+    csrf: String,
+    password: String,
+    password_confirmation: String,
+}
+
+pub async fn reset_submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<ResetForm>,
+) -> HttpResponse {
+    if let Err(AppError::RateLimited {
+        retry_after_seconds,
+    }) = state.limits.reset_address.check(&client(&req))
+    {
+        return limited(retry_after_seconds);
+    }
+    let token = path.into_inner();
+    let form = form.into_inner();
+    let csrf_ok = cookie_nonce(&req).is_some_and(|n| state.signer.csrf_ok(&token, &n, &form.csrf));
+    let problem = if !csrf_ok {
+        Some((StatusCode::FORBIDDEN, "Your session for this form expired or the form was sent from another site. Please try again.".to_string()))
+    } else if form.password != form.password_confirmation {
+        Some((StatusCode::UNPROCESSABLE_ENTITY, "The two passwords do not match.".to_string()))
+    } else {
+        None
+    };
+    if let Some((status, message)) = problem {
+        return render_reset(&state, &req, &token, status, Some(message)).await;
+    }
+    match crate::graphql::reset_password(&state, token.clone(), form.password).await {
+        Ok(()) => html(
+            StatusCode::OK,
+            MessagePage {
+                title: "Your password is set",
+                text: "You can now sign in with it. Every earlier session was signed out.",
+            }
+            .render(),
+        ),
+        Err(AppError::LinkInvalid) => invalid_reset(),
+        Err(AppError::Unavailable) => unavailable(),
+        Err(e) => {
+            render_reset(&state, &req, &token, StatusCode::UNPROCESSABLE_ENTITY, Some(e.to_string()))
+                .await
         }
     }
 }

@@ -2,9 +2,10 @@
 //! retried with exponential backoff and jitter as new delayed jobs; permanent ones are not.
 
 use super::EmailJob;
-use crate::email::{InviteEmail, Mailer, SendError, build_message};
+use crate::auth::tokens::LinkPurpose;
+use crate::email::{CodeEmail, InviteEmail, Mailer, ResetEmail, SendError, build_message};
 use crate::state::AppState;
-use crate::store::emails::{self, Claim};
+use crate::store::emails::{self, Claim, Content};
 use apalis::prelude::*;
 use lettre::message::Mailbox;
 use rand::Rng;
@@ -49,30 +50,57 @@ impl EmailContext {
             }
             Claim::Send(item) => item,
         };
-        let token = st.signer.sign(
-            crate::auth::tokens::LinkPurpose::Invite,
-            item.invite.id,
-            &item.invite.token_nonce,
-        );
-        let content = InviteEmail {
-            inviter: item.inviter.display_name.clone(),
-            organization: item.organization.name.clone(),
-            site: item.site.name.clone(),
-            space: item.space.as_ref().map(|s| s.name.clone()),
-            role: item.invite.role().map_or("a member", |r| r.describe()),
-            message: item.invite.personal_message.clone(),
-            link: format!(
-                "{}/invite/{}",
-                st.config.public_url.trim_end_matches('/'),
-                token
-            ),
-            expires: item
-                .invite
-                .expires_at
-                .format("%-d %B %Y at %H:%M UTC")
-                .to_string(),
-        };
-        let rendered = content.render().map_err(crate::error::AppError::internal)?;
+        let base = st.config.public_url.trim_end_matches('/').to_string();
+        let rendered = match &item.content {
+            Content::Invite {
+                invite,
+                site,
+                organization,
+                inviter,
+                space,
+            } => {
+                let token = st.signer.sign(LinkPurpose::Invite, invite.id, &invite.token_nonce);
+                InviteEmail {
+                    inviter: inviter.display_name.clone(),
+                    organization: organization.name.clone(),
+                    site: site.name.clone(),
+                    space: space.as_ref().map(|s| s.name.clone()),
+                    role: invite.role().map_or("a member", |r| r.describe()),
+                    message: invite.personal_message.clone(),
+                    link: format!("{base}/invite/{token}"),
+                    expires: invite.expires_at.format("%-d %B %Y at %H:%M UTC").to_string(),
+                }
+                .render()
+            }
+            Content::LoginCode {
+                user,
+                organization,
+                challenge,
+            } => CodeEmail {
+                name: user.display_name.clone(),
+                organization: organization.name.clone(),
+                code: st.signer.code(challenge.id, &challenge.code_nonce),
+                minutes: (challenge.expires_at - now).num_minutes().max(1),
+            }
+            .render(),
+            Content::PasswordReset {
+                user,
+                organization,
+                reset,
+            } => {
+                let token = st
+                    .signer
+                    .sign(LinkPurpose::PasswordReset, reset.id, &reset.token_nonce);
+                ResetEmail {
+                    name: user.display_name.clone(),
+                    organization: organization.name.clone(),
+                    link: format!("{base}/reset/{token}"),
+                    minutes: (reset.expires_at - now).num_minutes().max(1),
+                }
+                .render()
+            }
+        }
+        .map_err(crate::error::AppError::internal)?;
         let message = match build_message(
             &self.from,
             &item.delivery.recipient,
@@ -89,7 +117,11 @@ impl EmailContext {
         let now = st.clock.now();
         let attempts = item.delivery.attempts;
         let give_up_at = item.delivery.give_up_at;
-        let expires_at = item.invite.expires_at;
+        // Past this the email is useless (the invite, code or link has expired).
+        let expires_at = match &item.content {
+            Content::Invite { invite, .. } => invite.expires_at,
+            _ => give_up_at,
+        };
         let outcome = match &result {
             Ok(()) => "sent",
             Err(SendError::Permanent(_)) => "permanent_failure",
@@ -130,7 +162,7 @@ impl EmailContext {
                 tracing::error!(error = %e, "mail path broken by configuration (SMTP authentication or TLS)");
                 let delay = backoff(self.retry_base, attempts);
                 if now + chrono::Duration::from_std(delay).unwrap_or_default() > expires_at {
-                    let msg = format!("invite expired before the mail server accepted it: {e}");
+                    let msg = format!("expired before the mail server accepted it: {e}");
                     st.db.run(move |c| emails::mark_failed(c, id, &msg)).await
                 } else {
                     st.db

@@ -23,9 +23,11 @@ pub struct Caller {
 }
 
 /// Looks up an active account by bearer token. Unknown, revoked and expired tokens are all `None`.
+/// A session not used for `idle` has ended, whatever its absolute expiry.
 pub fn authenticate(
     conn: &mut PgConnection,
     token: &str,
+    idle: Duration,
     now: DateTime<Utc>,
 ) -> AppResult<Option<Caller>> {
     let Some(kind) = TokenKind::of(token) else {
@@ -38,6 +40,7 @@ pub fn authenticate(
                 .filter(sessions::token_hash.eq(&hash))
                 .filter(sessions::revoked_at.is_null())
                 .filter(sessions::expires_at.gt(now))
+                .filter(sessions::last_seen_at.gt(now - idle))
                 .select((sessions::id, sessions::user_id, sessions::last_seen_at))
                 .first(conn)
                 .optional()?;

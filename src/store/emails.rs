@@ -5,27 +5,149 @@
 use crate::db::schema::*;
 use crate::error::AppResult;
 use crate::jobs::EmailJob;
-use crate::store::models::{EmailDelivery, Invite, InviteStatus, Organization, Site, Space, User};
+use crate::store::models::{
+    EmailDelivery, Invite, InviteStatus, LoginChallenge, Organization, PasswordReset, Site, Space, User,
+};
 use crate::store::queue;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-/// What to send, loaded when a delivery is claimed.
-pub struct InviteToSend {
+/// What an email is about, loaded when its delivery is claimed.
+pub enum Content {
+    Invite {
+        invite: Invite,
+        site: Site,
+        organization: Organization,
+        inviter: User,
+        space: Option<Space>,
+    },
+    LoginCode {
+        user: User,
+        organization: Organization,
+        challenge: LoginChallenge,
+    },
+    PasswordReset {
+        user: User,
+        organization: Organization,
+        reset: PasswordReset,
+    },
+}
+
+/// A claimed delivery and what to render.
+pub struct ToSend {
     pub delivery: EmailDelivery,
-    pub invite: Invite,
-    pub site: Site,
-    pub organization: Organization,
-    pub inviter: User,
-    pub space: Option<Space>,
+    pub content: Content,
 }
 
 pub enum Claim {
     /// Send this now (the row is `SENDING`, its attempt counted).
-    Send(Box<InviteToSend>),
-    /// Nothing to do: already sent or finished, or the invite no longer wants it (row now `CANCELLED`).
+    Send(Box<ToSend>),
+    /// Nothing to do: already sent or finished, or its subject no longer wants it (row now `CANCELLED`).
     Skip(&'static str),
+}
+
+fn organization(conn: &mut PgConnection, id: Uuid) -> AppResult<Organization> {
+    Ok(organizations::table
+        .find(id)
+        .select(Organization::as_select())
+        .first(conn)?)
+}
+
+fn user(conn: &mut PgConnection, id: Uuid) -> AppResult<User> {
+    Ok(users::table.find(id).select(User::as_select()).first(conn)?)
+}
+
+/// Loads what a delivery is about, or `None` when it should no longer be sent: an invite revoked,
+/// accepted, expired or superseded by a resend; a challenge used, expired or dead; a reset link used,
+/// expired or replaced.
+fn subject(
+    conn: &mut PgConnection,
+    d: &EmailDelivery,
+    now: DateTime<Utc>,
+) -> AppResult<Option<Content>> {
+    let nonce = d.token_nonce.as_deref();
+    match d.kind.as_str() {
+        "INVITE" => {
+            let Some(invite) = invites::table
+                .find(d.invite_id.unwrap_or_default())
+                .select(Invite::as_select())
+                .first(conn)
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            if invite.status_at(now) != InviteStatus::Pending || nonce != Some(&invite.token_nonce[..]) {
+                return Ok(None);
+            }
+            let site: Site = sites::table
+                .find(invite.site_id)
+                .select(Site::as_select())
+                .first(conn)?;
+            let organization = organization(conn, site.organization_id)?;
+            let inviter = user(conn, invite.invited_by)?;
+            let space = match invite.space_id {
+                Some(s) => spaces::table
+                    .find(s)
+                    .select(Space::as_select())
+                    .first(conn)
+                    .optional()?,
+                None => None,
+            };
+            Ok(Some(Content::Invite {
+                invite,
+                site,
+                organization,
+                inviter,
+                space,
+            }))
+        }
+        "LOGIN_CODE" => {
+            let Some(challenge) = login_challenges::table
+                .find(d.challenge_id.unwrap_or_default())
+                .select(LoginChallenge::as_select())
+                .first(conn)
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            if challenge.consumed_at.is_some()
+                || challenge.expires_at <= now
+                || challenge.failed_attempts >= crate::store::signin::MAX_CODE_ATTEMPTS
+                || nonce != Some(&challenge.code_nonce[..])
+            {
+                return Ok(None);
+            }
+            let user = user(conn, challenge.user_id)?;
+            let organization = organization(conn, user.organization_id)?;
+            Ok(Some(Content::LoginCode {
+                user,
+                organization,
+                challenge,
+            }))
+        }
+        "PASSWORD_RESET" => {
+            let Some(reset) = password_resets::table
+                .find(d.reset_id.unwrap_or_default())
+                .select(PasswordReset::as_select())
+                .first(conn)
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            if reset.used_at.is_some() || reset.expires_at <= now || nonce != Some(&reset.token_nonce[..]) {
+                return Ok(None);
+            }
+            let user = user(conn, reset.user_id)?;
+            let organization = organization(conn, user.organization_id)?;
+            Ok(Some(Content::PasswordReset {
+                user,
+                organization,
+                reset,
+            }))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Claims a delivery for one attempt.
@@ -43,22 +165,15 @@ pub fn claim(conn: &mut PgConnection, delivery_id: Uuid, now: DateTime<Utc>) -> 
         if matches!(d.status.as_str(), "SENT" | "FAILED" | "CANCELLED") {
             return Ok(Claim::Skip("delivery already finished"));
         }
-        let invite: Invite = invites::table
-            .find(d.invite_id.unwrap_or_default())
-            .select(Invite::as_select())
-            .first(conn)?;
-        // Revoked, accepted, expired, or superseded by a resend: send nothing.
-        if invite.status_at(now) != InviteStatus::Pending
-            || d.token_nonce.as_deref() != Some(&invite.token_nonce[..])
-        {
+        let Some(content) = subject(conn, &d, now)? else {
             diesel::update(email_deliveries::table.find(d.id))
                 .set((
                     email_deliveries::status.eq("CANCELLED"),
                     email_deliveries::next_attempt_at.eq(None::<DateTime<Utc>>),
                 ))
                 .execute(conn)?;
-            return Ok(Claim::Skip("invite no longer pending with this token"));
-        }
+            return Ok(Claim::Skip("its subject no longer wants this email"));
+        };
         let delivery: EmailDelivery = diesel::update(email_deliveries::table.find(d.id))
             .set((
                 email_deliveries::status.eq("SENDING"),
@@ -67,34 +182,7 @@ pub fn claim(conn: &mut PgConnection, delivery_id: Uuid, now: DateTime<Utc>) -> 
             ))
             .returning(EmailDelivery::as_returning())
             .get_result(conn)?;
-        let site: Site = sites::table
-            .find(invite.site_id)
-            .select(Site::as_select())
-            .first(conn)?;
-        let organization: Organization = organizations::table
-            .find(site.organization_id)
-            .select(Organization::as_select())
-            .first(conn)?;
-        let inviter: User = users::table
-            .find(invite.invited_by)
-            .select(User::as_select())
-            .first(conn)?;
-        let space = match invite.space_id {
-            Some(s) => spaces::table
-                .find(s)
-                .select(Space::as_select())
-                .first(conn)
-                .optional()?,
-            None => None,
-        };
-        Ok(Claim::Send(Box::new(InviteToSend {
-            delivery,
-            invite,
-            site,
-            organization,
-            inviter,
-            space,
-        })))
+        Ok(Claim::Send(Box::new(ToSend { delivery, content })))
     })
 }
 

@@ -14,3 +14,4 @@ pub mod invites;
 pub mod models;
 pub mod org;
 pub mod queue;
+pub mod signin;

@@ -1,0 +1,653 @@
+//! Sign-in: password logins, two-step challenges (emailed codes or an authenticator app with recovery
+//! codes), password resets, sessions and API tokens. Password hashing itself happens before these
+//! functions, on the password pool; everything here is one transaction each.
+
+use crate::auth::tokens::{LinkPurpose, LinkSigner, TokenKind, hash_token, new_bearer, random_nonce};
+use crate::db::schema::*;
+use crate::error::{AppError, AppResult};
+use crate::jobs::EmailJob;
+use crate::store::audit::{self, Audit};
+use crate::store::changes::end_sessions;
+use crate::store::invites::DeliveryPolicy;
+use crate::store::models::{ApiToken, LoginChallenge, Organization, PasswordReset, Session, User};
+use crate::store::{org, queue};
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use serde_json::json;
+use uuid::Uuid;
+
+/// Emailed codes and authenticator challenges live this long.
+pub const CODE_LIFETIME_MINUTES: i64 = 10;
+/// A challenge dies after this many wrong codes.
+pub const MAX_CODE_ATTEMPTS: i32 = 5;
+/// Reset links live this long.
+pub const RESET_LIFETIME_MINUTES: i64 = 60;
+/// How many recovery codes an authenticator enrolment hands out.
+pub const RECOVERY_CODES: usize = 10;
+
+/// An organization by id or slug.
+pub fn organization_by_ref(conn: &mut PgConnection, r: &str) -> AppResult<Option<Organization>> {
+    let r = r.trim();
+    let mut q = organizations::table.into_boxed();
+    q = match Uuid::try_parse(r) {
+        Ok(id) => q.filter(organizations::id.eq(id)),
+        Err(_) => q.filter(organizations::slug.eq(r.to_lowercase())),
+    };
+    Ok(q.select(Organization::as_select()).first(conn).optional()?)
+}
+
+/// The account an `(organization, email)` pair names, whatever its status.
+pub fn find_account(
+    conn: &mut PgConnection,
+    organization: &str,
+    email_normalized: &str,
+) -> AppResult<Option<User>> {
+    let Some(o) = organization_by_ref(conn, organization)? else {
+        return Ok(None);
+    };
+    Ok(users::table
+        .filter(users::organization_id.eq(o.id))
+        .filter(users::email_normalized.eq(email_normalized))
+        .select(User::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+fn event(user: &User, action: &'static str, after: serde_json::Value, now: DateTime<Utc>) -> Audit {
+    Audit {
+        organization_id: user.organization_id,
+        actor_id: Some(user.id),
+        action,
+        target_type: "user",
+        target_id: user.id.to_string(),
+        site_id: None,
+        before: None,
+        after: Some(after),
+        created_at: now,
+    }
+}
+
+/// Records a refused sign-in of a known account (unknown accounts have no organization to log to).
+pub fn record_failed_login(conn: &mut PgConnection, user: &User, now: DateTime<Utc>) -> AppResult<()> {
+    audit::record(conn, event(user, "login.failure", json!({ "reason": "password" }), now))
+}
+
+/// What a correct password leads to.
+pub enum LoginOutcome {
+    Session(String),
+    Challenge {
+        id: Uuid,
+        expires_at: DateTime<Utc>,
+        /// `EMAIL` or `AUTHENTICATOR`.
+        method: &'static str,
+    },
+}
+
+fn has_authenticator(conn: &mut PgConnection, user: Uuid) -> AppResult<bool> {
+    Ok(diesel::select(diesel::dsl::exists(
+        totp_credentials::table
+            .find(user)
+            .filter(totp_credentials::confirmed_at.is_not_null()),
+    ))
+    .get_result(conn)?)
+}
+
+/// After the password was verified: a session, or, when two-step verification applies, a challenge
+/// (a code emailed through the queue, or a request for the authenticator app's code).
+pub fn password_verified(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    session_lifetime: Duration,
+    policy: &DeliveryPolicy,
+    now: DateTime<Utc>,
+) -> AppResult<LoginOutcome> {
+    conn.transaction(|conn| {
+        let user: User = users::table
+            .find(user_id)
+            .select(User::as_select())
+            .first(conn)?;
+        if !user.is_active() {
+            return Err(AppError::InvalidCredentials);
+        }
+        let authenticator = has_authenticator(conn, user.id)?;
+        if !(user.two_step_required || authenticator) {
+            let token = org::create_session(conn, user.id, session_lifetime, now)?;
+            audit::record(conn, event(&user, "login.success", json!({ "twoStep": false }), now))?;
+            return Ok(LoginOutcome::Session(token));
+        }
+        let method = if authenticator { "TOTP" } else { "EMAIL" };
+        let expires_at = now + Duration::minutes(CODE_LIFETIME_MINUTES);
+        let nonce = random_nonce().to_vec();
+        let id: Uuid = diesel::insert_into(login_challenges::table)
+            .values((
+                login_challenges::user_id.eq(user.id),
+                login_challenges::method.eq(method),
+                login_challenges::code_nonce.eq(&nonce),
+                login_challenges::created_at.eq(now),
+                login_challenges::expires_at.eq(expires_at),
+            ))
+            .returning(login_challenges::id)
+            .get_result(conn)?;
+        if method == "EMAIL" {
+            queue_email(
+                conn,
+                &user,
+                Subject::Challenge(id, &nonce),
+                expires_at,
+                policy,
+                now,
+            )?;
+        }
+        audit::record(
+            conn,
+            event(&user, "login.challenge", json!({ "challenge": id, "method": method }), now),
+        )?;
+        Ok(LoginOutcome::Challenge {
+            id,
+            expires_at,
+            method: if authenticator { "AUTHENTICATOR" } else { "EMAIL" },
+        })
+    })
+}
+
+enum Subject<'a> {
+    Challenge(Uuid, &'a [u8]),
+    Reset(Uuid, &'a [u8]),
+}
+
+/// A delivery row and its job, in the caller's transaction (the email is sent only if it commits).
+fn queue_email(
+    conn: &mut PgConnection,
+    user: &User,
+    subject: Subject<'_>,
+    give_up_at: DateTime<Utc>,
+    policy: &DeliveryPolicy,
+    now: DateTime<Utc>,
+) -> AppResult<Uuid> {
+    let (kind, challenge, reset, nonce, tag) = match subject {
+        Subject::Challenge(id, n) => ("LOGIN_CODE", Some(id), None, n, format!("code.{}", id.simple())),
+        Subject::Reset(id, n) => ("PASSWORD_RESET", None, Some(id), n, format!("reset.{}", id.simple())),
+    };
+    let id: Uuid = diesel::insert_into(email_deliveries::table)
+        .values((
+            email_deliveries::organization_id.eq(user.organization_id),
+            email_deliveries::kind.eq(kind),
+            email_deliveries::challenge_id.eq(challenge),
+            email_deliveries::reset_id.eq(reset),
+            email_deliveries::token_nonce.eq(nonce),
+            email_deliveries::recipient.eq(&user.email),
+            email_deliveries::status.eq("QUEUED"),
+            email_deliveries::message_id.eq(format!("<{tag}@{}>", policy.message_id_domain)),
+            email_deliveries::created_at.eq(now),
+            email_deliveries::give_up_at.eq(give_up_at),
+        ))
+        .returning(email_deliveries::id)
+        .get_result(conn)?;
+    queue::enqueue(conn, queue::EMAIL_QUEUE, &EmailJob { delivery_id: id }, 0.0, None)?;
+    Ok(id)
+}
+
+/// The authenticator of a secret, as RFC 6238 apps expect it (SHA-1, 6 digits, 30 s, one step of skew).
+fn authenticator(secret: Vec<u8>, account: &str) -> AppResult<totp_rs::Totp> {
+    totp_rs::Builder::new()
+        .with_secret(secret)
+        .with_account_name(account.replace(':', ""))
+        .with_issuer(Some("Guestpass"))
+        .build()
+        .map_err(AppError::internal)
+}
+
+/// Checks an authenticator code and burns its time step (a code is accepted once).
+fn check_totp(
+    conn: &mut PgConnection,
+    user: &User,
+    code: &str,
+    now: DateTime<Utc>,
+) -> AppResult<bool> {
+    let Some((secret, last)): Option<(Vec<u8>, Option<i64>)> = totp_credentials::table
+        .find(user.id)
+        .filter(totp_credentials::confirmed_at.is_not_null())
+        .select((totp_credentials::secret, totp_credentials::last_used_step))
+        .first(conn)
+        .optional()?
+    else {
+        return Ok(false);
+    };
+    let totp = authenticator(secret, &user.email)?;
+    let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    match totp.check(&code, now.timestamp().max(0) as u64) {
+        Some(step) if last.is_none_or(|l| (step as i64) > l) => {
+            diesel::update(totp_credentials::table.find(user.id))
+                .set(totp_credentials::last_used_step.eq(step as i64))
+                .execute(conn)?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Uses one recovery code, if it is one of the person's unused ones.
+fn use_recovery_code(
+    conn: &mut PgConnection,
+    user: Uuid,
+    code: &str,
+    now: DateTime<Utc>,
+) -> AppResult<bool> {
+    let normalized = code.trim().to_lowercase();
+    let n = diesel::update(
+        recovery_codes::table
+            .filter(recovery_codes::user_id.eq(user))
+            .filter(recovery_codes::code_hash.eq(hash_token(&normalized)))
+            .filter(recovery_codes::used_at.is_null()),
+    )
+    .set(recovery_codes::used_at.eq(now))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Completes a two-step challenge. A wrong code counts against the challenge (and is committed);
+/// wrong, expired and used codes and dead challenges all answer `CODE_INVALID`.
+pub fn complete_challenge(
+    conn: &mut PgConnection,
+    signer: &LinkSigner,
+    challenge_id: Uuid,
+    code: &str,
+    session_lifetime: Duration,
+    now: DateTime<Utc>,
+) -> AppResult<String> {
+    let outcome = conn.transaction::<AppResult<String>, AppError, _>(|conn| {
+        let Some(ch) = login_challenges::table
+            .find(challenge_id)
+            .for_update()
+            .select(LoginChallenge::as_select())
+            .first(conn)
+            .optional()?
+        else {
+            return Ok(Err(AppError::CodeInvalid));
+        };
+        if ch.consumed_at.is_some()
+            || ch.expires_at <= now
+            || ch.failed_attempts >= MAX_CODE_ATTEMPTS
+        {
+            return Ok(Err(AppError::CodeInvalid));
+        }
+        let user: User = users::table
+            .find(ch.user_id)
+            .select(User::as_select())
+            .first(conn)?;
+        let ok = user.is_active()
+            && match ch.method.as_str() {
+                "EMAIL" => signer.code_ok(ch.id, &ch.code_nonce, code),
+                _ => check_totp(conn, &user, code, now)? || use_recovery_code(conn, user.id, code, now)?,
+            };
+        if !ok {
+            diesel::update(login_challenges::table.find(ch.id))
+                .set(login_challenges::failed_attempts.eq(login_challenges::failed_attempts + 1))
+                .execute(conn)?;
+            audit::record(conn, event(&user, "login.failure", json!({ "reason": "code", "challenge": ch.id }), now))?;
+            return Ok(Err(AppError::CodeInvalid));
+        }
+        diesel::update(login_challenges::table.find(ch.id))
+            .set(login_challenges::consumed_at.eq(now))
+            .execute(conn)?;
+        let token = org::create_session(conn, user.id, session_lifetime, now)?;
+        audit::record(
+            conn,
+            event(&user, "login.success", json!({ "twoStep": true, "method": ch.method }), now),
+        )?;
+        Ok(Ok(token))
+    })?;
+    outcome
+}
+
+/// The caller's live sessions, newest first.
+pub fn sessions(conn: &mut PgConnection, user: Uuid, now: DateTime<Utc>) -> AppResult<Vec<Session>> {
+    Ok(sessions::table
+        .filter(sessions::user_id.eq(user))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
+        .order((sessions::created_at.desc(), sessions::id.desc()))
+        .select(Session::as_select())
+        .load(conn)?)
+}
+
+/// Ends one of the caller's own sessions (any other id is `NOT_FOUND`).
+pub fn revoke_session(
+    conn: &mut PgConnection,
+    user: &User,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let n = diesel::update(
+        sessions::table
+            .find(id)
+            .filter(sessions::user_id.eq(user.id))
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set(sessions::revoked_at.eq(now))
+    .execute(conn)?;
+    if n == 0 {
+        return Err(AppError::NotFound("Session"));
+    }
+    audit::record(conn, event(user, "session.revoke", json!({ "session": id }), now))
+}
+
+/// Creates an API token for the caller; the token is returned once.
+pub fn create_api_token(
+    conn: &mut PgConnection,
+    user: &User,
+    name: &str,
+    expires_in_days: Option<i64>,
+    now: DateTime<Utc>,
+) -> AppResult<(String, ApiToken)> {
+    conn.transaction(|conn| {
+        let expires = expires_in_days.map(|d| now + Duration::days(d));
+        let (token, hash) = new_bearer(TokenKind::Api);
+        let row: ApiToken = diesel::insert_into(api_tokens::table)
+            .values((
+                api_tokens::user_id.eq(user.id),
+                api_tokens::name.eq(name),
+                api_tokens::token_hash.eq(hash),
+                api_tokens::created_at.eq(now),
+                api_tokens::expires_at.eq(expires),
+            ))
+            .returning(ApiToken::as_returning())
+            .get_result(conn)?;
+        audit::record(conn, event(user, "apiToken.create", json!({ "token": row.id, "name": name }), now))?;
+        Ok((token, row))
+    })
+}
+
+pub fn api_tokens(conn: &mut PgConnection, user: Uuid) -> AppResult<Vec<ApiToken>> {
+    Ok(api_tokens::table
+        .filter(api_tokens::user_id.eq(user))
+        .filter(api_tokens::revoked_at.is_null())
+        .order((api_tokens::created_at.desc(), api_tokens::id.desc()))
+        .select(ApiToken::as_select())
+        .load(conn)?)
+}
+
+pub fn revoke_api_token(
+    conn: &mut PgConnection,
+    user: &User,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<ApiToken> {
+    conn.transaction(|conn| {
+        let row: ApiToken = diesel::update(
+            api_tokens::table
+                .find(id)
+                .filter(api_tokens::user_id.eq(user.id))
+                .filter(api_tokens::revoked_at.is_null()),
+        )
+        .set(api_tokens::revoked_at.eq(now))
+        .returning(ApiToken::as_returning())
+        .get_result(conn)
+        .optional()?
+        .ok_or(AppError::NotFound("ApiToken"))?;
+        audit::record(conn, event(user, "apiToken.revoke", json!({ "token": id }), now))?;
+        Ok(row)
+    })
+}
+
+/// Sends a reset link to an active account (earlier unused links stop working). Callers answer the
+/// same way whether or not the account exists.
+pub fn request_reset(
+    conn: &mut PgConnection,
+    user: &User,
+    policy: &DeliveryPolicy,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    if !user.is_active() {
+        return Ok(());
+    }
+    conn.transaction(|conn| {
+        diesel::update(
+            password_resets::table
+                .filter(password_resets::user_id.eq(user.id))
+                .filter(password_resets::used_at.is_null()),
+        )
+        .set(password_resets::used_at.eq(now))
+        .execute(conn)?;
+        let nonce = random_nonce().to_vec();
+        let expires_at = now + Duration::minutes(RESET_LIFETIME_MINUTES);
+        let id: Uuid = diesel::insert_into(password_resets::table)
+            .values((
+                password_resets::user_id.eq(user.id),
+                password_resets::token_nonce.eq(&nonce),
+                password_resets::created_at.eq(now),
+                password_resets::expires_at.eq(expires_at),
+            ))
+            .returning(password_resets::id)
+            .get_result(conn)?;
+        queue_email(conn, user, Subject::Reset(id, &nonce), expires_at, policy, now)?;
+        audit::record(conn, event(user, "password.resetRequested", json!({ "reset": id }), now))
+    })
+}
+
+/// The reset a link names, if it is still usable; anything else is `LINK_INVALID`.
+pub fn open_reset(
+    conn: &mut PgConnection,
+    signer: &LinkSigner,
+    token: &str,
+    now: DateTime<Utc>,
+) -> AppResult<(PasswordReset, User)> {
+    let (id, tag) =
+        LinkSigner::parse(LinkPurpose::PasswordReset, token).ok_or(AppError::LinkInvalid)?;
+    let reset: PasswordReset = password_resets::table
+        .find(id)
+        .select(PasswordReset::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::LinkInvalid)?;
+    let user: User = users::table
+        .find(reset.user_id)
+        .select(User::as_select())
+        .first(conn)?;
+    if !signer.verify(LinkPurpose::PasswordReset, id, &reset.token_nonce, &tag)
+        || reset.used_at.is_some()
+        || reset.expires_at <= now
+        || !user.is_active()
+    {
+        return Err(AppError::LinkInvalid);
+    }
+    Ok((reset, user))
+}
+
+/// Sets the new password (hashed by the caller) once, and ends every session of the person.
+pub fn reset_password(
+    conn: &mut PgConnection,
+    signer: &LinkSigner,
+    token: &str,
+    password_hash: &str,
+    now: DateTime<Utc>,
+) -> AppResult<User> {
+    conn.transaction(|conn| {
+        let (reset, user) = open_reset(conn, signer, token, now)?;
+        let claimed = diesel::update(
+            password_resets::table
+                .find(reset.id)
+                .filter(password_resets::used_at.is_null()),
+        )
+        .set(password_resets::used_at.eq(now))
+        .execute(conn)?;
+        if claimed == 0 {
+            return Err(AppError::LinkInvalid);
+        }
+        diesel::update(users::table.find(user.id))
+            .set(users::password_hash.eq(password_hash))
+            .execute(conn)?;
+        let ended = end_sessions(conn, &[user.id], now)?;
+        audit::record(
+            conn,
+            event(&user, "password.reset", json!({ "reset": reset.id, "sessionsEnded": ended }), now),
+        )?;
+        Ok(user)
+    })
+}
+
+/// A new authenticator secret waiting for its first code (replaces an unconfirmed one).
+pub fn begin_totp(
+    conn: &mut PgConnection,
+    user: &User,
+    now: DateTime<Utc>,
+) -> AppResult<(String, String)> {
+    let mut secret = vec![0u8; 20];
+    rand::Rng::fill(&mut rand::rng(), &mut secret[..]);
+    let totp = authenticator(secret.clone(), &user.email)?;
+    let url = totp.to_url().map_err(AppError::internal)?;
+    let base32 = totp_rs::Secret::from(secret.clone()).to_base32();
+    conn.transaction(|conn| {
+        if has_authenticator(conn, user.id)? {
+            return Err(AppError::invalid(
+                "authenticator",
+                "an authenticator app is already enrolled; remove it first",
+            ));
+        }
+        diesel::insert_into(totp_credentials::table)
+            .values((
+                totp_credentials::user_id.eq(user.id),
+                totp_credentials::secret.eq(&secret),
+                totp_credentials::created_at.eq(now),
+            ))
+            .on_conflict(totp_credentials::user_id)
+            .do_update()
+            .set((
+                totp_credentials::secret.eq(&secret),
+                totp_credentials::created_at.eq(now),
+                totp_credentials::last_used_step.eq(None::<i64>),
+            ))
+            .execute(conn)?;
+        Ok((base32, url))
+    })
+}
+
+fn new_recovery_code() -> String {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+    let mut rng = rand::rng();
+    let mut s = String::with_capacity(11);
+    for i in 0..10 {
+        if i == 5 {
+            s.push('-');
+        }
+        s.push(ALPHABET[rand::Rng::random_range(&mut rng, 0..ALPHABET.len())] as char);
+    }
+    s
+}
+
+/// Activates the pending authenticator with its first code; returns fresh recovery codes (shown once).
+pub fn confirm_totp(
+    conn: &mut PgConnection,
+    user: &User,
+    code: &str,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<String>> {
+    conn.transaction(|conn| {
+        let (secret, confirmed): (Vec<u8>, Option<DateTime<Utc>>) = totp_credentials::table
+            .find(user.id)
+            .for_update()
+            .select((totp_credentials::secret, totp_credentials::confirmed_at))
+            .first(conn)
+            .optional()?
+            .ok_or_else(|| AppError::invalid("code", "start with enrollAuthenticator"))?;
+        if confirmed.is_some() {
+            return Err(AppError::invalid("code", "the authenticator is already active"));
+        }
+        let totp = authenticator(secret, &user.email)?;
+        let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+        let step = totp
+            .check(&code, now.timestamp().max(0) as u64)
+            .ok_or(AppError::CodeInvalid)?;
+        diesel::update(totp_credentials::table.find(user.id))
+            .set((
+                totp_credentials::confirmed_at.eq(now),
+                totp_credentials::last_used_step.eq(step as i64),
+            ))
+            .execute(conn)?;
+        diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user.id)))
+            .execute(conn)?;
+        let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
+        let rows: Vec<_> = codes
+            .iter()
+            .map(|c| {
+                (
+                    recovery_codes::user_id.eq(user.id),
+                    recovery_codes::code_hash.eq(hash_token(c)),
+                    recovery_codes::created_at.eq(now),
+                )
+            })
+            .collect();
+        diesel::insert_into(recovery_codes::table)
+            .values(&rows)
+            .execute(conn)?;
+        audit::record(conn, event(user, "authenticator.enroll", json!({}), now))?;
+        Ok(codes)
+    })
+}
+
+/// Removes the authenticator after checking one of its codes (or a recovery code).
+pub fn remove_totp(
+    conn: &mut PgConnection,
+    user: &User,
+    code: &str,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    conn.transaction(|conn| {
+        if !(check_totp(conn, user, code, now)? || use_recovery_code(conn, user.id, code, now)?) {
+            return Err(AppError::CodeInvalid);
+        }
+        diesel::delete(totp_credentials::table.find(user.id)).execute(conn)?;
+        diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user.id)))
+            .execute(conn)?;
+        audit::record(conn, event(user, "authenticator.remove", json!({}), now))
+    })
+}
+
+/// Sets whether two-step verification is required for a person (organization and site admins).
+pub fn set_two_step_required(
+    conn: &mut PgConnection,
+    caller: &crate::store::access::Caller,
+    user_id: Uuid,
+    required: bool,
+    now: DateTime<Utc>,
+) -> AppResult<User> {
+    let target = crate::store::directory::user_in_org(conn, caller.user.organization_id, user_id)?;
+    if !caller.org_admin && crate::store::access::admin_sites(conn, caller.user.id)?.is_empty() {
+        return Err(AppError::Forbidden);
+    }
+    conn.transaction(|conn| {
+        let user: User = diesel::update(users::table.find(target.id))
+            .set(users::two_step_required.eq(required))
+            .returning(User::as_returning())
+            .get_result(conn)?;
+        audit::record(
+            conn,
+            Audit {
+                organization_id: user.organization_id,
+                actor_id: Some(caller.user.id),
+                action: "user.twoStepRequired",
+                target_type: "user",
+                target_id: user.id.to_string(),
+                site_id: None,
+                before: Some(json!({ "required": target.two_step_required })),
+                after: Some(json!({ "required": required })),
+                created_at: now,
+            },
+        )?;
+        Ok(user)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_codes_are_long_and_unambiguous() {
+        let c = new_recovery_code();
+        assert_eq!(c.len(), 11);
+        assert_eq!(&c[5..6], "-");
+        assert!(!c.contains(['0', 'o', '1', 'l', 'i']));
+        assert_ne!(new_recovery_code(), c);
+    }
+}
