@@ -155,23 +155,48 @@ pub struct Config {
     pub session_idle_minutes: i64,
 
     /// Sign-in attempts (`login`) per account in 15 minutes.
-    #[arg(long, env = "GUESTPASS_LOGIN_LIMIT_PER_ACCOUNT", default_value_t = 10, global = true)]
+    #[arg(
+        long,
+        env = "GUESTPASS_LOGIN_LIMIT_PER_ACCOUNT",
+        default_value_t = 10,
+        global = true
+    )]
     pub login_limit_per_account: u32,
 
     /// Sign-in attempts (`login`) per client address in 15 minutes.
-    #[arg(long, env = "GUESTPASS_LOGIN_LIMIT_PER_ADDRESS", default_value_t = 100, global = true)]
+    #[arg(
+        long,
+        env = "GUESTPASS_LOGIN_LIMIT_PER_ADDRESS",
+        default_value_t = 100,
+        global = true
+    )]
     pub login_limit_per_address: u32,
 
     /// Two-step code checks per client address in 15 minutes (each challenge also dies after 5 wrong codes).
-    #[arg(long, env = "GUESTPASS_CODE_LIMIT_PER_ADDRESS", default_value_t = 50, global = true)]
+    #[arg(
+        long,
+        env = "GUESTPASS_CODE_LIMIT_PER_ADDRESS",
+        default_value_t = 50,
+        global = true
+    )]
     pub code_limit_per_address: u32,
 
     /// Password reset requests per account in an hour.
-    #[arg(long, env = "GUESTPASS_RESET_LIMIT_PER_ACCOUNT", default_value_t = 5, global = true)]
+    #[arg(
+        long,
+        env = "GUESTPASS_RESET_LIMIT_PER_ACCOUNT",
+        default_value_t = 5,
+        global = true
+    )]
     pub reset_limit_per_account: u32,
 
     /// Password reset requests, and uses of reset links, per client address in an hour.
-    #[arg(long, env = "GUESTPASS_RESET_LIMIT_PER_ADDRESS", default_value_t = 30, global = true)]
+    #[arg(
+        long,
+        env = "GUESTPASS_RESET_LIMIT_PER_ADDRESS",
+        default_value_t = 30,
+        global = true
+    )]
     pub reset_limit_per_address: u32,
 }
 

@@ -22,7 +22,8 @@ pub async fn seed(state: &AppState) -> AppResult<()> {
                 },
                 now,
             )?;
-            let caller = access::authenticate(c, &b.api_token, chrono::Duration::days(1), now)?.expect("token just created");
+            let caller = access::authenticate(c, &b.api_token, chrono::Duration::days(1), now)?
+                .expect("token just created");
             let spaces = content::visible_spaces(c, &caller, b.site.id)?;
             if spaces.is_empty() {
                 let eng = content::create_space(c, &caller, b.site.id, "ENG", "Engineering", now)?;

@@ -37,12 +37,14 @@ impl Limit {
         if self.calls.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
             self.limiter.retain_recent();
         }
-        self.limiter.check_key(&key.to_string()).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            AppError::RateLimited {
-                retry_after_seconds: wait.as_secs() + 1,
-            }
-        })
+        self.limiter
+            .check_key(&key.to_string())
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                AppError::RateLimited {
+                    retry_after_seconds: wait.as_secs() + 1,
+                }
+            })
     }
 }
 

@@ -136,7 +136,10 @@ impl LinkSigner {
 
     /// The 6-digit code of a two-step challenge, derived like a link token so it is never stored.
     pub fn code(&self, id: Uuid, nonce: &[u8]) -> String {
-        let tag = self.mac(LinkPurpose::LoginCode, id, nonce).finalize().into_bytes();
+        let tag = self
+            .mac(LinkPurpose::LoginCode, id, nonce)
+            .finalize()
+            .into_bytes();
         let n = u64::from_be_bytes(tag[..8].try_into().expect("8 bytes"));
         format!("{:06}", n % 1_000_000)
     }

@@ -4,8 +4,8 @@
 pub mod loaders;
 mod mutation;
 mod people;
-mod signin;
 mod query;
+mod signin;
 mod types;
 
 use crate::error::{AppError, AppResult};

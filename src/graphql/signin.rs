@@ -329,7 +329,11 @@ impl SignInMutation {
     }
 
     /// Removes the authenticator app, given one of its codes or a recovery code.
-    async fn remove_authenticator(&self, ctx: &Context<'_>, code: String) -> AppResult<DonePayload> {
+    async fn remove_authenticator(
+        &self,
+        ctx: &Context<'_>,
+        code: String,
+    ) -> AppResult<DonePayload> {
         let who = caller(ctx).await?;
         let now = state(ctx).clock.now();
         state(ctx)
@@ -385,8 +389,14 @@ impl SignInMutation {
         let who = caller(ctx).await?;
         let name = crate::domain::text::single_line(&input.name, 100)
             .map_err(|m| AppError::invalid("name", m))?;
-        if input.expires_in_days.is_some_and(|d| !(1..=365).contains(&d)) {
-            return Err(AppError::invalid("expiresInDays", "must be between 1 and 365"));
+        if input
+            .expires_in_days
+            .is_some_and(|d| !(1..=365).contains(&d))
+        {
+            return Err(AppError::invalid(
+                "expiresInDays",
+                "must be between 1 and 365",
+            ));
         }
         let now = state(ctx).clock.now();
         let days = input.expires_in_days.map(i64::from);

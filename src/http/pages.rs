@@ -378,7 +378,10 @@ pub async fn reset_submit(
     let problem = if !csrf_ok {
         Some((StatusCode::FORBIDDEN, "Your session for this form expired or the form was sent from another site. Please try again.".to_string()))
     } else if form.password != form.password_confirmation {
-        Some((StatusCode::UNPROCESSABLE_ENTITY, "The two passwords do not match.".to_string()))
+        Some((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The two passwords do not match.".to_string(),
+        ))
     } else {
         None
     };
@@ -397,8 +400,14 @@ pub async fn reset_submit(
         Err(AppError::LinkInvalid) => invalid_reset(),
         Err(AppError::Unavailable) => unavailable(),
         Err(e) => {
-            render_reset(&state, &req, &token, StatusCode::UNPROCESSABLE_ENTITY, Some(e.to_string()))
-                .await
+            render_reset(
+                &state,
+                &req,
+                &token,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(e.to_string()),
+            )
+            .await
         }
     }
 }

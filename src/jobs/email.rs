@@ -59,7 +59,9 @@ impl EmailContext {
                 inviter,
                 space,
             } => {
-                let token = st.signer.sign(LinkPurpose::Invite, invite.id, &invite.token_nonce);
+                let token = st
+                    .signer
+                    .sign(LinkPurpose::Invite, invite.id, &invite.token_nonce);
                 InviteEmail {
                     inviter: inviter.display_name.clone(),
                     organization: organization.name.clone(),
@@ -68,7 +70,10 @@ impl EmailContext {
                     role: invite.role().map_or("a member", |r| r.describe()),
                     message: invite.personal_message.clone(),
                     link: format!("{base}/invite/{token}"),
-                    expires: invite.expires_at.format("%-d %B %Y at %H:%M UTC").to_string(),
+                    expires: invite
+                        .expires_at
+                        .format("%-d %B %Y at %H:%M UTC")
+                        .to_string(),
                 }
                 .render()
             }
@@ -88,9 +93,9 @@ impl EmailContext {
                 organization,
                 reset,
             } => {
-                let token = st
-                    .signer
-                    .sign(LinkPurpose::PasswordReset, reset.id, &reset.token_nonce);
+                let token =
+                    st.signer
+                        .sign(LinkPurpose::PasswordReset, reset.id, &reset.token_nonce);
                 ResetEmail {
                     name: user.display_name.clone(),
                     organization: organization.name.clone(),

@@ -6,14 +6,16 @@ use crate::db::schema::*;
 use crate::error::AppResult;
 use crate::jobs::EmailJob;
 use crate::store::models::{
-    EmailDelivery, Invite, InviteStatus, LoginChallenge, Organization, PasswordReset, Site, Space, User,
+    EmailDelivery, Invite, InviteStatus, LoginChallenge, Organization, PasswordReset, Site, Space,
+    User,
 };
 use crate::store::queue;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-/// What an email is about, loaded when its delivery is claimed.
+/// What an email is about, loaded when its delivery is claimed (it travels boxed, in `Claim::Send`).
+#[allow(clippy::large_enum_variant)]
 pub enum Content {
     Invite {
         invite: Invite,
@@ -55,7 +57,10 @@ fn organization(conn: &mut PgConnection, id: Uuid) -> AppResult<Organization> {
 }
 
 fn user(conn: &mut PgConnection, id: Uuid) -> AppResult<User> {
-    Ok(users::table.find(id).select(User::as_select()).first(conn)?)
+    Ok(users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)?)
 }
 
 /// Loads what a delivery is about, or `None` when it should no longer be sent: an invite revoked,
@@ -77,7 +82,9 @@ fn subject(
             else {
                 return Ok(None);
             };
-            if invite.status_at(now) != InviteStatus::Pending || nonce != Some(&invite.token_nonce[..]) {
+            if invite.status_at(now) != InviteStatus::Pending
+                || nonce != Some(&invite.token_nonce[..])
+            {
                 return Ok(None);
             }
             let site: Site = sites::table
@@ -135,7 +142,10 @@ fn subject(
             else {
                 return Ok(None);
             };
-            if reset.used_at.is_some() || reset.expires_at <= now || nonce != Some(&reset.token_nonce[..]) {
+            if reset.used_at.is_some()
+                || reset.expires_at <= now
+                || nonce != Some(&reset.token_nonce[..])
+            {
                 return Ok(None);
             }
             let user = user(conn, reset.user_id)?;

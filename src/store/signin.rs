@@ -2,7 +2,9 @@
 //! codes), password resets, sessions and API tokens. Password hashing itself happens before these
 //! functions, on the password pool; everything here is one transaction each.
 
-use crate::auth::tokens::{LinkPurpose, LinkSigner, TokenKind, hash_token, new_bearer, random_nonce};
+use crate::auth::tokens::{
+    LinkPurpose, LinkSigner, TokenKind, hash_token, new_bearer, random_nonce,
+};
 use crate::db::schema::*;
 use crate::error::{AppError, AppResult};
 use crate::jobs::EmailJob;
@@ -68,8 +70,15 @@ fn event(user: &User, action: &'static str, after: serde_json::Value, now: DateT
 }
 
 /// Records a refused sign-in of a known account (unknown accounts have no organization to log to).
-pub fn record_failed_login(conn: &mut PgConnection, user: &User, now: DateTime<Utc>) -> AppResult<()> {
-    audit::record(conn, event(user, "login.failure", json!({ "reason": "password" }), now))
+pub fn record_failed_login(
+    conn: &mut PgConnection,
+    user: &User,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    audit::record(
+        conn,
+        event(user, "login.failure", json!({ "reason": "password" }), now),
+    )
 }
 
 /// What a correct password leads to.
@@ -112,7 +121,10 @@ pub fn password_verified(
         let authenticator = has_authenticator(conn, user.id)?;
         if !(user.two_step_required || authenticator) {
             let token = org::create_session(conn, user.id, session_lifetime, now)?;
-            audit::record(conn, event(&user, "login.success", json!({ "twoStep": false }), now))?;
+            audit::record(
+                conn,
+                event(&user, "login.success", json!({ "twoStep": false }), now),
+            )?;
             return Ok(LoginOutcome::Session(token));
         }
         let method = if authenticator { "TOTP" } else { "EMAIL" };
@@ -140,12 +152,21 @@ pub fn password_verified(
         }
         audit::record(
             conn,
-            event(&user, "login.challenge", json!({ "challenge": id, "method": method }), now),
+            event(
+                &user,
+                "login.challenge",
+                json!({ "challenge": id, "method": method }),
+                now,
+            ),
         )?;
         Ok(LoginOutcome::Challenge {
             id,
             expires_at,
-            method: if authenticator { "AUTHENTICATOR" } else { "EMAIL" },
+            method: if authenticator {
+                "AUTHENTICATOR"
+            } else {
+                "EMAIL"
+            },
         })
     })
 }
@@ -165,8 +186,20 @@ fn queue_email(
     now: DateTime<Utc>,
 ) -> AppResult<Uuid> {
     let (kind, challenge, reset, nonce, tag) = match subject {
-        Subject::Challenge(id, n) => ("LOGIN_CODE", Some(id), None, n, format!("code.{}", id.simple())),
-        Subject::Reset(id, n) => ("PASSWORD_RESET", None, Some(id), n, format!("reset.{}", id.simple())),
+        Subject::Challenge(id, n) => (
+            "LOGIN_CODE",
+            Some(id),
+            None,
+            n,
+            format!("code.{}", id.simple()),
+        ),
+        Subject::Reset(id, n) => (
+            "PASSWORD_RESET",
+            None,
+            Some(id),
+            n,
+            format!("reset.{}", id.simple()),
+        ),
     };
     let id: Uuid = diesel::insert_into(email_deliveries::table)
         .values((
@@ -183,7 +216,13 @@ fn queue_email(
         ))
         .returning(email_deliveries::id)
         .get_result(conn)?;
-    queue::enqueue(conn, queue::EMAIL_QUEUE, &EmailJob { delivery_id: id }, 0.0, None)?;
+    queue::enqueue(
+        conn,
+        queue::EMAIL_QUEUE,
+        &EmailJob { delivery_id: id },
+        0.0,
+        None,
+    )?;
     Ok(id)
 }
 
@@ -255,7 +294,7 @@ pub fn complete_challenge(
     session_lifetime: Duration,
     now: DateTime<Utc>,
 ) -> AppResult<String> {
-    let outcome = conn.transaction::<AppResult<String>, AppError, _>(|conn| {
+    conn.transaction::<AppResult<String>, AppError, _>(|conn| {
         let Some(ch) = login_challenges::table
             .find(challenge_id)
             .for_update()
@@ -278,13 +317,24 @@ pub fn complete_challenge(
         let ok = user.is_active()
             && match ch.method.as_str() {
                 "EMAIL" => signer.code_ok(ch.id, &ch.code_nonce, code),
-                _ => check_totp(conn, &user, code, now)? || use_recovery_code(conn, user.id, code, now)?,
+                _ => {
+                    check_totp(conn, &user, code, now)?
+                        || use_recovery_code(conn, user.id, code, now)?
+                }
             };
         if !ok {
             diesel::update(login_challenges::table.find(ch.id))
                 .set(login_challenges::failed_attempts.eq(login_challenges::failed_attempts + 1))
                 .execute(conn)?;
-            audit::record(conn, event(&user, "login.failure", json!({ "reason": "code", "challenge": ch.id }), now))?;
+            audit::record(
+                conn,
+                event(
+                    &user,
+                    "login.failure",
+                    json!({ "reason": "code", "challenge": ch.id }),
+                    now,
+                ),
+            )?;
             return Ok(Err(AppError::CodeInvalid));
         }
         diesel::update(login_challenges::table.find(ch.id))
@@ -293,15 +343,23 @@ pub fn complete_challenge(
         let token = org::create_session(conn, user.id, session_lifetime, now)?;
         audit::record(
             conn,
-            event(&user, "login.success", json!({ "twoStep": true, "method": ch.method }), now),
+            event(
+                &user,
+                "login.success",
+                json!({ "twoStep": true, "method": ch.method }),
+                now,
+            ),
         )?;
         Ok(Ok(token))
-    })?;
-    outcome
+    })?
 }
 
 /// The caller's live sessions, newest first.
-pub fn sessions(conn: &mut PgConnection, user: Uuid, now: DateTime<Utc>) -> AppResult<Vec<Session>> {
+pub fn sessions(
+    conn: &mut PgConnection,
+    user: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<Session>> {
     Ok(sessions::table
         .filter(sessions::user_id.eq(user))
         .filter(sessions::revoked_at.is_null())
@@ -329,7 +387,10 @@ pub fn revoke_session(
     if n == 0 {
         return Err(AppError::NotFound("Session"));
     }
-    audit::record(conn, event(user, "session.revoke", json!({ "session": id }), now))
+    audit::record(
+        conn,
+        event(user, "session.revoke", json!({ "session": id }), now),
+    )
 }
 
 /// Creates an API token for the caller; the token is returned once.
@@ -353,7 +414,15 @@ pub fn create_api_token(
             ))
             .returning(ApiToken::as_returning())
             .get_result(conn)?;
-        audit::record(conn, event(user, "apiToken.create", json!({ "token": row.id, "name": name }), now))?;
+        audit::record(
+            conn,
+            event(
+                user,
+                "apiToken.create",
+                json!({ "token": row.id, "name": name }),
+                now,
+            ),
+        )?;
         Ok((token, row))
     })
 }
@@ -385,7 +454,10 @@ pub fn revoke_api_token(
         .get_result(conn)
         .optional()?
         .ok_or(AppError::NotFound("ApiToken"))?;
-        audit::record(conn, event(user, "apiToken.revoke", json!({ "token": id }), now))?;
+        audit::record(
+            conn,
+            event(user, "apiToken.revoke", json!({ "token": id }), now),
+        )?;
         Ok(row)
     })
 }
@@ -420,8 +492,18 @@ pub fn request_reset(
             ))
             .returning(password_resets::id)
             .get_result(conn)?;
-        queue_email(conn, user, Subject::Reset(id, &nonce), expires_at, policy, now)?;
-        audit::record(conn, event(user, "password.resetRequested", json!({ "reset": id }), now))
+        queue_email(
+            conn,
+            user,
+            Subject::Reset(id, &nonce),
+            expires_at,
+            policy,
+            now,
+        )?;
+        audit::record(
+            conn,
+            event(user, "password.resetRequested", json!({ "reset": id }), now),
+        )
     })
 }
 
@@ -480,7 +562,12 @@ pub fn reset_password(
         let ended = end_sessions(conn, &[user.id], now)?;
         audit::record(
             conn,
-            event(&user, "password.reset", json!({ "reset": reset.id, "sessionsEnded": ended }), now),
+            event(
+                &user,
+                "password.reset",
+                json!({ "reset": reset.id, "sessionsEnded": ended }),
+                now,
+            ),
         )?;
         Ok(user)
     })
@@ -551,7 +638,10 @@ pub fn confirm_totp(
             .optional()?
             .ok_or_else(|| AppError::invalid("code", "start with enrollAuthenticator"))?;
         if confirmed.is_some() {
-            return Err(AppError::invalid("code", "the authenticator is already active"));
+            return Err(AppError::invalid(
+                "code",
+                "the authenticator is already active",
+            ));
         }
         let totp = authenticator(secret, &user.email)?;
         let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();

@@ -22,6 +22,8 @@ pub struct AppOptions {
     pub workers: bool,
     pub retry_base_ms: u64,
     pub email_retry_for_secs: u64,
+    /// Changes to the configuration before start (rate limits, lifetimes).
+    pub configure: Option<fn(&mut Config)>,
 }
 
 impl Default for AppOptions {
@@ -32,6 +34,7 @@ impl Default for AppOptions {
             workers: true,
             retry_base_ms: 200,
             email_retry_for_secs: 86_400,
+            configure: None,
         }
     }
 }
@@ -77,6 +80,9 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
     let outbox = std::env::temp_dir().join(format!("gp-outbox-{}", uuid::Uuid::new_v4().simple()));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut config = test_config(&db, &opts, &outbox);
+    if let Some(f) = opts.configure {
+        f(&mut config);
+    }
     config.public_url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let clock = Clock::default();
     let mut run = RunOptions::from_config(&config);
@@ -213,6 +219,29 @@ impl TestApp {
             })
             .await
             .unwrap()
+    }
+
+    /// Sets a user's password (setup shortcut; hashed like a real one).
+    pub async fn set_password(&self, user_id: &str, password: &str) {
+        let id: uuid::Uuid = user_id.parse().unwrap();
+        let hash = self
+            .state
+            .passwords
+            .hash(password.to_string())
+            .await
+            .unwrap();
+        self.state
+            .db
+            .run(move |c| {
+                use diesel::prelude::*;
+                use guestpass::db::schema::users;
+                diesel::update(users::table.find(id))
+                    .set(users::password_hash.eq(hash))
+                    .execute(c)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
     }
 
     /// A session token for a user (setup shortcut).
