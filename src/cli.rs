@@ -40,6 +40,10 @@ pub enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL); `schema.graphql` is its checked-in output.
     ExportSchema,
+    /// Run the re-verification sweep once, now: queue a reminder for every external user whose
+    /// verification ends within the lead time and who has not had one for this period (the running
+    /// workers send them). Prints how many were queued.
+    ReverifyNow,
     /// Create (or find, by name) an organization, a site and its first admin, and print an API token
     /// for that admin alone on the last line.
     Bootstrap {
@@ -132,6 +136,36 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             println!("site: {} ({})", b.site.name, b.site.id);
             println!("admin: {} ({})", b.admin.email, b.admin.id);
             println!("{}", b.api_token);
+            Ok(())
+        }
+        Command::ReverifyNow => {
+            init_logging(&config.log);
+            let url = config.database_url.clone();
+            let pool = crate::jobs::queue_pool(&config.database_url, 2).await?;
+            tokio::task::spawn_blocking(move || crate::db::migrate(&url))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            crate::jobs::setup_queue(&pool).await?;
+            let url = config.database_url.clone();
+            let domain = crate::state::message_id_domain(&config.public_url);
+            let lead = config.reverify_lead_minutes;
+            let emailed = tokio::task::spawn_blocking(move || -> Result<i64, String> {
+                let mut conn = crate::db::build_pool(&url, 1)
+                    .get()
+                    .map_err(|e| e.to_string())?;
+                crate::store::external::sweep(
+                    &mut conn,
+                    "MANUAL",
+                    lead,
+                    &domain,
+                    chrono::Utc::now(),
+                )
+                .map_err(|e| format!("the sweep failed: {e:?}"))
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            println!("{emailed} re-verification emails queued");
             Ok(())
         }
         Command::Serve {

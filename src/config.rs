@@ -190,6 +190,21 @@ pub struct Config {
     )]
     pub reset_limit_per_account: u32,
 
+    /// When the re-verification sweep runs: a cron expression with seconds
+    /// (`sec min hour day month weekday`). Every replica's scheduler fires; the sweep runs once per tick.
+    #[arg(
+        long,
+        env = "GUESTPASS_REVERIFY_SCHEDULE",
+        default_value = "0 */15 * * * *",
+        global = true
+    )]
+    pub reverify_schedule: String,
+
+    /// How many minutes before a verification period ends the reminder is emailed (default: the
+    /// smaller of 3 days and a fifth of the organization's interval).
+    #[arg(long, env = "GUESTPASS_REVERIFY_LEAD_MINUTES", global = true)]
+    pub reverify_lead_minutes: Option<i32>,
+
     /// Password reset requests, and uses of reset links, per client address in an hour.
     #[arg(
         long,

@@ -16,6 +16,8 @@ pub struct AddressError {
 pub enum ErrorCode {
     // Declared in the documented precedence order: when several apply, the first wins.
     Unauthenticated,
+    ApiTokensBlocked,
+    ReverificationRequired,
     NotFound,
     Forbidden,
     TooManyInvites,
@@ -32,6 +34,7 @@ pub enum ErrorCode {
     LinkInvalid,
     WeakPassword,
     LastOrgAdmin,
+    ReviewStale,
     RateLimited,
     Unavailable,
     Internal,
@@ -41,6 +44,8 @@ impl ErrorCode {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::ApiTokensBlocked => "API_TOKENS_BLOCKED",
+            Self::ReverificationRequired => "REVERIFICATION_REQUIRED",
             Self::NotFound => "NOT_FOUND",
             Self::Forbidden => "FORBIDDEN",
             Self::TooManyInvites => "TOO_MANY_INVITES",
@@ -57,6 +62,7 @@ impl ErrorCode {
             Self::LinkInvalid => "LINK_INVALID",
             Self::WeakPassword => "WEAK_PASSWORD",
             Self::LastOrgAdmin => "LAST_ORG_ADMIN",
+            Self::ReviewStale => "REVIEW_STALE",
             Self::RateLimited => "RATE_LIMITED",
             Self::Unavailable => "UNAVAILABLE",
             Self::Internal => "INTERNAL",
@@ -68,6 +74,12 @@ impl ErrorCode {
 pub enum AppError {
     #[error("Sign in first: this needs a valid session or API token.")]
     Unauthenticated,
+    #[error("An admin blocked API tokens for external users: sign in instead.")]
+    ApiTokensBlocked,
+    #[error(
+        "Your organization asks you to verify your email address again. Use the link we emailed, or requestReverificationCode."
+    )]
+    ReverificationRequired,
     #[error("{0} not found.")]
     NotFound(&'static str),
     #[error("You are not allowed to do this.")]
@@ -97,6 +109,10 @@ pub enum AppError {
     WeakPassword(String),
     #[error("The organization must keep at least one organization admin.")]
     LastOrgAdmin,
+    #[error(
+        "This review is missing, expired, for another policy, or the people it affects changed: preview the change again."
+    )]
+    ReviewStale,
     #[error("Too many attempts. Try again in {retry_after_seconds} seconds.")]
     RateLimited { retry_after_seconds: u64 },
     #[error("The service is temporarily unavailable. Try again shortly.")]
@@ -129,6 +145,8 @@ impl AppError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Unauthenticated => ErrorCode::Unauthenticated,
+            Self::ApiTokensBlocked => ErrorCode::ApiTokensBlocked,
+            Self::ReverificationRequired => ErrorCode::ReverificationRequired,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Forbidden => ErrorCode::Forbidden,
             Self::TooManyInvites { .. } => ErrorCode::TooManyInvites,
@@ -146,6 +164,7 @@ impl AppError {
             Self::LinkInvalid => ErrorCode::LinkInvalid,
             Self::WeakPassword(_) => ErrorCode::WeakPassword,
             Self::LastOrgAdmin => ErrorCode::LastOrgAdmin,
+            Self::ReviewStale => ErrorCode::ReviewStale,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Unavailable => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,

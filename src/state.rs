@@ -9,6 +9,14 @@ use crate::metrics::Metrics;
 use crate::store::invites::DeliveryPolicy;
 use std::sync::Arc;
 
+/// The host part of our `Message-ID`s: the public URL's host.
+pub fn message_id_domain(public_url: &str) -> String {
+    url::Url::parse(public_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| "guestpass.invalid".into())
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
@@ -23,10 +31,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: Config, db: Db, clock: Clock, secret: &str) -> Self {
-        let host = url::Url::parse(&config.public_url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .unwrap_or_else(|| "guestpass.invalid".into());
+        let host = message_id_domain(&config.public_url);
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             db,

@@ -423,6 +423,43 @@ fn call(op: &str, app: &TestApp, w: &World) -> (String, Value) {
             "mutation($i: ID!) { revokeApiToken(id: $i) { id } }",
             json!({ "i": uuid::Uuid::new_v4().to_string() }),
         ),
+        "externalUserSecurity" => (
+            "{ externalUserSecurity { twoStepVerification reverificationInterval } }",
+            json!({}),
+        ),
+        "reverificationStatus" => (
+            "{ reverificationStatus { lastRunAt nextRunAt pending } }",
+            json!({}),
+        ),
+        "addVerifiedDomain" => (
+            "mutation { addVerifiedDomain(input: { domain: \"example.org\" }) }",
+            json!({}),
+        ),
+        "removeVerifiedDomain" => (
+            "mutation { removeVerifiedDomain(input: { domain: \"example.org\" }) }",
+            json!({}),
+        ),
+        "previewExternalUserSecurityChange" => (
+            "mutation($i: ExternalUserSecurityInput!) { previewExternalUserSecurityChange(input: $i) { reviewId counts { people } } }",
+            json!({ "i": { "twoStepVerification": "REQUIRED", "reverificationInterval": 1440, "apiTokenAccess": "ALLOWED" } }),
+        ),
+        "updateExternalUserSecurity" => (
+            "mutation($i: UpdateExternalUserSecurityInput!) { updateExternalUserSecurity(input: $i) { twoStepVerification } }",
+            json!({ "i": { "twoStepVerification": "REQUIRED", "reverificationInterval": 1440, "apiTokenAccess": "ALLOWED", "reviewId": uuid::Uuid::new_v4().to_string() } }),
+        ),
+        "resetExternalUserSessions" => (
+            "mutation { resetExternalUserSessions { count } }",
+            json!({}),
+        ),
+        "runReverificationSweep" => ("mutation { runReverificationSweep }", json!({})),
+        "requestReverificationCode" => (
+            "mutation { requestReverificationCode { expiresAt } }",
+            json!({}),
+        ),
+        "completeReverification" => (
+            "mutation { completeReverification(input: { code: \"000000\" }) { verifiedUntil } }",
+            json!({}),
+        ),
         other => panic!("the matrix test has no call for `{other}`: add one"),
     };
     (q.to_string(), v)

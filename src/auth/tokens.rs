@@ -64,6 +64,7 @@ pub struct LinkSigner {
 pub enum LinkPurpose {
     Invite,
     PasswordReset,
+    Reverify,
     /// Emailed two-step codes (never a link; the prefix only separates the MAC domain).
     LoginCode,
 }
@@ -73,6 +74,7 @@ impl LinkPurpose {
         match self {
             Self::Invite => "gpi_",
             Self::PasswordReset => "gpr_",
+            Self::Reverify => "gpv_",
             Self::LoginCode => "gpc_",
         }
     }

@@ -42,6 +42,9 @@ diesel::table! {
         invited_by -> Nullable<Uuid>,
         two_step_required -> Bool,
         created_at -> Timestamptz,
+        verified_at -> Nullable<Timestamptz>,
+        reverify_notified_for -> Nullable<Timestamptz>,
+        last_active_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -228,6 +231,53 @@ diesel::table! {
         give_up_at -> Timestamptz,
         challenge_id -> Nullable<Uuid>,
         reset_id -> Nullable<Uuid>,
+        reverify_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    external_user_policies (organization_id) {
+        organization_id -> Uuid,
+        two_step -> Text,
+        reverification_interval_minutes -> Int4,
+        api_token_access -> Text,
+        session_idle_timeout_minutes -> Nullable<Int4>,
+        updated_at -> Timestamptz,
+        updated_by -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    reverification_links (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        token_nonce -> Bytea,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    reverification_sweeps (id) {
+        id -> Int8,
+        trigger -> Text,
+        started_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+        emailed -> Int4,
+    }
+}
+
+diesel::table! {
+    policy_reviews (id) {
+        id -> Uuid,
+        organization_id -> Uuid,
+        policy -> Jsonb,
+        fingerprint -> Bytea,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -241,6 +291,7 @@ diesel::table! {
         expires_at -> Timestamptz,
         failed_attempts -> Int4,
         consumed_at -> Nullable<Timestamptz>,
+        purpose -> Text,
     }
 }
 
@@ -318,4 +369,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     password_resets,
     totp_credentials,
     recovery_codes,
+    external_user_policies,
+    reverification_links,
+    reverification_sweeps,
+    policy_reviews,
 );

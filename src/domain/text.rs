@@ -33,6 +33,16 @@ pub fn multi_line(value: &str, max: usize) -> Result<Option<String>, String> {
     Ok(Some(v.to_string()))
 }
 
+/// A cell for a CSV that people open in spreadsheets: text that a spreadsheet would run as a formula
+/// (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading apostrophe.
+pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +64,17 @@ mod tests {
         assert!(multi_line("a\u{7}", 10).is_err());
         assert!(multi_line(&"x".repeat(11), 10).is_err());
         assert!(multi_line(&"é".repeat(10), 10).unwrap().is_some());
+    }
+
+    #[test]
+    fn formulas_are_defused_for_spreadsheets() {
+        assert_eq!(
+            super::spreadsheet_safe("=HYPERLINK(\"x\")"),
+            "'=HYPERLINK(\"x\")"
+        );
+        for c in ["+1", "-2", "@SUM(A1)", "\tx"] {
+            assert!(super::spreadsheet_safe(c).starts_with('\''));
+        }
+        assert_eq!(super::spreadsheet_safe("Ada Lovelace"), "Ada Lovelace");
     }
 }

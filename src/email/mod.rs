@@ -25,6 +25,9 @@ pub struct InviteEmail {
 /// A two-step sign-in code.
 #[derive(Clone, Debug)]
 pub struct CodeEmail {
+    /// What the code is for, completing "Your code to ...": "finish signing in to" or "verify your
+    /// email address for".
+    pub purpose: &'static str,
     pub name: String,
     pub organization: String,
     pub code: String,
@@ -38,6 +41,16 @@ pub struct ResetEmail {
     pub organization: String,
     pub link: String,
     pub minutes: i64,
+}
+
+/// A re-verification link (the scheduler's reminder).
+#[derive(Clone, Debug)]
+pub struct ReverifyEmail {
+    pub name: String,
+    pub organization: String,
+    pub link: String,
+    /// When the current period ends, e.g. "4 December 2026 at 09:30 UTC".
+    pub until: String,
 }
 
 /// Subject, text and HTML bodies.
@@ -93,6 +106,12 @@ email_templates!(
     "email/code_subject.txt",
     "email/code.txt",
     "email/code.html"
+);
+email_templates!(
+    ReverifyEmail,
+    "email/reverify_subject.txt",
+    "email/reverify.txt",
+    "email/reverify.html"
 );
 email_templates!(
     ResetEmail,

@@ -2,6 +2,7 @@
 //! inviter and groups) are collected and fetched in one statement per kind.
 
 use crate::db::Db;
+use crate::domain::policy::ExternalPolicy;
 use crate::error::AppError;
 use crate::store::models::{Group, Space, User};
 use crate::store::{directory, groups, guests};
@@ -31,6 +32,14 @@ pub struct GuestSpaceOf(pub Uuid, pub Uuid);
 /// The groups a user belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct GroupsOf(pub Uuid);
+
+/// An organization's verified domains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DomainsOf(pub Uuid);
+
+/// An organization's external user policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PolicyOf(pub Uuid);
 
 /// How many guests a space holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -77,6 +86,38 @@ impl Loader<GroupsOf> for StoreLoader {
             out.entry(GroupsOf(user)).or_default().push(g);
         }
         Ok(out)
+    }
+}
+
+impl Loader<DomainsOf> for StoreLoader {
+    type Value = Vec<String>;
+    type Error = AppError;
+
+    async fn load(&self, keys: &[DomainsOf]) -> Result<HashMap<DomainsOf, Vec<String>>, AppError> {
+        let orgs: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        self.db
+            .run(move |c| {
+                orgs.iter()
+                    .map(|o| Ok((DomainsOf(*o), crate::store::org::verified_domains(c, *o)?)))
+                    .collect()
+            })
+            .await
+    }
+}
+
+impl Loader<PolicyOf> for StoreLoader {
+    type Value = ExternalPolicy;
+    type Error = AppError;
+
+    async fn load(&self, keys: &[PolicyOf]) -> Result<HashMap<PolicyOf, ExternalPolicy>, AppError> {
+        let orgs: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        self.db
+            .run(move |c| {
+                orgs.iter()
+                    .map(|o| Ok((PolicyOf(*o), crate::store::external::policy(c, *o)?)))
+                    .collect()
+            })
+            .await
     }
 }
 

@@ -1,6 +1,7 @@
 //! The GraphQL layer: thin resolvers that check who is asking, call the store through `Db`, and map
 //! rows to types. Errors become `extensions.code` in one place (`error.rs`).
 
+mod external;
 pub mod loaders;
 mod mutation;
 mod people;
@@ -23,7 +24,12 @@ pub use signin::reset_password;
 
 /// Every query, from the modules that hold them.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(query::CoreQuery, people::PeopleQuery, signin::SignInQuery);
+pub struct QueryRoot(
+    query::CoreQuery,
+    people::PeopleQuery,
+    signin::SignInQuery,
+    external::ExternalQuery,
+);
 
 /// Every mutation, from the modules that hold them.
 #[derive(MergedObject, Default)]
@@ -31,6 +37,7 @@ pub struct MutationRoot(
     mutation::CoreMutation,
     people::PeopleMutation,
     signin::SignInMutation,
+    external::ExternalMutation,
 );
 
 pub type GuestpassSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
@@ -83,6 +90,7 @@ struct AuthInner {
     client: Option<String>,
     caller: tokio::sync::OnceCell<Option<Caller>>,
     sites: Mutex<HashMap<Uuid, access::SiteAccess>>,
+    site_admin_anywhere: tokio::sync::OnceCell<bool>,
 }
 
 impl RequestAuth {
@@ -92,6 +100,7 @@ impl RequestAuth {
             client,
             caller: tokio::sync::OnceCell::new(),
             sites: Mutex::new(HashMap::new()),
+            site_admin_anywhere: tokio::sync::OnceCell::new(),
         }))
     }
 }
@@ -135,6 +144,25 @@ pub(crate) async fn optional_caller(ctx: &Context<'_>) -> AppResult<Option<Calle
         .cloned()
 }
 
+/// Whether the caller administers at least one site (looked up once per request).
+pub(crate) async fn is_site_admin_anywhere(ctx: &Context<'_>) -> AppResult<bool> {
+    let who = caller(ctx).await?;
+    let auth = ctx
+        .data_opt::<RequestAuth>()
+        .ok_or(AppError::Unauthenticated)?;
+    let st = state(ctx);
+    auth.0
+        .site_admin_anywhere
+        .get_or_try_init(|| async move {
+            let id = who.user.id;
+            st.db
+                .run(move |c| Ok(!access::admin_sites(c, id)?.is_empty()))
+                .await
+        })
+        .await
+        .copied()
+}
+
 /// The caller's standing on a site, looked up once per request. For reads only: a mutation re-checks
 /// inside its transaction.
 pub(crate) async fn site_access(
@@ -165,9 +193,26 @@ pub(crate) async fn site_access(
     Ok((who, a))
 }
 
-/// The caller, or `UNAUTHENTICATED`.
+/// The caller, or `UNAUTHENTICATED`; an external user is refused here while the policy blocks their
+/// API token (`API_TOKENS_BLOCKED`) or their verification period has ended (`REVERIFICATION_REQUIRED`).
+/// Every resolver goes through this, so "verified" is part of "signed in".
 pub(crate) async fn caller(ctx: &Context<'_>) -> AppResult<Caller> {
-    optional_caller(ctx).await?.ok_or(AppError::Unauthenticated)
+    let who = caller_to_reverify(ctx).await?;
+    if who.must_reverify(state(ctx).clock.now()) {
+        return Err(AppError::ReverificationRequired);
+    }
+    Ok(who)
+}
+
+/// The caller even when they must verify again: only `me` and the re-verification operations.
+pub(crate) async fn caller_to_reverify(ctx: &Context<'_>) -> AppResult<Caller> {
+    let who = optional_caller(ctx)
+        .await?
+        .ok_or(AppError::Unauthenticated)?;
+    if who.api_token_blocked() {
+        return Err(AppError::ApiTokensBlocked);
+    }
+    Ok(who)
 }
 
 /// Ids are opaque; a malformed one is answered exactly like one that does not exist.

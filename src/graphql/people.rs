@@ -41,6 +41,8 @@ pub struct GuestFilterInput {
     pub without_space: bool,
     /// Part of an email address or name, case-insensitive.
     pub search: Option<String>,
+    /// Only external (true) or internal (false) guests.
+    pub external: Option<bool>,
 }
 
 #[Object]
@@ -66,6 +68,7 @@ impl PeopleQuery {
                 .transpose()?,
             without_space: f.without_space,
             search: f.search.map(|s| s.chars().take(200).collect()),
+            external: f.external,
         };
         let (rows, total) = state(ctx)
             .db

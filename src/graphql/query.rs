@@ -8,6 +8,20 @@ use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+/// Narrows the audit trail; every given field applies.
+#[derive(async_graphql::InputObject, Default)]
+pub struct AuditFilterInput {
+    pub actor_id: Option<ID>,
+    /// The id of the changed object (a user, invite, group, organization...).
+    pub target_id: Option<ID>,
+    /// e.g. `policy.update`, `access.change`, `login.failure`.
+    pub action: Option<String>,
+    /// From this time on (inclusive).
+    pub since: Option<DateTime<Utc>>,
+    /// Before this time.
+    pub until: Option<DateTime<Utc>>,
+}
+
 #[derive(Default)]
 pub struct CoreQuery;
 
@@ -15,7 +29,7 @@ pub struct CoreQuery;
 impl CoreQuery {
     /// The signed-in person.
     async fn me(&self, ctx: &Context<'_>) -> AppResult<User> {
-        Ok(User::full(caller(ctx).await?.user))
+        Ok(User::full(super::caller_to_reverify(ctx).await?.user))
     }
 
     /// The caller's organization.
@@ -99,6 +113,7 @@ impl CoreQuery {
         site_id: ID,
         first: Option<i32>,
         after: Option<String>,
+        #[graphql(desc = "Only external (true) or internal (false) users.")] external: Option<bool>,
     ) -> AppResult<Page<SiteUser>> {
         let who = caller(ctx).await?;
         let id = parse_id(&site_id, "Site")?;
@@ -107,7 +122,7 @@ impl CoreQuery {
             .db
             .run(move |c| {
                 directory::require_directory_access(c, &who, id)?;
-                directory::users_with_access(c, id, None, after, limit + 1)
+                directory::users_with_access(c, id, None, external, after, limit + 1)
             })
             .await?;
         Ok(paginate(
@@ -157,6 +172,7 @@ impl CoreQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        filter: Option<AuditFilterInput>,
     ) -> AppResult<Page<AuditEvent>> {
         let who = caller(ctx).await?;
         if !who.org_admin {
@@ -164,9 +180,22 @@ impl CoreQuery {
         }
         let (limit, after) = page::<i64>(first, after)?;
         let org = who.user.organization_id;
+        let f = filter.unwrap_or_default();
+        let filter = directory::AuditFilter {
+            actor_id: f
+                .actor_id
+                .as_ref()
+                .map(|a| Uuid::try_parse(a.as_str()))
+                .transpose()
+                .map_err(|_| AppError::invalid("actorId", "is not a user id"))?,
+            target_id: f.target_id.map(|t| t.to_string()),
+            action: f.action,
+            since: f.since,
+            until: f.until,
+        };
         let (rows, total) = state(ctx)
             .db
-            .run(move |c| directory::audit_events(c, org, after, limit + 1))
+            .run(move |c| directory::audit_events(c, org, &filter, after, limit + 1))
             .await?;
         Ok(paginate(rows, limit, total, |e| e.id, AuditEvent))
     }

@@ -387,6 +387,11 @@ impl SignInMutation {
         input: CreateApiTokenInput,
     ) -> AppResult<CreateApiTokenPayload> {
         let who = caller(ctx).await?;
+        if who.external
+            && who.policy.api_token_access == crate::domain::policy::ApiTokenAccess::Blocked
+        {
+            return Err(AppError::ApiTokensBlocked);
+        }
         let name = crate::domain::text::single_line(&input.name, 100)
             .map_err(|m| AppError::invalid("name", m))?;
         if input

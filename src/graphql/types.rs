@@ -1,6 +1,6 @@
 //! GraphQL output types: thin wrappers around store rows. Doc comments become schema descriptions.
 
-use super::loaders::{GroupsOf, GuestCountOf, GuestSpaceOf, UserById};
+use super::loaders::{DomainsOf, GroupsOf, GuestCountOf, GuestSpaceOf, PolicyOf, UserById};
 use super::{caller, state};
 use crate::domain::ProductRole;
 use crate::domain::seats::Usage;
@@ -231,6 +231,32 @@ impl User {
         }
     }
 
+    async fn external(&self, ctx: &Context<'_>) -> AppResult<bool> {
+        let domains = super::loaders(ctx)?
+            .load_one(DomainsOf(self.user.organization_id))
+            .await?
+            .unwrap_or_default();
+        Ok(crate::domain::policy::is_external(
+            &self.user.email_normalized,
+            &domains,
+        ))
+    }
+
+    /// The person themselves, or an organization or site admin.
+    async fn require_self_or_admin(&self, ctx: &Context<'_>) -> AppResult<()> {
+        self.require_full()?;
+        let who = super::caller_to_reverify(ctx).await?;
+        if who.user.id == self.user.id {
+            return Ok(());
+        }
+        let who = caller(ctx).await?;
+        if who.org_admin || super::is_site_admin_anywhere(ctx).await? {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden)
+        }
+    }
+
     /// The caller may see this user's standing on `site`: themselves, whoever sees the whole site,
     /// and space admins of that site.
     async fn check_site_view(&self, ctx: &Context<'_>, site: &ID) -> AppResult<uuid::Uuid> {
@@ -301,6 +327,31 @@ impl User {
             .await?
             .filter(|u| u.organization_id == self.user.organization_id);
         Ok(user.map(|user| User { user, restricted }))
+    }
+    /// Their email domain is not one the organization verified: external user security applies.
+    async fn is_external(&self, ctx: &Context<'_>) -> AppResult<bool> {
+        self.external(ctx).await
+    }
+    /// For an external user, when their current verification period ends (the person and admins).
+    async fn verified_until(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
+        self.require_self_or_admin(ctx).await?;
+        if !self.external(ctx).await? {
+            return Ok(None);
+        }
+        let policy = super::loaders(ctx)?
+            .load_one(PolicyOf(self.user.organization_id))
+            .await?
+            .unwrap_or_default();
+        Ok(Some(crate::domain::policy::verified_until(
+            self.user.verified_at,
+            self.user.created_at,
+            &policy,
+        )))
+    }
+    /// When the person last used Guestpass (recorded at most hourly; the person and admins).
+    async fn last_active_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
+        self.require_self_or_admin(ctx).await?;
+        Ok(self.user.last_active_at)
     }
     /// The guest's one space on that site, if they are a guest there and have one.
     async fn space(&self, ctx: &Context<'_>, site_id: ID) -> AppResult<Option<Space>> {

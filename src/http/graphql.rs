@@ -11,7 +11,7 @@ use async_graphql::{BatchRequest, BatchResponse};
 /// At most this many operations in one batched request.
 pub const MAX_BATCH: usize = 10;
 
-fn bearer(req: &HttpRequest) -> Option<String> {
+pub(super) fn bearer(req: &HttpRequest) -> Option<String> {
     let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme

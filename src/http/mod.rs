@@ -1,6 +1,7 @@
 //! The HTTP surface (actix-web): GraphQL, GraphiQL, health, readiness, metrics, and the plain HTML
 //! pages that email recipients open.
 
+mod exports;
 mod graphql;
 mod pages;
 
@@ -36,6 +37,10 @@ pub fn serve(
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics))
+            .route(
+                "/admin/external-users.csv",
+                web::get().to(exports::external_users),
+            )
             .service(
                 web::resource("/invite/{token}")
                     .route(web::get().to(pages::invite_page))
@@ -45,6 +50,11 @@ pub fn serve(
                 web::resource("/reset/{token}")
                     .route(web::get().to(pages::reset_page))
                     .route(web::post().to(pages::reset_submit)),
+            )
+            .service(
+                web::resource("/verify/{token}")
+                    .route(web::get().to(pages::verify_page))
+                    .route(web::post().to(pages::verify_submit)),
             )
             .default_service(web::to(pages::not_found))
     })

@@ -287,12 +287,13 @@ fn limited(retry_after_seconds: u64) -> HttpResponse {
     res
 }
 
+/// The page for every unusable emailed link other than invites (reset and verification links).
 fn invalid_reset() -> HttpResponse {
     html(
         StatusCode::NOT_FOUND,
         MessagePage {
             title: "This link is not valid",
-            text: "It may have expired (reset links work for an hour), been used already, or been replaced by a newer one. Ask for a new link from the sign-in screen.",
+            text: "It may have expired, been used already, or been replaced by a newer one. Ask for a new one from the sign-in screen.",
         }
         .render(),
     )
@@ -409,5 +410,102 @@ pub async fn reset_submit(
             )
             .await
         }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pages/verify.html")]
+struct VerifyPage<'a> {
+    email: &'a str,
+    organization: &'a str,
+    csrf: String,
+}
+
+/// The re-verification link's page: a button, so that mail scanners following links verify nobody.
+pub async fn verify_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> HttpResponse {
+    if let Err(AppError::RateLimited {
+        retry_after_seconds,
+    }) = state.limits.reset_address.check(&client(&req))
+    {
+        return limited(retry_after_seconds);
+    }
+    let token = path.into_inner();
+    let (signer, now, t) = (state.signer.clone(), state.clock.now(), token.clone());
+    let opened = state
+        .db
+        .run(move |c| {
+            let (_, user) = crate::store::external::open_link(c, &signer, &t, now)?;
+            let org = crate::store::org::organization(c, user.organization_id)?;
+            Ok((user, org))
+        })
+        .await;
+    let (user, org) = match opened {
+        Ok(o) => o,
+        Err(AppError::Unavailable) => return unavailable(),
+        Err(_) => return invalid_reset(),
+    };
+    let nonce =
+        cookie_nonce(&req).unwrap_or_else(|| hex::encode(crate::auth::tokens::random_nonce()));
+    let page = VerifyPage {
+        email: &user.email,
+        organization: &org.name,
+        csrf: state.signer.csrf_tag(&token, &nonce),
+    };
+    let mut res = html(StatusCode::OK, page.render());
+    if let Ok(v) = header::HeaderValue::from_str(&set_cookie(&state, &nonce, "/verify")) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    res
+}
+
+#[derive(serde::Deserialize)]
+pub struct VerifyForm {
+    csrf: String,
+}
+
+pub async fn verify_submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<VerifyForm>,
+) -> HttpResponse {
+    if let Err(AppError::RateLimited {
+        retry_after_seconds,
+    }) = state.limits.reset_address.check(&client(&req))
+    {
+        return limited(retry_after_seconds);
+    }
+    let token = path.into_inner();
+    let csrf_ok = cookie_nonce(&req).is_some_and(|n| state.signer.csrf_ok(&token, &n, &form.csrf));
+    if !csrf_ok {
+        return html(
+            StatusCode::FORBIDDEN,
+            MessagePage {
+                title: "Please try again",
+                text: "Your session for this page expired or the form was sent from another site. Open the link from the email again.",
+            }
+            .render(),
+        );
+    }
+    let (signer, now) = (state.signer.clone(), state.clock.now());
+    match state
+        .db
+        .run(move |c| crate::store::external::use_link(c, &signer, &token, now))
+        .await
+    {
+        Ok(_) => html(
+            StatusCode::OK,
+            MessagePage {
+                title: "Thank you, your address is confirmed",
+                text: "You can go back to work: your access continues.",
+            }
+            .render(),
+        ),
+        Err(AppError::Unavailable) => unavailable(),
+        Err(_) => invalid_reset(),
     }
 }

@@ -3,7 +3,9 @@
 
 use super::EmailJob;
 use crate::auth::tokens::LinkPurpose;
-use crate::email::{CodeEmail, InviteEmail, Mailer, ResetEmail, SendError, build_message};
+use crate::email::{
+    CodeEmail, InviteEmail, Mailer, ResetEmail, ReverifyEmail, SendError, build_message,
+};
 use crate::state::AppState;
 use crate::store::emails::{self, Claim, Content};
 use apalis::prelude::*;
@@ -82,6 +84,11 @@ impl EmailContext {
                 organization,
                 challenge,
             } => CodeEmail {
+                purpose: if challenge.purpose == "REVERIFY" {
+                    "verify your email address for"
+                } else {
+                    "finish signing in to"
+                },
                 name: user.display_name.clone(),
                 organization: organization.name.clone(),
                 code: st.signer.code(challenge.id, &challenge.code_nonce),
@@ -101,6 +108,34 @@ impl EmailContext {
                     organization: organization.name.clone(),
                     link: format!("{base}/reset/{token}"),
                     minutes: (reset.expires_at - now).num_minutes().max(1),
+                }
+                .render()
+            }
+            Content::Reverify {
+                user,
+                organization,
+                link,
+            } => {
+                let token = st
+                    .signer
+                    .sign(LinkPurpose::Reverify, link.id, &link.token_nonce);
+                let policy = st
+                    .db
+                    .run({
+                        let org = organization.id;
+                        move |c| crate::store::external::policy(c, org)
+                    })
+                    .await?;
+                let until = crate::domain::policy::verified_until(
+                    user.verified_at,
+                    user.created_at,
+                    &policy,
+                );
+                ReverifyEmail {
+                    name: user.display_name.clone(),
+                    organization: organization.name.clone(),
+                    link: format!("{base}/verify/{token}"),
+                    until: until.format("%-d %B %Y at %H:%M UTC").to_string(),
                 }
                 .render()
             }

@@ -2,6 +2,7 @@
 //! what to do, so a job that runs twice does no harm.
 
 mod email;
+mod sweep;
 
 use crate::email::Mailer;
 use crate::state::AppState;
@@ -16,6 +17,30 @@ use std::time::Duration;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EmailJob {
     pub delivery_id: uuid::Uuid,
+}
+
+/// Run a re-verification sweep (`SCHEDULE` or `MANUAL`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SweepJob {
+    pub trigger: String,
+}
+
+/// The schedule's next firing after `now` (`None` when the expression does not parse).
+pub fn next_sweep(
+    schedule: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    use std::str::FromStr;
+    cron::Schedule::from_str(schedule).ok()?.after(&now).next()
+}
+
+fn state_schedule(state: &AppState) -> std::io::Result<cron::Schedule> {
+    use std::str::FromStr;
+    cron::Schedule::from_str(&state.config.reverify_schedule).map_err(|e| {
+        std::io::Error::other(format!(
+            "GUESTPASS_REVERIFY_SCHEDULE is not a cron expression with seconds (e.g. \"0 */15 * * * *\"): {e}"
+        ))
+    })
 }
 
 /// Worker settings.
@@ -67,7 +92,14 @@ where
         from,
         retry_base: opts.retry_base,
     });
+    let schedule: cron::Schedule = state_schedule(&ctx.state)?;
+    let sweeper = Arc::new(sweep::SweepContext {
+        state: ctx.state.clone(),
+    });
     let instance = uuid::Uuid::new_v4().simple().to_string();
+    let (sweep_pool, sweep_instance, tick_instance) =
+        (pool.clone(), instance.clone(), instance.clone());
+    let (sweeper_a, sweeper_b) = (sweeper.clone(), sweeper);
     Monitor::new()
         .register(move |_restarts| {
             let backend = PostgresStorage::<EmailJob>::new(&pool)
@@ -84,6 +116,29 @@ where
                 .concurrency(opts.email_concurrency.max(1))
                 .data(ctx.clone())
                 .build(email::deliver)
+        })
+        .register(move |_restarts| {
+            let backend = PostgresStorage::<SweepJob>::new(&sweep_pool)
+                .with_config(
+                    QueueConfig::default()
+                        .queue(crate::store::queue::SWEEP_QUEUE)
+                        .heartbeat_interval(opts.heartbeat)
+                        .missed_heartbeats(3),
+                )
+                .with_pubsub()
+                .poll_with_interval(opts.poll);
+            WorkerBuilder::new(format!("guestpass-sweep-{sweep_instance}"))
+                .backend(backend)
+                .concurrency(1)
+                .data(sweeper_a.clone())
+                .build(sweep::run)
+        })
+        .register(move |_restarts| {
+            // Every replica ticks; each tick only enqueues a sweep keyed by its time, so it runs once.
+            WorkerBuilder::new(format!("guestpass-scheduler-{tick_instance}"))
+                .backend(apalis_cron::CronScheduler::new(schedule.clone()))
+                .data(sweeper_b.clone())
+                .build(sweep::tick)
         })
         .should_restart(|ctx, err| {
             tracing::warn!(worker = %ctx.name(), error = %err, "worker stopped; restarting");

@@ -3,6 +3,7 @@
 
 use crate::auth::tokens::{TokenKind, hash_token};
 use crate::db::schema::*;
+use crate::domain::policy::{self, ApiTokenAccess, ExternalPolicy, TwoStep};
 use crate::domain::seats::Counts;
 use crate::domain::{ProductRole, effective_role};
 use crate::error::{AppError, AppResult};
@@ -20,10 +21,104 @@ pub struct Caller {
     pub via: TokenKind,
     /// The session used, when signed in with a session token.
     pub session_id: Option<Uuid>,
+    /// Their email domain is not one the organization verified.
+    pub external: bool,
+    /// The organization's policy for external users.
+    pub policy: ExternalPolicy,
 }
 
-/// Looks up an active account by bearer token. Unknown, revoked and expired tokens are all `None`.
-/// A session not used for `idle` has ended, whatever its absolute expiry.
+impl Caller {
+    /// An external user whose verification period has ended: they reach only `me` and re-verification.
+    pub fn must_reverify(&self, now: DateTime<Utc>) -> bool {
+        self.external
+            && policy::verified_until(self.user.verified_at, self.user.created_at, &self.policy)
+                <= now
+    }
+
+    /// An external user's API token while the policy blocks them.
+    pub fn api_token_blocked(&self) -> bool {
+        self.external
+            && self.via == TokenKind::Api
+            && self.policy.api_token_access == ApiTokenAccess::Blocked
+    }
+}
+
+#[derive(QueryableByName)]
+struct Standing {
+    #[diesel(embed)]
+    user: User,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    org_admin: bool,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    external: bool,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    any_access: bool,
+    #[diesel(sql_type = Nullable<diesel::sql_types::Text>)]
+    two_step: Option<String>,
+    #[diesel(sql_type = Nullable<diesel::sql_types::Integer>)]
+    interval: Option<i32>,
+    #[diesel(sql_type = Nullable<diesel::sql_types::Text>)]
+    api_token_access: Option<String>,
+    #[diesel(sql_type = Nullable<diesel::sql_types::Integer>)]
+    idle: Option<i32>,
+}
+
+/// An active account with everything a request needs to know about its standing, in one statement.
+fn standing(conn: &mut PgConnection, user_id: Uuid) -> AppResult<Option<Standing>> {
+    Ok(diesel::sql_query(
+        "SELECT u.id, u.organization_id, u.email, u.email_normalized, u.display_name, u.password_hash,
+                u.status, u.invited_by, u.two_step_required, u.created_at, u.verified_at, u.last_active_at,
+           EXISTS (SELECT 1 FROM org_admins oa WHERE oa.organization_id = u.organization_id AND oa.user_id = u.id) AS org_admin,
+           NOT EXISTS (SELECT 1 FROM verified_domains vd WHERE vd.organization_id = u.organization_id
+                        AND vd.domain = split_part(u.email_normalized, '@', 2)) AS external,
+           (EXISTS (SELECT 1 FROM org_admins WHERE user_id = u.id)
+             OR EXISTS (SELECT 1 FROM site_admins WHERE user_id = u.id)
+             OR EXISTS (
+                  SELECT 1 FROM (
+                    SELECT site_id, role FROM product_roles WHERE user_id = u.id
+                    UNION ALL
+                    SELECT gsr.site_id, gsr.role FROM group_members gm
+                      JOIN group_site_roles gsr ON gsr.group_id = gm.group_id WHERE gm.user_id = u.id
+                  ) r
+                  WHERE r.role >= 2
+                     OR NOT EXISTS (SELECT 1 FROM site_paid_history h WHERE h.site_id = r.site_id AND h.user_id = u.id))
+           ) AS any_access,
+           p.two_step, p.reverification_interval_minutes AS interval, p.api_token_access,
+           p.session_idle_timeout_minutes AS idle
+         FROM users u LEFT JOIN external_user_policies p ON p.organization_id = u.organization_id
+         WHERE u.id = $1 AND u.status = 'ACTIVE'",
+    )
+    .bind::<SqlUuid, _>(user_id)
+    .get_result(conn)
+    .optional()?)
+}
+
+/// A policy row's columns as the domain type (defaults when the organization has none).
+pub fn policy_from_row(
+    two_step: Option<&str>,
+    interval: Option<i32>,
+    api_token_access: Option<&str>,
+    idle: Option<i32>,
+) -> ExternalPolicy {
+    let d = ExternalPolicy::default();
+    ExternalPolicy {
+        two_step: match two_step {
+            Some("REQUIRED") => TwoStep::Required,
+            _ => TwoStep::Off,
+        },
+        reverification_interval_minutes: interval.unwrap_or(d.reverification_interval_minutes),
+        api_token_access: match api_token_access {
+            Some("BLOCKED") => ApiTokenAccess::Blocked,
+            _ => ApiTokenAccess::Allowed,
+        },
+        session_idle_timeout_minutes: idle,
+    }
+}
+
+/// Looks up an active account by bearer token. Unknown, revoked and expired tokens are all `None`,
+/// and so is a session unused for `idle` (or, for an external user, for the policy's shorter idle
+/// timeout), and an API token of someone who has access nowhere. Activity is recorded cheaply: a
+/// token's last use at most once a minute, a person's last activity at most once an hour.
 pub fn authenticate(
     conn: &mut PgConnection,
     token: &str,
@@ -34,7 +129,7 @@ pub fn authenticate(
         return Ok(None);
     };
     let hash = hash_token(token);
-    let (user_id, session_id) = match kind {
+    let (token_id, user_id, last_used) = match kind {
         TokenKind::Session => {
             let row: Option<(Uuid, Uuid, DateTime<Utc>)> = sessions::table
                 .filter(sessions::token_hash.eq(&hash))
@@ -47,13 +142,7 @@ pub fn authenticate(
             let Some((sid, uid, last_seen)) = row else {
                 return Ok(None);
             };
-            // Activity is recorded cheaply: at most one write per session per minute.
-            if now - last_seen > Duration::minutes(1) {
-                diesel::update(sessions::table.find(sid))
-                    .set(sessions::last_seen_at.eq(now))
-                    .execute(conn)?;
-            }
-            (uid, Some(sid))
+            (sid, uid, Some(last_seen))
         }
         TokenKind::Api => {
             let row: Option<(Uuid, Uuid, Option<DateTime<Utc>>)> = api_tokens::table
@@ -71,33 +160,57 @@ pub fn authenticate(
                 ))
                 .first(conn)
                 .optional()?;
-            let Some((tid, uid, last_used)) = row else {
+            let Some(row) = row else {
                 return Ok(None);
             };
-            if last_used.is_none_or(|t| now - t > Duration::minutes(1)) {
-                diesel::update(api_tokens::table.find(tid))
-                    .set(api_tokens::last_used_at.eq(now))
-                    .execute(conn)?;
-            }
-            (uid, None)
+            row
         }
     };
-    let user: Option<User> = users::table
-        .find(user_id)
-        .filter(users::status.eq("ACTIVE"))
-        .select(User::as_select())
-        .first(conn)
-        .optional()?;
-    let Some(user) = user else { return Ok(None) };
-    if kind == TokenKind::Api && !has_any_access(conn, user.id)? {
+    let Some(st) = standing(conn, user_id)? else {
+        return Ok(None);
+    };
+    let policy = policy_from_row(
+        st.two_step.as_deref(),
+        st.interval,
+        st.api_token_access.as_deref(),
+        st.idle,
+    );
+    if kind == TokenKind::Api && !st.any_access {
         return Ok(None);
     }
-    let org_admin = is_org_admin(conn, user.organization_id, user.id)?;
+    if kind == TokenKind::Session
+        && st.external
+        && let (Some(limit), Some(seen)) = (policy.session_idle_timeout_minutes, last_used)
+        && now - seen > Duration::minutes(limit.into())
+    {
+        return Ok(None);
+    }
+    if last_used.is_none_or(|t| now - t > Duration::minutes(1)) {
+        match kind {
+            TokenKind::Session => diesel::update(sessions::table.find(token_id))
+                .set(sessions::last_seen_at.eq(now))
+                .execute(conn)?,
+            TokenKind::Api => diesel::update(api_tokens::table.find(token_id))
+                .set(api_tokens::last_used_at.eq(now))
+                .execute(conn)?,
+        };
+    }
+    if st
+        .user
+        .last_active_at
+        .is_none_or(|t| now - t > Duration::hours(1))
+    {
+        diesel::update(users::table.find(user_id))
+            .set(users::last_active_at.eq(now))
+            .execute(conn)?;
+    }
     Ok(Some(Caller {
-        user,
-        org_admin,
+        user: st.user,
+        org_admin: st.org_admin,
         via: kind,
-        session_id,
+        session_id: (kind == TokenKind::Session).then_some(token_id),
+        external: st.external,
+        policy,
     }))
 }
 
@@ -255,28 +368,6 @@ pub fn is_staff(conn: &mut PgConnection, caller: &Caller) -> AppResult<bool> {
 struct StaffRow {
     #[diesel(sql_type = diesel::sql_types::Bool)]
     staff: bool,
-}
-
-/// Whether a person holds any access at all: an admin role, or an effective product role on a site.
-/// API tokens of people with none do not work.
-pub fn has_any_access(conn: &mut PgConnection, user: Uuid) -> AppResult<bool> {
-    let r: StaffRow = diesel::sql_query(
-        "SELECT EXISTS (SELECT 1 FROM org_admins WHERE user_id = $1)
-             OR EXISTS (SELECT 1 FROM site_admins WHERE user_id = $1)
-             OR EXISTS (
-                  SELECT 1 FROM (
-                    SELECT site_id, role FROM product_roles WHERE user_id = $1
-                    UNION ALL
-                    SELECT gsr.site_id, gsr.role FROM group_members gm
-                      JOIN group_site_roles gsr ON gsr.group_id = gm.group_id WHERE gm.user_id = $1
-                  ) r
-                  WHERE r.role >= 2
-                     OR NOT EXISTS (SELECT 1 FROM site_paid_history h WHERE h.site_id = r.site_id AND h.user_id = $1)
-                ) AS staff",
-    )
-    .bind::<SqlUuid, _>(user)
-    .get_result(conn)?;
-    Ok(r.staff)
 }
 
 #[derive(QueryableByName)]

@@ -98,6 +98,7 @@ pub fn users_with_access(
     conn: &mut PgConnection,
     site_id: Uuid,
     only: Option<ProductRole>,
+    external: Option<bool>,
     after: Option<(String, Uuid)>,
     limit: i64,
 ) -> AppResult<(Vec<(User, ProductRole)>, i64)> {
@@ -106,7 +107,9 @@ pub fn users_with_access(
     let rows: Vec<DirectoryRow> = diesel::sql_query(format!(
         "WITH {EFFECTIVE_ROLES},
          listed AS (SELECT eff.user_id, eff.role, u.email_normalized FROM eff JOIN users u ON u.id = eff.user_id
-                    WHERE $2::smallint IS NULL OR eff.role = $2)
+                    WHERE ($2::smallint IS NULL OR eff.role = $2)
+                      AND ($6::bool IS NULL OR (NOT EXISTS (SELECT 1 FROM verified_domains vd WHERE vd.organization_id = u.organization_id
+                                    AND vd.domain = split_part(u.email_normalized, '@', 2))) = $6))
          SELECT user_id, role, (SELECT count(*) FROM listed) AS total FROM listed
          WHERE $3::text IS NULL OR (email_normalized, user_id) > ($3, $4)
          ORDER BY email_normalized, user_id
@@ -117,11 +120,12 @@ pub fn users_with_access(
     .bind::<Nullable<Text>, _>(after_email)
     .bind::<Nullable<SqlUuid>, _>(after_id)
     .bind::<BigInt, _>(limit)
+    .bind::<Nullable<diesel::sql_types::Bool>, _>(external)
     .load(conn)?;
     let total = match rows.first() {
         Some(r) => r.total,
         // an empty page still needs the total
-        None if paged => users_with_access(conn, site_id, only, None, 1)?.1,
+        None if paged => users_with_access(conn, site_id, only, external, None, 1)?.1,
         None => 0,
     };
     let ids: Vec<Uuid> = rows.iter().map(|r| r.user_id).collect();
@@ -157,19 +161,46 @@ pub fn users_by_ids(conn: &mut PgConnection, ids: &[Uuid]) -> AppResult<Vec<User
         .load(conn)?)
 }
 
+/// Narrows the audit trail; every given field applies.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub actor_id: Option<Uuid>,
+    pub target_id: Option<String>,
+    pub action: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
 pub fn audit_events(
     conn: &mut PgConnection,
     org: Uuid,
+    filter: &AuditFilter,
     before_id: Option<i64>,
     limit: i64,
 ) -> AppResult<(Vec<crate::store::models::AuditEvent>, i64)> {
-    let total: i64 = audit_events::table
-        .filter(audit_events::organization_id.eq(org))
-        .count()
-        .get_result(conn)?;
-    let mut q = audit_events::table
-        .filter(audit_events::organization_id.eq(org))
-        .into_boxed();
+    let filtered = || {
+        let mut q = audit_events::table
+            .filter(audit_events::organization_id.eq(org))
+            .into_boxed();
+        if let Some(a) = filter.actor_id {
+            q = q.filter(audit_events::actor_id.eq(a));
+        }
+        if let Some(t) = &filter.target_id {
+            q = q.filter(audit_events::target_id.eq(t.clone()));
+        }
+        if let Some(a) = &filter.action {
+            q = q.filter(audit_events::action.eq(a.clone()));
+        }
+        if let Some(s) = filter.since {
+            q = q.filter(audit_events::created_at.ge(s));
+        }
+        if let Some(u) = filter.until {
+            q = q.filter(audit_events::created_at.lt(u));
+        }
+        q
+    };
+    let total: i64 = filtered().count().get_result(conn)?;
+    let mut q = filtered();
     if let Some(b) = before_id {
         q = q.filter(audit_events::id.lt(b));
     }

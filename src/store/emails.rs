@@ -6,8 +6,8 @@ use crate::db::schema::*;
 use crate::error::AppResult;
 use crate::jobs::EmailJob;
 use crate::store::models::{
-    EmailDelivery, Invite, InviteStatus, LoginChallenge, Organization, PasswordReset, Site, Space,
-    User,
+    EmailDelivery, Invite, InviteStatus, LoginChallenge, Organization, PasswordReset,
+    ReverificationLink, Site, Space, User,
 };
 use crate::store::queue;
 use chrono::{DateTime, Utc};
@@ -33,6 +33,11 @@ pub enum Content {
         user: User,
         organization: Organization,
         reset: PasswordReset,
+    },
+    Reverify {
+        user: User,
+        organization: Organization,
+        link: ReverificationLink,
     },
 }
 
@@ -154,6 +159,32 @@ fn subject(
                 user,
                 organization,
                 reset,
+            }))
+        }
+        "REVERIFY" => {
+            let Some(link) = reverification_links::table
+                .find(d.reverify_id.unwrap_or_default())
+                .select(ReverificationLink::as_select())
+                .first(conn)
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            if link.used_at.is_some()
+                || link.expires_at <= now
+                || nonce != Some(&link.token_nonce[..])
+            {
+                return Ok(None);
+            }
+            let user = user(conn, link.user_id)?;
+            if !user.is_active() {
+                return Ok(None);
+            }
+            let organization = organization(conn, user.organization_id)?;
+            Ok(Some(Content::Reverify {
+                user,
+                organization,
+                link,
             }))
         }
         _ => Ok(None),

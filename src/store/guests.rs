@@ -25,6 +25,8 @@ pub struct GuestFilter {
     pub without_space: bool,
     /// Matched case-insensitively against email and display name.
     pub search: Option<String>,
+    /// Only external (true) or internal (false) guests.
+    pub external: Option<bool>,
 }
 
 /// `%term%` for LIKE, with the pattern characters of the term taken literally.
@@ -65,6 +67,8 @@ pub fn list(
              AND ($2::uuid IS NULL OR gs.space_id = $2)
              AND (NOT $3 OR gs.space_id IS NULL)
              AND ($4::text IS NULL OR u.email_normalized LIKE $4 OR lower(u.display_name) LIKE $4)
+             AND ($8::bool IS NULL OR (NOT EXISTS (SELECT 1 FROM verified_domains vd WHERE vd.organization_id = u.organization_id
+                                    AND vd.domain = split_part(u.email_normalized, '@', 2))) = $8)
          )
          SELECT l.user_id, t.total FROM (SELECT count(*) AS total FROM listed) t
          LEFT JOIN LATERAL (
@@ -80,6 +84,7 @@ pub fn list(
     .bind::<Nullable<Text>, _>(after_email)
     .bind::<Nullable<SqlUuid>, _>(after_id)
     .bind::<BigInt, _>(limit)
+    .bind::<Nullable<Bool>, _>(filter.external)
     .load(conn)?;
     // One row even for an empty page, so the total always comes back.
     let total = rows.first().map_or(0, |r| r.total);

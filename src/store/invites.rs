@@ -739,6 +739,10 @@ pub fn accept(
                 .execute(conn)?;
         }
 
+        // Following the emailed link proved the address: the verification period starts now.
+        diesel::update(users::table.find(user.id))
+            .set(users::verified_at.eq(now))
+            .execute(conn)?;
         let session = org::create_session(conn, user.id, session_lifetime, now)?;
         audit::record(
             conn,

@@ -7,6 +7,7 @@ pub mod changes;
 pub mod content;
 pub mod directory;
 pub mod emails;
+pub mod external;
 pub mod grants;
 pub mod groups;
 pub mod guests;

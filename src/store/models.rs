@@ -36,7 +36,7 @@ impl Site {
     }
 }
 
-#[derive(Queryable, Selectable, Clone, Debug)]
+#[derive(Queryable, QueryableByName, Selectable, Clone, Debug)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 pub struct User {
     pub id: Uuid,
@@ -49,6 +49,8 @@ pub struct User {
     pub invited_by: Option<Uuid>,
     pub two_step_required: bool,
     pub created_at: DateTime<Utc>,
+    pub verified_at: Option<DateTime<Utc>>,
+    pub last_active_at: Option<DateTime<Utc>>,
 }
 
 impl User {
@@ -175,6 +177,7 @@ pub struct EmailDelivery {
     pub give_up_at: DateTime<Utc>,
     pub challenge_id: Option<Uuid>,
     pub reset_id: Option<Uuid>,
+    pub reverify_id: Option<Uuid>,
 }
 
 #[derive(Queryable, Selectable, Clone, Debug)]
@@ -188,6 +191,18 @@ pub struct LoginChallenge {
     pub expires_at: DateTime<Utc>,
     pub failed_attempts: i32,
     pub consumed_at: Option<DateTime<Utc>>,
+    pub purpose: String,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = reverification_links, check_for_backend(diesel::pg::Pg))]
+pub struct ReverificationLink {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub token_nonce: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Queryable, Selectable, Clone, Debug)]

@@ -119,7 +119,10 @@ pub fn password_verified(
             return Err(AppError::InvalidCredentials);
         }
         let authenticator = has_authenticator(conn, user.id)?;
-        if !(user.two_step_required || authenticator) {
+        let (external, org_policy) = crate::store::external::standing_of(conn, &user)?;
+        let two_step =
+            crate::domain::policy::two_step_applies(user.two_step_required, external, &org_policy);
+        if !(two_step || authenticator) {
             let token = org::create_session(conn, user.id, session_lifetime, now)?;
             audit::record(
                 conn,
@@ -141,14 +144,7 @@ pub fn password_verified(
             .returning(login_challenges::id)
             .get_result(conn)?;
         if method == "EMAIL" {
-            queue_email(
-                conn,
-                &user,
-                Subject::Challenge(id, &nonce),
-                expires_at,
-                policy,
-                now,
-            )?;
+            queue_code_email(conn, &user, id, &nonce, expires_at, policy, now)?;
         }
         audit::record(
             conn,
@@ -174,6 +170,26 @@ pub fn password_verified(
 enum Subject<'a> {
     Challenge(Uuid, &'a [u8]),
     Reset(Uuid, &'a [u8]),
+}
+
+/// Queues the email carrying a challenge's code (sign-in or re-verification).
+pub fn queue_code_email(
+    conn: &mut PgConnection,
+    user: &User,
+    challenge: Uuid,
+    nonce: &[u8],
+    expires_at: DateTime<Utc>,
+    policy: &DeliveryPolicy,
+    now: DateTime<Utc>,
+) -> AppResult<Uuid> {
+    queue_email(
+        conn,
+        user,
+        Subject::Challenge(challenge, nonce),
+        expires_at,
+        policy,
+        now,
+    )
 }
 
 /// A delivery row and its job, in the caller's transaction (the email is sent only if it commits).
@@ -297,6 +313,7 @@ pub fn complete_challenge(
     conn.transaction::<AppResult<String>, AppError, _>(|conn| {
         let Some(ch) = login_challenges::table
             .find(challenge_id)
+            .filter(login_challenges::purpose.eq("LOGIN"))
             .for_update()
             .select(LoginChallenge::as_select())
             .first(conn)
@@ -340,6 +357,12 @@ pub fn complete_challenge(
         diesel::update(login_challenges::table.find(ch.id))
             .set(login_challenges::consumed_at.eq(now))
             .execute(conn)?;
+        if ch.method == "EMAIL" {
+            // An emailed code proves the address: a new verification period starts.
+            diesel::update(users::table.find(user.id))
+                .set(users::verified_at.eq(now))
+                .execute(conn)?;
+        }
         let token = org::create_session(conn, user.id, session_lifetime, now)?;
         audit::record(
             conn,

@@ -1,0 +1,335 @@
+//! External user security: verified domains, the policy (previewed, then applied with its review),
+//! re-verification, the scheduler's status, and resetting external users' sessions.
+
+use super::types::User;
+use super::{caller, caller_to_reverify, client_address, state};
+use crate::domain::policy::{self, ApiTokenAccess, ExternalPolicy, TwoStep};
+use crate::error::{AppError, AppResult};
+use crate::store::external;
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+
+/// The organization's policy for external users.
+#[derive(SimpleObject)]
+pub struct ExternalUserSecurity {
+    /// `REQUIRED`: every external user gives an emailed code at sign-in.
+    pub two_step_verification: TwoStep,
+    /// Minutes between re-verifications (15 to 43,200).
+    pub reverification_interval: i32,
+    pub api_token_access: ApiTokenAccess,
+    /// External users' sessions end after this many idle minutes (null: the global idle timeout).
+    pub session_idle_timeout_minutes: Option<i32>,
+}
+
+impl From<ExternalPolicy> for ExternalUserSecurity {
+    fn from(p: ExternalPolicy) -> Self {
+        Self {
+            two_step_verification: p.two_step,
+            reverification_interval: p.reverification_interval_minutes,
+            api_token_access: p.api_token_access,
+            session_idle_timeout_minutes: p.session_idle_timeout_minutes,
+        }
+    }
+}
+
+/// A whole policy: every field is given, so a review covers exactly what will apply.
+#[derive(InputObject)]
+pub struct ExternalUserSecurityInput {
+    pub two_step_verification: TwoStep,
+    pub reverification_interval: i32,
+    pub api_token_access: ApiTokenAccess,
+    pub session_idle_timeout_minutes: Option<i32>,
+}
+
+impl ExternalUserSecurityInput {
+    fn policy(&self) -> ExternalPolicy {
+        ExternalPolicy {
+            two_step: self.two_step_verification,
+            reverification_interval_minutes: self.reverification_interval,
+            api_token_access: self.api_token_access,
+            session_idle_timeout_minutes: self.session_idle_timeout_minutes,
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct UpdateExternalUserSecurityInput {
+    pub two_step_verification: TwoStep,
+    pub reverification_interval: i32,
+    pub api_token_access: ApiTokenAccess,
+    pub session_idle_timeout_minutes: Option<i32>,
+    /// From `previewExternalUserSecurityChange` of exactly this policy, less than 30 minutes ago.
+    pub review_id: ID,
+}
+
+/// One person a policy change affects, and how.
+pub struct AffectedPerson {
+    user: crate::store::models::User,
+    effects: policy::Effects,
+}
+
+#[Object]
+impl AffectedPerson {
+    async fn user(&self) -> User {
+        User::full(self.user.clone())
+    }
+    /// Must verify again at their next request.
+    async fn must_reverify(&self) -> bool {
+        self.effects.must_reverify
+    }
+    /// Will have to give a code at sign-in.
+    async fn must_use_two_step(&self) -> bool {
+        self.effects.must_use_two_step
+    }
+    /// Their API tokens stop working.
+    async fn tokens_stop(&self) -> bool {
+        self.effects.tokens_stop
+    }
+    /// Some of their sessions end.
+    async fn sessions_end(&self) -> bool {
+        self.effects.sessions_end
+    }
+}
+
+#[derive(SimpleObject, Default)]
+pub struct AffectedCounts {
+    pub people: i64,
+    pub must_reverify: i64,
+    pub must_use_two_step: i64,
+    pub tokens_stop: i64,
+    pub sessions_end: i64,
+}
+
+/// What a policy change would do, person by person.
+#[derive(SimpleObject)]
+pub struct ExternalUserSecurityPreview {
+    /// Pass it to `updateExternalUserSecurity` with the same policy.
+    pub review_id: ID,
+    pub expires_at: DateTime<Utc>,
+    pub counts: AffectedCounts,
+    pub people: Vec<AffectedPerson>,
+}
+
+/// The re-verification scheduler, as admins see it.
+#[derive(SimpleObject)]
+pub struct ReverificationStatus {
+    pub last_run_at: Option<DateTime<Utc>>,
+    /// When the schedule fires next.
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub last_run_emailed: Option<i32>,
+    /// External users of the organization whose verification period has ended.
+    pub pending: i64,
+}
+
+#[derive(SimpleObject)]
+pub struct ReverificationCodePayload {
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(InputObject)]
+pub struct CompleteReverificationInput {
+    pub code: String,
+}
+
+#[derive(SimpleObject)]
+pub struct ReverifiedPayload {
+    pub verified_until: DateTime<Utc>,
+}
+
+#[derive(InputObject)]
+pub struct DomainInput {
+    pub domain: String,
+}
+
+#[derive(SimpleObject)]
+pub struct CountPayload {
+    pub count: i64,
+}
+
+#[derive(Default)]
+pub struct ExternalQuery;
+
+#[Object]
+impl ExternalQuery {
+    /// The organization's external user security policy (organization admins).
+    async fn external_user_security(&self, ctx: &Context<'_>) -> AppResult<ExternalUserSecurity> {
+        let who = caller(ctx).await?;
+        if !who.org_admin {
+            return Err(AppError::Forbidden);
+        }
+        Ok(who.policy.into())
+    }
+
+    /// The re-verification scheduler's last run, next run and backlog (organization admins).
+    async fn reverification_status(&self, ctx: &Context<'_>) -> AppResult<ReverificationStatus> {
+        let who = caller(ctx).await?;
+        if !who.org_admin {
+            return Err(AppError::Forbidden);
+        }
+        let st = state(ctx);
+        let now = st.clock.now();
+        let org = who.user.organization_id;
+        let s = st
+            .db
+            .run(move |c| external::sweep_status(c, org, now))
+            .await?;
+        Ok(ReverificationStatus {
+            last_run_at: s.last_run_at,
+            next_run_at: crate::jobs::next_sweep(&st.config.reverify_schedule, now),
+            last_run_emailed: s.last_run_emailed,
+            pending: s.pending,
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct ExternalMutation;
+
+#[Object]
+impl ExternalMutation {
+    /// Adds a verified domain: its people are internal from now on (organization admins).
+    async fn add_verified_domain(
+        &self,
+        ctx: &Context<'_>,
+        input: DomainInput,
+    ) -> AppResult<Vec<String>> {
+        set_domain(ctx, &input.domain, true).await
+    }
+
+    /// Removes a verified domain: its people become external users.
+    async fn remove_verified_domain(
+        &self,
+        ctx: &Context<'_>,
+        input: DomainInput,
+    ) -> AppResult<Vec<String>> {
+        set_domain(ctx, &input.domain, false).await
+    }
+
+    /// Shows what a new policy would do to whom, and gives the review needed to apply it.
+    async fn preview_external_user_security_change(
+        &self,
+        ctx: &Context<'_>,
+        input: ExternalUserSecurityInput,
+    ) -> AppResult<ExternalUserSecurityPreview> {
+        let who = caller(ctx).await?;
+        let new = input.policy();
+        let now = state(ctx).clock.now();
+        let review = state(ctx)
+            .db
+            .run(move |c| external::preview(c, &who, &new, now))
+            .await?;
+        let mut counts = AffectedCounts::default();
+        for (_, e) in &review.people {
+            counts.people += 1;
+            counts.must_reverify += i64::from(e.must_reverify);
+            counts.must_use_two_step += i64::from(e.must_use_two_step);
+            counts.tokens_stop += i64::from(e.tokens_stop);
+            counts.sessions_end += i64::from(e.sessions_end);
+        }
+        Ok(ExternalUserSecurityPreview {
+            review_id: ID(review.id.to_string()),
+            expires_at: review.expires_at,
+            counts,
+            people: review
+                .people
+                .into_iter()
+                .map(|(user, effects)| AffectedPerson { user, effects })
+                .collect(),
+        })
+    }
+
+    /// Applies a policy previewed with `previewExternalUserSecurityChange`; `REVIEW_STALE` when the
+    /// review is unknown, expired, for another policy, or the affected people changed since.
+    async fn update_external_user_security(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateExternalUserSecurityInput,
+    ) -> AppResult<ExternalUserSecurity> {
+        let who = caller(ctx).await?;
+        let review =
+            super::parse_id(&input.review_id, "Review").map_err(|_| AppError::ReviewStale)?;
+        let new = ExternalPolicy {
+            two_step: input.two_step_verification,
+            reverification_interval_minutes: input.reverification_interval,
+            api_token_access: input.api_token_access,
+            session_idle_timeout_minutes: input.session_idle_timeout_minutes,
+        };
+        let now = state(ctx).clock.now();
+        state(ctx)
+            .db
+            .run(move |c| external::update(c, &who, &new, review, now))
+            .await
+            .map(Into::into)
+    }
+
+    /// Ends every session of the organization's external users (organization admins).
+    async fn reset_external_user_sessions(&self, ctx: &Context<'_>) -> AppResult<CountPayload> {
+        let who = caller(ctx).await?;
+        let now = state(ctx).clock.now();
+        let n = state(ctx)
+            .db
+            .run(move |c| external::reset_sessions(c, &who, now))
+            .await?;
+        Ok(CountPayload { count: n as i64 })
+    }
+
+    /// Runs the re-verification sweep now, on a worker (organization admins).
+    async fn run_reverification_sweep(&self, ctx: &Context<'_>) -> AppResult<bool> {
+        let who = caller(ctx).await?;
+        if !who.org_admin {
+            return Err(AppError::Forbidden);
+        }
+        state(ctx)
+            .db
+            .run(|c| external::enqueue_sweep(c, "MANUAL", None))
+            .await
+    }
+
+    /// Emails the caller a code to verify their address again (works while verification is due).
+    async fn request_reverification_code(
+        &self,
+        ctx: &Context<'_>,
+    ) -> AppResult<ReverificationCodePayload> {
+        let who = caller_to_reverify(ctx).await?;
+        let st = state(ctx);
+        st.limits.code_address.check(&client_address(ctx))?;
+        st.limits
+            .reset_account
+            .check(&format!("reverify:{}", who.user.id))?;
+        let (policy, now) = (st.delivery.clone(), st.clock.now());
+        let expires_at = st
+            .db
+            .run(move |c| external::request_code(c, &who.user, &policy, now))
+            .await?;
+        Ok(ReverificationCodePayload { expires_at })
+    }
+
+    /// Verifies the caller's address with the emailed code: a new period starts now.
+    async fn complete_reverification(
+        &self,
+        ctx: &Context<'_>,
+        input: CompleteReverificationInput,
+    ) -> AppResult<ReverifiedPayload> {
+        let who = caller_to_reverify(ctx).await?;
+        let st = state(ctx);
+        st.limits.code_address.check(&client_address(ctx))?;
+        let (signer, now) = (st.signer.clone(), st.clock.now());
+        let user = who.user.clone();
+        st.db
+            .run(move |c| external::complete_code(c, &signer, &user, &input.code, now))
+            .await?;
+        Ok(ReverifiedPayload {
+            verified_until: now + who.policy.interval(),
+        })
+    }
+}
+
+async fn set_domain(ctx: &Context<'_>, raw: &str, verified: bool) -> AppResult<Vec<String>> {
+    let who = caller(ctx).await?;
+    let domain = external::parse_domain(raw)?;
+    let now = state(ctx).clock.now();
+    state(ctx)
+        .db
+        .run(move |c| external::set_domain(c, &who, &domain, verified, now))
+        .await
+}
