@@ -151,8 +151,10 @@ impl TestDb {
         r.v
     }
 
+    /// Runs one or more statements (no parameters).
     pub fn execute(&self, sql: &str) {
-        diesel::sql_query(sql).execute(&mut self.conn()).unwrap();
+        use diesel::connection::SimpleConnection;
+        self.conn().batch_execute(sql).unwrap();
     }
 }
 

@@ -1,0 +1,521 @@
+//! External user security (issue: periodic re-verification on a scheduler, two-step enforcement,
+//! API-token blocking, review before change), against the real server, database and an SMTP sink.
+
+mod common;
+
+use common::smtp::Received;
+use common::*;
+use guestpass::domain::ProductRole;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+const PASSWORD: &str = "a long enough passphrase";
+const PREVIEW: &str = "mutation($i: ExternalUserSecurityInput!) { previewExternalUserSecurityChange(input: $i) { reviewId counts { people mustReverify mustUseTwoStep tokensStop sessionsEnd } people { user { email } mustReverify mustUseTwoStep tokensStop sessionsEnd } } }";
+const UPDATE: &str = "mutation($i: UpdateExternalUserSecurityInput!) { updateExternalUserSecurity(input: $i) { twoStepVerification reverificationInterval apiTokenAccess sessionIdleTimeoutMinutes } }";
+
+fn policy(two_step: &str, interval: i32, tokens: &str) -> Value {
+    json!({ "twoStepVerification": two_step, "reverificationInterval": interval, "apiTokenAccess": tokens })
+}
+
+async fn preview(app: &TestApp, p: &Value) -> Value {
+    data(app.admin(PREVIEW, json!({ "i": p })).await)["previewExternalUserSecurityChange"].clone()
+}
+
+async fn apply(app: &TestApp, p: &Value, review: &Value) -> Value {
+    let mut input = p.clone();
+    input["reviewId"] = review.clone();
+    app.admin(UPDATE, json!({ "i": input })).await
+}
+
+/// Previews and applies a policy, as an admin would.
+async fn set_policy(app: &TestApp, p: Value) {
+    let review = preview(app, &p).await["reviewId"].clone();
+    data(apply(app, &p, &review).await);
+}
+
+/// A guest who accepted an emailed invite (so verified now), with a session.
+async fn guest(app: &TestApp, sink: &SmtpSink, email: &str) -> (String, String) {
+    let before = sink.messages().len();
+    data(app.invite(&[email], "GUEST").await);
+    let link = sink
+        .wait_for(before + 1, WAIT)
+        .await
+        .last()
+        .unwrap()
+        .invite_link();
+    let token = link.rsplit('/').next().unwrap().to_string();
+    let r = data(
+        app.gql(
+            None,
+            "mutation($i: AcceptInviteInput!) { acceptInvite(input: $i) { sessionToken user { id } } }",
+            json!({ "i": { "token": token, "displayName": "Guest", "password": PASSWORD } }),
+        )
+        .await,
+    );
+    (
+        r["acceptInvite"]["user"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        r["acceptInvite"]["sessionToken"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    )
+}
+
+fn to(m: &Received) -> &str {
+    &m.to[0]
+}
+
+#[actix_rt::test]
+async fn an_overdue_guest_reaches_only_me_until_they_follow_the_emailed_link() {
+    let sink = SmtpSink::start().await;
+    let app = spawn_app_with(AppOptions {
+        smtp_url: Some(sink.url()),
+        ..Default::default()
+    })
+    .await;
+    let (id, session) = guest(&app, &sink, "ext@partner.example").await;
+    set_policy(&app, policy("OFF", 15, "ALLOWED")).await;
+    let sites = "query { sites { id } }";
+    data(app.gql(Some(&session), sites, json!({})).await);
+    let me = "{ me { id isExternal verifiedUntil } }";
+    let r = data(app.gql(Some(&session), me, json!({})).await);
+    assert_eq!(r["me"]["isExternal"], true);
+
+    // 13 minutes on, within the lead time (a fifth of 15 minutes): the sweep, run by hand, emails them.
+    app.clock.advance(chrono::Duration::minutes(13));
+    let run = "mutation { runReverificationSweep }";
+    assert_eq!(
+        data(app.admin(run, json!({})).await)["runReverificationSweep"],
+        true
+    );
+    let msgs = sink.wait_for(2, WAIT).await;
+    assert_eq!(to(&msgs[1]), "ext@partner.example");
+    assert!(
+        msgs[1]
+            .header("Subject")
+            .unwrap()
+            .contains("confirm your email address")
+    );
+    // Run again: once per period, so nothing more.
+    data(app.admin(run, json!({})).await);
+    app.drain_jobs(WAIT).await;
+    assert_eq!(sink.messages().len(), 2);
+    let status = data(
+        app.admin(
+            "{ reverificationStatus { lastRunAt nextRunAt lastRunEmailed pending } }",
+            json!({}),
+        )
+        .await,
+    );
+    assert_eq!(status["reverificationStatus"]["lastRunEmailed"], 0);
+    assert!(status["reverificationStatus"]["nextRunAt"].is_string());
+
+    // Past the period: everything but `me` answers REVERIFICATION_REQUIRED.
+    app.clock.advance(chrono::Duration::minutes(3));
+    let r = app.gql(Some(&session), sites, json!({})).await;
+    assert_eq!(code(&r).as_deref(), Some("REVERIFICATION_REQUIRED"));
+    let r = data(app.gql(Some(&session), me, json!({})).await);
+    assert_eq!(r["me"]["id"], json!(id));
+    let status = data(
+        app.admin("{ reverificationStatus { pending } }", json!({}))
+            .await,
+    );
+    assert_eq!(status["reverificationStatus"]["pending"], 1);
+
+    // The emailed link: the page asks to confirm (a scanner's GET verifies nobody), the POST does it.
+    let link = msgs[1].invite_link();
+    assert!(link.contains("/verify/gpv_"), "{link}");
+    let client = app.client();
+    let mut page = client.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(
+        code(&app.gql(Some(&session), sites, json!({})).await).as_deref(),
+        Some("REVERIFICATION_REQUIRED")
+    );
+    let cookie = page
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let body = String::from_utf8(page.body().await.unwrap().to_vec()).unwrap();
+    let csrf = body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let done = client
+        .post(&link)
+        .insert_header(("Cookie", cookie.clone()))
+        .send_form(&[("csrf", csrf.as_str())])
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    data(app.gql(Some(&session), sites, json!({})).await);
+    let r = data(app.gql(Some(&session), me, json!({})).await);
+    let until: chrono::DateTime<chrono::Utc> =
+        r["me"]["verifiedUntil"].as_str().unwrap().parse().unwrap();
+    let expected = app.clock.now() + chrono::Duration::minutes(15);
+    assert!(
+        (until - expected).num_seconds().abs() < 10,
+        "{until} vs {expected}"
+    );
+    let again = client
+        .post(&link)
+        .insert_header(("Cookie", cookie))
+        .send_form(&[("csrf", csrf.as_str())])
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404, "a link works once");
+
+    // Another interval later, the emailed code does the same.
+    app.clock.advance(chrono::Duration::minutes(16));
+    assert_eq!(
+        code(&app.gql(Some(&session), sites, json!({})).await).as_deref(),
+        Some("REVERIFICATION_REQUIRED")
+    );
+    data(
+        app.gql(
+            Some(&session),
+            "mutation { requestReverificationCode { expiresAt } }",
+            json!({}),
+        )
+        .await,
+    );
+    let msgs = sink.wait_for(3, WAIT).await;
+    let subject = msgs[2].header("Subject").unwrap();
+    let code_sent: String = subject.chars().take_while(char::is_ascii_digit).collect();
+    assert!(msgs[2].decoded().contains("verify your email address for"));
+    let complete =
+        "mutation($c: String!) { completeReverification(input: { code: $c }) { verifiedUntil } }";
+    let wrong = if code_sent == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    assert_eq!(
+        code(
+            &app.gql(Some(&session), complete, json!({ "c": wrong }))
+                .await
+        )
+        .as_deref(),
+        Some("CODE_INVALID")
+    );
+    data(
+        app.gql(Some(&session), complete, json!({ "c": code_sent }))
+            .await,
+    );
+    data(app.gql(Some(&session), sites, json!({})).await);
+    let reverified = app
+        .db
+        .scalar_i64("SELECT count(*) FROM audit_events WHERE action = 'user.reverify'");
+    assert_eq!(reverified, 2);
+    app.drain_jobs(WAIT).await;
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn two_replicas_ticking_every_second_email_each_due_person_once() {
+    let sink = SmtpSink::start().await;
+    let app = spawn_app_with(AppOptions {
+        smtp_url: Some(sink.url()),
+        configure: Some(|c| c.reverify_schedule = "* * * * * *".into()),
+        ..Default::default()
+    })
+    .await;
+    // 500 external users whose 30-day period ended, and 20 internal ones.
+    app.db.execute(&format!(
+        "INSERT INTO users (organization_id, email, email_normalized, display_name, created_at)
+         SELECT '{org}', 'due' || i || '@partner.example', 'due' || i || '@partner.example', 'Due ' || i,
+                now() - interval '31 days'
+         FROM generate_series(1, 500) i;
+         INSERT INTO users (organization_id, email, email_normalized, display_name, created_at)
+         SELECT '{org}', 'staff' || i || '@acme.example', 'staff' || i || '@acme.example', 'Staff ' || i,
+                now() - interval '31 days'
+         FROM generate_series(1, 20) i;",
+        org = app.org_id
+    ));
+    // A second `serve` process on the same database.
+    let mut config = test_config(
+        &app.db,
+        &AppOptions {
+            smtp_url: Some(sink.url()),
+            ..Default::default()
+        },
+        &app.outbox,
+    );
+    config.reverify_schedule = "* * * * * *".into();
+    config.public_url = app.address.clone();
+    let mut run = guestpass::app::RunOptions::from_config(&config);
+    run.worker.poll = Duration::from_millis(200);
+    let second = guestpass::app::start(
+        config,
+        run,
+        app.clock.clone(),
+        Some(std::net::TcpListener::bind("127.0.0.1:0").unwrap()),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    second.stop().await;
+    app.drain_jobs(WAIT).await;
+    let msgs = sink.messages();
+    let mut recipients: Vec<&str> = msgs.iter().map(to).collect();
+    recipients.sort();
+    let total = recipients.len();
+    recipients.dedup();
+    assert_eq!(recipients.len(), total, "someone got two emails");
+    assert_eq!(total, 500);
+    assert!(recipients.iter().all(|r| r.ends_with("@partner.example")));
+    // Every tick of both replicas became at most one sweep.
+    let ticks = app
+        .db
+        .scalar_i64("SELECT count(*) FROM apalis.jobs WHERE job_type = 'guestpass::sweep'");
+    let keys = app.db.scalar_i64("SELECT count(DISTINCT idempotency_key) FROM apalis.jobs WHERE job_type = 'guestpass::sweep'");
+    assert_eq!(ticks, keys);
+    assert!((5..=13).contains(&ticks), "{ticks} sweeps in 10 s");
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn blocking_api_tokens_stops_external_tokens_only_and_unblocking_restores_them() {
+    let sink = SmtpSink::start().await;
+    let app = spawn_app_with(AppOptions {
+        smtp_url: Some(sink.url()),
+        ..Default::default()
+    })
+    .await;
+    let (ext, ext_session) = guest(&app, &sink, "ext@partner.example").await;
+    let ext_token = app.api_token_for(&ext).await;
+    let internal = app
+        .add_user("staff@acme.example", Some(ProductRole::User))
+        .await;
+    let int_token = app.api_token_for(&internal).await;
+    let me = "{ me { id } }";
+    data(app.gql(Some(&ext_token), me, json!({})).await);
+
+    let blocked = policy("OFF", 43200, "BLOCKED");
+    let p = preview(&app, &blocked).await;
+    assert_eq!(p["counts"]["tokensStop"], 1);
+    assert_eq!(p["people"][0]["user"]["email"], "ext@partner.example");
+    data(apply(&app, &blocked, &p["reviewId"]).await);
+    let r = app.gql(Some(&ext_token), me, json!({})).await;
+    assert_eq!(code(&r).as_deref(), Some("API_TOKENS_BLOCKED"));
+    assert!(
+        r["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("blocked API tokens for external users")
+    );
+    data(app.gql(Some(&int_token), me, json!({})).await);
+    let create = "mutation { createApiToken(input: { name: \"again\" }) { token } }";
+    assert_eq!(
+        code(&app.gql(Some(&ext_session), create, json!({})).await).as_deref(),
+        Some("API_TOKENS_BLOCKED")
+    );
+    data(app.gql(Some(&ext_session), me, json!({})).await);
+
+    set_policy(&app, policy("OFF", 43200, "ALLOWED")).await;
+    data(app.gql(Some(&ext_token), me, json!({})).await);
+    let audit = |a: &str| {
+        app.db.scalar_i64(&format!(
+            "SELECT count(*) FROM audit_events WHERE action = '{a}'"
+        ))
+    };
+    assert_eq!(
+        (
+            audit("policy.apiTokensBlocked"),
+            audit("policy.apiTokensAllowed")
+        ),
+        (1, 1)
+    );
+    let filtered = data(
+        app.admin(
+            "query { auditEvents(filter: { action: \"policy.update\" }) { totalCount edges { node { action actorId } } } }",
+            json!({}),
+        )
+        .await,
+    );
+    assert_eq!(filtered["auditEvents"]["totalCount"], 2);
+    assert_eq!(
+        filtered["auditEvents"]["edges"][0]["node"]["actorId"],
+        json!(app.admin_id)
+    );
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_review_goes_stale_when_the_affected_people_change() {
+    let sink = SmtpSink::start().await;
+    let app = spawn_app_with(AppOptions {
+        smtp_url: Some(sink.url()),
+        ..Default::default()
+    })
+    .await;
+    guest(&app, &sink, "a@partner.example").await;
+    guest(&app, &sink, "b@partner.example").await;
+    app.add_user("staff@acme.example", Some(ProductRole::User))
+        .await;
+    let required = policy("REQUIRED", 43200, "ALLOWED");
+    let p = preview(&app, &required).await;
+    let mut emails: Vec<&str> = p["people"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["user"]["email"].as_str().unwrap())
+        .collect();
+    emails.sort();
+    assert_eq!(emails, ["a@partner.example", "b@partner.example"]);
+    assert_eq!(p["counts"]["mustUseTwoStep"], 2);
+
+    // A review of another policy, and a made-up one, are refused.
+    let other = policy("REQUIRED", 1440, "ALLOWED");
+    assert_eq!(
+        code(&apply(&app, &other, &p["reviewId"]).await).as_deref(),
+        Some("REVIEW_STALE")
+    );
+    // A new external user appears: the review no longer says who is affected.
+    app.add_user("c@partner.example", Some(ProductRole::Guest))
+        .await;
+    let audit_before = app.db.scalar_i64("SELECT count(*) FROM audit_events");
+    assert_eq!(
+        code(&apply(&app, &required, &p["reviewId"]).await).as_deref(),
+        Some("REVIEW_STALE")
+    );
+    let current = data(
+        app.admin(
+            "{ externalUserSecurity { twoStepVerification } }",
+            json!({}),
+        )
+        .await,
+    );
+    assert_eq!(
+        current["externalUserSecurity"]["twoStepVerification"],
+        "OFF"
+    );
+    assert_eq!(
+        app.db.scalar_i64("SELECT count(*) FROM audit_events"),
+        audit_before
+    );
+
+    let p = preview(&app, &required).await;
+    assert_eq!(p["counts"]["people"], 3);
+    data(apply(&app, &required, &p["reviewId"]).await);
+    assert_eq!(
+        code(&apply(&app, &required, &p["reviewId"]).await).as_deref(),
+        Some("REVIEW_STALE"),
+        "a review is used once"
+    );
+    // Expired reviews are refused too.
+    let back = policy("OFF", 43200, "ALLOWED");
+    let p = preview(&app, &back).await;
+    app.clock.advance(chrono::Duration::minutes(31));
+    assert_eq!(
+        code(&apply(&app, &back, &p["reviewId"]).await).as_deref(),
+        Some("REVIEW_STALE")
+    );
+
+    // Two-step now applies to external users at sign-in.
+    let (ext, _) = ("a@partner.example", ());
+    let r = data(
+        app.gql(
+            None,
+            "mutation($i: LoginInput!) { login(input: $i) { sessionToken challengeMethod } }",
+            json!({ "i": { "organization": "acme", "email": ext, "password": PASSWORD } }),
+        )
+        .await,
+    );
+    assert_eq!(r["login"]["challengeMethod"], "EMAIL");
+    assert_eq!(r["login"]["sessionToken"], Value::Null);
+
+    // Resetting external sessions ends theirs and nobody else's.
+    let staff = app
+        .add_user("staff2@acme.example", Some(ProductRole::User))
+        .await;
+    let staff_session = app.session_for(&staff).await;
+    let r = data(
+        app.admin(
+            "mutation { resetExternalUserSessions { count } }",
+            json!({}),
+        )
+        .await,
+    );
+    assert_eq!(
+        r["resetExternalUserSessions"]["count"], 2,
+        "the two accepted guests' sessions"
+    );
+    data(
+        app.gql(Some(&staff_session), "{ me { id } }", json!({}))
+            .await,
+    );
+    app.drain_jobs(WAIT).await;
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn the_csv_export_defuses_formulas_and_is_for_organization_admins() {
+    let app = spawn_app().await;
+    let id = app
+        .add_user("evil@partner.example", Some(ProductRole::Guest))
+        .await;
+    app.db.execute(&format!(
+        "UPDATE users SET display_name = '=HYPERLINK(\"x\")' WHERE id = '{id}'"
+    ));
+    app.add_user("staff@acme.example", Some(ProductRole::User))
+        .await;
+    let url = format!("{}/admin/external-users.csv", app.address);
+    let mut res = app
+        .client()
+        .get(&url)
+        .insert_header(("Authorization", format!("Bearer {}", app.admin_token)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(
+        lines[0],
+        "email,name,site roles,space,last active,verified until,two-step"
+    );
+    assert_eq!(lines.len(), 2, "only the external user: {body}");
+    assert!(
+        lines[1].starts_with("evil@partner.example,\"'=HYPERLINK(\"\"x\"\")\",Docs: GUEST,"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        !body
+            .lines()
+            .any(|l| l.split(',').any(|c| c.starts_with('=')))
+    );
+
+    let staff = app
+        .session_for(
+            &app.add_user("paid@acme.example", Some(ProductRole::User))
+                .await,
+        )
+        .await;
+    let res = app
+        .client()
+        .get(&url)
+        .insert_header(("Authorization", format!("Bearer {staff}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = app.client().get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    app.stop().await;
+}

@@ -1,0 +1,71 @@
+//! The re-verification sweep over a large population: it works in batches, so memory stays bounded.
+//! Its own test binary, so the process's peak memory is this test's alone.
+
+mod common;
+
+use common::*;
+use std::time::Instant;
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb / 1024.0
+}
+
+#[actix_rt::test]
+async fn a_sweep_over_100_000_external_users_stays_small() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    // 100,000 external users: 10,000 whose 30-day period ended, 90,000 verified recently.
+    app.db.execute(&format!(
+        "INSERT INTO users (organization_id, email, email_normalized, display_name, created_at, verified_at)
+         SELECT '{org}', 'u' || i || '@partner.example', 'u' || i || '@partner.example', 'User ' || i,
+                now() - interval '40 days',
+                CASE WHEN i % 10 = 0 THEN NULL ELSE now() - interval '1 day' END
+         FROM generate_series(1, 100000) i;
+         ANALYZE users;",
+        org = app.org_id
+    ));
+    let start = Instant::now();
+    let domain = "guestpass.test".to_string();
+    let now = app.clock.now();
+    let emailed = app
+        .state
+        .db
+        .run(move |c| guestpass::store::external::sweep(c, "MANUAL", None, &domain, now))
+        .await
+        .unwrap();
+    let elapsed = start.elapsed();
+    assert_eq!(emailed, 10_000);
+    assert_eq!(
+        app.db
+            .scalar_i64("SELECT count(*) FROM email_deliveries WHERE kind = 'REVERIFY'"),
+        10_000
+    );
+    assert_eq!(
+        app.db
+            .scalar_i64("SELECT count(*) FROM apalis.jobs WHERE job_type = 'guestpass::email'"),
+        10_000
+    );
+    // Once per period: a second sweep finds nobody.
+    let now = app.clock.now();
+    let again = app
+        .state
+        .db
+        .run(move |c| guestpass::store::external::sweep(c, "MANUAL", None, "guestpass.test", now))
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+    let peak = peak_rss_mb();
+    eprintln!("sweep of 100,000 (10,000 due): {elapsed:?}, peak RSS {peak:.0} MB");
+    assert!(peak < 150.0, "peak RSS {peak:.0} MB");
+    app.stop().await;
+}
