@@ -158,7 +158,7 @@ pub async fn start(
                 .map_err(|e| StartError::Other(e.to_string()))?
                 .port(),
         );
-        let schema = graphql::build_schema(Some(state.clone()), Limits::default());
+        let schema = graphql::build_schema(Some(state.clone()), Limits::from_config(&config));
         let srv = crate::http::serve(state.clone(), schema, listener)
             .map_err(|e| StartError::Other(e.to_string()))?;
         server = Some(srv.handle());

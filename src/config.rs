@@ -190,6 +190,125 @@ pub struct Config {
     )]
     pub reset_limit_per_account: u32,
 
+    /// Deepest query nesting accepted.
+    #[arg(
+        long,
+        env = "GUESTPASS_GRAPHQL_MAX_DEPTH",
+        default_value_t = 12,
+        global = true
+    )]
+    pub graphql_max_depth: usize,
+
+    /// Highest query complexity accepted (each field 1; lists count by their `first`).
+    #[arg(
+        long,
+        env = "GUESTPASS_GRAPHQL_MAX_COMPLEXITY",
+        default_value_t = 2000,
+        global = true
+    )]
+    pub graphql_max_complexity: usize,
+
+    /// Most aliased fields in one operation (each alias is a separate call: an alias bomb multiplies work).
+    #[arg(
+        long,
+        env = "GUESTPASS_GRAPHQL_MAX_ALIASES",
+        default_value_t = 30,
+        global = true
+    )]
+    pub graphql_max_aliases: usize,
+
+    /// Most operations in one batched request.
+    #[arg(
+        long,
+        env = "GUESTPASS_GRAPHQL_MAX_BATCH",
+        default_value_t = 10,
+        global = true
+    )]
+    pub graphql_max_batch: usize,
+
+    /// Serve schema introspection (`__schema`, `__type`); switch off to hide the schema.
+    #[arg(long, env = "GUESTPASS_GRAPHQL_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub graphql_introspection: bool,
+
+    /// Serve the GraphiQL explorer at /graphiql.
+    #[arg(long, env = "GUESTPASS_GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub graphiql: bool,
+
+    /// Origins allowed to call the API from a browser (comma-separated, e.g.
+    /// `https://app.example.com`); none by default.
+    #[arg(
+        long,
+        env = "GUESTPASS_CORS_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub cors_origins: Vec<String>,
+
+    /// Proxies whose `X-Forwarded-For` is believed (comma-separated IP addresses); without it the
+    /// client address is the connection's.
+    #[arg(
+        long,
+        env = "GUESTPASS_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
+    /// Invites one admin may create per 24 hours.
+    #[arg(
+        long,
+        env = "GUESTPASS_INVITES_PER_ADMIN_PER_DAY",
+        default_value_t = 500,
+        global = true
+    )]
+    pub invites_per_admin_per_day: i64,
+
+    /// Seconds before the same address may be sent another invite email (a new invite or a resend).
+    #[arg(
+        long,
+        env = "GUESTPASS_RECIPIENT_COOLDOWN_SECS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub recipient_cooldown_secs: i64,
+
+    /// Invite acceptances and invite-page submissions per client address per hour.
+    #[arg(
+        long,
+        env = "GUESTPASS_ACCEPT_LIMIT_PER_ADDRESS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub accept_limit_per_address: u32,
+
+    /// Finished queue jobs, used or expired invites, challenges, links and ended sessions are deleted
+    /// after this many days.
+    #[arg(
+        long,
+        env = "GUESTPASS_RETENTION_DAYS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub retention_days: i64,
+
+    /// Audit events are deleted after this many days.
+    #[arg(
+        long,
+        env = "GUESTPASS_AUDIT_RETENTION_DAYS",
+        default_value_t = 400,
+        global = true
+    )]
+    pub audit_retention_days: i64,
+
+    /// When the retention job runs (cron with seconds); once per deployment per tick.
+    #[arg(
+        long,
+        env = "GUESTPASS_RETENTION_SCHEDULE",
+        default_value = "0 30 3 * * *",
+        global = true
+    )]
+    pub retention_schedule: String,
+
     /// When the re-verification sweep runs: a cron expression with seconds
     /// (`sec min hour day month weekday`). Every replica's scheduler fires; the sweep runs once per tick.
     #[arg(

@@ -56,6 +56,7 @@ pub struct Limits {
     pub code_address: Arc<Limit>,
     pub reset_account: Arc<Limit>,
     pub reset_address: Arc<Limit>,
+    pub accept_address: Arc<Limit>,
 }
 
 impl Limits {
@@ -68,6 +69,7 @@ impl Limits {
             code_address: Arc::new(Limit::new(c.code_limit_per_address, quarter)),
             reset_account: Arc::new(Limit::new(c.reset_limit_per_account, hour)),
             reset_address: Arc::new(Limit::new(c.reset_limit_per_address, hour)),
+            accept_address: Arc::new(Limit::new(c.accept_limit_per_address, hour)),
         }
     }
 }

@@ -41,6 +41,8 @@ impl AppState {
             delivery: DeliveryPolicy {
                 retry_for: chrono::Duration::seconds(config.email_retry_for_secs as i64),
                 message_id_domain: host,
+                invites_per_admin_per_day: config.invites_per_admin_per_day,
+                recipient_cooldown: chrono::Duration::seconds(config.recipient_cooldown_secs),
             },
             metrics: Arc::new(Metrics::new()),
             limits: crate::ratelimit::Limits::from_config(&config),

@@ -281,8 +281,8 @@ async fn two_replicas_ticking_every_second_email_each_due_person_once() {
     // Every tick of both replicas became at most one sweep.
     let ticks = app
         .db
-        .scalar_i64("SELECT count(*) FROM apalis.jobs WHERE job_type = 'guestpass::sweep'");
-    let keys = app.db.scalar_i64("SELECT count(DISTINCT idempotency_key) FROM apalis.jobs WHERE job_type = 'guestpass::sweep'");
+        .scalar_i64("SELECT count(*) FROM apalis.jobs WHERE job_type = 'guestpass::maintenance'");
+    let keys = app.db.scalar_i64("SELECT count(DISTINCT idempotency_key) FROM apalis.jobs WHERE job_type = 'guestpass::maintenance'");
     assert_eq!(ticks, keys);
     assert!((5..=13).contains(&ticks), "{ticks} sweeps in 10 s");
     app.stop().await;

@@ -23,6 +23,11 @@ impl EmailAddress {
         if trimmed.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err("contains spaces or control characters".into());
         }
+        // Non-ASCII addresses invite look-alikes (a Cyrillic "а" for a Latin "a") and need SMTPUTF8,
+        // which many servers lack: internationalized domains are given in their ASCII (xn--) form.
+        if !trimmed.is_ascii() {
+            return Err("must be written in ASCII (internationalized domains as xn--)".into());
+        }
         let parsed: lettre::Address = trimmed
             .parse()
             .map_err(|_| "is not a valid email address".to_string())?;
@@ -86,6 +91,8 @@ mod tests {
             "<a@b.com>",
             "a@@b.com",
             "a@nodot",
+            "\u{0430}dmin@acme.example",
+            "admin@\u{0430}cme.example",
         ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad:?} accepted");
         }

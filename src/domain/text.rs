@@ -13,7 +13,16 @@ pub fn single_line(value: &str, max: usize) -> Result<String, String> {
     if v.chars().any(char::is_control) {
         return Err("must be a single line without control characters".into());
     }
+    if v.chars().any(is_invisible) {
+        return Err("must not contain invisible or direction-changing characters".into());
+    }
     Ok(v.to_string())
+}
+
+/// Zero-width and bidirectional-override characters: they make a name display as something else
+/// (e.g. reversed text hiding a file extension or a different address).
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// A multi-line field: line breaks normalized to `\n`, tabs kept, other control characters refused.
@@ -29,6 +38,9 @@ pub fn multi_line(value: &str, max: usize) -> Result<Option<String>, String> {
     }
     if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Err("must not contain control characters".into());
+    }
+    if v.chars().any(is_invisible) {
+        return Err("must not contain invisible or direction-changing characters".into());
     }
     Ok(Some(v.to_string()))
 }
@@ -55,6 +67,8 @@ mod tests {
         assert!(single_line("   ", 10).is_err());
         assert!(single_line("abcdef", 5).is_err());
         assert_eq!(single_line("Zoë 🚀", 10).unwrap(), "Zoë 🚀");
+        assert!(single_line("invoice\u{202E}fdp.exe", 30).is_err());
+        assert!(single_line("a\u{200B}b", 10).is_err());
     }
 
     #[test]

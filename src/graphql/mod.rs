@@ -42,11 +42,12 @@ pub struct MutationRoot(
 
 pub type GuestpassSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
-/// Limits applied before execution.
+/// Limits applied before execution (aliases and batch sizes are counted by the HTTP layer).
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub depth: usize,
     pub complexity: usize,
+    pub introspection: bool,
 }
 
 impl Default for Limits {
@@ -54,6 +55,17 @@ impl Default for Limits {
         Self {
             depth: 12,
             complexity: 2_000,
+            introspection: true,
+        }
+    }
+}
+
+impl Limits {
+    pub fn from_config(c: &crate::config::Config) -> Self {
+        Self {
+            depth: c.graphql_max_depth,
+            complexity: c.graphql_max_complexity,
+            introspection: c.graphql_introspection,
         }
     }
 }
@@ -67,6 +79,9 @@ pub fn build_schema(state: Option<AppState>, limits: Limits) -> GuestpassSchema 
     )
     .limit_depth(limits.depth)
     .limit_complexity(limits.complexity);
+    if !limits.introspection {
+        b = b.disable_introspection();
+    }
     if let Some(state) = state {
         b = b.data(state);
     }
@@ -218,6 +233,13 @@ pub(crate) async fn caller_to_reverify(ctx: &Context<'_>) -> AppResult<Caller> {
 /// Ids are opaque; a malformed one is answered exactly like one that does not exist.
 pub(crate) fn parse_id(id: &async_graphql::ID, what: &'static str) -> AppResult<Uuid> {
     Uuid::try_parse(id.as_str()).map_err(|_| AppError::NotFound(what))
+}
+
+/// What a page of a list costs against the complexity limit: each item costs its selection, so
+/// asking for 100 items with many fields, many times over, is refused before it runs.
+pub(crate) fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
+    let n = first.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize;
+    n.saturating_mul(child_complexity.max(1))
 }
 
 pub const DEFAULT_PAGE: i32 = 20;

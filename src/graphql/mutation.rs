@@ -229,6 +229,9 @@ impl CoreMutation {
         input: AcceptInviteInput,
     ) -> AppResult<AcceptInvitePayload> {
         let st = state(ctx);
+        st.limits
+            .accept_address
+            .check(&super::client_address(ctx))?;
         let (user, session_token) =
             accept(st, input.token, input.display_name, input.password).await?;
         Ok(AcceptInvitePayload {

@@ -48,6 +48,7 @@ pub struct GuestFilterInput {
 #[Object]
 impl PeopleQuery {
     /// The guests of a site, by email (whoever sees the whole site, and space admins).
+    #[graphql(complexity = "super::page_cost(first, child_complexity)")]
     async fn guests(
         &self,
         ctx: &Context<'_>,
@@ -87,6 +88,7 @@ impl PeopleQuery {
     }
 
     /// The organization's groups, by name (staff).
+    #[graphql(complexity = "super::page_cost(first, child_complexity)")]
     async fn groups(
         &self,
         ctx: &Context<'_>,

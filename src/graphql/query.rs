@@ -107,6 +107,7 @@ impl CoreQuery {
     }
 
     /// The people directory of a site: every user with access (admins and paid users only).
+    #[graphql(complexity = "super::page_cost(first, child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,
@@ -138,6 +139,7 @@ impl CoreQuery {
     }
 
     /// Invites of a site, newest first (admins).
+    #[graphql(complexity = "super::page_cost(first, child_complexity)")]
     async fn invites(
         &self,
         ctx: &Context<'_>,
@@ -167,6 +169,7 @@ impl CoreQuery {
     }
 
     /// The organization's audit trail, newest first (organization admins).
+    #[graphql(complexity = "super::page_cost(first, child_complexity)")]
     async fn audit_events(
         &self,
         ctx: &Context<'_>,

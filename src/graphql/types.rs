@@ -581,6 +581,7 @@ impl Group {
             .collect())
     }
     /// Members by email.
+    #[graphql(complexity = "super::page_cost(first, child_complexity)")]
     async fn members(
         &self,
         ctx: &Context<'_>,

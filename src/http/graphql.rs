@@ -1,15 +1,17 @@
 //! `/graphql` over POST (queries and mutations, single or batched) and GET (queries only), and GraphiQL.
+//! Everything a request can abuse is bounded before execution: the body size, the batch size, the
+//! aliases per operation (here), depth and complexity (the schema). Errors the GraphQL engine raises
+//! itself get stable codes here too.
 
 use crate::graphql::loaders::loaders;
 use crate::graphql::{GuestpassSchema, RequestAuth};
 use crate::state::AppState;
-use actix_web::http::header;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use async_graphql::http::GraphiQLSource;
-use async_graphql::{BatchRequest, BatchResponse};
-
-/// At most this many operations in one batched request.
-pub const MAX_BATCH: usize = 10;
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{BatchRequest, BatchResponse, Request, Response};
+use futures_util::StreamExt;
 
 pub(super) fn bearer(req: &HttpRequest) -> Option<String> {
     let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -19,11 +21,99 @@ pub(super) fn bearer(req: &HttpRequest) -> Option<String> {
         .then(|| token.trim().to_string())
 }
 
+/// The client's address: the connection's, or, when the connection comes from a trusted proxy, the
+/// nearest address in `X-Forwarded-For` that is not itself a trusted proxy.
+pub(super) fn client_address(state: &AppState, req: &HttpRequest) -> Option<String> {
+    let peer = req.peer_addr()?.ip();
+    let trusted = &state.config.trusted_proxies;
+    if !trusted.contains(&peer) {
+        return Some(peer.to_string());
+    }
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let hop = forwarded
+        .split(',')
+        .rev()
+        .filter_map(|h| h.trim().parse::<std::net::IpAddr>().ok())
+        .find(|ip| !trusted.contains(ip));
+    Some(hop.unwrap_or(peer).to_string())
+}
+
 /// A request-level error in GraphQL's response shape, with a stable code.
-fn request_error(status: actix_web::http::StatusCode, code: &str, message: &str) -> HttpResponse {
+fn request_error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(serde_json::json!({
         "errors": [{ "message": message, "extensions": { "code": code } }]
     }))
+}
+
+/// Aliased fields in a document, fragments included (each alias is one more resolver call).
+fn count_aliases(doc: &ExecutableDocument) -> usize {
+    fn walk(set: &SelectionSet) -> usize {
+        set.items
+            .iter()
+            .map(|s| match &s.node {
+                Selection::Field(f) => {
+                    usize::from(f.node.alias.is_some()) + walk(&f.node.selection_set.node)
+                }
+                Selection::InlineFragment(f) => walk(&f.node.selection_set.node),
+                Selection::FragmentSpread(_) => 0,
+            })
+            .sum()
+    }
+    doc.operations
+        .iter()
+        .map(|(_, op)| walk(&op.node.selection_set.node))
+        .chain(
+            doc.fragments
+                .values()
+                .map(|f| walk(&f.node.selection_set.node)),
+        )
+        .sum()
+}
+
+/// Refuses an operation with more aliases than allowed (a parse failure is left to the engine,
+/// which reports it with its position).
+fn check_aliases(state: &AppState, r: &Request) -> Result<(), HttpResponse> {
+    let max = state.config.graphql_max_aliases;
+    match async_graphql::parser::parse_query(&r.query) {
+        Ok(doc) if count_aliases(&doc) > max => Err(request_error(
+            StatusCode::BAD_REQUEST,
+            "TOO_MANY_ALIASES",
+            &format!("An operation may use at most {max} aliases."),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Gives the engine's own errors (syntax, validation, limits) stable codes.
+fn classify(response: &mut Response) {
+    for e in &mut response.errors {
+        let has_code = e
+            .extensions
+            .as_ref()
+            .is_some_and(|x| x.get("code").is_some());
+        if has_code {
+            continue;
+        }
+        let m = e.message.to_lowercase();
+        let code = if m.contains("nested too deep") {
+            "QUERY_TOO_DEEP"
+        } else if m.contains("too complex") {
+            "QUERY_TOO_COMPLEX"
+        } else if m.contains("expected") && e.locations.len() <= 1 && m.contains("-->") {
+            "GRAPHQL_PARSE_FAILED"
+        } else if m.contains("introspection") {
+            "FORBIDDEN"
+        } else {
+            "GRAPHQL_VALIDATION_FAILED"
+        };
+        e.extensions
+            .get_or_insert_with(Default::default)
+            .set("code", code);
+    }
 }
 
 async fn execute(
@@ -32,22 +122,22 @@ async fn execute(
     req: &HttpRequest,
     batch: BatchRequest,
 ) -> HttpResponse {
-    let client = req.peer_addr().map(|a| a.ip().to_string());
-    let auth = RequestAuth::new(bearer(req), client);
+    let auth = RequestAuth::new(bearer(req), client_address(state, req));
     let db = &state.db;
+    let run = |r: Request| schema.execute(r.data(auth.clone()).data(loaders(db.clone())));
     let response: BatchResponse = match batch {
         BatchRequest::Single(r) => {
-            BatchResponse::Single(schema.execute(r.data(auth).data(loaders(db.clone()))).await)
+            let mut resp = run(r).await;
+            classify(&mut resp);
+            BatchResponse::Single(resp)
         }
         BatchRequest::Batch(list) => {
             // One auth resolution shared by the batch's operations.
             let mut out = Vec::with_capacity(list.len());
             for r in list {
-                out.push(
-                    schema
-                        .execute(r.data(auth.clone()).data(loaders(db.clone())))
-                        .await,
-                );
+                let mut resp = run(r).await;
+                classify(&mut resp);
+                out.push(resp);
             }
             BatchResponse::Batch(out)
         }
@@ -57,31 +147,79 @@ async fn execute(
     http.json(response)
 }
 
+/// Reads the body up to the configured size; larger bodies are refused without being read further.
+async fn read_body(
+    state: &AppState,
+    mut payload: web::Payload,
+) -> Result<web::Bytes, HttpResponse> {
+    let max = state.config.max_body_bytes;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| {
+            request_error(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "The request body could not be read.",
+            )
+        })?;
+        if body.len() + chunk.len() > max {
+            return Err(request_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                &format!("The request body may be at most {max} bytes."),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
 pub async fn post(
     schema: web::Data<GuestpassSchema>,
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> HttpResponse {
-    use actix_web::http::StatusCode;
-    let batch: BatchRequest = match serde_json::from_slice(&body) {
+    let body = match read_body(&state, payload).await {
         Ok(b) => b,
-        Err(_) => {
-            return request_error(
-                StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
-                "The body must be a GraphQL request in JSON.",
-            );
-        }
+        Err(res) => return res,
     };
-    if let BatchRequest::Batch(list) = &batch
-        && (list.is_empty() || list.len() > MAX_BATCH)
-    {
-        return request_error(
+    let bad = || {
+        request_error(
             StatusCode::BAD_REQUEST,
-            "BATCH_TOO_LARGE",
-            &format!("A batch holds 1 to {MAX_BATCH} operations."),
-        );
+            "BAD_REQUEST",
+            "The body must be a GraphQL request in JSON.",
+        )
+    };
+    let max = state.config.graphql_max_batch;
+    let batch = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Array(list)) => {
+            if list.is_empty() || list.len() > max {
+                return request_error(
+                    StatusCode::BAD_REQUEST,
+                    "BATCH_TOO_LARGE",
+                    &format!("A batch holds 1 to {max} operations."),
+                );
+            }
+            match serde_json::from_value::<Vec<Request>>(serde_json::Value::Array(list)) {
+                Ok(list) => BatchRequest::Batch(list),
+                Err(_) => return bad(),
+            }
+        }
+        Ok(v @ serde_json::Value::Object(_)) => match serde_json::from_value::<Request>(v) {
+            Ok(r) => BatchRequest::Single(r),
+            Err(_) => return bad(),
+        },
+        _ => return bad(),
+    };
+    let requests: Vec<&Request> = match &batch {
+        BatchRequest::Single(r) => vec![r],
+        BatchRequest::Batch(list) => list.iter().collect(),
+    };
+    for r in requests {
+        if let Err(res) = check_aliases(&state, r) {
+            return res;
+        }
     }
     execute(&schema, &state, &req, batch).await
 }
@@ -91,7 +229,6 @@ pub async fn get(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> HttpResponse {
-    use actix_web::http::StatusCode;
     let request = match async_graphql::http::parse_query_string(req.query_string()) {
         Ok(r) => r,
         Err(_) => {
@@ -115,10 +252,16 @@ pub async fn get(
             "Mutations must be sent with POST.",
         );
     }
+    if let Err(res) = check_aliases(&state, &request) {
+        return res;
+    }
     execute(&schema, &state, &req, BatchRequest::Single(request)).await
 }
 
-pub async fn graphiql() -> HttpResponse {
+pub async fn graphiql(state: web::Data<AppState>) -> HttpResponse {
+    if !state.config.graphiql {
+        return super::pages::not_found().await;
+    }
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(

@@ -21,6 +21,11 @@ pub fn serve(
     listener: TcpListener,
 ) -> std::io::Result<Server> {
     let body_limit = state.config.max_body_bytes;
+    // Our own origin (GraphiQL) plus the configured frontends.
+    let mut origins = state.config.cors_origins.clone();
+    if let Ok(u) = url::Url::parse(&state.config.public_url) {
+        origins.push(u.origin().ascii_serialization());
+    }
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
@@ -30,6 +35,7 @@ pub fn serve(
             .wrap(from_fn(observe))
             .service(
                 web::resource("/graphql")
+                    .wrap(cors(&origins))
                     .route(web::post().to(graphql::post))
                     .route(web::get().to(graphql::get)),
             )
@@ -63,6 +69,21 @@ pub fn serve(
     .shutdown_timeout(30)
     .run();
     Ok(server)
+}
+
+/// Browsers may call the API from our own origin and the configured ones only.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let mut c = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST"])
+        .allowed_headers([
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::CONTENT_TYPE,
+        ])
+        .max_age(3600);
+    for o in origins.iter().map(|o| o.trim()).filter(|o| !o.is_empty()) {
+        c = c.allowed_origin(o);
+    }
+    c
 }
 
 /// Records every request's route pattern (never the raw path: it can hold a token), status and latency.

@@ -165,6 +165,9 @@ pub async fn invite_page(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> HttpResponse {
+    if let Err(res) = limit(&state, &req, &state.limits.accept_address) {
+        return res;
+    }
     render_form(&state, &req, &path.into_inner(), StatusCode::OK, "", None).await
 }
 
@@ -182,6 +185,9 @@ pub async fn invite_submit(
     path: web::Path<String>,
     form: web::Form<AcceptForm>,
 ) -> HttpResponse {
+    if let Err(res) = limit(&state, &req, &state.limits.accept_address) {
+        return res;
+    }
     let token = path.into_inner();
     let form = form.into_inner();
     let name = form.display_name.clone().unwrap_or_default();
@@ -299,9 +305,22 @@ fn invalid_reset() -> HttpResponse {
     )
 }
 
-fn client(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map_or_else(|| "unknown".into(), |a| a.ip().to_string())
+fn client(state: &AppState, req: &HttpRequest) -> String {
+    super::graphql::client_address(state, req).unwrap_or_else(|| "unknown".into())
+}
+
+/// Counts one use of a page by the client; `Err` is the page to answer when over the limit.
+fn limit(
+    state: &AppState,
+    req: &HttpRequest,
+    limit: &crate::ratelimit::Limit,
+) -> Result<(), HttpResponse> {
+    match limit.check(&client(state, req)) {
+        Err(AppError::RateLimited {
+            retry_after_seconds,
+        }) => Err(limited(retry_after_seconds)),
+        _ => Ok(()),
+    }
 }
 
 async fn render_reset(
@@ -345,11 +364,8 @@ pub async fn reset_page(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> HttpResponse {
-    if let Err(AppError::RateLimited {
-        retry_after_seconds,
-    }) = state.limits.reset_address.check(&client(&req))
-    {
-        return limited(retry_after_seconds);
+    if let Err(res) = limit(&state, &req, &state.limits.reset_address) {
+        return res;
     }
     render_reset(&state, &req, &path.into_inner(), StatusCode::OK, None).await
 }
@@ -367,11 +383,8 @@ pub async fn reset_submit(
     path: web::Path<String>,
     form: web::Form<ResetForm>,
 ) -> HttpResponse {
-    if let Err(AppError::RateLimited {
-        retry_after_seconds,
-    }) = state.limits.reset_address.check(&client(&req))
-    {
-        return limited(retry_after_seconds);
+    if let Err(res) = limit(&state, &req, &state.limits.reset_address) {
+        return res;
     }
     let token = path.into_inner();
     let form = form.into_inner();
@@ -427,11 +440,8 @@ pub async fn verify_page(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> HttpResponse {
-    if let Err(AppError::RateLimited {
-        retry_after_seconds,
-    }) = state.limits.reset_address.check(&client(&req))
-    {
-        return limited(retry_after_seconds);
+    if let Err(res) = limit(&state, &req, &state.limits.reset_address) {
+        return res;
     }
     let token = path.into_inner();
     let (signer, now, t) = (state.signer.clone(), state.clock.now(), token.clone());
@@ -473,11 +483,8 @@ pub async fn verify_submit(
     path: web::Path<String>,
     form: web::Form<VerifyForm>,
 ) -> HttpResponse {
-    if let Err(AppError::RateLimited {
-        retry_after_seconds,
-    }) = state.limits.reset_address.check(&client(&req))
-    {
-        return limited(retry_after_seconds);
+    if let Err(res) = limit(&state, &req, &state.limits.reset_address) {
+        return res;
     }
     let token = path.into_inner();
     let csrf_ok = cookie_nonce(&req).is_some_and(|n| state.signer.csrf_ok(&token, &n, &form.csrf));

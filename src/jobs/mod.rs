@@ -2,7 +2,7 @@
 //! what to do, so a job that runs twice does no harm.
 
 mod email;
-mod sweep;
+mod maintenance;
 
 use crate::email::Mailer;
 use crate::state::AppState;
@@ -19,9 +19,19 @@ pub struct EmailJob {
     pub delivery_id: uuid::Uuid,
 }
 
-/// Run a re-verification sweep (`SCHEDULE` or `MANUAL`).
+/// Scheduled work that must run once per deployment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Task {
+    /// Email re-verification reminders.
+    Sweep,
+    /// Delete what is past its retention period.
+    Retention,
+}
+
+/// Run one maintenance task (`trigger`: `SCHEDULE` or `MANUAL`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SweepJob {
+pub struct MaintenanceJob {
+    pub task: Task,
     pub trigger: String,
 }
 
@@ -34,11 +44,11 @@ pub fn next_sweep(
     cron::Schedule::from_str(schedule).ok()?.after(&now).next()
 }
 
-fn state_schedule(state: &AppState) -> std::io::Result<cron::Schedule> {
+fn schedule(expr: &str, setting: &str) -> std::io::Result<cron::Schedule> {
     use std::str::FromStr;
-    cron::Schedule::from_str(&state.config.reverify_schedule).map_err(|e| {
+    cron::Schedule::from_str(expr).map_err(|e| {
         std::io::Error::other(format!(
-            "GUESTPASS_REVERIFY_SCHEDULE is not a cron expression with seconds (e.g. \"0 */15 * * * *\"): {e}"
+            "{setting} is not a cron expression with seconds (e.g. \"0 */15 * * * *\"): {e}"
         ))
     })
 }
@@ -92,14 +102,25 @@ where
         from,
         retry_base: opts.retry_base,
     });
-    let schedule: cron::Schedule = state_schedule(&ctx.state)?;
-    let sweeper = Arc::new(sweep::SweepContext {
+    let sweep_schedule = schedule(
+        &ctx.state.config.reverify_schedule,
+        "GUESTPASS_REVERIFY_SCHEDULE",
+    )?;
+    let retention_schedule = schedule(
+        &ctx.state.config.retention_schedule,
+        "GUESTPASS_RETENTION_SCHEDULE",
+    )?;
+    let maintenance = Arc::new(maintenance::MaintenanceContext {
         state: ctx.state.clone(),
     });
     let instance = uuid::Uuid::new_v4().simple().to_string();
-    let (sweep_pool, sweep_instance, tick_instance) =
-        (pool.clone(), instance.clone(), instance.clone());
-    let (sweeper_a, sweeper_b) = (sweeper.clone(), sweeper);
+    let (m_pool, m_instance, s_instance, r_instance) = (
+        pool.clone(),
+        instance.clone(),
+        instance.clone(),
+        instance.clone(),
+    );
+    let (m_a, m_b, m_c) = (maintenance.clone(), maintenance.clone(), maintenance);
     Monitor::new()
         .register(move |_restarts| {
             let backend = PostgresStorage::<EmailJob>::new(&pool)
@@ -118,27 +139,33 @@ where
                 .build(email::deliver)
         })
         .register(move |_restarts| {
-            let backend = PostgresStorage::<SweepJob>::new(&sweep_pool)
+            let backend = PostgresStorage::<MaintenanceJob>::new(&m_pool)
                 .with_config(
                     QueueConfig::default()
-                        .queue(crate::store::queue::SWEEP_QUEUE)
+                        .queue(crate::store::queue::MAINTENANCE_QUEUE)
                         .heartbeat_interval(opts.heartbeat)
                         .missed_heartbeats(3),
                 )
                 .with_pubsub()
                 .poll_with_interval(opts.poll);
-            WorkerBuilder::new(format!("guestpass-sweep-{sweep_instance}"))
+            WorkerBuilder::new(format!("guestpass-maintenance-{m_instance}"))
                 .backend(backend)
                 .concurrency(1)
-                .data(sweeper_a.clone())
-                .build(sweep::run)
+                .data(m_a.clone())
+                .build(maintenance::run)
         })
         .register(move |_restarts| {
-            // Every replica ticks; each tick only enqueues a sweep keyed by its time, so it runs once.
-            WorkerBuilder::new(format!("guestpass-scheduler-{tick_instance}"))
-                .backend(apalis_cron::CronScheduler::new(schedule.clone()))
-                .data(sweeper_b.clone())
-                .build(sweep::tick)
+            // Every replica ticks; each tick only enqueues a task keyed by its time, so it runs once.
+            WorkerBuilder::new(format!("guestpass-sweep-scheduler-{s_instance}"))
+                .backend(apalis_cron::CronScheduler::new(sweep_schedule.clone()))
+                .data(m_b.clone())
+                .build(maintenance::sweep_tick)
+        })
+        .register(move |_restarts| {
+            WorkerBuilder::new(format!("guestpass-retention-scheduler-{r_instance}"))
+                .backend(apalis_cron::CronScheduler::new(retention_schedule.clone()))
+                .data(m_c.clone())
+                .build(maintenance::retention_tick)
         })
         .should_restart(|ctx, err| {
             tracing::warn!(worker = %ctx.name(), error = %err, "worker stopped; restarting");

@@ -682,8 +682,9 @@ pub fn sweep(
 pub fn enqueue_sweep(conn: &mut PgConnection, trigger: &str, key: Option<&str>) -> AppResult<bool> {
     queue::enqueue(
         conn,
-        queue::SWEEP_QUEUE,
-        &crate::jobs::SweepJob {
+        queue::MAINTENANCE_QUEUE,
+        &crate::jobs::MaintenanceJob {
+            task: crate::jobs::Task::Sweep,
             trigger: trigger.to_string(),
         },
         0.0,

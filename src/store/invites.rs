@@ -27,6 +27,10 @@ pub struct DeliveryPolicy {
     pub retry_for: Duration,
     /// The host part of `Message-ID`s.
     pub message_id_domain: String,
+    /// Invites one admin may create in 24 hours.
+    pub invites_per_admin_per_day: i64,
+    /// How soon the same address may be sent another invite email.
+    pub recipient_cooldown: Duration,
 }
 
 /// A validated `inviteUsers` request.
@@ -83,6 +87,61 @@ fn message_id(policy: &DeliveryPolicy, invite: Uuid, nonce: &[u8]) -> String {
         hex::encode(nonce),
         policy.message_id_domain
     )
+}
+
+fn rate_limited(wait: Duration) -> AppError {
+    AppError::RateLimited {
+        retry_after_seconds: wait.num_seconds().max(1) as u64,
+    }
+}
+
+/// Refuses a batch that would take the admin past their daily invite cap.
+fn check_daily_cap(
+    conn: &mut PgConnection,
+    admin: Uuid,
+    adding: i64,
+    policy: &DeliveryPolicy,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let since = now - Duration::days(1);
+    let recent: Vec<DateTime<Utc>> = invites::table
+        .filter(invites::invited_by.eq(admin))
+        .filter(invites::created_at.gt(since))
+        .order(invites::created_at.asc())
+        .select(invites::created_at)
+        .load(conn)?;
+    let over = recent.len() as i64 + adding - policy.invites_per_admin_per_day;
+    if over > 0 {
+        // Room appears as the oldest invites of the window age out.
+        let frees = recent
+            .get((over - 1) as usize)
+            .map_or(Duration::days(1), |t| *t + Duration::days(1) - now);
+        return Err(rate_limited(frees));
+    }
+    Ok(())
+}
+
+/// Refuses to email an address again within the cooldown (the newest email to it decides).
+fn check_cooldown(
+    conn: &mut PgConnection,
+    recipients: &[&str],
+    policy: &DeliveryPolicy,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    if policy.recipient_cooldown <= Duration::zero() {
+        return Ok(());
+    }
+    let lowered: Vec<String> = recipients.iter().map(|r| r.to_lowercase()).collect();
+    let latest: Option<DateTime<Utc>> = email_deliveries::table
+        .filter(diesel::dsl::sql::<diesel::sql_types::Text>("lower(recipient)").eq_any(&lowered))
+        .filter(email_deliveries::kind.eq("INVITE"))
+        .filter(email_deliveries::created_at.gt(now - policy.recipient_cooldown))
+        .select(diesel::dsl::max(email_deliveries::created_at))
+        .first(conn)?;
+    match latest {
+        Some(t) => Err(rate_limited(t + policy.recipient_cooldown - now)),
+        None => Ok(()),
+    }
 }
 
 /// Closes pending invites of a site whose expiry has passed, so they stop blocking new invites.
@@ -252,6 +311,8 @@ pub fn invite_users(
             return Err(AppError::Addresses(problems));
         }
 
+        check_daily_cap(conn, caller.user.id, req.emails.len() as i64, policy, now)?;
+        check_cooldown(conn, &normalized, policy, now)?;
         let before = access::counts(conn, site.id, now)?;
         let n = req.emails.len() as i64;
         let after = if granted.is_paid() {
@@ -388,6 +449,7 @@ pub fn resend(
                 ));
             }
         }
+        check_cooldown(conn, &[old.email_normalized.as_str()], policy, now)?;
         cancel_waiting_deliveries(conn, &[id])?;
         let invite: Invite = diesel::update(invites::table.find(id))
             .set((

@@ -15,4 +15,5 @@ pub mod invites;
 pub mod models;
 pub mod org;
 pub mod queue;
+pub mod retention;
 pub mod signin;

@@ -12,8 +12,8 @@ use serde::Serialize;
 
 /// Queue names (apalis `job_type`), shared by the enqueuer and the workers.
 pub const EMAIL_QUEUE: &str = "guestpass::email";
-/// The re-verification sweep.
-pub const SWEEP_QUEUE: &str = "guestpass::sweep";
+/// Scheduled maintenance: the re-verification sweep and retention.
+pub const MAINTENANCE_QUEUE: &str = "guestpass::maintenance";
 
 /// How often apalis may retry a job that failed inside the worker (crashes, lost connections).
 /// Delivery retries with backoff are scheduled by the email job itself, as new rows.

@@ -64,6 +64,9 @@ pub fn test_config(db: &TestDb, opts: &AppOptions, outbox: &std::path::Path) -> 
     c.db_pool_size = 20;
     c.worker_heartbeat_secs = 1;
     c.log = "warn".into();
+    // Tests resend at once and invite in volume; the abuse limits have their own tests.
+    c.recipient_cooldown_secs = 0;
+    c.accept_limit_per_address = 10_000;
     c
 }
 

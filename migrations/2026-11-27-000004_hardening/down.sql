@@ -1,0 +1,1 @@
+DROP INDEX sessions_expires, audit_events_created, email_deliveries_recipient, invites_invited_by_created;

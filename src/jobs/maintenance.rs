@@ -1,0 +1,103 @@
+//! Scheduled maintenance: cron ticks (in every replica) enqueue a task keyed by the tick's time, so
+//! the deployment runs each once; a worker runs it. The re-verification sweep emails, in batches,
+//! everyone whose period ends within the lead time and who was not reminded for it yet; retention
+//! deletes what is past its keeping period.
+
+use super::{MaintenanceJob, Task};
+use crate::state::AppState;
+use crate::store::{external, queue, retention};
+use apalis::prelude::*;
+use apalis_cron::Tick;
+use std::sync::Arc;
+
+pub struct MaintenanceContext {
+    pub state: AppState,
+}
+
+fn boxed(e: crate::error::AppError) -> BoxDynError {
+    e.to_string().into()
+}
+
+async fn enqueue(ctx: &MaintenanceContext, task: Task, key: String) -> Result<(), BoxDynError> {
+    let inserted = ctx
+        .state
+        .db
+        .run(move |c| {
+            queue::enqueue(
+                c,
+                queue::MAINTENANCE_QUEUE,
+                &MaintenanceJob {
+                    task,
+                    trigger: "SCHEDULE".into(),
+                },
+                0.0,
+                Some(&key),
+            )
+        })
+        .await
+        .map_err(boxed)?;
+    tracing::debug!(?task, inserted, "scheduler tick");
+    Ok(())
+}
+
+pub async fn sweep_tick(tick: Tick, ctx: Data<Arc<MaintenanceContext>>) -> Result<(), BoxDynError> {
+    enqueue(&ctx, Task::Sweep, format!("sweep:{}", tick.get_timestamp())).await
+}
+
+pub async fn retention_tick(
+    tick: Tick,
+    ctx: Data<Arc<MaintenanceContext>>,
+) -> Result<(), BoxDynError> {
+    enqueue(
+        &ctx,
+        Task::Retention,
+        format!("retention:{}", tick.get_timestamp()),
+    )
+    .await
+}
+
+pub async fn run(
+    job: MaintenanceJob,
+    ctx: Data<Arc<MaintenanceContext>>,
+) -> Result<(), BoxDynError> {
+    let st = &ctx.state;
+    let now = st.clock.now();
+    let started = std::time::Instant::now();
+    match job.task {
+        Task::Sweep => {
+            let lead = st.config.reverify_lead_minutes;
+            let domain = st.delivery.message_id_domain.clone();
+            let trigger = if job.trigger == "MANUAL" {
+                "MANUAL"
+            } else {
+                "SCHEDULE"
+            };
+            let emailed = st
+                .db
+                .run(move |c| external::sweep(c, trigger, lead, &domain, now))
+                .await
+                .map_err(boxed)?;
+            tracing::info!(
+                emailed,
+                trigger,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "re-verification sweep done"
+            );
+        }
+        Task::Retention => {
+            let keep = chrono::Duration::days(st.config.retention_days);
+            let audit_keep = chrono::Duration::days(st.config.audit_retention_days);
+            let report = st
+                .db
+                .run(move |c| retention::run(c, keep, audit_keep, now))
+                .await
+                .map_err(boxed)?;
+            tracing::info!(
+                ?report,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "retention done"
+            );
+        }
+    }
+    Ok(())
+}
