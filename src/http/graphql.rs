@@ -74,17 +74,17 @@ fn count_aliases(doc: &ExecutableDocument) -> usize {
         .sum()
 }
 
-/// Refuses an operation with more aliases than allowed (a parse failure is left to the engine,
+/// The refusal of an operation with more aliases than allowed (a parse failure is left to the engine,
 /// which reports it with its position).
-fn check_aliases(state: &AppState, r: &Request) -> Result<(), HttpResponse> {
+fn alias_refusal(state: &AppState, r: &Request) -> Option<HttpResponse> {
     let max = state.config.graphql_max_aliases;
     match async_graphql::parser::parse_query(&r.query) {
-        Ok(doc) if count_aliases(&doc) > max => Err(request_error(
+        Ok(doc) if count_aliases(&doc) > max => Some(request_error(
             StatusCode::BAD_REQUEST,
             "TOO_MANY_ALIASES",
             &format!("An operation may use at most {max} aliases."),
         )),
-        _ => Ok(()),
+        _ => None,
     }
 }
 
@@ -217,7 +217,7 @@ pub async fn post(
         BatchRequest::Batch(list) => list.iter().collect(),
     };
     for r in requests {
-        if let Err(res) = check_aliases(&state, r) {
+        if let Some(res) = alias_refusal(&state, r) {
             return res;
         }
     }
@@ -252,7 +252,7 @@ pub async fn get(
             "Mutations must be sent with POST.",
         );
     }
-    if let Err(res) = check_aliases(&state, &request) {
+    if let Some(res) = alias_refusal(&state, &request) {
         return res;
     }
     execute(&schema, &state, &req, BatchRequest::Single(request)).await

@@ -165,7 +165,7 @@ pub async fn invite_page(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> HttpResponse {
-    if let Err(res) = limit(&state, &req, &state.limits.accept_address) {
+    if let Some(res) = over_limit(&state, &req, &state.limits.accept_address) {
         return res;
     }
     render_form(&state, &req, &path.into_inner(), StatusCode::OK, "", None).await
@@ -185,7 +185,7 @@ pub async fn invite_submit(
     path: web::Path<String>,
     form: web::Form<AcceptForm>,
 ) -> HttpResponse {
-    if let Err(res) = limit(&state, &req, &state.limits.accept_address) {
+    if let Some(res) = over_limit(&state, &req, &state.limits.accept_address) {
         return res;
     }
     let token = path.into_inner();
@@ -309,17 +309,17 @@ fn client(state: &AppState, req: &HttpRequest) -> String {
     super::graphql::client_address(state, req).unwrap_or_else(|| "unknown".into())
 }
 
-/// Counts one use of a page by the client; `Err` is the page to answer when over the limit.
-fn limit(
+/// Counts one use of a page by the client; the page to answer instead when over the limit.
+fn over_limit(
     state: &AppState,
     req: &HttpRequest,
     limit: &crate::ratelimit::Limit,
-) -> Result<(), HttpResponse> {
+) -> Option<HttpResponse> {
     match limit.check(&client(state, req)) {
         Err(AppError::RateLimited {
             retry_after_seconds,
-        }) => Err(limited(retry_after_seconds)),
-        _ => Ok(()),
+        }) => Some(limited(retry_after_seconds)),
+        _ => None,
     }
 }
 
@@ -364,7 +364,7 @@ pub async fn reset_page(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> HttpResponse {
-    if let Err(res) = limit(&state, &req, &state.limits.reset_address) {
+    if let Some(res) = over_limit(&state, &req, &state.limits.reset_address) {
         return res;
     }
     render_reset(&state, &req, &path.into_inner(), StatusCode::OK, None).await
@@ -383,7 +383,7 @@ pub async fn reset_submit(
     path: web::Path<String>,
     form: web::Form<ResetForm>,
 ) -> HttpResponse {
-    if let Err(res) = limit(&state, &req, &state.limits.reset_address) {
+    if let Some(res) = over_limit(&state, &req, &state.limits.reset_address) {
         return res;
     }
     let token = path.into_inner();
@@ -440,7 +440,7 @@ pub async fn verify_page(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> HttpResponse {
-    if let Err(res) = limit(&state, &req, &state.limits.reset_address) {
+    if let Some(res) = over_limit(&state, &req, &state.limits.reset_address) {
         return res;
     }
     let token = path.into_inner();
@@ -483,7 +483,7 @@ pub async fn verify_submit(
     path: web::Path<String>,
     form: web::Form<VerifyForm>,
 ) -> HttpResponse {
-    if let Err(res) = limit(&state, &req, &state.limits.reset_address) {
+    if let Some(res) = over_limit(&state, &req, &state.limits.reset_address) {
         return res;
     }
     let token = path.into_inner();
