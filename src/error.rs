@@ -176,11 +176,33 @@ impl From<diesel::result::Error> for AppError {
     fn from(e: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error};
         match e {
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => Self::Unavailable,
-            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Self::Unavailable,
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection
+                | DatabaseErrorKind::UnableToSendCommand
+                | DatabaseErrorKind::SerializationFailure,
+                _,
+            ) => Self::Unavailable,
+            // The server going away mid-query (a restart, a failover) is an outage, not a bug.
+            Error::DatabaseError(_, ref info) if is_outage(info.message()) => Self::Unavailable,
             other => Self::Internal(format!("database: {other}")),
         }
     }
+}
+
+/// Messages PostgreSQL and libpq give when the server is restarting, shutting down or gone.
+fn is_outage(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "terminating connection",
+        "the database system is",
+        "server closed the connection",
+        "connection refused",
+        "could not connect",
+        "no connection to the server",
+        "connection to server",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
 }
 
 impl From<crate::domain::seats::Violation> for AppError {

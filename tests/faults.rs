@@ -355,3 +355,229 @@ async fn a_worker_killed_mid_batch_leaves_no_email_unsent() {
     );
     eprintln!("killed after {sent_before_kill} emails; duplicates: {duplicates}");
 }
+
+/// A full `serve` process (API, workers, scheduler) on its own port.
+fn replica(db_url: &str, smtp_url: &str, port: u16) -> Worker {
+    Worker(
+        Command::new(env!("CARGO_BIN_EXE_guestpass"))
+            .arg("serve")
+            .env("DATABASE_URL", db_url)
+            .env("GUESTPASS_BIND", format!("127.0.0.1:{port}"))
+            .env("GUESTPASS_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+            .env(
+                "GUESTPASS_SECRET",
+                "test-secret-test-secret-test-secret-0123",
+            )
+            .env("GUESTPASS_SMTP_URL", smtp_url)
+            .env("GUESTPASS_WORKER_HEARTBEAT_SECS", "1")
+            .env("GUESTPASS_EMAIL_CONCURRENCY", "4")
+            .env("GUESTPASS_EMAIL_RETRY_BASE_MS", "200")
+            .env("GUESTPASS_RECIPIENT_COOLDOWN_SECS", "0")
+            .env("GUESTPASS_INVITES_PER_ADMIN_PER_DAY", "1000000")
+            .env("GUESTPASS_DB_POOL_SIZE", "6")
+            .env("GUESTPASS_LOG", "error")
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Mixed load on two replicas while Postgres restarts and one replica is killed: every committed
+/// invite's email arrives (a duplicate only from the killed replica, with the same Message-ID), the seat
+/// rules hold, and errors stop within 5 s of Postgres coming back.
+#[actix_rt::test]
+async fn the_fault_run() {
+    let pg = PrivatePg::start_new();
+    let sink = SmtpSink::start().await;
+    let url = pg.url("guestpass");
+    let out = Command::new(env!("CARGO_BIN_EXE_guestpass"))
+        .args([
+            "bootstrap",
+            "--org",
+            "Acme",
+            "--site",
+            "Docs",
+            "--admin-email",
+            "admin@acme.example",
+            "--user-limit",
+            "100000",
+        ])
+        .env("DATABASE_URL", &url)
+        .env("GUESTPASS_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout.lines().last().unwrap().to_string();
+    let site = stdout
+        .lines()
+        .find(|l| l.starts_with("site:"))
+        .and_then(|l| l.split('(').nth(1))
+        .unwrap()
+        .trim_end_matches(')')
+        .to_string();
+    let ports = [free_port(), free_port()];
+    let _survivor = replica(&url, &sink.url(), ports[0]);
+    let mut victim = replica(&url, &sink.url(), ports[1]);
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .finish();
+    for p in ports {
+        wait_ready(
+            &client,
+            &format!("http://127.0.0.1:{p}"),
+            200,
+            Duration::from_secs(60),
+        )
+        .await;
+    }
+
+    let start = Instant::now();
+    let outage = std::sync::Arc::new(std::sync::Mutex::new((None::<Duration>, None::<Duration>)));
+    let killed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = (0..8).map(|w| {
+        let (client, token, site, killed) = (client.clone(), token.clone(), site.clone(), killed.clone());
+        async move {
+            let mut results = Vec::new();
+            let mut i = 0;
+            while start.elapsed() < Duration::from_secs(14) {
+                i += 1;
+                let to_victim = w % 2 == 1 && !killed.load(std::sync::atomic::Ordering::SeqCst);
+                let port = if to_victim { ports[1] } else { ports[0] };
+                let email = format!("w{w}n{i}@partner.example");
+                let body = if i % 3 == 0 {
+                    json!({ "query": "{ me { id } }" })
+                } else {
+                    json!({ "query": INVITE, "variables": { "input": { "siteId": site, "emails": [email], "role": "USER" } } })
+                };
+                let res = client
+                    .post(format!("http://127.0.0.1:{port}/graphql"))
+                    .insert_header(("Authorization", format!("Bearer {token}")))
+                    .send_json(&body)
+                    .await;
+                let outcome = match res {
+                    Ok(mut r) => match r.json::<serde_json::Value>().await {
+                        Ok(v) if v["errors"].is_null() => Ok(()),
+                        Ok(v) => Err(v["errors"][0]["extensions"]["code"].as_str().unwrap_or("?").to_string()),
+                        Err(_) => Err("BAD_BODY".to_string()),
+                    },
+                    Err(_) => Err("NO_RESPONSE".to_string()),
+                };
+                results.push((start.elapsed(), to_victim, outcome));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            results
+        }
+    });
+    let chaos = {
+        let (pg, outage, killed) = (&pg, outage.clone(), killed.clone());
+        async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            outage.lock().unwrap().0 = Some(start.elapsed());
+            pg.stop();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            pg.start();
+            outage.lock().unwrap().1 = Some(start.elapsed());
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            killed.store(true, std::sync::atomic::Ordering::SeqCst);
+            victim.0.kill().unwrap(); // SIGKILL, mid-batch
+            let _ = victim.0.wait();
+        }
+    };
+    let (results, ()) =
+        futures_util::future::join(futures_util::future::join_all(load), chaos).await;
+    let results: Vec<_> = results.into_iter().flatten().collect();
+    let (down, back) = *outage.lock().unwrap();
+    let back = back.unwrap();
+    let errors_during = results
+        .iter()
+        .filter(|(t, _, o)| o.is_err() && *t >= down.unwrap() && *t <= back)
+        .count();
+    // Errors from live replicas stop within 5 s of Postgres coming back.
+    let late: Vec<_> = results
+        .iter()
+        .filter(|(t, to_victim, o)| o.is_err() && *t > back + Duration::from_secs(5) && !to_victim)
+        .collect();
+    assert!(late.is_empty(), "errors after recovery: {late:?}");
+    assert!(
+        errors_during > 0,
+        "the outage was not noticed: nothing was tested"
+    );
+    for (_, _, o) in &results {
+        if let Err(code) = o {
+            assert!(
+                ["UNAVAILABLE", "NO_RESPONSE", "BAD_BODY", "INTERNAL"].contains(&code.as_str()),
+                "unexpected refusal {code}"
+            );
+        }
+    }
+
+    // Every committed invite's email arrives; duplicates only from the killed replica, same Message-ID.
+    let mut conn = diesel::PgConnection::establish(&url).unwrap();
+    use diesel::prelude::*;
+    let committed: Vec<String> = guestpass::db::schema::invites::table
+        .select(guestpass::db::schema::invites::email_normalized)
+        .load(&mut conn)
+        .unwrap();
+    let ok_invites = results.iter().filter(|(_, _, o)| o.is_ok()).count();
+    assert!(
+        committed.len() >= ok_invites * 2 / 3 / 2,
+        "{} committed",
+        committed.len()
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got: std::collections::HashSet<String> =
+            sink.messages().iter().flat_map(|m| m.to.clone()).collect();
+        let missing = committed.iter().filter(|e| !got.contains(*e)).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {} committed invites got no email",
+            committed.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut by_address: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for m in sink.messages() {
+        by_address
+            .entry(m.to[0].clone())
+            .or_default()
+            .push(m.header("Message-ID").unwrap());
+    }
+    let duplicates: usize = by_address.values().map(|v| v.len() - 1).sum();
+    for (addr, ids) in &by_address {
+        assert!(
+            ids.iter().all(|i| i == &ids[0]),
+            "{addr} got different messages: {ids:?}"
+        );
+    }
+    assert!(duplicates <= 4, "{duplicates} duplicates");
+    // The seat rules hold.
+    let over: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT count(*) FROM invites WHERE status = 'PENDING') + (SELECT count(*) FROM product_roles) - (SELECT user_limit FROM sites LIMIT 1)",
+    ))
+    .get_result(&mut conn)
+    .unwrap();
+    assert!(over <= 0);
+    eprintln!(
+        "fault run: {} requests, {} errors during the outage, {} invites committed, {} duplicates",
+        results.len(),
+        errors_during,
+        committed.len(),
+        duplicates
+    );
+}

@@ -39,7 +39,33 @@ pub async fn deliver(job: EmailJob, ctx: Data<Arc<EmailContext>>) -> Result<(), 
         .map_err(|e| -> BoxDynError { e.to_string().into() })
 }
 
+/// How long the outcome of a send is retried while the database is unreachable.
+const RECORD_FOR: Duration = Duration::from_secs(120);
+
 impl EmailContext {
+    /// Records what happened to a send. The email is already out: losing the record would send it
+    /// again, so a database outage is waited out (with backoff) instead of failing the job.
+    async fn record<F>(&self, f: F) -> crate::error::AppResult<()>
+    where
+        F: Fn(&mut diesel::PgConnection) -> crate::error::AppResult<()> + Clone + Send + 'static,
+    {
+        let started = std::time::Instant::now();
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match self.state.db.run(f.clone()).await {
+                Err(crate::error::AppError::Unavailable) if started.elapsed() < RECORD_FOR => {
+                    tracing::warn!(
+                        retry_in_ms = wait.as_millis() as u64,
+                        "cannot record a sent email yet; the database is unavailable"
+                    );
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
+    }
+
     async fn process(&self, job: EmailJob) -> crate::error::AppResult<()> {
         let st = &self.state;
         let id = job.delivery_id;
@@ -177,22 +203,21 @@ impl EmailContext {
         match result {
             Ok(()) => {
                 st.metrics.mail_path_broken.set(0);
-                st.db.run(move |c| emails::mark_sent(c, id, now)).await
+                self.record(move |c| emails::mark_sent(c, id, now)).await
             }
             Err(SendError::Permanent(e)) => {
                 st.metrics.mail_path_broken.set(0);
                 tracing::warn!(error = %e, "recipient refused; not retrying");
-                st.db.run(move |c| emails::mark_failed(c, id, &e)).await
+                self.record(move |c| emails::mark_failed(c, id, &e)).await
             }
             Err(SendError::Transient(e)) => {
                 let delay = backoff(self.retry_base, attempts);
                 if now + chrono::Duration::from_std(delay).unwrap_or_default() > give_up_at {
                     let msg = format!("gave up after {attempts} attempts: {e}");
-                    st.db.run(move |c| emails::mark_failed(c, id, &msg)).await
+                    self.record(move |c| emails::mark_failed(c, id, &msg)).await
                 } else {
                     tracing::info!(error = %e, retry_in_ms = delay.as_millis() as u64, "send failed; will retry");
-                    st.db
-                        .run(move |c| emails::schedule_retry(c, id, &e, delay, now))
+                    self.record(move |c| emails::schedule_retry(c, id, &e, delay, now))
                         .await
                 }
             }
@@ -203,10 +228,9 @@ impl EmailContext {
                 let delay = backoff(self.retry_base, attempts);
                 if now + chrono::Duration::from_std(delay).unwrap_or_default() > expires_at {
                     let msg = format!("expired before the mail server accepted it: {e}");
-                    st.db.run(move |c| emails::mark_failed(c, id, &msg)).await
+                    self.record(move |c| emails::mark_failed(c, id, &msg)).await
                 } else {
-                    st.db
-                        .run(move |c| emails::schedule_retry(c, id, &e, delay, now))
+                    self.record(move |c| emails::schedule_retry(c, id, &e, delay, now))
                         .await
                 }
             }
