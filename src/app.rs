@@ -134,8 +134,8 @@ pub async fn start(
         .await
         .map_err(StartError::Other)?;
 
-    let pool = db::build_pool(&config.database_url, config.db_pool_size);
-    let state = AppState::new(config.clone(), Db::new(pool), clock, &secret);
+    let db = Db::connect(&config.database_url, config.db_pool_size);
+    let state = AppState::new(config.clone(), db, clock, &secret);
     if opts.demo {
         crate::demo::seed(&state)
             .await

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub emails: Family<EmailLabels, Counter>,
     pub pool_connections: Gauge,
     pub pool_idle: Gauge,
+    /// SQL statements the API's pool has run (a counter, read at scrape time).
+    pub sql_statements: Gauge,
     pub jobs: Family<JobLabels, Gauge>,
     /// 1 while the mail path fails for a reason of our own (authentication, TLS), else 0.
     pub mail_path_broken: Gauge<i64, std::sync::atomic::AtomicI64>,
@@ -53,6 +55,7 @@ impl Metrics {
         let emails = Family::<EmailLabels, Counter>::default();
         let pool_connections = Gauge::default();
         let pool_idle = Gauge::default();
+        let sql_statements = Gauge::default();
         let jobs = Family::<JobLabels, Gauge>::default();
         let mail_path_broken = Gauge::default();
         registry.register(
@@ -78,6 +81,11 @@ impl Metrics {
         );
         registry.register("jobs", "Queue jobs by queue and status", jobs.clone());
         registry.register(
+            "db_statements",
+            "SQL statements run through the connection pool since start",
+            sql_statements.clone(),
+        );
+        registry.register(
             "mail_path_broken",
             "1 when sending fails because of our own SMTP configuration",
             mail_path_broken.clone(),
@@ -89,6 +97,7 @@ impl Metrics {
             emails,
             pool_connections,
             pool_idle,
+            sql_statements,
             jobs,
             mail_path_broken,
         }

@@ -8,6 +8,8 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, Pool};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -122,24 +124,58 @@ pub fn migrations_current(conn: &mut PgConnection) -> bool {
 }
 
 pub fn build_pool(url: &str, size: u32) -> PgPool {
+    counted_pool(url, size, Arc::new(AtomicU64::new(0)))
+}
+
+/// A pool whose connections count every statement they run into `statements` (for `/metrics` and
+/// the benchmarks' statements-per-request).
+pub fn counted_pool(url: &str, size: u32, statements: Arc<AtomicU64>) -> PgPool {
     Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
         // A burst queues for a connection rather than failing; a dead database fails within this.
         .connection_timeout(Duration::from_secs(5))
         .test_on_check_out(false)
+        .connection_customizer(Box::new(CountStatements(statements)))
         .build_unchecked(ConnectionManager::new(url))
+}
+
+#[derive(Debug)]
+struct CountStatements(Arc<AtomicU64>);
+
+impl diesel::r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for CountStatements {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        use diesel::connection::{Connection, InstrumentationEvent};
+        let counter = self.0.clone();
+        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::FinishQuery { .. } = event {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        Ok(())
+    }
 }
 
 /// The async boundary around the pool.
 #[derive(Clone)]
 pub struct Db {
     pool: PgPool,
+    statements: Arc<AtomicU64>,
 }
 
 impl Db {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    /// A pool of `size` connections to `url` that counts the statements it runs.
+    pub fn connect(url: &str, size: u32) -> Self {
+        let statements = Arc::new(AtomicU64::new(0));
+        Self {
+            pool: counted_pool(url, size, statements.clone()),
+            statements,
+        }
+    }
+
+    /// Statements run through this pool so far.
+    pub fn statements(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -104,8 +104,9 @@ struct AuthInner {
     /// The client's address (for rate limits), when known.
     client: Option<String>,
     caller: tokio::sync::OnceCell<Option<Caller>>,
-    sites: Mutex<HashMap<Uuid, access::SiteAccess>>,
+    sites: Mutex<HashMap<Uuid, Arc<tokio::sync::OnceCell<access::SiteAccess>>>>,
     site_admin_anywhere: tokio::sync::OnceCell<bool>,
+    staff: tokio::sync::OnceCell<bool>,
 }
 
 impl RequestAuth {
@@ -116,6 +117,7 @@ impl RequestAuth {
             caller: tokio::sync::OnceCell::new(),
             sites: Mutex::new(HashMap::new()),
             site_admin_anywhere: tokio::sync::OnceCell::new(),
+            staff: tokio::sync::OnceCell::new(),
         }))
     }
 }
@@ -178,8 +180,23 @@ pub(crate) async fn is_site_admin_anywhere(ctx: &Context<'_>) -> AppResult<bool>
         .copied()
 }
 
-/// The caller's standing on a site, looked up once per request. For reads only: a mutation re-checks
-/// inside its transaction.
+/// Whether the caller is staff (an admin or a paid user somewhere; looked up once per request).
+pub(crate) async fn is_staff(ctx: &Context<'_>) -> AppResult<bool> {
+    let who = caller(ctx).await?;
+    let auth = ctx
+        .data_opt::<RequestAuth>()
+        .ok_or(AppError::Unauthenticated)?;
+    let st = state(ctx);
+    auth.0
+        .staff
+        .get_or_try_init(|| async move { st.db.run(move |c| access::is_staff(c, &who)).await })
+        .await
+        .copied()
+}
+
+/// The caller's standing on a site, looked up once per request however many fields ask at once
+/// (the fields of a list's rows resolve concurrently). For reads only: a mutation re-checks inside
+/// its transaction.
 pub(crate) async fn site_access(
     ctx: &Context<'_>,
     site_id: Uuid,
@@ -188,23 +205,24 @@ pub(crate) async fn site_access(
     let auth = ctx
         .data_opt::<RequestAuth>()
         .ok_or(AppError::Unauthenticated)?;
-    if let Some(a) = auth
+    let cell = auth
         .0
         .sites
         .lock()
-        .ok()
-        .and_then(|m| m.get(&site_id).cloned())
-    {
-        return Ok((who, a));
-    }
+        .map_err(|_| AppError::internal("site access cache poisoned"))?
+        .entry(site_id)
+        .or_default()
+        .clone();
+    let st = state(ctx);
     let w = who.clone();
-    let a = state(ctx)
-        .db
-        .run(move |c| access::site_access(c, &w, site_id))
-        .await?;
-    if let Ok(mut m) = auth.0.sites.lock() {
-        m.insert(site_id, a.clone());
-    }
+    let a = cell
+        .get_or_try_init(|| async move {
+            st.db
+                .run(move |c| access::site_access(c, &w, site_id))
+                .await
+        })
+        .await?
+        .clone();
     Ok((who, a))
 }
 

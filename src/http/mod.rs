@@ -136,6 +136,10 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let pool = state.db.pool().state();
     state.metrics.pool_connections.set(pool.connections.into());
     state.metrics.pool_idle.set(pool.idle_connections.into());
+    state
+        .metrics
+        .sql_statements
+        .set(state.db.statements().min(i64::MAX as u64) as i64);
     // Queue depth by status, read at scrape time (an unreachable database leaves the last values).
     if let Ok(rows) = state.db.run(crate::store::queue::job_counts).await {
         state.metrics.jobs.clear();
