@@ -40,6 +40,33 @@ pub enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL); `schema.graphql` is its checked-in output.
     ExportSchema,
+    /// Build a realistic benchmark dataset in a new organization and print, as JSON, what a load
+    /// driver needs (organization slug, site id, admin tokens, a session token).
+    Seed {
+        #[arg(long, default_value_t = 10_000)]
+        users: i64,
+        #[arg(long, default_value_t = 2_000)]
+        guests: i64,
+        #[arg(long, default_value_t = 3)]
+        sites: i64,
+        #[arg(long, default_value_t = 200)]
+        spaces: i64,
+        #[arg(long, default_value_t = 50)]
+        groups: i64,
+        #[arg(long, default_value_t = 500)]
+        invites: i64,
+        #[arg(long, default_value_t = 20_000)]
+        audit: i64,
+        /// Admins besides the first (one load-driver client each).
+        #[arg(long, default_value_t = 7)]
+        admins: i64,
+        /// Large mode: this many external users without access (e.g. 1000000)...
+        #[arg(long, default_value_t = 0)]
+        external: i64,
+        /// ...of whom this many are due for re-verification.
+        #[arg(long, default_value_t = 0)]
+        due: i64,
+    },
     /// Run the re-verification sweep once, now: queue a reminder for every external user whose
     /// verification ends within the lead time and who has not had one for this period (the running
     /// workers send them). Prints how many were queued.
@@ -138,14 +165,70 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             println!("{}", b.api_token);
             Ok(())
         }
-        Command::ReverifyNow => {
+        Command::Seed {
+            users,
+            guests,
+            sites,
+            spaces,
+            groups,
+            invites,
+            audit,
+            admins,
+            external,
+            due,
+        } => {
             init_logging(&config.log);
+            if guests > users || due > external {
+                return Err("--guests must not exceed --users, nor --due --external".into());
+            }
             let url = config.database_url.clone();
-            let pool = crate::jobs::queue_pool(&config.database_url, 2).await?;
+            let started = std::time::Instant::now();
             tokio::task::spawn_blocking(move || crate::db::migrate(&url))
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
+            let pool = crate::jobs::queue_pool(&config.database_url, 2).await?;
+            crate::jobs::setup_queue(&pool).await?;
+            let url = config.database_url.clone();
+            let seeded = tokio::task::spawn_blocking(move || -> Result<_, String> {
+                let mut conn = crate::db::build_pool(&url, 1)
+                    .get()
+                    .map_err(|e| e.to_string())?;
+                crate::store::seed::seed(
+                    &mut conn,
+                    &crate::store::seed::SeedInput {
+                        users,
+                        guests,
+                        sites,
+                        spaces,
+                        groups,
+                        pending_invites: invites,
+                        audit_events: audit,
+                        extra_admins: admins,
+                        external,
+                        external_due: due,
+                    },
+                    chrono::Utc::now(),
+                )
+                .map_err(|e| format!("seeding failed: {e:?}"))
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            eprintln!("seeded in {:.1} s", started.elapsed().as_secs_f64());
+            println!(
+                "{}",
+                serde_json::to_string(&seeded).map_err(|e| e.to_string())?
+            );
+            Ok(())
+        }
+        Command::ReverifyNow => {
+            init_logging(&config.log);
+            let url = config.database_url.clone();
+            tokio::task::spawn_blocking(move || crate::db::migrate(&url))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            let pool = crate::jobs::queue_pool(&config.database_url, 2).await?;
             crate::jobs::setup_queue(&pool).await?;
             let url = config.database_url.clone();
             let domain = crate::state::message_id_domain(&config.public_url);

@@ -16,4 +16,5 @@ pub mod models;
 pub mod org;
 pub mod queue;
 pub mod retention;
+pub mod seed;
 pub mod signin;
