@@ -1,0 +1,635 @@
+//! The benchmark suite: seeds a realistic dataset, starts the release server against it with a local
+//! SMTP sink, runs each scenario for a fixed time at a fixed concurrency, checks every response (a
+//! GraphQL response with `errors` is a failure), and prints one table.
+//!
+//! Run it with `scripts/bench` (builds in release mode first). Options:
+//!   --duration SECS     per scenario (default 10)
+//!   --connections N     for the read scenarios (default 32)
+//!   --skip-large        skip the 1,000,000-user sweep
+//! `DATABASE_URL` names the server (the database `guestpass_bench` is recreated there).
+
+#[path = "../tests/common/smtp.rs"]
+#[allow(dead_code)]
+mod smtp;
+
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = "target/release/guestpass";
+
+struct Args {
+    duration: Duration,
+    connections: usize,
+    skip_large: bool,
+    admin_url: String,
+    db_url: String,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        duration: Duration::from_secs(10),
+        connections: 32,
+        skip_large: false,
+        admin_url: std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+        db_url: String::new(),
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        match argv[i].as_str() {
+            "--duration" => {
+                a.duration = Duration::from_secs(argv[i + 1].parse().expect("seconds"));
+                i += 1;
+            }
+            "--connections" => {
+                a.connections = argv[i + 1].parse().expect("a number");
+                i += 1;
+            }
+            "--skip-large" => a.skip_large = true,
+            other => panic!("unknown option {other}"),
+        }
+        i += 1;
+    }
+    let mut u = url::Url::parse(&a.admin_url).expect("DATABASE_URL");
+    u.set_path("/guestpass_bench");
+    a.db_url = u.to_string();
+    a
+}
+
+/// One scenario's measurements.
+#[derive(Default)]
+struct Row {
+    name: String,
+    connections: usize,
+    requests: usize,
+    errors: usize,
+    elapsed: Duration,
+    latencies_us: Vec<u64>,
+    statements: Option<f64>,
+    peak_rss_mb: f64,
+    note: String,
+}
+
+impl Row {
+    fn pct(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let mut v = self.latencies_us.clone();
+        v.sort_unstable();
+        let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1;
+        v[i] as f64 / 1000.0
+    }
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn peak_rss_mb(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+}
+
+fn start_server(db_url: &str, smtp: &str) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(BIN)
+        .arg("serve")
+        .env("DATABASE_URL", db_url)
+        .env("GUESTPASS_BIND", format!("127.0.0.1:{port}"))
+        .env("GUESTPASS_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+        .env(
+            "GUESTPASS_SECRET",
+            "benchmark-secret-benchmark-secret-0123456",
+        )
+        .env("GUESTPASS_SMTP_URL", smtp)
+        .env("GUESTPASS_LOG", "error")
+        .env("GUESTPASS_DB_POOL_SIZE", "24")
+        .env("GUESTPASS_EMAIL_CONCURRENCY", "32")
+        // Volume, not abuse: the limits are raised for the run (each has its own test).
+        .env("GUESTPASS_RECIPIENT_COOLDOWN_SECS", "0")
+        .env("GUESTPASS_INVITES_PER_ADMIN_PER_DAY", "100000000")
+        .env("GUESTPASS_LOGIN_LIMIT_PER_ADDRESS", "100000000")
+        .env("GUESTPASS_REVERIFY_SCHEDULE", "0 0 0 1 1 *")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("run scripts/bench (it builds the release binary first)");
+    Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+async fn wait_ready(client: &awc::Client, base: &str) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the server did not become ready");
+}
+
+async fn statements(client: &awc::Client, base: &str) -> f64 {
+    let mut r = client.get(format!("{base}/metrics")).send().await.unwrap();
+    let body = String::from_utf8(r.body().limit(1 << 24).await.unwrap().to_vec()).unwrap();
+    body.lines()
+        .find(|l| l.starts_with("guestpass_db_statements "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Runs `connections` clients for `duration`, each sending `body(worker, i)` with `token(worker)`.
+async fn run<B, T>(
+    server: &Server,
+    name: &str,
+    connections: usize,
+    duration: Duration,
+    token: T,
+    body: B,
+) -> Row
+where
+    B: Fn(usize, usize) -> Value + Clone + 'static,
+    T: Fn(usize) -> Option<String>,
+{
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish();
+    let before = statements(&client, &server.base).await;
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..connections)
+        .map(|w| {
+            let (client, url, token, body) = (
+                client.clone(),
+                format!("{}/graphql", server.base),
+                token(w),
+                body.clone(),
+            );
+            actix_rt::spawn(async move {
+                let (mut lat, mut errors, mut i) = (Vec::new(), 0usize, 0usize);
+                while start.elapsed() < duration {
+                    let t0 = Instant::now();
+                    let mut req = client.post(&url);
+                    if let Some(t) = &token {
+                        req = req.insert_header(("Authorization", format!("Bearer {t}")));
+                    }
+                    let ok = match req.send_json(&body(w, i)).await {
+                        Ok(mut r) if r.status() == 200 => {
+                            match r.json::<Value>().limit(1 << 24).await {
+                                Ok(v) => v.get("errors").is_none_or(Value::is_null),
+                                Err(_) => false,
+                            }
+                        }
+                        _ => false,
+                    };
+                    lat.push(t0.elapsed().as_micros() as u64);
+                    if !ok {
+                        errors += 1;
+                    }
+                    i += 1;
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let mut row = Row {
+        name: name.into(),
+        connections,
+        ..Default::default()
+    };
+    for t in tasks {
+        let (lat, errors) = t.await.unwrap();
+        row.requests += lat.len();
+        row.errors += errors;
+        row.latencies_us.extend(lat);
+    }
+    row.elapsed = start.elapsed();
+    let after = statements(&client, &server.base).await;
+    row.statements = Some((after - before) / row.requests.max(1) as f64);
+    row.peak_rss_mb = server.peak_rss_mb();
+    row
+}
+
+fn psql(db_url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([db_url, "-Atc", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn seed(db_url: &str, extra: &[&str]) -> Value {
+    let out = Command::new(BIN)
+        .arg("seed")
+        .args(extra)
+        .env("DATABASE_URL", db_url)
+        .env("GUESTPASS_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The statements of one guest-list request (scenario 1), for pgbench: the database's ceiling.
+fn pgbench_script(db_url: &str, seeded: &Value) -> String {
+    let site = seeded["siteId"].as_str().unwrap();
+    let token = seeded["adminTokens"][0].as_str().unwrap();
+    let admin = psql(
+        db_url,
+        &format!("SELECT user_id FROM api_tokens WHERE token_hash = sha256('{token}')"),
+    );
+    let org = psql(
+        db_url,
+        &format!("SELECT organization_id FROM sites WHERE id = '{site}'"),
+    );
+    format!(
+        "SELECT id, user_id, last_used_at FROM api_tokens WHERE token_hash = sha256('{token}') AND revoked_at IS NULL;
+SELECT u.*, EXISTS (SELECT 1 FROM org_admins oa WHERE oa.organization_id = u.organization_id AND oa.user_id = u.id), p.two_step FROM users u LEFT JOIN external_user_policies p ON p.organization_id = u.organization_id WHERE u.id = '{admin}';
+SELECT * FROM sites WHERE id = '{site}' AND organization_id = '{org}';
+SELECT EXISTS (SELECT 1 FROM site_admins WHERE site_id = '{site}' AND user_id = '{admin}'), (SELECT role FROM product_roles WHERE site_id = '{site}' AND user_id = '{admin}'), (SELECT max(gsr.role) FROM group_site_roles gsr JOIN group_members gm ON gm.group_id = gsr.group_id WHERE gsr.site_id = '{site}' AND gm.user_id = '{admin}'), ARRAY(SELECT sa.space_id FROM space_admins sa JOIN spaces sp ON sp.id = sa.space_id WHERE sp.site_id = '{site}' AND sa.user_id = '{admin}');
+WITH eff AS (SELECT g.user_id, max(g.role) AS role FROM (SELECT user_id, role FROM product_roles WHERE site_id = '{site}' UNION ALL SELECT gm.user_id, gsr.role FROM group_site_roles gsr JOIN group_members gm ON gm.group_id = gsr.group_id WHERE gsr.site_id = '{site}') g JOIN users u ON u.id = g.user_id AND u.status = 'ACTIVE' GROUP BY g.user_id HAVING max(g.role) > 1 OR NOT EXISTS (SELECT 1 FROM site_paid_history h WHERE h.site_id = '{site}' AND h.user_id = g.user_id)), listed AS (SELECT eff.user_id, u.email_normalized FROM eff JOIN users u ON u.id = eff.user_id WHERE eff.role = 1) SELECT l.user_id, t.total FROM (SELECT count(*) AS total FROM listed) t LEFT JOIN LATERAL (SELECT user_id, email_normalized FROM listed ORDER BY email_normalized, user_id LIMIT 51) l ON true;
+SELECT * FROM users WHERE id IN (SELECT user_id FROM product_roles WHERE site_id = '{site}' AND role = 1 LIMIT 50);
+SELECT domain FROM verified_domains WHERE organization_id = '{org}';
+SELECT gs.site_id, gs.user_id, s.* FROM guest_spaces gs JOIN spaces s ON s.id = gs.space_id WHERE gs.user_id IN (SELECT user_id FROM product_roles WHERE site_id = '{site}' AND role = 1 LIMIT 50);
+SELECT * FROM users WHERE id = '{admin}';
+SELECT gm.user_id, g.* FROM group_members gm JOIN groups g ON g.id = gm.group_id WHERE gm.user_id IN (SELECT user_id FROM product_roles WHERE site_id = '{site}' AND role = 1 LIMIT 50);
+"
+    )
+}
+
+fn pgbench(db_url: &str, script: &str, connections: usize, duration: Duration) -> f64 {
+    let path = std::env::temp_dir().join("guestpass-bench.sql");
+    std::fs::write(&path, script).unwrap();
+    let pgbench = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .and_then(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path().join("bin/pgbench"))
+                .find(|p| p.exists())
+        })
+        .unwrap_or_else(|| "pgbench".into());
+    let out = Command::new(pgbench)
+        .args([
+            "-n",
+            "-c",
+            &connections.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &duration.as_secs().to_string(),
+            "-f",
+        ])
+        .arg(&path)
+        .arg(db_url)
+        .output()
+        .expect("pgbench (apt-get install postgresql)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "pgbench said: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
+fn main() {
+    actix_rt::System::new().block_on(async_main());
+}
+
+async fn async_main() {
+    let a = args();
+    eprintln!("recreating guestpass_bench and seeding...");
+    psql(
+        &a.admin_url,
+        "DROP DATABASE IF EXISTS guestpass_bench WITH (FORCE)",
+    );
+    let seeded = seed(&a.db_url, &[]);
+    let site = seeded["siteId"].as_str().unwrap().to_string();
+    let admins: Vec<String> = seeded["adminTokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    let session = seeded["sessionToken"].as_str().unwrap().to_string();
+    let sink = smtp::SmtpSink::start().await;
+    let server = start_server(&a.db_url, &sink.url());
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .finish();
+    wait_ready(&client, &server.base).await;
+    let (d, c) = (a.duration, a.connections);
+    let mut rows = Vec::new();
+
+    // 6a. The framework's ceiling.
+    let warm = run(
+        &server,
+        "warm-up",
+        c,
+        Duration::from_secs(2),
+        |_| None,
+        |_, _| json!({ "query": "{ __typename }" }),
+    )
+    .await;
+    drop(warm);
+    let ceiling = run(
+        &server,
+        "6a `{ __typename }` (ceiling)",
+        c,
+        d,
+        |_| None,
+        |_, _| json!({ "query": "{ __typename }" }),
+    )
+    .await;
+    rows.push(ceiling);
+    // 2. The cheapest authenticated request.
+    let s2 = session.clone();
+    rows.push(
+        run(
+            &server,
+            "2 `me` (session)",
+            c,
+            d,
+            move |_| Some(s2.clone()),
+            |_, _| json!({ "query": "{ me { id displayName } }" }),
+        )
+        .await,
+    );
+    // 1. The admin's guest list.
+    let q1 = "query($s: ID!) { guests(siteId: $s, first: 50) { totalCount edges { node { id email displayName space(siteId: $s) { key name } invitedBy { displayName } groups { name } } } } }";
+    let (admin0, site1) = (admins[0].clone(), site.clone());
+    rows.push(
+        run(
+            &server,
+            "1 `guests(first: 50)` + space, invitedBy, groups",
+            c,
+            d,
+            move |_| Some(admin0.clone()),
+            move |_, _| json!({ "query": q1, "variables": { "s": site1 } }),
+        )
+        .await,
+    );
+    // 6b. The database's ceiling for scenario 1's statements.
+    let tps = pgbench(&a.db_url, &pgbench_script(&a.db_url, &seeded), c, d);
+    rows.push(Row {
+        name: "6b pgbench: scenario 1's statements (ceiling)".into(),
+        connections: c,
+        requests: (tps * d.as_secs_f64()) as usize,
+        elapsed: d,
+        note: "transactions/s of the same SQL".into(),
+        ..Default::default()
+    });
+    // 3. Invites: 8 admins in parallel, 10 addresses each, one site.
+    let tokens = admins.clone();
+    let q3 = "mutation($i: InviteUsersInput!) { inviteUsers(input: $i) { invites { id } } }";
+    let site3 = site.clone();
+    let mut r3 = run(&server, "3 `inviteUsers` x10, 8 admins", 8, d, move |w| Some(tokens[w % tokens.len()].clone()), move |w, i| {
+        let emails: Vec<String> = (0..10).map(|k| format!("b{w}x{i}x{k}@load.example")).collect();
+        json!({ "query": q3, "variables": { "i": { "siteId": site3, "emails": emails, "role": "GUEST" } } })
+    })
+    .await;
+    let usage = psql(
+        &a.db_url,
+        &format!("SELECT user_limit FROM sites WHERE id = '{site}'"),
+    );
+    let r = client
+        .post(format!("{}/graphql", server.base))
+        .insert_header(("Authorization", format!("Bearer {}", admins[0])))
+        .send_json(&json!({ "query": "query($s: ID!) { seatUsage(siteId: $s) { remainingSeats overGuestAllowanceBy } }", "variables": { "s": site } }))
+        .await;
+    let v: Value = r.unwrap().json().await.unwrap();
+    let ok = v["data"]["seatUsage"]["remainingSeats"]
+        .as_i64()
+        .unwrap_or(-1)
+        >= 0
+        && v["data"]["seatUsage"]["overGuestAllowanceBy"] == 0;
+    r3.note = format!(
+        "seat rules after the run: {} (user limit {usage})",
+        if ok { "held" } else { "BROKEN" }
+    );
+    rows.push(r3);
+
+    // 4a. Email throughput: 10,000 invites committed at once, delivered to the sink.
+    eprintln!("waiting for scenario 3's emails to drain...");
+    let drain_start = Instant::now();
+    while psql(
+        &a.db_url,
+        "SELECT count(*) FROM email_deliveries WHERE status IN ('QUEUED', 'SENDING', 'RETRYING')",
+    ) != "0"
+        && drain_start.elapsed() < Duration::from_secs(600)
+    {
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    let before = sink.messages().len();
+    let admin_id = psql(
+        &a.db_url,
+        &format!(
+            "SELECT user_id FROM api_tokens WHERE token_hash = sha256('{}')",
+            admins[0]
+        ),
+    );
+    let t0 = Instant::now();
+    psql(&a.db_url, &format!(
+        "WITH inv AS (
+           INSERT INTO invites (site_id, email, email_normalized, role, invited_by, token_nonce, status, created_at, expires_at)
+           SELECT '{site}', e, e, 1, '{admin_id}', uuid_send(gen_random_uuid()), 'PENDING', now(), now() + interval '7 days'
+           FROM (SELECT 'burst' || i || '@load.example' AS e FROM generate_series(1, 10000) i) x
+           RETURNING id, email, token_nonce),
+         d AS (
+           INSERT INTO email_deliveries (organization_id, kind, invite_id, token_nonce, recipient, status, message_id, created_at, give_up_at)
+           SELECT (SELECT organization_id FROM sites WHERE id = '{site}'), 'INVITE', id, token_nonce, email, 'QUEUED',
+                  '<burst.' || id || '@bench>', now(), now() + interval '1 day' FROM inv
+           RETURNING id)
+         INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority)
+         SELECT apalis.generate_ulid(), 'guestpass::email', convert_to(json_build_object('delivery_id', id)::text, 'UTF8'), 'Pending', 0, 10, now(), 0 FROM d"
+    ));
+    let committed = t0.elapsed();
+    let got = sink
+        .wait_for(before + 10_000, Duration::from_secs(600))
+        .await
+        .len()
+        - before;
+    let took = t0.elapsed();
+    rows.push(Row {
+        name: "4a email throughput: 10,000 invites".into(),
+        connections: 32,
+        requests: got,
+        errors: 10_000 - got.min(10_000),
+        elapsed: took,
+        note: format!("emails/s from commit ({committed:.1?} to commit) to the last SMTP DATA"),
+        peak_rss_mb: server.peak_rss_mb(),
+        ..Default::default()
+    });
+    // 4b. Commit-to-SMTP latency at 100 invites/s.
+    let before = sink.messages().len();
+    let mut sent_at: HashMap<String, Instant> = HashMap::new();
+    let paced = Instant::now();
+    let mut n = 0;
+    let q4 = "mutation($i: InviteUsersInput!) { inviteUsers(input: $i) { invites { id } } }";
+    while paced.elapsed() < d {
+        let email = format!("paced{n}@load.example");
+        let r = client
+            .post(format!("{}/graphql", server.base))
+            .insert_header(("Authorization", format!("Bearer {}", admins[1 % admins.len()])))
+            .send_json(&json!({ "query": q4, "variables": { "i": { "siteId": site, "emails": [email.clone()], "role": "GUEST" } } }))
+            .await;
+        if let Ok(mut r) = r
+            && r.json::<Value>().await.is_ok_and(|v| v["errors"].is_null())
+        {
+            sent_at.insert(email, Instant::now());
+        }
+        n += 1;
+        let next = paced + Duration::from_millis(10 * n as u64);
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            actix_rt::time::sleep(wait).await;
+        }
+    }
+    let msgs = sink
+        .wait_for(before + sent_at.len(), Duration::from_secs(60))
+        .await;
+    let mut r4 = Row {
+        name: "4b commit-to-SMTP latency at 100 invites/s".into(),
+        connections: 1,
+        requests: sent_at.len(),
+        elapsed: d,
+        note: "latency = commit answered to SMTP DATA received".into(),
+        peak_rss_mb: server.peak_rss_mb(),
+        ..Default::default()
+    };
+    for m in &msgs[before..] {
+        if let Some(t) = sent_at.get(&m.to[0]) {
+            r4.latencies_us
+                .push(m.at.saturating_duration_since(*t).as_micros() as u64);
+        }
+    }
+    r4.errors = sent_at.len() - r4.latencies_us.len();
+    rows.push(r4);
+    drop(server);
+
+    // 5. The re-verification sweep over 1,000,000 external users, 100,000 due.
+    if !a.skip_large {
+        eprintln!("seeding 1,000,000 external users...");
+        let t = Instant::now();
+        seed(
+            &a.db_url,
+            &[
+                "--users",
+                "0",
+                "--guests",
+                "0",
+                "--sites",
+                "1",
+                "--spaces",
+                "1",
+                "--groups",
+                "1",
+                "--invites",
+                "0",
+                "--audit",
+                "0",
+                "--admins",
+                "0",
+                "--external",
+                "1000000",
+                "--due",
+                "100000",
+            ],
+        );
+        eprintln!("seeded in {:.1?}", t.elapsed());
+        let t = Instant::now();
+        let out = Command::new("/usr/bin/time")
+            .args(["-f", "%M", BIN, "reverify-now"])
+            .env("DATABASE_URL", &a.db_url)
+            .env("GUESTPASS_LOG", "error")
+            .output()
+            .expect("/usr/bin/time (apt-get install time)");
+        let took = t.elapsed();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let rss_kb: f64 = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or(0.0);
+        rows.push(Row {
+            name: "5 sweep: 1,000,000 external, 100,000 due".into(),
+            connections: 1,
+            requests: 1,
+            elapsed: took,
+            note: format!(
+                "time to find and enqueue ({}); peak RSS of `reverify-now`",
+                stdout.trim()
+            ),
+            peak_rss_mb: rss_kb / 1024.0,
+            ..Default::default()
+        });
+    }
+
+    println!(
+        "| scenario | conns | requests | req/s | p50 ms | p95 ms | p99 ms | errors | SQL/req | peak RSS MB | note |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {:.0} | {} |",
+            r.name,
+            r.connections,
+            r.requests,
+            r.rps(),
+            r.pct(0.50),
+            r.pct(0.95),
+            r.pct(0.99),
+            r.errors,
+            r.statements.map_or("-".into(), |s| format!("{s:.1}")),
+            r.peak_rss_mb,
+            if r.name.starts_with("5 ") {
+                format!("{:.1} s; {}", r.elapsed.as_secs_f64(), r.note)
+            } else {
+                r.note.clone()
+            }
+        );
+    }
+}
