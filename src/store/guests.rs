@@ -3,7 +3,7 @@
 use crate::db::schema::*;
 use crate::domain::ProductRole;
 use crate::error::{AppError, AppResult};
-use crate::store::access::{self, Caller, EFFECTIVE_ROLES};
+use crate::store::access::{self, Caller};
 use crate::store::audit::{self, Audit};
 use crate::store::changes::{self, Reach};
 use crate::store::content;
@@ -42,6 +42,36 @@ fn like_pattern(term: &str) -> String {
     p
 }
 
+/// Who is a guest of site `$1`, as a predicate on `u` (an active user): a guest grant, directly or
+/// through a group, no paid grant, and never paid there. Kept as a predicate so that a page can walk the
+/// users index in email order and stop after `first` rows instead of computing every role of the site.
+const IS_GUEST: &str = "
+  u.status = 'ACTIVE'
+  AND (EXISTS (SELECT 1 FROM product_roles pr WHERE pr.site_id = $1 AND pr.user_id = u.id AND pr.role = 1)
+       OR EXISTS (SELECT 1 FROM group_members gm JOIN group_site_roles gsr ON gsr.group_id = gm.group_id
+                  WHERE gm.user_id = u.id AND gsr.site_id = $1 AND gsr.role = 1))
+  AND NOT EXISTS (SELECT 1 FROM product_roles pr WHERE pr.site_id = $1 AND pr.user_id = u.id AND pr.role > 1)
+  AND NOT EXISTS (SELECT 1 FROM group_members gm JOIN group_site_roles gsr ON gsr.group_id = gm.group_id
+                  WHERE gm.user_id = u.id AND gsr.site_id = $1 AND gsr.role > 1)
+  AND NOT EXISTS (SELECT 1 FROM site_paid_history h WHERE h.site_id = $1 AND h.user_id = u.id)";
+
+/// The list's filters as a predicate on `u` (`$2` space, `$3` without space, `$4` search, `$5` external).
+const FILTERS: &str = "
+  ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM guest_spaces gs WHERE gs.site_id = $1 AND gs.user_id = u.id AND gs.space_id = $2))
+  AND (NOT $3 OR NOT EXISTS (SELECT 1 FROM guest_spaces gs WHERE gs.site_id = $1 AND gs.user_id = u.id))
+  AND ($4::text IS NULL OR u.email_normalized LIKE $4 OR lower(u.display_name) LIKE $4)
+  AND ($5::bool IS NULL OR (NOT EXISTS (SELECT 1 FROM verified_domains vd WHERE vd.organization_id = u.organization_id
+                               AND vd.domain = split_part(u.email_normalized, '@', 2))) = $5)";
+
+fn search_pattern(filter: &GuestFilter) -> Option<String> {
+    filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(like_pattern)
+}
+
 /// The guests of a site (active accounts whose effective role is GUEST), by email, keyset-paginated.
 pub fn list(
     conn: &mut PgConnection,
@@ -49,59 +79,51 @@ pub fn list(
     filter: &GuestFilter,
     after: Option<(String, Uuid)>,
     limit: i64,
-) -> AppResult<(Vec<User>, i64)> {
-    let pattern = filter
-        .search
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(like_pattern);
+) -> AppResult<Vec<User>> {
     let (after_email, after_id) = after.map_or((None, None), |(e, i)| (Some(e), Some(i)));
-    let rows: Vec<GuestRow> = diesel::sql_query(format!(
-        "WITH {EFFECTIVE_ROLES},
-         listed AS (
-           SELECT eff.user_id, u.email_normalized FROM eff
-           JOIN users u ON u.id = eff.user_id
-           LEFT JOIN guest_spaces gs ON gs.site_id = $1 AND gs.user_id = eff.user_id
-           WHERE eff.role = 1
-             AND ($2::uuid IS NULL OR gs.space_id = $2)
-             AND (NOT $3 OR gs.space_id IS NULL)
-             AND ($4::text IS NULL OR u.email_normalized LIKE $4 OR lower(u.display_name) LIKE $4)
-             AND ($8::bool IS NULL OR (NOT EXISTS (SELECT 1 FROM verified_domains vd WHERE vd.organization_id = u.organization_id
-                                    AND vd.domain = split_part(u.email_normalized, '@', 2))) = $8)
-         )
-         SELECT l.user_id, t.total FROM (SELECT count(*) AS total FROM listed) t
-         LEFT JOIN LATERAL (
-           SELECT user_id, email_normalized FROM listed
-           WHERE $5::text IS NULL OR (email_normalized, user_id) > ($5, $6)
-           ORDER BY email_normalized, user_id LIMIT $7
-         ) l ON true"
+    Ok(diesel::sql_query(format!(
+        "SELECT u.id, u.organization_id, u.email, u.email_normalized, u.display_name, u.password_hash,
+                u.status, u.invited_by, u.two_step_required, u.created_at, u.verified_at, u.last_active_at
+         FROM users u
+         WHERE u.organization_id = (SELECT organization_id FROM sites WHERE id = $1)
+           AND ($6::text IS NULL OR (u.email_normalized, u.id) > ($6, $7))
+           AND {IS_GUEST} AND {FILTERS}
+         ORDER BY u.organization_id, u.email_normalized, u.id
+         LIMIT $8"
     ))
     .bind::<SqlUuid, _>(site_id)
     .bind::<Nullable<SqlUuid>, _>(filter.space_id)
     .bind::<Bool, _>(filter.without_space)
-    .bind::<Nullable<Text>, _>(pattern)
+    .bind::<Nullable<Text>, _>(search_pattern(filter))
+    .bind::<Nullable<Bool>, _>(filter.external)
     .bind::<Nullable<Text>, _>(after_email)
     .bind::<Nullable<SqlUuid>, _>(after_id)
     .bind::<BigInt, _>(limit)
-    .bind::<Nullable<Bool>, _>(filter.external)
-    .load(conn)?;
-    // One row even for an empty page, so the total always comes back.
-    let total = rows.first().map_or(0, |r| r.total);
-    let ids: Vec<Uuid> = rows.iter().filter_map(|r| r.user_id).collect();
-    let mut users: HashMap<Uuid, User> = crate::store::directory::users_by_ids(conn, &ids)?
-        .into_iter()
-        .map(|u| (u.id, u))
-        .collect();
-    Ok((ids.iter().filter_map(|i| users.remove(i)).collect(), total))
+    .load(conn)?)
 }
 
-#[derive(QueryableByName)]
-struct GuestRow {
-    #[diesel(sql_type = Nullable<SqlUuid>)]
-    user_id: Option<Uuid>,
-    #[diesel(sql_type = BigInt)]
-    total: i64,
+/// How many guests the list holds with these filters (asked only when a client selects `totalCount`).
+pub fn count(conn: &mut PgConnection, site_id: Uuid, filter: &GuestFilter) -> AppResult<i64> {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let n: N = diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM users u
+         WHERE u.id IN (SELECT user_id FROM product_roles WHERE site_id = $1 AND role = 1
+                        UNION
+                        SELECT gm.user_id FROM group_site_roles gsr JOIN group_members gm ON gm.group_id = gsr.group_id
+                        WHERE gsr.site_id = $1 AND gsr.role = 1)
+           AND {IS_GUEST} AND {FILTERS}"
+    ))
+    .bind::<SqlUuid, _>(site_id)
+    .bind::<Nullable<SqlUuid>, _>(filter.space_id)
+    .bind::<Bool, _>(filter.without_space)
+    .bind::<Nullable<Text>, _>(search_pattern(filter))
+    .bind::<Nullable<Bool>, _>(filter.external)
+    .get_result(conn)?;
+    Ok(n.n)
 }
 
 /// How many guests of its site are in each space (only spaces with guests appear).
@@ -344,18 +366,4 @@ pub fn unassign(
         audit::record_all(conn, events)?;
         Ok(out)
     })
-}
-
-/// Who may see a site's guest list: whoever sees the whole site, and space admins.
-pub fn require_list_access(
-    conn: &mut PgConnection,
-    caller: &Caller,
-    site_id: Uuid,
-) -> AppResult<access::SiteAccess> {
-    let a = access::site_access(conn, caller, site_id)?;
-    if a.sees_whole_site() || !a.admin_of_spaces.is_empty() {
-        Ok(a)
-    } else {
-        Err(AppError::Forbidden)
-    }
 }

@@ -6,7 +6,6 @@ use crate::db::schema::*;
 use crate::domain::seats::{self, Counts};
 use crate::domain::{EmailAddress, ProductRole};
 use crate::error::{AddressError, AppError, AppResult, ErrorCode};
-use crate::jobs::EmailJob;
 use crate::store::access::{self, Caller};
 use crate::store::audit::{self, Audit};
 use crate::store::changes::{self, Reach};
@@ -104,19 +103,24 @@ fn check_daily_cap(
     now: DateTime<Utc>,
 ) -> AppResult<()> {
     let since = now - Duration::days(1);
-    let recent: Vec<DateTime<Utc>> = invites::table
+    let recent: i64 = invites::table
         .filter(invites::invited_by.eq(admin))
         .filter(invites::created_at.gt(since))
-        .order(invites::created_at.asc())
-        .select(invites::created_at)
-        .load(conn)?;
-    let over = recent.len() as i64 + adding - policy.invites_per_admin_per_day;
+        .count()
+        .get_result(conn)?;
+    let over = recent + adding - policy.invites_per_admin_per_day;
     if over > 0 {
-        // Room appears as the oldest invites of the window age out.
-        let frees = recent
-            .get((over - 1) as usize)
-            .map_or(Duration::days(1), |t| *t + Duration::days(1) - now);
-        return Err(rate_limited(frees));
+        // Room appears as the oldest invites of the window age out: the `over`-th oldest decides.
+        let frees: Option<DateTime<Utc>> = invites::table
+            .filter(invites::invited_by.eq(admin))
+            .filter(invites::created_at.gt(since))
+            .order(invites::created_at.asc())
+            .offset(over - 1)
+            .select(invites::created_at)
+            .first(conn)
+            .optional()?;
+        let wait = frees.map_or(Duration::days(1), |t| t + Duration::days(1) - now);
+        return Err(rate_limited(wait));
     }
     Ok(())
 }
@@ -157,37 +161,39 @@ fn close_expired(conn: &mut PgConnection, site_id: Uuid, now: DateTime<Utc>) -> 
     Ok(())
 }
 
-/// Inserts an email delivery row for the invite's current token and its job.
-fn queue_invite_email(
+/// Inserts the email delivery rows for these invites' current tokens and their jobs: three
+/// statements however many invites.
+fn queue_invite_emails(
     conn: &mut PgConnection,
-    invite: &Invite,
+    invites: &[Invite],
     org_id: Uuid,
     policy: &DeliveryPolicy,
     now: DateTime<Utc>,
-) -> AppResult<Uuid> {
-    let give_up_at = (now + policy.retry_for).min(invite.expires_at);
-    let id: Uuid = diesel::insert_into(email_deliveries::table)
-        .values((
-            email_deliveries::organization_id.eq(org_id),
-            email_deliveries::kind.eq("INVITE"),
-            email_deliveries::invite_id.eq(invite.id),
-            email_deliveries::token_nonce.eq(&invite.token_nonce),
-            email_deliveries::recipient.eq(&invite.email),
-            email_deliveries::status.eq("QUEUED"),
-            email_deliveries::message_id.eq(message_id(policy, invite.id, &invite.token_nonce)),
-            email_deliveries::created_at.eq(now),
-            email_deliveries::give_up_at.eq(give_up_at),
-        ))
+) -> AppResult<()> {
+    if invites.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = invites
+        .iter()
+        .map(|invite| {
+            (
+                email_deliveries::organization_id.eq(org_id),
+                email_deliveries::kind.eq("INVITE"),
+                email_deliveries::invite_id.eq(invite.id),
+                email_deliveries::token_nonce.eq(&invite.token_nonce),
+                email_deliveries::recipient.eq(&invite.email),
+                email_deliveries::status.eq("QUEUED"),
+                email_deliveries::message_id.eq(message_id(policy, invite.id, &invite.token_nonce)),
+                email_deliveries::created_at.eq(now),
+                email_deliveries::give_up_at.eq((now + policy.retry_for).min(invite.expires_at)),
+            )
+        })
+        .collect();
+    let ids: Vec<Uuid> = diesel::insert_into(email_deliveries::table)
+        .values(&rows)
         .returning(email_deliveries::id)
-        .get_result(conn)?;
-    queue::enqueue(
-        conn,
-        queue::EMAIL_QUEUE,
-        &EmailJob { delivery_id: id },
-        0.0,
-        None,
-    )?;
-    Ok(id)
+        .get_results(conn)?;
+    queue::enqueue_emails(conn, &ids)
 }
 
 /// Stops deliveries that were waiting to send these invites' current tokens.
@@ -328,11 +334,11 @@ pub fn invite_users(
         };
         seats::check_change(site.limits(), before, after)?;
 
-        let mut created = Vec::with_capacity(req.emails.len());
-        let mut events = Vec::with_capacity(req.emails.len());
-        for email in &req.emails {
-            let invite: Invite = diesel::insert_into(invites::table)
-                .values((
+        let rows: Vec<_> = req
+            .emails
+            .iter()
+            .map(|email| {
+                (
                     invites::site_id.eq(site.id),
                     invites::email.eq(email.as_str()),
                     invites::email_normalized.eq(email.normalized()),
@@ -344,24 +350,33 @@ pub fn invite_users(
                     invites::status.eq("PENDING"),
                     invites::created_at.eq(now),
                     invites::expires_at.eq(now + Duration::days(days.into())),
-                ))
-                .returning(Invite::as_returning())
-                .get_result(conn)?;
-            let groups: Vec<_> = req
-                .group_ids
+                )
+            })
+            .collect();
+        let created: Vec<Invite> = diesel::insert_into(invites::table)
+            .values(&rows)
+            .returning(Invite::as_returning())
+            .get_results(conn)?;
+        if !req.group_ids.is_empty() {
+            let groups: Vec<_> = created
                 .iter()
-                .map(|g| {
-                    (
-                        invite_groups::invite_id.eq(invite.id),
-                        invite_groups::group_id.eq(*g),
-                    )
+                .flat_map(|invite| {
+                    req.group_ids.iter().map(|g| {
+                        (
+                            invite_groups::invite_id.eq(invite.id),
+                            invite_groups::group_id.eq(*g),
+                        )
+                    })
                 })
                 .collect();
             diesel::insert_into(invite_groups::table)
                 .values(&groups)
                 .execute(conn)?;
-            queue_invite_email(conn, &invite, site.organization_id, policy, now)?;
-            events.push(Audit {
+        }
+        queue_invite_emails(conn, &created, site.organization_id, policy, now)?;
+        let events = created
+            .iter()
+            .map(|invite| Audit {
                 organization_id: site.organization_id,
                 actor_id: Some(caller.user.id),
                 action: "invite.create",
@@ -369,11 +384,10 @@ pub fn invite_users(
                 target_id: invite.id.to_string(),
                 site_id: Some(site.id),
                 before: None,
-                after: Some(invite_json(&invite, now)),
+                after: Some(invite_json(invite, now)),
                 created_at: now,
-            });
-            created.push(invite);
-        }
+            })
+            .collect();
         audit::record_all(conn, events)?;
         Ok(created)
     })
@@ -459,7 +473,13 @@ pub fn resend(
             ))
             .returning(Invite::as_returning())
             .get_result(conn)?;
-        queue_invite_email(conn, &invite, site.organization_id, policy, now)?;
+        queue_invite_emails(
+            conn,
+            std::slice::from_ref(&invite),
+            site.organization_id,
+            policy,
+            now,
+        )?;
         audit::record(
             conn,
             Audit {

@@ -45,6 +45,21 @@ pub fn enqueue<J: Serialize>(
     Ok(inserted == 1)
 }
 
+/// Inserts one email job per delivery in a single statement (the same row shape as [`enqueue`]).
+pub fn enqueue_emails(conn: &mut PgConnection, delivery_ids: &[uuid::Uuid]) -> AppResult<()> {
+    diesel::sql_query(
+        "INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority)
+         SELECT apalis.generate_ulid(), $1, convert_to(json_build_object('delivery_id', d)::text, 'UTF8'),
+                'Pending', 0, $2, now(), 0
+         FROM unnest($3::uuid[]) AS d",
+    )
+    .bind::<Text, _>(EMAIL_QUEUE)
+    .bind::<Integer, _>(MAX_ATTEMPTS)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(delivery_ids)
+    .execute(conn)?;
+    Ok(())
+}
+
 #[derive(QueryableByName)]
 struct JobCount {
     #[diesel(sql_type = Text)]
