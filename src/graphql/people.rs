@@ -71,7 +71,7 @@ impl PeopleQuery {
             external: f.external,
         };
         let (_, access) = super::site_access(ctx, site).await?;
-        if !(access.sees_whole_site() || !access.admin_of_spaces.is_empty()) {
+        if !access.sees_whole_site() && access.admin_of_spaces.is_empty() {
             return Err(AppError::Forbidden);
         }
         // The total costs a count over the whole site: only when asked for.
