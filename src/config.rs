@@ -190,6 +190,16 @@ pub struct Config {
     )]
     pub reset_limit_per_account: u32,
 
+    /// How long (milliseconds) this process may reuse who a token belongs to; changes made through
+    /// this process apply at once, those made through another replica within this time. 0 disables it.
+    #[arg(
+        long,
+        env = "GUESTPASS_AUTH_CACHE_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub auth_cache_ms: u64,
+
     /// Deepest query nesting accepted.
     #[arg(
         long,

@@ -27,6 +27,7 @@ pub struct AppState {
     pub delivery: DeliveryPolicy,
     pub metrics: Arc<Metrics>,
     pub limits: crate::ratelimit::Limits,
+    pub auth_cache: Arc<crate::auth::cache::AuthCache>,
 }
 
 impl AppState {
@@ -46,6 +47,9 @@ impl AppState {
             },
             metrics: Arc::new(Metrics::new()),
             limits: crate::ratelimit::Limits::from_config(&config),
+            auth_cache: Arc::new(crate::auth::cache::AuthCache::new(
+                std::time::Duration::from_millis(config.auth_cache_ms),
+            )),
             config: Arc::new(config),
         }
     }

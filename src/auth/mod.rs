@@ -1,4 +1,5 @@
 //! Authentication: bearer and link tokens, and password hashing.
 
+pub mod cache;
 pub mod password;
 pub mod tokens;

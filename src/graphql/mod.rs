@@ -151,9 +151,17 @@ pub(crate) async fn optional_caller(ctx: &Context<'_>) -> AppResult<Option<Calle
                 None => Ok(None),
                 Some(token) => {
                     let (now, idle) = (st.clock.now(), st.session_idle());
-                    st.db
+                    let hash = crate::auth::tokens::hash_token(&token);
+                    if let Some(hit) = st.auth_cache.get(&hash, now) {
+                        return Ok(hit);
+                    }
+                    let epoch = st.auth_cache.epoch();
+                    let found = st
+                        .db
                         .run(move |c| access::authenticate(c, &token, idle, now))
-                        .await
+                        .await?;
+                    st.auth_cache.put(hash, epoch, now, found.clone());
+                    Ok(found)
                 }
             }
         })

@@ -49,6 +49,15 @@ fn request_error(status: StatusCode, code: &str, message: &str) -> HttpResponse 
     }))
 }
 
+/// Whether a document holds a mutation (anything unparseable counts as one, to be safe).
+fn is_mutation(query: &str) -> bool {
+    async_graphql::parser::parse_query(query).map_or(true, |doc| {
+        doc.operations
+            .iter()
+            .any(|(_, op)| op.node.ty != async_graphql::parser::types::OperationType::Query)
+    })
+}
+
 /// Aliased fields in a document, fragments included (each alias is one more resolver call).
 fn count_aliases(doc: &ExecutableDocument) -> usize {
     fn walk(set: &SelectionSet) -> usize {
@@ -125,6 +134,12 @@ async fn execute(
     let auth = RequestAuth::new(bearer(req), client_address(state, req));
     let db = &state.db;
     let run = |r: Request| schema.execute(r.data(auth.clone()).data(loaders(db.clone())));
+    let changes = match &batch {
+        BatchRequest::Single(r) => vec![r],
+        BatchRequest::Batch(list) => list.iter().collect(),
+    }
+    .iter()
+    .any(|r| is_mutation(&r.query));
     let response: BatchResponse = match batch {
         BatchRequest::Single(r) => {
             let mut resp = run(r).await;
@@ -142,6 +157,10 @@ async fn execute(
             BatchResponse::Batch(out)
         }
     };
+    if changes {
+        // Whatever it changed, no cached answer about tokens survives it.
+        state.auth_cache.invalidate();
+    }
     let mut http = HttpResponse::Ok();
     http.insert_header((header::CACHE_CONTROL, "no-store"));
     http.json(response)

@@ -179,12 +179,22 @@ pub struct AcceptForm {
     password_confirmation: Option<String>,
 }
 
+/// Form submissions may change who can do what: cached token answers are dropped after them.
+struct Invalidate<'a>(&'a AppState);
+
+impl Drop for Invalidate<'_> {
+    fn drop(&mut self) {
+        self.0.auth_cache.invalidate();
+    }
+}
+
 pub async fn invite_submit(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
     form: web::Form<AcceptForm>,
 ) -> HttpResponse {
+    let _invalidate = Invalidate(&state);
     if let Some(res) = over_limit(&state, &req, &state.limits.accept_address) {
         return res;
     }
@@ -383,6 +393,7 @@ pub async fn reset_submit(
     path: web::Path<String>,
     form: web::Form<ResetForm>,
 ) -> HttpResponse {
+    let _invalidate = Invalidate(&state);
     if let Some(res) = over_limit(&state, &req, &state.limits.reset_address) {
         return res;
     }
@@ -483,6 +494,7 @@ pub async fn verify_submit(
     path: web::Path<String>,
     form: web::Form<VerifyForm>,
 ) -> HttpResponse {
+    let _invalidate = Invalidate(&state);
     if let Some(res) = over_limit(&state, &req, &state.limits.reset_address) {
         return res;
     }

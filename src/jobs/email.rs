@@ -44,7 +44,7 @@ const RECORD_FOR: Duration = Duration::from_secs(120);
 
 impl EmailContext {
     /// Records what happened to a send. The email is already out: losing the record would send it
-    /// again, so a database outage is waited out (with backoff) instead of failing the job.
+    /// again, so failures (a database outage) are waited out with backoff instead of failing the job.
     async fn record<F>(&self, f: F) -> crate::error::AppResult<()>
     where
         F: Fn(&mut diesel::PgConnection) -> crate::error::AppResult<()> + Clone + Send + 'static,
@@ -53,10 +53,13 @@ impl EmailContext {
         let mut wait = Duration::from_millis(100);
         loop {
             match self.state.db.run(f.clone()).await {
-                Err(crate::error::AppError::Unavailable) if started.elapsed() < RECORD_FOR => {
+                // Every recording step is idempotent, so any failure (an outage surfaces as many
+                // different errors while the server restarts) is retried rather than re-sending.
+                Err(e) if started.elapsed() < RECORD_FOR => {
                     tracing::warn!(
+                        error = ?e,
                         retry_in_ms = wait.as_millis() as u64,
-                        "cannot record a sent email yet; the database is unavailable"
+                        "cannot record a sent email yet"
                     );
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(2));
