@@ -47,6 +47,11 @@ pub struct ToSend {
     pub content: Content,
 }
 
+/// How long a worker holds a delivery it is sending. A worker that dies mid-send delays that email
+/// by this much; a live one records its outcome well within it (outages shorter than it never cause a
+/// second send).
+pub const SEND_LEASE_SECS: i64 = 15;
+
 pub enum Claim {
     /// Send this now (the row is `SENDING`, its attempt counted).
     Send(Box<ToSend>),
@@ -206,6 +211,21 @@ pub fn claim(conn: &mut PgConnection, delivery_id: Uuid, now: DateTime<Utc>) -> 
         if matches!(d.status.as_str(), "SENT" | "FAILED" | "CANCELLED") {
             return Ok(Claim::Skip("delivery already finished"));
         }
+        // Another worker holds it (its job may look orphaned while the database was away). Look
+        // again when its lease ends: if it died mid-send, the email goes out then.
+        if d.status == "SENDING"
+            && let Some(until) = d.next_attempt_at.filter(|t| *t > now)
+        {
+            let wait = (until - now).to_std().unwrap_or_default();
+            queue::enqueue(
+                conn,
+                queue::EMAIL_QUEUE,
+                &EmailJob { delivery_id: d.id },
+                wait.as_secs_f64() + 0.5,
+                None,
+            )?;
+            return Ok(Claim::Skip("another worker is sending it"));
+        }
         let Some(content) = subject(conn, &d, now)? else {
             diesel::update(email_deliveries::table.find(d.id))
                 .set((
@@ -219,7 +239,9 @@ pub fn claim(conn: &mut PgConnection, delivery_id: Uuid, now: DateTime<Utc>) -> 
             .set((
                 email_deliveries::status.eq("SENDING"),
                 email_deliveries::attempts.eq(email_deliveries::attempts + 1),
-                email_deliveries::next_attempt_at.eq(None::<DateTime<Utc>>),
+                // The lease: while it runs, nobody else sends this email.
+                email_deliveries::next_attempt_at
+                    .eq(now + chrono::Duration::seconds(SEND_LEASE_SECS)),
             ))
             .returning(EmailDelivery::as_returning())
             .get_result(conn)?;
@@ -233,6 +255,7 @@ pub fn mark_sent(conn: &mut PgConnection, id: Uuid, now: DateTime<Utc>) -> AppRe
             email_deliveries::status.eq("SENT"),
             email_deliveries::sent_at.eq(now),
             email_deliveries::last_error.eq(None::<String>),
+            email_deliveries::next_attempt_at.eq(None::<DateTime<Utc>>),
         ))
         .execute(conn)?;
     Ok(())
