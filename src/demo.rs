@@ -46,6 +46,8 @@ pub async fn seed(state: &AppState) -> AppResult<()> {
                         ],
                         role: Some(ProductRole::Guest),
                         group_ids: Vec::new(),
+                        access_ends_at: None,
+                        access_days: None,
                         space_id: Some(eng.id),
                         personal_message: Some(
                             "Welcome aboard!\nThe spec is in the Welcome page.".into(),

@@ -34,6 +34,7 @@ pub enum ErrorCode {
     LinkInvalid,
     WeakPassword,
     LastOrgAdmin,
+    ExtensionNotAllowed,
     ReviewStale,
     RateLimited,
     Unavailable,
@@ -62,6 +63,7 @@ impl ErrorCode {
             Self::LinkInvalid => "LINK_INVALID",
             Self::WeakPassword => "WEAK_PASSWORD",
             Self::LastOrgAdmin => "LAST_ORG_ADMIN",
+            Self::ExtensionNotAllowed => "EXTENSION_NOT_ALLOWED",
             Self::ReviewStale => "REVIEW_STALE",
             Self::RateLimited => "RATE_LIMITED",
             Self::Unavailable => "UNAVAILABLE",
@@ -109,6 +111,8 @@ pub enum AppError {
     WeakPassword(String),
     #[error("The organization must keep at least one organization admin.")]
     LastOrgAdmin,
+    #[error("Guests of this site may have access for at most {max_days} days from now.")]
+    ExtensionNotAllowed { max_days: i32 },
     #[error(
         "This review is missing, expired, for another policy, or the people it affects changed: preview the change again."
     )]
@@ -164,6 +168,7 @@ impl AppError {
             Self::LinkInvalid => ErrorCode::LinkInvalid,
             Self::WeakPassword(_) => ErrorCode::WeakPassword,
             Self::LastOrgAdmin => ErrorCode::LastOrgAdmin,
+            Self::ExtensionNotAllowed { .. } => ErrorCode::ExtensionNotAllowed,
             Self::ReviewStale => ErrorCode::ReviewStale,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Unavailable => ErrorCode::Unavailable,
@@ -231,6 +236,7 @@ impl From<AppError> for async_graphql::Error {
                 AppError::SeatLimitReached { remaining }
                 | AppError::GuestLimitReached { remaining } => ext.set("remaining", *remaining),
                 AppError::TooManyInvites { max } => ext.set("max", *max as i64),
+                AppError::ExtensionNotAllowed { max_days } => ext.set("maxDays", *max_days),
                 AppError::InvalidInput { field, .. } => ext.set("field", field.as_str()),
                 AppError::RateLimited {
                     retry_after_seconds,

@@ -463,7 +463,7 @@ impl World {
                 directory::SiteSettings {
                     user_limit: Some(u),
                     guest_ratio: Some(r),
-                    invite_expiry_days: None,
+                    ..Default::default()
                 },
                 now,
             )
@@ -479,6 +479,8 @@ impl World {
                     space_id: None,
                     personal_message: None,
                     expires_in_days: None,
+                    access_ends_at: None,
+                    access_days: None,
                 },
                 &self.policy,
                 now,

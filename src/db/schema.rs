@@ -27,6 +27,8 @@ diesel::table! {
         guest_ratio -> Int4,
         invite_expiry_days -> Int4,
         created_at -> Timestamptz,
+        max_guest_lifetime_days -> Nullable<Int4>,
+        guest_reminder_days -> Int4,
     }
 }
 
@@ -163,6 +165,8 @@ diesel::table! {
         accepted_at -> Nullable<Timestamptz>,
         accepted_user_id -> Nullable<Uuid>,
         revoked_at -> Nullable<Timestamptz>,
+        access_ends_at -> Nullable<Timestamptz>,
+        access_days -> Nullable<Int4>,
     }
 }
 
@@ -232,6 +236,31 @@ diesel::table! {
         challenge_id -> Nullable<Uuid>,
         reset_id -> Nullable<Uuid>,
         reverify_id -> Nullable<Uuid>,
+        notice_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    guest_terms (site_id, user_id) {
+        site_id -> Uuid,
+        user_id -> Uuid,
+        sponsor_id -> Nullable<Uuid>,
+        ends_at -> Nullable<Timestamptz>,
+        reminded_for -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    notices (id) {
+        id -> Uuid,
+        kind -> Text,
+        site_id -> Uuid,
+        guest_id -> Uuid,
+        recipient_id -> Uuid,
+        ends_at -> Nullable<Timestamptz>,
+        message -> Nullable<Text>,
+        created_at -> Timestamptz,
     }
 }
 
@@ -373,4 +402,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     reverification_links,
     reverification_sweeps,
     policy_reviews,
+    guest_terms,
+    notices,
 );

@@ -53,6 +53,24 @@ pub struct ReverifyEmail {
     pub until: String,
 }
 
+/// A message about a guest's access: a reminder before it ends (to the guest or their sponsor), or a
+/// guest asking their sponsor for more time.
+#[derive(Clone, Debug)]
+pub struct NoticeEmail {
+    /// `true`: a guest's request for more time; `false`: a reminder that access ends soon.
+    pub request: bool,
+    /// The reminder goes to the guest themselves (otherwise to their sponsor).
+    pub to_guest: bool,
+    pub recipient: String,
+    pub guest: String,
+    pub guest_email: String,
+    pub site: String,
+    pub organization: String,
+    /// e.g. "4 December 2026 at 09:30 UTC"
+    pub ends: Option<String>,
+    pub message: Option<String>,
+}
+
 /// Subject, text and HTML bodies.
 pub struct Rendered {
     pub subject: String,
@@ -112,6 +130,12 @@ email_templates!(
     "email/reverify_subject.txt",
     "email/reverify.txt",
     "email/reverify.html"
+);
+email_templates!(
+    NoticeEmail,
+    "email/notice_subject.txt",
+    "email/notice.txt",
+    "email/notice.html"
 );
 email_templates!(
     ResetEmail,

@@ -2,6 +2,7 @@
 //! rows to types. Errors become `extensions.code` in one place (`error.rs`).
 
 mod external;
+mod lifetimes;
 pub mod loaders;
 mod mutation;
 mod people;
@@ -29,6 +30,7 @@ pub struct QueryRoot(
     people::PeopleQuery,
     signin::SignInQuery,
     external::ExternalQuery,
+    lifetimes::LifetimesQuery,
 );
 
 /// Every mutation, from the modules that hold them.
@@ -38,6 +40,7 @@ pub struct MutationRoot(
     people::PeopleMutation,
     signin::SignInMutation,
     external::ExternalMutation,
+    lifetimes::LifetimesMutation,
 );
 
 pub type GuestpassSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

@@ -41,6 +41,10 @@ pub struct InviteUsersInput {
     pub personal_message: Option<String>,
     /// Defaults to the site's `inviteExpiryDays`.
     pub expires_in_days: Option<i32>,
+    /// For guests: the day their access ends (capped by the site's maximum lifetime)...
+    pub access_ends_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// ...or how many days after accepting it ends.
+    pub access_days: Option<i32>,
 }
 
 #[derive(SimpleObject)]
@@ -70,6 +74,11 @@ pub struct UpdateSiteSettingsInput {
     pub user_limit: Option<i32>,
     pub guest_ratio: Option<i32>,
     pub invite_expiry_days: Option<i32>,
+    /// Every guest's access ends at most this many days after it starts (null: no maximum).
+    #[graphql(default)]
+    pub max_guest_lifetime_days: async_graphql::MaybeUndefined<i32>,
+    /// How many days before a guest's access ends the guest and their sponsor are reminded.
+    pub guest_reminder_days: Option<i32>,
 }
 
 #[derive(SimpleObject)]
@@ -167,6 +176,21 @@ impl CoreMutation {
                         .map_err(|e| AppError::invalid("personalMessage", e))?,
                     None => None,
                 };
+                if input.access_ends_at.is_some() && input.access_days.is_some() {
+                    return Err(AppError::invalid(
+                        "accessDays",
+                        "give an end date or a number of days, not both",
+                    ));
+                }
+                if input.access_days.is_some_and(|d| !(1..=3650).contains(&d)) {
+                    return Err(AppError::invalid(
+                        "accessDays",
+                        "must be between 1 and 3,650",
+                    ));
+                }
+                if input.access_ends_at.is_some_and(|t| t <= now) {
+                    return Err(AppError::invalid("accessEndsAt", "must be in the future"));
+                }
                 if input
                     .expires_in_days
                     .is_some_and(|d| !(1..=90).contains(&d))
@@ -187,6 +211,8 @@ impl CoreMutation {
                         space_id,
                         personal_message,
                         expires_in_days: input.expires_in_days,
+                        access_ends_at: input.access_ends_at,
+                        access_days: input.access_days,
                     },
                     &policy,
                     now,
@@ -260,6 +286,12 @@ impl CoreMutation {
                         user_limit: input.user_limit,
                         guest_ratio: input.guest_ratio,
                         invite_expiry_days: input.invite_expiry_days,
+                        max_guest_lifetime_days: match input.max_guest_lifetime_days {
+                            async_graphql::MaybeUndefined::Undefined => None,
+                            async_graphql::MaybeUndefined::Null => Some(None),
+                            async_graphql::MaybeUndefined::Value(v) => Some(Some(v)),
+                        },
+                        guest_reminder_days: input.guest_reminder_days,
                     },
                     now,
                 )?;

@@ -68,6 +68,14 @@ impl Site {
     async fn invite_expiry_days(&self) -> i32 {
         self.0.invite_expiry_days
     }
+    /// Every guest's access ends at most this many days after it starts (null: no maximum).
+    async fn max_guest_lifetime_days(&self) -> Option<i32> {
+        self.0.max_guest_lifetime_days
+    }
+    /// Days before a guest's access ends when the guest and their sponsor are reminded.
+    async fn guest_reminder_days(&self) -> i32 {
+        self.0.guest_reminder_days
+    }
     /// Seat usage right now (admins only).
     async fn seat_usage(&self, ctx: &Context<'_>) -> AppResult<SeatUsage> {
         let who = caller(ctx).await?;
@@ -352,6 +360,44 @@ impl User {
     async fn last_active_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
         self.require_self_or_admin(ctx).await?;
         Ok(self.user.last_active_at)
+    }
+    /// Where this person stands on each site: role, space, sponsor (their name and email), end of
+    /// access, next verification. Only for the person themselves (`me { access { ... } }`).
+    async fn access(&self, ctx: &Context<'_>) -> AppResult<Vec<super::lifetimes::MyAccess>> {
+        self.require_full()?;
+        let who = super::caller_to_reverify(ctx).await?;
+        if who.user.id != self.user.id {
+            return Err(AppError::Forbidden);
+        }
+        let until = who.external.then(|| {
+            crate::domain::policy::verified_until(
+                who.user.verified_at,
+                who.user.created_at,
+                &who.policy,
+            )
+        });
+        let rows = state(ctx)
+            .db
+            .run(move |c| crate::store::lifetimes::my_access(c, &who))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| super::lifetimes::MyAccess(r, until))
+            .collect())
+    }
+    /// When this guest's access to that site ends (null: it does not; the person and admins).
+    async fn access_ends_at(
+        &self,
+        ctx: &Context<'_>,
+        site_id: ID,
+    ) -> AppResult<Option<DateTime<Utc>>> {
+        let site = self.check_site_view(ctx, &site_id).await?;
+        let uid = self.user.id;
+        Ok(state(ctx)
+            .db
+            .run(move |c| crate::store::lifetimes::terms(c, site, uid))
+            .await?
+            .and_then(|t| t.ends_at))
     }
     /// The guest's one space on that site, if they are a guest there and have one.
     async fn space(&self, ctx: &Context<'_>, site_id: ID) -> AppResult<Option<Space>> {

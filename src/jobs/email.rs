@@ -4,7 +4,8 @@
 use super::EmailJob;
 use crate::auth::tokens::LinkPurpose;
 use crate::email::{
-    CodeEmail, InviteEmail, Mailer, ResetEmail, ReverifyEmail, SendError, build_message,
+    CodeEmail, InviteEmail, Mailer, NoticeEmail, ResetEmail, ReverifyEmail, SendError,
+    build_message,
 };
 use crate::state::AppState;
 use crate::store::emails::{self, Claim, Content};
@@ -140,6 +141,26 @@ impl EmailContext {
                 }
                 .render()
             }
+            Content::Notice {
+                notice,
+                site,
+                organization,
+                guest,
+                recipient,
+            } => NoticeEmail {
+                request: notice.kind == "EXTENSION_REQUEST",
+                to_guest: recipient.id == guest.id,
+                recipient: recipient.display_name.clone(),
+                guest: guest.display_name.clone(),
+                guest_email: guest.email.clone(),
+                site: site.name.clone(),
+                organization: organization.name.clone(),
+                ends: notice
+                    .ends_at
+                    .map(|t| t.format("%-d %B %Y at %H:%M UTC").to_string()),
+                message: notice.message.clone(),
+            }
+            .render(),
             Content::Reverify {
                 user,
                 organization,

@@ -83,6 +83,14 @@ pub async fn run(
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "re-verification sweep done"
             );
+            // Guest lifetimes ride on the same tick: reminders before the end, and the end itself.
+            let policy = st.delivery.clone();
+            let (reminded, ended) = st
+                .db
+                .run(move |c| crate::store::lifetimes::run(c, &policy, now))
+                .await
+                .map_err(boxed)?;
+            tracing::info!(reminded, ended, "guest lifetimes done");
         }
         Task::Retention => {
             let keep = chrono::Duration::days(st.config.retention_days);

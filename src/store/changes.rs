@@ -237,6 +237,30 @@ pub fn finish(conn: &mut PgConnection, before: Snapshot, ctx: &Context) -> AppRe
     for (site, users) in &by_site {
         access::record_paid(conn, *site, users, ctx.now)?;
     }
+    // New guests get their terms: whoever made them a guest answers for them (the sponsor), and the
+    // site's maximum lifetime, if it has one, applies.
+    let new_terms: Vec<_> = diffs
+        .iter()
+        .filter(|d| d.after == Some(ProductRole::Guest) && d.before != Some(ProductRole::Guest))
+        .filter_map(|d| {
+            let site = before.sites.iter().find(|s| s.id == d.site_id)?;
+            Some((
+                guest_terms::site_id.eq(d.site_id),
+                guest_terms::user_id.eq(d.user_id),
+                guest_terms::sponsor_id.eq(ctx.actor_id),
+                guest_terms::ends_at.eq(site
+                    .max_guest_lifetime_days
+                    .map(|days| ctx.now + chrono::Duration::days(days.into()))),
+                guest_terms::updated_at.eq(ctx.now),
+            ))
+        })
+        .collect();
+    if !new_terms.is_empty() {
+        diesel::insert_into(guest_terms::table)
+            .values(&new_terms)
+            .on_conflict_do_nothing()
+            .execute(conn)?;
+    }
     if !dropped_spaces.is_empty() {
         // Deactivated accounts keep their grants (and their space) for when they come back.
         let active: Vec<Uuid> = users::table

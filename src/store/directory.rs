@@ -25,6 +25,9 @@ pub struct SiteSettings {
     pub user_limit: Option<i32>,
     pub guest_ratio: Option<i32>,
     pub invite_expiry_days: Option<i32>,
+    /// `Some(None)` removes the maximum.
+    pub max_guest_lifetime_days: Option<Option<i32>>,
+    pub guest_reminder_days: Option<i32>,
 }
 
 /// Changes limits. Never refused for usage: lowering a limit below usage leaves the site over it.
@@ -48,6 +51,23 @@ pub fn update_settings(
             "must be between 0 and 1,000",
         ));
     }
+    if s.max_guest_lifetime_days
+        .flatten()
+        .is_some_and(|v| !(1..=3650).contains(&v))
+    {
+        return Err(AppError::invalid(
+            "maxGuestLifetimeDays",
+            "must be between 1 and 3,650",
+        ));
+    }
+    if s.guest_reminder_days
+        .is_some_and(|v| !(0..=365).contains(&v))
+    {
+        return Err(AppError::invalid(
+            "guestReminderDays",
+            "must be between 0 and 365",
+        ));
+    }
     if s.invite_expiry_days.is_some_and(|v| !(1..=90).contains(&v)) {
         return Err(AppError::invalid(
             "inviteExpiryDays",
@@ -61,6 +81,9 @@ pub fn update_settings(
                 sites::user_limit.eq(s.user_limit.unwrap_or(old.user_limit)),
                 sites::guest_ratio.eq(s.guest_ratio.unwrap_or(old.guest_ratio)),
                 sites::invite_expiry_days.eq(s.invite_expiry_days.unwrap_or(old.invite_expiry_days)),
+                sites::max_guest_lifetime_days
+                    .eq(s.max_guest_lifetime_days.unwrap_or(old.max_guest_lifetime_days)),
+                sites::guest_reminder_days.eq(s.guest_reminder_days.unwrap_or(old.guest_reminder_days)),
             ))
             .returning(Site::as_returning())
             .get_result(conn)?;
@@ -73,8 +96,8 @@ pub fn update_settings(
                 target_type: "site",
                 target_id: site.id.to_string(),
                 site_id: Some(site.id),
-                before: Some(json!({ "userLimit": old.user_limit, "guestRatio": old.guest_ratio, "inviteExpiryDays": old.invite_expiry_days })),
-                after: Some(json!({ "userLimit": site.user_limit, "guestRatio": site.guest_ratio, "inviteExpiryDays": site.invite_expiry_days })),
+                before: Some(json!({ "userLimit": old.user_limit, "guestRatio": old.guest_ratio, "inviteExpiryDays": old.invite_expiry_days, "maxGuestLifetimeDays": old.max_guest_lifetime_days, "guestReminderDays": old.guest_reminder_days })),
+                after: Some(json!({ "userLimit": site.user_limit, "guestRatio": site.guest_ratio, "inviteExpiryDays": site.invite_expiry_days, "maxGuestLifetimeDays": site.max_guest_lifetime_days, "guestReminderDays": site.guest_reminder_days })),
                 created_at: now,
             },
         )?;

@@ -6,7 +6,7 @@ use crate::db::schema::*;
 use crate::error::AppResult;
 use crate::jobs::EmailJob;
 use crate::store::models::{
-    EmailDelivery, Invite, InviteStatus, LoginChallenge, Organization, PasswordReset,
+    EmailDelivery, Invite, InviteStatus, LoginChallenge, Notice, Organization, PasswordReset,
     ReverificationLink, Site, Space, User,
 };
 use crate::store::queue;
@@ -38,6 +38,13 @@ pub enum Content {
         user: User,
         organization: Organization,
         link: ReverificationLink,
+    },
+    Notice {
+        notice: Notice,
+        site: Site,
+        organization: Organization,
+        guest: User,
+        recipient: User,
     },
 }
 
@@ -190,6 +197,33 @@ fn subject(
                 user,
                 organization,
                 link,
+            }))
+        }
+        "NOTICE" => {
+            let Some(notice) = notices::table
+                .find(d.notice_id.unwrap_or_default())
+                .select(Notice::as_select())
+                .first(conn)
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let recipient = user(conn, notice.recipient_id)?;
+            if !recipient.is_active() {
+                return Ok(None);
+            }
+            let guest = user(conn, notice.guest_id)?;
+            let site: Site = sites::table
+                .find(notice.site_id)
+                .select(Site::as_select())
+                .first(conn)?;
+            let organization = organization(conn, site.organization_id)?;
+            Ok(Some(Content::Notice {
+                notice,
+                site,
+                organization,
+                guest,
+                recipient,
             }))
         }
         _ => Ok(None),

@@ -103,8 +103,32 @@ pub fn remove_product_access(
     let a = access::site_access(conn, caller, site_id)?;
     let user = user_in_org(conn, caller.user.organization_id, user_id)?;
     a.require_admin()?;
+    remove_access(
+        conn,
+        Some(caller.user.id),
+        site_id,
+        &user,
+        dry_run,
+        "access.remove",
+        now,
+    )
+}
+
+/// The removal itself, already authorized: by an admin, by the guest leaving, or by the scheduler
+/// when a guest's lifetime ends (`action` says which, in the audit trail).
+pub fn remove_access(
+    conn: &mut PgConnection,
+    actor: Option<Uuid>,
+    site_id: Uuid,
+    user: &User,
+    dry_run: bool,
+    action: &'static str,
+    now: DateTime<Utc>,
+) -> AppResult<AccessChange> {
+    let org = user.organization_id;
+    let user_id = user.id;
     changes::run(conn, dry_run, |conn| {
-        changes::lock_org(conn, a.site.organization_id, Reach::Organization)?;
+        changes::lock_org(conn, org, Reach::Organization)?;
         // Groups of the person that hold a role on this site, and every site those groups reach.
         let groups: Vec<Uuid> = group_members::table
             .inner_join(
@@ -130,6 +154,7 @@ pub fn remove_product_access(
         )
         .execute(conn)?;
         diesel::delete(guest_spaces::table.find((site_id, user_id))).execute(conn)?;
+        diesel::delete(guest_terms::table.find((site_id, user_id))).execute(conn)?;
         let revoked: Vec<Uuid> = diesel::update(
             invites::table
                 .filter(invites::site_id.eq(site_id))
@@ -140,23 +165,24 @@ pub fn remove_product_access(
         .returning(invites::id)
         .get_results(conn)?;
         crate::store::invites::cancel_waiting_deliveries(conn, &revoked)?;
-        let ended = changes::end_sessions(conn, &[user_id], now)?;
+        // A guest leaving one site keeps their sessions (they may have others); every other removal
+        // ends them all, at once.
+        let ended = if action == "guest.leave" {
+            0
+        } else {
+            changes::end_sessions(conn, &[user_id], now)?
+        };
 
-        let ctx = changes::Context::new(
-            a.site.organization_id,
-            Some(caller.user.id),
-            "access.remove",
-            now,
-        )
-        .detail(json!({ "groupsLeft": groups, "invitesRevoked": revoked }))
-        .never_refused();
+        let ctx = changes::Context::new(org, actor, action, now)
+            .detail(json!({ "groupsLeft": groups, "invitesRevoked": revoked }))
+            .never_refused();
         let mut out = changes::finish(conn, before, &ctx)?;
         audit::record(
             conn,
             Audit {
-                organization_id: a.site.organization_id,
-                actor_id: Some(caller.user.id),
-                action: "access.remove",
+                organization_id: org,
+                actor_id: actor,
+                action,
                 target_type: "user",
                 target_id: user_id.to_string(),
                 site_id: Some(site_id),

@@ -44,6 +44,10 @@ pub struct NewInvites {
     pub space_id: Option<Uuid>,
     pub personal_message: Option<String>,
     pub expires_in_days: Option<i32>,
+    /// For guests: when their access ends (a date), or...
+    pub access_ends_at: Option<DateTime<Utc>>,
+    /// ...how many days after accepting.
+    pub access_days: Option<i32>,
 }
 
 /// Parses and de-duplicates the addresses of a batch: `TOO_MANY_INVITES` first, then every invalid one.
@@ -271,6 +275,14 @@ pub fn invite_users(
                 "only guests are invited to a space",
             ));
         }
+        if (req.access_ends_at.is_some() || req.access_days.is_some())
+            && granted != ProductRole::Guest
+        {
+            return Err(AppError::invalid(
+                "accessEndsAt",
+                "only guests' access has an end",
+            ));
+        }
 
         // Per-address refusals, each address with its own (first applicable) code.
         let existing: Vec<User> = users::table
@@ -350,6 +362,8 @@ pub fn invite_users(
                     invites::status.eq("PENDING"),
                     invites::created_at.eq(now),
                     invites::expires_at.eq(now + Duration::days(days.into())),
+                    invites::access_ends_at.eq(req.access_ends_at),
+                    invites::access_days.eq(req.access_days),
                 )
             })
             .collect();
@@ -802,6 +816,9 @@ pub fn accept(
         ctx.discount = Some((site.id, discount));
         changes::finish(conn, before, &ctx)?;
         let role_after = access::effective_role_of(conn, site.id, user.id)?;
+        if role_after == Some(ProductRole::Guest) {
+            crate::store::lifetimes::set_on_accept(conn, &site, &invite, user.id, now)?;
+        }
         if role_after == Some(ProductRole::Guest)
             && let Some(space) = invite.space_id
         {

@@ -12,6 +12,7 @@ pub mod grants;
 pub mod groups;
 pub mod guests;
 pub mod invites;
+pub mod lifetimes;
 pub mod models;
 pub mod org;
 pub mod queue;

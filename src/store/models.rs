@@ -25,6 +25,8 @@ pub struct Site {
     pub guest_ratio: i32,
     pub invite_expiry_days: i32,
     pub created_at: DateTime<Utc>,
+    pub max_guest_lifetime_days: Option<i32>,
+    pub guest_reminder_days: i32,
 }
 
 impl Site {
@@ -120,6 +122,8 @@ pub struct Invite {
     pub accepted_at: Option<DateTime<Utc>>,
     pub accepted_user_id: Option<Uuid>,
     pub revoked_at: Option<DateTime<Utc>>,
+    pub access_ends_at: Option<DateTime<Utc>>,
+    pub access_days: Option<i32>,
 }
 
 /// An invite's state as clients see it: a pending invite past its expiry is `EXPIRED`.
@@ -178,6 +182,31 @@ pub struct EmailDelivery {
     pub challenge_id: Option<Uuid>,
     pub reset_id: Option<Uuid>,
     pub reverify_id: Option<Uuid>,
+    pub notice_id: Option<Uuid>,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = guest_terms, check_for_backend(diesel::pg::Pg))]
+pub struct GuestTerms {
+    pub site_id: Uuid,
+    pub user_id: Uuid,
+    pub sponsor_id: Option<Uuid>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub reminded_for: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = notices, check_for_backend(diesel::pg::Pg))]
+pub struct Notice {
+    pub id: Uuid,
+    pub kind: String,
+    pub site_id: Uuid,
+    pub guest_id: Uuid,
+    pub recipient_id: Uuid,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub message: Option<String>,
+    pub created_at: DateTime<Utc>,
 }
 
 #[derive(Queryable, Selectable, Clone, Debug)]

@@ -50,8 +50,8 @@ pub struct Seeded {
     pub organization: String,
     pub site_id: Uuid,
     pub admin_tokens: Vec<String>,
-    /// A paid user's session (for `me`).
-    pub session_token: String,
+    /// A paid user's session (for `me`), when the dataset has paid users.
+    pub session_token: Option<String>,
 }
 
 pub fn seed(conn: &mut PgConnection, s: &SeedInput, now: DateTime<Utc>) -> AppResult<Seeded> {
@@ -140,11 +140,14 @@ pub fn seed(conn: &mut PgConnection, s: &SeedInput, now: DateTime<Utc>) -> AppRe
         ))?;
         admin_tokens.push(org::create_api_token(conn, id, "bench", None, now)?);
     }
-    let member: IdRow = diesel::sql_query(format!(
+    let member: Option<IdRow> = diesel::sql_query(format!(
         "SELECT id FROM users WHERE organization_id = '{org}' AND email = 'member1@bench.example'"
     ))
-    .get_result(conn)?;
-    let session_token = org::create_session(conn, member.id, chrono::Duration::days(30), now)?;
+    .get_result(conn)
+    .optional()?;
+    let session_token = member
+        .map(|m| org::create_session(conn, m.id, chrono::Duration::days(30), now))
+        .transpose()?;
     Ok(Seeded {
         organization: b.organization.slug,
         site_id: site,

@@ -1,0 +1,588 @@
+//! Guest lifetimes and sponsors: when a guest's access ends, who answers for them, the reminders
+//! before the end, extensions, and the guest's own view of where they stand.
+
+use crate::db::schema::*;
+use crate::domain::ProductRole;
+use crate::error::{AppError, AppResult};
+use crate::store::access::{self, Caller};
+use crate::store::audit::{self, Audit};
+use crate::store::changes;
+use crate::store::directory::user_in_org;
+use crate::store::invites::DeliveryPolicy;
+use crate::store::models::{GuestTerms, Invite, Site, Space, User};
+use crate::store::queue;
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use serde_json::json;
+use uuid::Uuid;
+
+/// The end a guest gets when they accept an invite: the invite's date, or its number of days from now;
+/// never beyond the site's maximum lifetime (which applies to every guest when set).
+pub fn end_for(invite: &Invite, site: &Site, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let asked = invite
+        .access_ends_at
+        .or_else(|| invite.access_days.map(|d| now + Duration::days(d.into())));
+    let cap = site
+        .max_guest_lifetime_days
+        .map(|d| now + Duration::days(d.into()));
+    match (asked, cap) {
+        (Some(a), Some(c)) => Some(a.min(c)),
+        (a, c) => a.or(c),
+    }
+}
+
+/// Records an accepted guest's terms: the inviter is their sponsor.
+pub fn set_on_accept(
+    conn: &mut PgConnection,
+    site: &Site,
+    invite: &Invite,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let ends = end_for(invite, site, now);
+    diesel::insert_into(guest_terms::table)
+        .values((
+            guest_terms::site_id.eq(site.id),
+            guest_terms::user_id.eq(user_id),
+            guest_terms::sponsor_id.eq(invite.invited_by),
+            guest_terms::ends_at.eq(ends),
+            guest_terms::updated_at.eq(now),
+        ))
+        .on_conflict((guest_terms::site_id, guest_terms::user_id))
+        .do_update()
+        .set((
+            guest_terms::sponsor_id.eq(invite.invited_by),
+            guest_terms::ends_at.eq(ends),
+            guest_terms::reminded_for.eq(None::<DateTime<Utc>>),
+            guest_terms::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn terms(conn: &mut PgConnection, site: Uuid, user: Uuid) -> AppResult<Option<GuestTerms>> {
+    Ok(guest_terms::table
+        .find((site, user))
+        .select(GuestTerms::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// An audit event about a guest on a site.
+fn event(
+    org: Uuid,
+    actor: Option<Uuid>,
+    action: &'static str,
+    site: Uuid,
+    user: Uuid,
+    after: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Audit {
+    Audit {
+        organization_id: org,
+        actor_id: actor,
+        action,
+        target_type: "user",
+        target_id: user.to_string(),
+        site_id: Some(site),
+        before: None,
+        after: Some(after),
+        created_at: now,
+    }
+}
+
+/// A guest of the site, and their terms; anyone else is `INVALID_INPUT`.
+fn guest_with_terms(conn: &mut PgConnection, site: Uuid, user: &User) -> AppResult<GuestTerms> {
+    if access::effective_role_of(conn, site, user.id)? != Some(ProductRole::Guest) {
+        return Err(AppError::invalid(
+            "userId",
+            format!("{} is not a guest of this site", user.email),
+        ));
+    }
+    Ok(terms(conn, site, user.id)?.unwrap_or(GuestTerms {
+        site_id: site,
+        user_id: user.id,
+        sponsor_id: None,
+        ends_at: None,
+        reminded_for: None,
+        updated_at: DateTime::<Utc>::UNIX_EPOCH,
+    }))
+}
+
+/// Moves the end of a guest's access (site admins and the guest's sponsor), within the site's maximum.
+pub fn extend(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    site_id: Uuid,
+    user_id: Uuid,
+    ends_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> AppResult<GuestTerms> {
+    let a = access::site_access(conn, caller, site_id)?;
+    let user = user_in_org(conn, caller.user.organization_id, user_id)?;
+    let current = terms(conn, site_id, user_id)?;
+    let sponsor = current.as_ref().and_then(|t| t.sponsor_id) == Some(caller.user.id);
+    if !(a.is_admin() || sponsor) {
+        return Err(AppError::Forbidden);
+    }
+    guest_with_terms(conn, site_id, &user)?;
+    if ends_at <= now {
+        return Err(AppError::invalid("endsAt", "must be in the future"));
+    }
+    if let Some(max) = a.site.max_guest_lifetime_days
+        && ends_at > now + Duration::days(max.into())
+    {
+        return Err(AppError::ExtensionNotAllowed { max_days: max });
+    }
+    conn.transaction(|conn| {
+        let t: GuestTerms = diesel::insert_into(guest_terms::table)
+            .values((
+                guest_terms::site_id.eq(site_id),
+                guest_terms::user_id.eq(user_id),
+                guest_terms::ends_at.eq(ends_at),
+                guest_terms::updated_at.eq(now),
+            ))
+            .on_conflict((guest_terms::site_id, guest_terms::user_id))
+            .do_update()
+            .set((
+                guest_terms::ends_at.eq(ends_at),
+                guest_terms::updated_at.eq(now),
+            ))
+            .returning(GuestTerms::as_returning())
+            .get_result(conn)?;
+        audit::record(
+            conn,
+            event(
+                user.organization_id,
+                Some(caller.user.id),
+                "guest.extend",
+                site_id,
+                user_id,
+                json!({ "before": current.and_then(|c| c.ends_at), "endsAt": ends_at }),
+                now,
+            ),
+        )?;
+        Ok(t)
+    })
+}
+
+/// Names who answers for a guest (site admins); the sponsor must be an admin or a paid user there.
+pub fn set_sponsor(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    site_id: Uuid,
+    user_id: Uuid,
+    sponsor_id: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<GuestTerms> {
+    let a = access::site_access(conn, caller, site_id)?;
+    let user = user_in_org(conn, caller.user.organization_id, user_id)?;
+    let sponsor = user_in_org(conn, caller.user.organization_id, sponsor_id)?;
+    a.require_admin()?;
+    guest_with_terms(conn, site_id, &user)?;
+    if !can_sponsor(conn, site_id, &sponsor)? {
+        return Err(AppError::invalid(
+            "sponsorId",
+            "a sponsor must be an active admin or paid user of the site",
+        ));
+    }
+    conn.transaction(|conn| {
+        let t: GuestTerms = diesel::insert_into(guest_terms::table)
+            .values((
+                guest_terms::site_id.eq(site_id),
+                guest_terms::user_id.eq(user_id),
+                guest_terms::sponsor_id.eq(sponsor_id),
+                guest_terms::updated_at.eq(now),
+            ))
+            .on_conflict((guest_terms::site_id, guest_terms::user_id))
+            .do_update()
+            .set((
+                guest_terms::sponsor_id.eq(sponsor_id),
+                guest_terms::updated_at.eq(now),
+            ))
+            .returning(GuestTerms::as_returning())
+            .get_result(conn)?;
+        audit::record(
+            conn,
+            event(
+                user.organization_id,
+                Some(caller.user.id),
+                "guest.setSponsor",
+                site_id,
+                user_id,
+                json!({ "sponsor": sponsor_id }),
+                now,
+            ),
+        )?;
+        Ok(t)
+    })
+}
+
+/// Whether someone can answer for guests of a site: active, and an admin or a paid user there.
+fn can_sponsor(conn: &mut PgConnection, site_id: Uuid, u: &User) -> AppResult<bool> {
+    if !u.is_active() {
+        return Ok(false);
+    }
+    Ok(access::is_org_admin(conn, u.organization_id, u.id)?
+        || access::admin_sites(conn, u.id)?.contains(&site_id)
+        || access::effective_role_of(conn, site_id, u.id)?.is_some_and(ProductRole::is_paid))
+}
+
+/// People with terms or a grant on a site (callers keep the guests), optionally only those a given
+/// person sponsors.
+fn guests_where(
+    conn: &mut PgConnection,
+    site_id: Uuid,
+    sponsor: Option<Uuid>,
+) -> AppResult<Vec<User>> {
+    Ok(diesel::sql_query(
+        "SELECT u.id, u.organization_id, u.email, u.email_normalized, u.display_name, u.password_hash,
+                u.status, u.invited_by, u.two_step_required, u.created_at, u.verified_at, u.last_active_at
+         FROM users u
+         LEFT JOIN guest_terms t ON t.site_id = $1 AND t.user_id = u.id
+         WHERE u.status = 'ACTIVE' AND ($2::uuid IS NULL OR t.sponsor_id = $2)
+           AND (t.user_id IS NOT NULL
+                OR EXISTS (SELECT 1 FROM product_roles pr WHERE pr.site_id = $1 AND pr.user_id = u.id)
+                OR EXISTS (SELECT 1 FROM group_members gm JOIN group_site_roles gsr ON gsr.group_id = gm.group_id
+                           WHERE gm.user_id = u.id AND gsr.site_id = $1))
+         ORDER BY u.email_normalized, u.id",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(site_id)
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Uuid>, _>(sponsor)
+    .load::<User>(conn)?)
+}
+
+/// Guests whose sponsor is the caller.
+pub fn sponsored(conn: &mut PgConnection, caller: &Caller, site_id: Uuid) -> AppResult<Vec<User>> {
+    access::site_in_org(conn, caller.user.organization_id, site_id)?;
+    let all = guests_where(conn, site_id, Some(caller.user.id))?;
+    only_guests(conn, site_id, all)
+}
+
+/// Guests nobody answers for any more: no sponsor, or one who left, was deactivated or lost access.
+pub fn without_sponsor(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    site_id: Uuid,
+) -> AppResult<Vec<User>> {
+    access::site_access(conn, caller, site_id)?.require_admin()?;
+    let candidates = guests_where(conn, site_id, None)?;
+    let guests = only_guests(conn, site_id, candidates)?;
+    let mut out = Vec::new();
+    for g in guests {
+        let sponsor = terms(conn, site_id, g.id)?.and_then(|t| t.sponsor_id);
+        let ok = match sponsor {
+            Some(s) => {
+                let u: Option<User> = users::table
+                    .find(s)
+                    .select(User::as_select())
+                    .first(conn)
+                    .optional()?;
+                match u {
+                    Some(u) => can_sponsor(conn, site_id, &u)?,
+                    None => false,
+                }
+            }
+            None => false,
+        };
+        if !ok {
+            out.push(g);
+        }
+    }
+    Ok(out)
+}
+
+fn only_guests(conn: &mut PgConnection, site_id: Uuid, users: Vec<User>) -> AppResult<Vec<User>> {
+    let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
+    let roles = changes::roles_of(conn, &[site_id], &ids)?;
+    Ok(users
+        .into_iter()
+        .filter(|u| roles.get(&(site_id, u.id)).copied().flatten() == Some(ProductRole::Guest))
+        .collect())
+}
+
+/// One site where the caller has access, as they see it.
+pub struct MyAccess {
+    pub site: Site,
+    pub role: ProductRole,
+    pub space: Option<Space>,
+    pub sponsor: Option<User>,
+    pub ends_at: Option<DateTime<Utc>>,
+}
+
+pub fn my_access(conn: &mut PgConnection, caller: &Caller) -> AppResult<Vec<MyAccess>> {
+    let sites: Vec<Site> = sites::table
+        .filter(sites::organization_id.eq(caller.user.organization_id))
+        .order(sites::name.asc())
+        .select(Site::as_select())
+        .load(conn)?;
+    let ids: Vec<Uuid> = sites.iter().map(|s| s.id).collect();
+    let roles = changes::roles_of(conn, &ids, &[caller.user.id])?;
+    let mut out = Vec::new();
+    for site in sites {
+        let Some(role) = roles.get(&(site.id, caller.user.id)).copied().flatten() else {
+            continue;
+        };
+        let t = terms(conn, site.id, caller.user.id)?;
+        let space = if role == ProductRole::Guest {
+            guest_spaces::table
+                .inner_join(spaces::table.on(spaces::id.eq(guest_spaces::space_id)))
+                .filter(guest_spaces::site_id.eq(site.id))
+                .filter(guest_spaces::user_id.eq(caller.user.id))
+                .select(Space::as_select())
+                .first(conn)
+                .optional()?
+        } else {
+            None
+        };
+        let sponsor = match t.as_ref().and_then(|t| t.sponsor_id) {
+            Some(s) => users::table
+                .find(s)
+                .select(User::as_select())
+                .first(conn)
+                .optional()?,
+            None => None,
+        };
+        out.push(MyAccess {
+            role,
+            space,
+            sponsor,
+            ends_at: t.and_then(|t| t.ends_at),
+            site,
+        });
+    }
+    Ok(out)
+}
+
+/// A message about a guest's access, to one person.
+struct NoticeTo<'a> {
+    kind: &'static str,
+    site: &'a Site,
+    guest: Uuid,
+    recipient: &'a User,
+    ends_at: Option<DateTime<Utc>>,
+    message: Option<&'a str>,
+}
+
+/// Creates a notice and queues its email.
+fn notify(
+    conn: &mut PgConnection,
+    n: NoticeTo<'_>,
+    policy: &DeliveryPolicy,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let NoticeTo {
+        kind,
+        site,
+        guest,
+        recipient,
+        ends_at,
+        message,
+    } = n;
+    let id: Uuid = diesel::insert_into(notices::table)
+        .values((
+            notices::kind.eq(kind),
+            notices::site_id.eq(site.id),
+            notices::guest_id.eq(guest),
+            notices::recipient_id.eq(recipient.id),
+            notices::ends_at.eq(ends_at),
+            notices::message.eq(message),
+            notices::created_at.eq(now),
+        ))
+        .returning(notices::id)
+        .get_result(conn)?;
+    let delivery: Uuid = diesel::insert_into(email_deliveries::table)
+        .values((
+            email_deliveries::organization_id.eq(site.organization_id),
+            email_deliveries::kind.eq("NOTICE"),
+            email_deliveries::notice_id.eq(id),
+            email_deliveries::recipient.eq(&recipient.email),
+            email_deliveries::status.eq("QUEUED"),
+            email_deliveries::message_id.eq(format!(
+                "<notice.{}@{}>",
+                id.simple(),
+                policy.message_id_domain
+            )),
+            email_deliveries::created_at.eq(now),
+            email_deliveries::give_up_at.eq(now + policy.retry_for),
+        ))
+        .returning(email_deliveries::id)
+        .get_result(conn)?;
+    queue::enqueue_emails(conn, &[delivery])
+}
+
+/// A guest asks their sponsor for more time.
+pub fn request_extension(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    site_id: Uuid,
+    message: Option<&str>,
+    policy: &DeliveryPolicy,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let site = access::site_in_org(conn, caller.user.organization_id, site_id)?;
+    let t = guest_with_terms(conn, site_id, &caller.user)?;
+    let sponsor: User = match t.sponsor_id {
+        Some(s) => users::table.find(s).select(User::as_select()).first(conn)?,
+        None => {
+            return Err(AppError::invalid(
+                "siteId",
+                "nobody sponsors your access on this site; ask an admin",
+            ));
+        }
+    };
+    conn.transaction(|conn| {
+        notify(
+            conn,
+            NoticeTo {
+                kind: "EXTENSION_REQUEST",
+                site: &site,
+                guest: caller.user.id,
+                recipient: &sponsor,
+                ends_at: t.ends_at,
+                message,
+            },
+            policy,
+            now,
+        )?;
+        audit::record(
+            conn,
+            event(
+                site.organization_id,
+                Some(caller.user.id),
+                "guest.requestExtension",
+                site_id,
+                caller.user.id,
+                json!({ "sponsor": sponsor.id }),
+                now,
+            ),
+        )
+    })
+}
+
+/// A guest ends their own access to a site.
+pub fn leave(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    site_id: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    access::site_in_org(conn, caller.user.organization_id, site_id)?;
+    guest_with_terms(conn, site_id, &caller.user)?;
+    crate::store::grants::remove_access(
+        conn,
+        Some(caller.user.id),
+        site_id,
+        &caller.user,
+        false,
+        "guest.leave",
+        now,
+    )?;
+    Ok(())
+}
+
+/// The scheduled part: reminders before the end (to the guest and their sponsor, once per end date)
+/// and the end itself (access removed exactly as `removeProductAccess` does). Returns (reminded, ended).
+pub fn run(
+    conn: &mut PgConnection,
+    policy: &DeliveryPolicy,
+    now: DateTime<Utc>,
+) -> AppResult<(usize, usize)> {
+    let due_reminders: Vec<(GuestTerms, Site)> = guest_terms::table
+        .inner_join(sites::table.on(sites::id.eq(guest_terms::site_id)))
+        .filter(guest_terms::ends_at.gt(now))
+        .filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "guest_terms.ends_at - make_interval(days => sites.guest_reminder_days) <= ",
+            )
+            .bind::<diesel::sql_types::Timestamptz, _>(now),
+        )
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "guest_terms.reminded_for IS DISTINCT FROM guest_terms.ends_at",
+        ))
+        .select((GuestTerms::as_select(), Site::as_select()))
+        .limit(1000)
+        .load(conn)?;
+    let mut reminded = 0;
+    for (t, site) in due_reminders {
+        conn.transaction(|conn| {
+            // Claim the reminder for this end date first: a concurrent run finds nothing to do.
+            let claimed = diesel::update(
+                guest_terms::table
+                    .find((t.site_id, t.user_id))
+                    .filter(guest_terms::ends_at.eq(t.ends_at))
+                    .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                        "reminded_for IS DISTINCT FROM ends_at",
+                    )),
+            )
+            .set(guest_terms::reminded_for.eq(t.ends_at))
+            .execute(conn)?;
+            if claimed == 0
+                || access::effective_role_of(conn, t.site_id, t.user_id)?
+                    != Some(ProductRole::Guest)
+            {
+                return Ok::<_, AppError>(());
+            }
+            let guest: User = users::table
+                .find(t.user_id)
+                .select(User::as_select())
+                .first(conn)?;
+            let reminder = |recipient| NoticeTo {
+                kind: "LIFETIME_REMINDER",
+                site: &site,
+                guest: t.user_id,
+                recipient,
+                ends_at: t.ends_at,
+                message: None,
+            };
+            notify(conn, reminder(&guest), policy, now)?;
+            if let Some(s) = t.sponsor_id
+                && let Some(sponsor) = users::table
+                    .find(s)
+                    .select(User::as_select())
+                    .first::<User>(conn)
+                    .optional()?
+                && sponsor.is_active()
+            {
+                notify(conn, reminder(&sponsor), policy, now)?;
+            }
+            audit::record(
+                conn,
+                event(
+                    site.organization_id,
+                    None,
+                    "guest.lifetimeReminder",
+                    site.id,
+                    guest.id,
+                    json!({ "endsAt": t.ends_at }),
+                    now,
+                ),
+            )?;
+            reminded += 1;
+            Ok(())
+        })?;
+    }
+    let ended: Vec<GuestTerms> = guest_terms::table
+        .filter(guest_terms::ends_at.le(now))
+        .select(GuestTerms::as_select())
+        .limit(1000)
+        .load(conn)?;
+    let mut count = 0;
+    for t in ended {
+        let guest: User = users::table
+            .find(t.user_id)
+            .select(User::as_select())
+            .first(conn)?;
+        crate::store::grants::remove_access(
+            conn,
+            None,
+            t.site_id,
+            &guest,
+            false,
+            "guest.lifetimeEnded",
+            now,
+        )?;
+        count += 1;
+    }
+    Ok((reminded, count))
+}

@@ -1,0 +1,319 @@
+//! Guest lifetimes, sponsors, and the guest's own view (issue: lifetimes and sponsors), with a moved
+//! clock and an SMTP sink.
+
+mod common;
+
+use common::*;
+use guestpass::domain::ProductRole;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+const PASSWORD: &str = "a long enough passphrase";
+
+/// Invites and accepts a guest with the given invite options; returns (user id, session).
+async fn guest(app: &TestApp, sink: &SmtpSink, email: &str, extra: Value) -> (String, String) {
+    let mut input = json!({ "siteId": app.site_id, "emails": [email], "role": "GUEST" });
+    for (k, v) in extra.as_object().unwrap() {
+        input[k] = v.clone();
+    }
+    let before = sink.messages().len();
+    let r = data(app.admin(INVITE, json!({ "input": input })).await);
+    let id = r["inviteUsers"]["invites"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sink.wait_for(before + 1, WAIT).await;
+    let token = app.invite_token(&id).await;
+    let r = data(
+        app.gql(
+            None,
+            "mutation($i: AcceptInviteInput!) { acceptInvite(input: $i) { sessionToken user { id } } }",
+            json!({ "i": { "token": token, "displayName": "Grace", "password": PASSWORD } }),
+        )
+        .await,
+    );
+    (
+        r["acceptInvite"]["user"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        r["acceptInvite"]["sessionToken"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    )
+}
+
+/// Runs the scheduled work now (the sweep tick also handles lifetimes) and waits for its emails.
+async fn tick(app: &TestApp) {
+    data(
+        app.admin("mutation { runReverificationSweep }", json!({}))
+            .await,
+    );
+    app.drain_jobs(WAIT).await;
+}
+
+fn to(sink: &SmtpSink, from: usize) -> Vec<(String, String)> {
+    sink.messages()[from..]
+        .iter()
+        .map(|m| (m.to[0].clone(), m.header("Subject").unwrap_or_default()))
+        .collect()
+}
+
+#[actix_rt::test]
+async fn a_ten_day_guest_is_reminded_on_day_five_and_removed_on_day_ten() {
+    let sink = SmtpSink::start().await;
+    let app = spawn_app_with(AppOptions {
+        smtp_url: Some(sink.url()),
+        ..Default::default()
+    })
+    .await;
+    let space = app.create_space("DOCS").await;
+    let (id, session) = guest(
+        &app,
+        &sink,
+        "grace@partner.example",
+        json!({ "accessDays": 10, "spaceId": space }),
+    )
+    .await;
+
+    // The guest's own view: space, sponsor (the inviter), end of access, next verification.
+    let me = data(app.gql(Some(&session), "{ me { access { site { name } role space { key } sponsor { displayName email } accessEndsAt verifiedUntil } } }", json!({})).await);
+    let access = &me["me"]["access"][0];
+    assert_eq!(access["role"], "GUEST");
+    assert_eq!(access["space"]["key"], "DOCS");
+    assert_eq!(access["sponsor"]["email"], "admin@acme.example");
+    assert!(access["accessEndsAt"].is_string() && access["verifiedUntil"].is_string());
+    // Other people stay out of reach.
+    let r = app
+        .gql(
+            Some(&session),
+            "query($u: ID!) { user(id: $u) { email } }",
+            json!({ "u": app.admin_id }),
+        )
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"));
+
+    let start = sink.messages().len();
+    app.clock.advance(chrono::Duration::days(4));
+    tick(&app).await;
+    assert!(to(&sink, start).is_empty(), "no reminder on day 4");
+    app.clock
+        .advance(chrono::Duration::days(1) + chrono::Duration::minutes(1));
+    tick(&app).await;
+    tick(&app).await;
+    let mut got = to(&sink, start);
+    got.sort();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0].0, "admin@acme.example");
+    assert_eq!(got[1].0, "grace@partner.example");
+    assert!(got[1].1.contains("ends soon"));
+
+    app.clock.advance(chrono::Duration::days(5));
+    tick(&app).await;
+    assert_eq!(
+        app.guest_ids(json!(null)).await.1,
+        0,
+        "the guest left the guest list"
+    );
+    let r = app.gql(Some(&session), "{ me { id } }", json!({})).await;
+    assert_eq!(
+        code(&r).as_deref(),
+        Some("UNAUTHENTICATED"),
+        "their sessions ended"
+    );
+    let ended = app.db.scalar_i64(&format!(
+        "SELECT count(*) FROM audit_events WHERE action = 'guest.lifetimeEnded' AND target_id = '{id}'"
+    ));
+    assert_eq!(ended, 1);
+    assert_eq!(to(&sink, start).len(), 2, "no more emails");
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn extending_moves_the_end_without_a_second_reminder_and_stops_at_the_maximum() {
+    let sink = SmtpSink::start().await;
+    let app = spawn_app_with(AppOptions {
+        smtp_url: Some(sink.url()),
+        ..Default::default()
+    })
+    .await;
+    data(app.admin("mutation($s: ID!) { updateSiteSettings(input: { siteId: $s, maxGuestLifetimeDays: 30 }) { site { maxGuestLifetimeDays } } }", json!({ "s": app.site_id })).await);
+    let (id, _) = guest(
+        &app,
+        &sink,
+        "grace@partner.example",
+        json!({ "accessDays": 10 }),
+    )
+    .await;
+    let start = sink.messages().len();
+    app.clock.advance(chrono::Duration::days(6));
+    tick(&app).await;
+    assert_eq!(to(&sink, start).len(), 2, "reminded once for day 10");
+
+    let extend =
+        "mutation($i: ExtendGuestAccessInput!) { extendGuestAccess(input: $i) { accessEndsAt } }";
+    let new_end = app.clock.now() + chrono::Duration::days(14);
+    let r = data(
+        app.admin(
+            extend,
+            json!({ "i": { "siteId": app.site_id, "userId": id, "endsAt": new_end.to_rfc3339() } }),
+        )
+        .await,
+    );
+    assert!(r["extendGuestAccess"]["accessEndsAt"].is_string());
+    // Day 10 passes: nothing happens for the old date.
+    app.clock.advance(chrono::Duration::days(5));
+    tick(&app).await;
+    assert_eq!(to(&sink, start).len(), 2, "no reminder for the old date");
+    assert_eq!(
+        app.guest_ids(json!(null)).await.1,
+        1,
+        "still a guest after day 10"
+    );
+    // Beyond the site's maximum: refused.
+    let too_far = app.clock.now() + chrono::Duration::days(31);
+    let r = app
+        .admin(
+            extend,
+            json!({ "i": { "siteId": app.site_id, "userId": id, "endsAt": too_far.to_rfc3339() } }),
+        )
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("EXTENSION_NOT_ALLOWED"));
+    assert_eq!(r["errors"][0]["extensions"]["maxDays"], 30);
+    // The new date gets its own reminder, once.
+    app.clock.advance(chrono::Duration::days(5));
+    tick(&app).await;
+    tick(&app).await;
+    assert_eq!(
+        to(&sink, start).len(),
+        4,
+        "one reminder each for the new date"
+    );
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_guest_asks_their_sponsor_for_time_and_can_leave_at_once() {
+    let sink = SmtpSink::start().await;
+    let app = spawn_app_with(AppOptions {
+        smtp_url: Some(sink.url()),
+        ..Default::default()
+    })
+    .await;
+    let space = app.create_space("DOCS").await;
+    let (_, session) = guest(
+        &app,
+        &sink,
+        "grace@partner.example",
+        json!({ "accessDays": 10, "spaceId": space }),
+    )
+    .await;
+    let start = sink.messages().len();
+    let ask = "mutation($s: ID!) { requestExtension(input: { siteId: $s, message: \"Two more weeks, please:\\nthe audit runs late.\" }) { ok } }";
+    data(
+        app.gql(Some(&session), ask, json!({ "s": app.site_id }))
+            .await,
+    );
+    let msgs = sink.wait_for(start + 1, WAIT).await;
+    let m = &msgs[start];
+    assert_eq!(m.to, vec!["admin@acme.example".to_string()]);
+    assert!(m.header("Subject").unwrap().contains("asks for more time"));
+    assert!(m.decoded().contains("the audit runs late."));
+
+    let spaces = "query($s: ID!) { spaces(siteId: $s) { id } }";
+    data(
+        app.gql(Some(&session), spaces, json!({ "s": app.site_id }))
+            .await,
+    );
+    data(
+        app.gql(
+            Some(&session),
+            "mutation($s: ID!) { leaveSite(siteId: $s) { ok } }",
+            json!({ "s": app.site_id }),
+        )
+        .await,
+    );
+    let r = app
+        .gql(Some(&session), spaces, json!({ "s": app.site_id }))
+        .await;
+    assert_eq!(
+        code(&r).as_deref(),
+        Some("FORBIDDEN"),
+        "access ends at once"
+    );
+    assert_eq!(app.guest_ids(json!(null)).await.1, 0);
+    assert_eq!(app.db.scalar_i64("SELECT count(*) FROM audit_events WHERE action IN ('guest.leave', 'guest.requestExtension')"), 2);
+    app.drain_jobs(WAIT).await;
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn guests_of_a_removed_sponsor_are_listed_for_reassignment() {
+    let sink = SmtpSink::start().await;
+    let app = spawn_app_with(AppOptions {
+        smtp_url: Some(sink.url()),
+        ..Default::default()
+    })
+    .await;
+    let sponsor = app
+        .add_user("sponsor@acme.example", Some(ProductRole::User))
+        .await;
+    let (g1, _) = guest(&app, &sink, "g1@partner.example", json!({})).await;
+    let (g2, _) = guest(&app, &sink, "g2@partner.example", json!({})).await;
+    let set = "mutation($i: SetSponsorInput!) { setSponsor(input: $i) { sponsorId } }";
+    data(
+        app.admin(
+            set,
+            json!({ "i": { "siteId": app.site_id, "userId": g1, "sponsorId": sponsor } }),
+        )
+        .await,
+    );
+    let session = app.session_for(&sponsor).await;
+    let mine = data(
+        app.gql(
+            Some(&session),
+            "query($s: ID!) { sponsoredGuests(siteId: $s) { id } }",
+            json!({ "s": app.site_id }),
+        )
+        .await,
+    );
+    assert_eq!(mine["sponsoredGuests"], json!([{ "id": g1 }]));
+    let orphans = "query($s: ID!) { guestsWithoutSponsor(siteId: $s) { id } }";
+    assert_eq!(
+        data(app.admin(orphans, json!({ "s": app.site_id })).await)["guestsWithoutSponsor"],
+        json!([])
+    );
+    // A sponsor must be someone who can answer for guests.
+    let r = app
+        .admin(
+            set,
+            json!({ "i": { "siteId": app.site_id, "userId": g2, "sponsorId": g1 } }),
+        )
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("INVALID_INPUT"));
+
+    data(
+        app.admin(
+            "mutation($i: RemoveProductAccessInput!) { removeProductAccess(input: $i) { dryRun } }",
+            json!({ "i": { "siteId": app.site_id, "userId": sponsor } }),
+        )
+        .await,
+    );
+    let r = data(app.admin(orphans, json!({ "s": app.site_id })).await);
+    assert_eq!(r["guestsWithoutSponsor"], json!([{ "id": g1 }]));
+    data(
+        app.admin(
+            set,
+            json!({ "i": { "siteId": app.site_id, "userId": g1, "sponsorId": app.admin_id } }),
+        )
+        .await,
+    );
+    assert_eq!(
+        data(app.admin(orphans, json!({ "s": app.site_id })).await)["guestsWithoutSponsor"],
+        json!([])
+    );
+    app.drain_jobs(WAIT).await;
+    app.stop().await;
+}
