@@ -335,6 +335,33 @@ fn pgbench(db_url: &str, script: &str, connections: usize, duration: Duration) -
         })
 }
 
+/// Rows are printed as soon as they are measured (a long run that fails later keeps what it had).
+struct Printed(Vec<Row>);
+
+impl Printed {
+    fn push(&mut self, r: Row) {
+        println!(
+            "| {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {:.0} | {} |",
+            r.name,
+            r.connections,
+            r.requests,
+            r.rps(),
+            r.pct(0.50),
+            r.pct(0.95),
+            r.pct(0.99),
+            r.errors,
+            r.statements.map_or("-".into(), |s| format!("{s:.1}")),
+            r.peak_rss_mb,
+            if r.name.starts_with("5 ") {
+                format!("{:.1} s; {}", r.elapsed.as_secs_f64(), r.note)
+            } else {
+                r.note.clone()
+            }
+        );
+        self.0.push(r);
+    }
+}
+
 fn main() {
     actix_rt::System::new().block_on(async_main());
 }
@@ -362,7 +389,11 @@ async fn async_main() {
         .finish();
     wait_ready(&client, &server.base).await;
     let (d, c) = (a.duration, a.connections);
-    let mut rows = Vec::new();
+    println!(
+        "| scenario | conns | requests | req/s | p50 ms | p95 ms | p99 ms | errors | SQL/req | peak RSS MB | note |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut rows = Printed(Vec::new());
 
     // 6a. The framework's ceiling.
     let warm = run(
@@ -607,28 +638,5 @@ async fn async_main() {
         });
     }
 
-    println!(
-        "| scenario | conns | requests | req/s | p50 ms | p95 ms | p99 ms | errors | SQL/req | peak RSS MB | note |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for r in &rows {
-        println!(
-            "| {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {:.0} | {} |",
-            r.name,
-            r.connections,
-            r.requests,
-            r.rps(),
-            r.pct(0.50),
-            r.pct(0.95),
-            r.pct(0.99),
-            r.errors,
-            r.statements.map_or("-".into(), |s| format!("{s:.1}")),
-            r.peak_rss_mb,
-            if r.name.starts_with("5 ") {
-                format!("{:.1} s; {}", r.elapsed.as_secs_f64(), r.note)
-            } else {
-                r.note.clone()
-            }
-        );
-    }
+    eprintln!("{} scenarios measured", rows.0.len());
 }
