@@ -638,3 +638,60 @@ async fn invites_with_groups_count_and_grant_the_role_the_groups_give() {
     );
     app.stop().await;
 }
+
+#[actix_rt::test]
+async fn billing_names_the_group_that_made_a_guest_paid() {
+    let app = spawn_app().await;
+    let guest = app
+        .add_user("g@partner.example", Some(ProductRole::Guest))
+        .await;
+    let group = app.create_group("Staff").await;
+    data(
+        app.admin(
+            &group_role_q(),
+            json!({ "i": { "groupId": group, "siteId": app.site_id, "role": "USER" } }),
+        )
+        .await,
+    );
+    let q = "query($u: ID!, $s: ID!) { user(id: $u) { billing(siteId: $s) { billable reason group { name } isFormerPaid } } }";
+    let vars = json!({ "u": guest, "s": app.site_id });
+    let b = data(app.admin(q, vars.clone()).await)["user"]["billing"].clone();
+    assert_eq!(
+        b,
+        json!({ "billable": false, "reason": "GUEST_WITHIN_ALLOWANCE", "group": null, "isFormerPaid": false })
+    );
+    data(
+        app.admin(
+            &members_q("addGroupMembers"),
+            json!({ "i": { "groupId": group, "userIds": [guest] } }),
+        )
+        .await,
+    );
+    let b = data(app.admin(q, vars.clone()).await)["user"]["billing"].clone();
+    assert_eq!(
+        b,
+        json!({ "billable": true, "reason": "GROUP", "group": { "name": "Staff" }, "isFormerPaid": true })
+    );
+    data(
+        app.admin(
+            &format!("mutation($g: ID!) {{ deleteGroup(id: $g) {{ {ACCESS_CHANGE} }} }}"),
+            json!({ "g": group }),
+        )
+        .await,
+    );
+    let b = data(app.admin(q, vars.clone()).await)["user"]["billing"].clone();
+    assert_eq!(
+        b,
+        json!({ "billable": false, "reason": "NONE", "group": null, "isFormerPaid": true })
+    );
+    // Only admins see it.
+    let session = app.session_for(&guest).await;
+    let r = app.gql(Some(&session), q, vars).await;
+    assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"));
+    let admin = data(
+        app.admin(q, json!({ "u": app.admin_id, "s": app.site_id }))
+            .await,
+    );
+    assert_eq!(admin["user"]["billing"]["reason"], "DIRECT_ROLE");
+    app.stop().await;
+}

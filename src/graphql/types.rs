@@ -322,6 +322,19 @@ impl User {
             .run(move |c| access::is_former_paid(c, site, uid))
             .await
     }
+    /// Why this person is or is not counted as a paid seat on that site (site admins).
+    async fn billing(&self, ctx: &Context<'_>, site_id: ID) -> AppResult<Billing> {
+        self.require_full()?;
+        let site = super::parse_id(&site_id, "Site")?;
+        let (_, a) = super::site_access(ctx, site).await?;
+        a.require_admin()?;
+        let user = self.user.clone();
+        let b = state(ctx)
+            .db
+            .run(move |c| access::billing(c, site, &user))
+            .await?;
+        Ok(Billing(b))
+    }
     /// Who invited this person (only their name, when a guest looks at their own inviter).
     async fn invited_by(&self, ctx: &Context<'_>) -> AppResult<Option<User>> {
         self.require_full()?;
@@ -422,6 +435,28 @@ impl User {
             .into_iter()
             .map(Group)
             .collect())
+    }
+}
+
+/// Why a person is or is not a paid seat on a site.
+pub struct Billing(pub crate::domain::billing::Billing<models::Group>);
+
+#[Object]
+impl Billing {
+    /// Counted as a paid seat.
+    async fn billable(&self) -> bool {
+        self.0.billable
+    }
+    async fn reason(&self) -> crate::domain::billing::BillingReason {
+        self.0.reason
+    }
+    /// The group that gives the paid role, when `reason` is `GROUP`.
+    async fn group(&self) -> Option<Group> {
+        self.0.group.clone().map(Group)
+    }
+    /// Has held a paid role on the site: can never be a guest there.
+    async fn is_former_paid(&self) -> bool {
+        self.0.is_former_paid
     }
 }
 

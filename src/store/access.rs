@@ -409,6 +409,43 @@ pub fn effective_role_of(
     ))
 }
 
+/// The facts behind a person's seat on a site: their direct role, their groups' roles there (with the
+/// groups), whether they were ever paid, whether the account is active.
+pub fn billing(
+    conn: &mut PgConnection,
+    site_id: Uuid,
+    user: &User,
+) -> AppResult<crate::domain::billing::Billing<crate::store::models::Group>> {
+    let direct: Option<i16> = product_roles::table
+        .find((site_id, user.id))
+        .select(product_roles::role)
+        .first(conn)
+        .optional()?;
+    let groups: Vec<(crate::store::models::Group, i16)> = group_members::table
+        .inner_join(groups::table)
+        .inner_join(
+            group_site_roles::table.on(group_site_roles::group_id.eq(group_members::group_id)),
+        )
+        .filter(group_members::user_id.eq(user.id))
+        .filter(group_site_roles::site_id.eq(site_id))
+        .order(groups::name_normalized.asc())
+        .select((
+            crate::store::models::Group::as_select(),
+            group_site_roles::role,
+        ))
+        .load(conn)?;
+    let groups: Vec<_> = groups
+        .into_iter()
+        .filter_map(|(g, r)| Some((g, ProductRole::from_rank(r)?)))
+        .collect();
+    Ok(crate::domain::billing::billing(
+        direct.and_then(ProductRole::from_rank),
+        &groups,
+        is_former_paid(conn, site_id, user.id)?,
+        user.is_active(),
+    ))
+}
+
 /// Effective roles of every active user with access on a site (`$1` = site id), guests that are
 /// former paid excluded. Shared by the seat count and the lists of users and guests.
 pub const EFFECTIVE_ROLES: &str = "
