@@ -695,3 +695,58 @@ async fn billing_names_the_group_that_made_a_guest_paid() {
     assert_eq!(admin["user"]["billing"]["reason"], "DIRECT_ROLE");
     app.stop().await;
 }
+
+#[actix_rt::test]
+async fn inactive_guests_are_found_by_last_activity_and_removed_together() {
+    let app = spawn_app().await;
+    let mut g = Vec::new();
+    for i in 0..4 {
+        g.push(
+            app.add_user(&format!("g{i}@partner.example"), Some(ProductRole::Guest))
+                .await,
+        );
+    }
+    let paid = app
+        .add_user("paid@acme.example", Some(ProductRole::User))
+        .await;
+    let active = app.api_token_for(&g[2]).await;
+    // Day 25: g2 works; the others have not been seen since day 0.
+    app.clock.advance(chrono::Duration::days(25));
+    data(app.gql(Some(&active), "{ me { id } }", json!({})).await);
+    app.clock.advance(chrono::Duration::days(10));
+    let q = "query($s: ID!, $d: Int!) { inactiveGuests(siteId: $s, inactiveForDays: $d, first: 50) { edges { node { id lastActiveAt } } } }";
+    let r = data(app.admin(q, json!({ "s": app.site_id, "d": 30 })).await);
+    let mut idle: Vec<String> = r["inactiveGuests"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["id"].as_str().unwrap().to_string())
+        .collect();
+    idle.sort();
+    let mut expected = vec![g[0].clone(), g[1].clone(), g[3].clone()];
+    expected.sort();
+    assert_eq!(idle, expected);
+    let r = data(app.admin(q, json!({ "s": app.site_id, "d": 5 })).await);
+    assert_eq!(r["inactiveGuests"]["edges"].as_array().unwrap().len(), 4);
+
+    let remove = "mutation($i: RemoveGuestsInput!) { removeGuests(input: $i) { removed { id } } }";
+    let mut with_paid = idle.clone();
+    with_paid.push(paid.clone());
+    let r = app.admin(remove, json!({ "i": { "siteId": app.site_id, "userIds": with_paid, "reason": "access review" } })).await;
+    assert_eq!(code(&r).as_deref(), Some("INVALID_INPUT"), "{r}");
+    assert_eq!(app.guest_ids(json!(null)).await.1, 4, "nothing removed");
+    let r = data(
+        app.admin(
+            remove,
+            json!({ "i": { "siteId": app.site_id, "userIds": idle, "reason": "access review" } }),
+        )
+        .await,
+    );
+    assert_eq!(r["removeGuests"]["removed"].as_array().unwrap().len(), 3);
+    assert_eq!(app.guest_ids(json!(null)).await.0, vec![g[2].clone()]);
+    assert_eq!(
+        app.db.scalar_i64("SELECT count(*) FROM audit_events WHERE action = 'guest.remove' AND after->>'reason' = 'access review'"),
+        3
+    );
+    app.stop().await;
+}

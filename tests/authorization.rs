@@ -491,6 +491,14 @@ fn call(op: &str, app: &TestApp, w: &World) -> (String, Value) {
             "mutation($s: ID!) { leaveSite(siteId: $s) { ok } }",
             json!({ "s": site }),
         ),
+        "inactiveGuests" => (
+            "query($s: ID!) { inactiveGuests(siteId: $s, inactiveForDays: 30) { edges { node { id } } } }",
+            json!({ "s": site }),
+        ),
+        "removeGuests" => (
+            "mutation($i: RemoveGuestsInput!) { removeGuests(input: $i) { removed { id } } }",
+            json!({ "i": { "siteId": site, "userIds": [w.guest_free], "reason": "review" } }),
+        ),
         other => panic!("the matrix test has no call for `{other}`: add one"),
     };
     (q.to_string(), v)
@@ -504,8 +512,9 @@ async fn check_person(person: &'static str) {
     ops.extend(root_fields(&sdl, "MutationRoot"));
     // `leaveSite` and `logout` end the access the other calls use: they go last.
     ops.sort_by_key(|op| match op.as_str() {
-        "leaveSite" => 1,
-        "logout" => 2,
+        "removeGuests" => 1,
+        "leaveSite" => 2,
+        "logout" => 3,
         _ => 0,
     });
     assert!(ops.len() > 30, "parsed {ops:?}");

@@ -20,6 +20,36 @@ pub(crate) async fn require_staff(ctx: &Context<'_>) -> AppResult<()> {
     }
 }
 
+/// A page of a site's guests; the total costs a count over the whole site, so only when asked for.
+async fn guest_page(
+    ctx: &Context<'_>,
+    site: Uuid,
+    filter: GuestFilter,
+    limit: i64,
+    after: Option<(String, Uuid)>,
+) -> AppResult<Page<User>> {
+    let with_total = ctx.look_ahead().field("totalCount").exists();
+    let (rows, total) = state(ctx)
+        .db
+        .run(move |c| {
+            let rows = guests::list(c, site, &filter, after, limit + 1)?;
+            let total = if with_total {
+                guests::count(c, site, &filter)?
+            } else {
+                0
+            };
+            Ok((rows, total))
+        })
+        .await?;
+    Ok(super::query::paginate(
+        rows,
+        limit,
+        total,
+        |u| (u.email_normalized.clone(), u.id),
+        User::full,
+    ))
+}
+
 fn ids(list: &[ID], what: &'static str) -> AppResult<Vec<Uuid>> {
     list.iter().map(|i| parse_id(i, what)).collect()
 }
@@ -69,32 +99,43 @@ impl PeopleQuery {
             without_space: f.without_space,
             search: f.search.map(|s| s.chars().take(200).collect()),
             external: f.external,
+            inactive_before: None,
         };
         let (_, access) = super::site_access(ctx, site).await?;
         if !access.sees_whole_site() && access.admin_of_spaces.is_empty() {
             return Err(AppError::Forbidden);
         }
-        // The total costs a count over the whole site: only when asked for.
-        let with_total = ctx.look_ahead().field("totalCount").exists();
-        let (rows, total) = state(ctx)
-            .db
-            .run(move |c| {
-                let rows = guests::list(c, site, &filter, after, limit + 1)?;
-                let total = if with_total {
-                    guests::count(c, site, &filter)?
-                } else {
-                    0
-                };
-                Ok((rows, total))
-            })
-            .await?;
-        Ok(super::query::paginate(
-            rows,
-            limit,
-            total,
-            |u| (u.email_normalized.clone(), u.id),
-            User::full,
-        ))
+        guest_page(ctx, site, filter, limit, after).await
+    }
+
+    /// Guests of a site not active for `inactiveForDays` days (site admins), for an access review:
+    /// last activity is recorded at most hourly; never-active guests count from their account's creation.
+    #[graphql(complexity = "super::page_cost(first, child_complexity)")]
+    async fn inactive_guests(
+        &self,
+        ctx: &Context<'_>,
+        site_id: ID,
+        inactive_for_days: i32,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> AppResult<Page<User>> {
+        let site = parse_id(&site_id, "Site")?;
+        let (limit, after) = page::<(String, Uuid)>(first, after)?;
+        if !(1..=3650).contains(&inactive_for_days) {
+            return Err(AppError::invalid(
+                "inactiveForDays",
+                "must be between 1 and 3,650",
+            ));
+        }
+        let (_, access) = super::site_access(ctx, site).await?;
+        access.require_admin()?;
+        let filter = GuestFilter {
+            inactive_before: Some(
+                state(ctx).clock.now() - chrono::Duration::days(inactive_for_days.into()),
+            ),
+            ..Default::default()
+        };
+        guest_page(ctx, site, filter, limit, after).await
     }
 
     /// The organization's groups, by name (staff).
@@ -222,6 +263,20 @@ pub struct UnassignGuestSpaceInput {
 #[derive(SimpleObject)]
 pub struct GuestSpacePayload {
     pub assignments: Vec<GuestAssignment>,
+}
+
+#[derive(InputObject)]
+pub struct RemoveGuestsInput {
+    pub site_id: ID,
+    /// Guests of the site, at most 200; all are removed or none.
+    pub user_ids: Vec<ID>,
+    /// Why, for the audit trail (at most 500 characters).
+    pub reason: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct RemoveGuestsPayload {
+    pub removed: Vec<User>,
 }
 
 #[derive(InputObject)]
@@ -413,6 +468,30 @@ impl PeopleMutation {
             .await?;
         Ok(GuestSpacePayload {
             assignments: rows.into_iter().map(GuestAssignment).collect(),
+        })
+    }
+
+    /// Removes many guests from a site at once (site admins), atomically, each exactly as
+    /// `removeProductAccess` does, with one audit event each carrying the reason.
+    async fn remove_guests(
+        &self,
+        ctx: &Context<'_>,
+        input: RemoveGuestsInput,
+    ) -> AppResult<RemoveGuestsPayload> {
+        let who = caller(ctx).await?;
+        let site = parse_id(&input.site_id, "Site")?;
+        let users = ids(&input.user_ids, "User")?;
+        let reason = match &input.reason {
+            Some(r) => Some(text::single_line(r, 500).map_err(|m| AppError::invalid("reason", m))?),
+            None => None,
+        };
+        let now = state(ctx).clock.now();
+        let removed = state(ctx)
+            .db
+            .run(move |c| guests::remove_many(c, &who, site, users, reason.as_deref(), now))
+            .await?;
+        Ok(RemoveGuestsPayload {
+            removed: removed.into_iter().map(User::full).collect(),
         })
     }
 

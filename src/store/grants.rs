@@ -105,26 +105,47 @@ pub fn remove_product_access(
     a.require_admin()?;
     remove_access(
         conn,
-        Some(caller.user.id),
+        Removal::by(Some(caller.user.id), "access.remove"),
         site_id,
         &user,
         dry_run,
-        "access.remove",
         now,
     )
+}
+
+/// Who removes someone's access and why, for the audit trail.
+pub struct Removal<'a> {
+    pub actor: Option<Uuid>,
+    /// `access.remove`, `guest.leave`, `guest.lifetimeEnded`, `guest.remove`.
+    pub action: &'static str,
+    pub reason: Option<&'a str>,
+}
+
+impl Removal<'_> {
+    pub fn by(actor: Option<Uuid>, action: &'static str) -> Self {
+        Self {
+            actor,
+            action,
+            reason: None,
+        }
+    }
 }
 
 /// The removal itself, already authorized: by an admin, by the guest leaving, or by the scheduler
 /// when a guest's lifetime ends (`action` says which, in the audit trail).
 pub fn remove_access(
     conn: &mut PgConnection,
-    actor: Option<Uuid>,
+    by: Removal<'_>,
     site_id: Uuid,
     user: &User,
     dry_run: bool,
-    action: &'static str,
     now: DateTime<Utc>,
 ) -> AppResult<AccessChange> {
+    let Removal {
+        actor,
+        action,
+        reason,
+    } = by;
     let org = user.organization_id;
     let user_id = user.id;
     changes::run(conn, dry_run, |conn| {
@@ -191,6 +212,7 @@ pub fn remove_access(
                     "groupsLeft": groups,
                     "invitesRevoked": revoked,
                     "sessionsEnded": ended,
+                    "reason": reason,
                 })),
                 created_at: now,
             },

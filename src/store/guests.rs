@@ -27,6 +27,8 @@ pub struct GuestFilter {
     pub search: Option<String>,
     /// Only external (true) or internal (false) guests.
     pub external: Option<bool>,
+    /// Only guests not active since (their last activity, or their account's creation).
+    pub inactive_before: Option<DateTime<Utc>>,
 }
 
 /// `%term%` for LIKE, with the pattern characters of the term taken literally.
@@ -55,13 +57,15 @@ const IS_GUEST: &str = "
                   WHERE gm.user_id = u.id AND gsr.site_id = $1 AND gsr.role > 1)
   AND NOT EXISTS (SELECT 1 FROM site_paid_history h WHERE h.site_id = $1 AND h.user_id = u.id)";
 
-/// The list's filters as a predicate on `u` (`$2` space, `$3` without space, `$4` search, `$5` external).
+/// The list's filters as a predicate on `u` (`$2` space, `$3` without space, `$4` search, `$5` external,
+/// `$6` inactive since).
 const FILTERS: &str = "
   ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM guest_spaces gs WHERE gs.site_id = $1 AND gs.user_id = u.id AND gs.space_id = $2))
   AND (NOT $3 OR NOT EXISTS (SELECT 1 FROM guest_spaces gs WHERE gs.site_id = $1 AND gs.user_id = u.id))
   AND ($4::text IS NULL OR u.email_normalized LIKE $4 OR lower(u.display_name) LIKE $4)
   AND ($5::bool IS NULL OR (NOT EXISTS (SELECT 1 FROM verified_domains vd WHERE vd.organization_id = u.organization_id
-                               AND vd.domain = split_part(u.email_normalized, '@', 2))) = $5)";
+                               AND vd.domain = split_part(u.email_normalized, '@', 2))) = $5)
+  AND ($6::timestamptz IS NULL OR coalesce(u.last_active_at, u.created_at) < $6)";
 
 fn search_pattern(filter: &GuestFilter) -> Option<String> {
     filter
@@ -86,16 +90,17 @@ pub fn list(
                 u.status, u.invited_by, u.two_step_required, u.created_at, u.verified_at, u.last_active_at
          FROM users u
          WHERE u.organization_id = (SELECT organization_id FROM sites WHERE id = $1)
-           AND ($6::text IS NULL OR (u.email_normalized, u.id) > ($6, $7))
+           AND ($7::text IS NULL OR (u.email_normalized, u.id) > ($7, $8))
            AND {IS_GUEST} AND {FILTERS}
          ORDER BY u.organization_id, u.email_normalized, u.id
-         LIMIT $8"
+         LIMIT $9"
     ))
     .bind::<SqlUuid, _>(site_id)
     .bind::<Nullable<SqlUuid>, _>(filter.space_id)
     .bind::<Bool, _>(filter.without_space)
     .bind::<Nullable<Text>, _>(search_pattern(filter))
     .bind::<Nullable<Bool>, _>(filter.external)
+    .bind::<Nullable<diesel::sql_types::Timestamptz>, _>(filter.inactive_before)
     .bind::<Nullable<Text>, _>(after_email)
     .bind::<Nullable<SqlUuid>, _>(after_id)
     .bind::<BigInt, _>(limit)
@@ -122,6 +127,7 @@ pub fn count(conn: &mut PgConnection, site_id: Uuid, filter: &GuestFilter) -> Ap
     .bind::<Bool, _>(filter.without_space)
     .bind::<Nullable<Text>, _>(search_pattern(filter))
     .bind::<Nullable<Bool>, _>(filter.external)
+    .bind::<Nullable<diesel::sql_types::Timestamptz>, _>(filter.inactive_before)
     .get_result(conn)?;
     Ok(n.n)
 }
@@ -365,5 +371,39 @@ pub fn unassign(
             .collect();
         audit::record_all(conn, events)?;
         Ok(out)
+    })
+}
+
+/// Removes many guests at once (site admins): all or none, each exactly as `removeProductAccess`
+/// does, each with its own audit event carrying the reason.
+pub fn remove_many(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    site_id: Uuid,
+    mut user_ids: Vec<Uuid>,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<User>> {
+    access::site_access(conn, caller, site_id)?.require_admin()?;
+    user_ids.sort();
+    user_ids.dedup();
+    let users = load_guests(conn, caller.user.organization_id, &user_ids)?;
+    conn.transaction(|conn| {
+        require_guests(conn, site_id, &users)?;
+        for u in &users {
+            crate::store::grants::remove_access(
+                conn,
+                crate::store::grants::Removal {
+                    actor: Some(caller.user.id),
+                    action: "guest.remove",
+                    reason,
+                },
+                site_id,
+                u,
+                false,
+                now,
+            )?;
+        }
+        Ok(users)
     })
 }

@@ -471,11 +471,10 @@ pub fn leave(
     guest_with_terms(conn, site_id, &caller.user)?;
     crate::store::grants::remove_access(
         conn,
-        Some(caller.user.id),
+        crate::store::grants::Removal::by(Some(caller.user.id), "guest.leave"),
         site_id,
         &caller.user,
         false,
-        "guest.leave",
         now,
     )?;
     Ok(())
@@ -575,11 +574,10 @@ pub fn run(
             .first(conn)?;
         crate::store::grants::remove_access(
             conn,
-            None,
+            crate::store::grants::Removal::by(None, "guest.lifetimeEnded"),
             t.site_id,
             &guest,
             false,
-            "guest.lifetimeEnded",
             now,
         )?;
         count += 1;
