@@ -499,6 +499,15 @@ fn call(op: &str, app: &TestApp, w: &World) -> (String, Value) {
             "mutation($i: RemoveGuestsInput!) { removeGuests(input: $i) { removed { id } } }",
             json!({ "i": { "siteId": site, "userIds": [w.guest_free], "reason": "review" } }),
         ),
+        "guestDomainRules" => ("{ guestDomainRules { mode domains } }", json!({})),
+        "guestsOutsideDomainRules" => (
+            "query($s: ID!) { guestsOutsideDomainRules(siteId: $s) { id } }",
+            json!({ "s": site }),
+        ),
+        "setGuestDomainRules" => (
+            "mutation { setGuestDomainRules(input: { mode: BLOCK, domains: [\"*.blocked.example\"] }) { mode } }",
+            json!({}),
+        ),
         other => panic!("the matrix test has no call for `{other}`: add one"),
     };
     (q.to_string(), v)

@@ -449,3 +449,55 @@ async fn accepting_with_an_existing_account_asks_for_its_password() {
     );
     assert_eq!(app.db.scalar_i64("SELECT count(*) FROM product_roles pr JOIN users u ON u.id = pr.user_id WHERE u.email_normalized = 'twice@partner.example'"), 2);
 }
+
+#[actix_rt::test]
+async fn domain_rules_refuse_a_batch_naming_each_address_and_list_earlier_guests() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    let earlier = app
+        .add_user("old@other.example", Some(ProductRole::Guest))
+        .await;
+    let set = "mutation($i: SetGuestDomainRulesInput!) { setGuestDomainRules(input: $i) { mode domains } }";
+    let r = data(
+        app.admin(
+            set,
+            json!({ "i": { "mode": "ALLOW", "domains": ["*.Partner.example"] } }),
+        )
+        .await,
+    );
+    assert_eq!(
+        r["setGuestDomainRules"],
+        json!({ "mode": "ALLOW", "domains": ["*.partner.example"] })
+    );
+    let before = counts(&app);
+    let r = app
+        .invite(&["a@eu.partner.example", "b@other.example"], "GUEST")
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("DOMAIN_NOT_ALLOWED"), "{r}");
+    assert_eq!(
+        r["errors"][0]["extensions"]["addresses"],
+        json!([{ "email": "b@other.example", "code": "DOMAIN_NOT_ALLOWED" }])
+    );
+    assert_eq!(counts(&app), before, "nothing written");
+    data(app.invite(&["a@eu.partner.example"], "GUEST").await);
+    // Paid users are not guests: the rules do not apply to them.
+    data(app.invite(&["c@other.example"], "USER").await);
+    let outside = "query($s: ID!) { guestsOutsideDomainRules(siteId: $s) { id } }";
+    let r = data(app.admin(outside, json!({ "s": app.site_id })).await);
+    assert_eq!(
+        r["guestsOutsideDomainRules"],
+        json!([{ "id": earlier }]),
+        "listed, not removed"
+    );
+    let r = app
+        .admin(
+            set,
+            json!({ "i": { "mode": "BLOCK", "domains": ["not a domain"] } }),
+        )
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("INVALID_INPUT"));
+    app.stop().await;
+}

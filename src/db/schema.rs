@@ -7,6 +7,7 @@ diesel::table! {
         name -> Text,
         slug -> Text,
         created_at -> Timestamptz,
+        guest_domain_mode -> Text,
     }
 }
 
@@ -252,6 +253,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    guest_domain_rules (organization_id, pattern) {
+        organization_id -> Uuid,
+        pattern -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     notices (id) {
         id -> Uuid,
         kind -> Text,
@@ -404,4 +413,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     policy_reviews,
     guest_terms,
     notices,
+    guest_domain_rules,
 );

@@ -3,6 +3,7 @@
 
 use super::types::User;
 use super::{caller, caller_to_reverify, client_address, state};
+use crate::domain::domains::DomainMode;
 use crate::domain::policy::{self, ApiTokenAccess, ExternalPolicy, TwoStep};
 use crate::error::{AppError, AppResult};
 use crate::store::external;
@@ -146,6 +147,22 @@ pub struct CountPayload {
     pub count: i64,
 }
 
+/// Which email domains may be invited as guests.
+#[derive(SimpleObject)]
+pub struct GuestDomainRules {
+    pub mode: DomainMode,
+    /// `example.com`, or `*.example.com` for its subdomains.
+    pub domains: Vec<String>,
+}
+
+#[derive(InputObject)]
+pub struct SetGuestDomainRulesInput {
+    /// `ALLOW`: only these domains; `BLOCK`: any but these; `NONE`: no rule (and no domains).
+    pub mode: DomainMode,
+    #[graphql(default)]
+    pub domains: Vec<String>,
+}
+
 #[derive(Default)]
 pub struct ExternalQuery;
 
@@ -158,6 +175,36 @@ impl ExternalQuery {
             return Err(AppError::Forbidden);
         }
         Ok(who.policy.into())
+    }
+
+    /// The organization's guest domain rules (organization admins).
+    async fn guest_domain_rules(&self, ctx: &Context<'_>) -> AppResult<GuestDomainRules> {
+        let who = caller(ctx).await?;
+        if !who.org_admin {
+            return Err(AppError::Forbidden);
+        }
+        let org = who.user.organization_id;
+        let (mode, domains) = state(ctx)
+            .db
+            .run(move |c| crate::store::domain_rules::rules(c, org))
+            .await?;
+        Ok(GuestDomainRules { mode, domains })
+    }
+
+    /// Guests of a site whose address the current domain rules would refuse (site admins): a rule
+    /// change never removes anyone by itself.
+    async fn guests_outside_domain_rules(
+        &self,
+        ctx: &Context<'_>,
+        site_id: ID,
+    ) -> AppResult<Vec<User>> {
+        let who = caller(ctx).await?;
+        let site = super::parse_id(&site_id, "Site")?;
+        let rows = state(ctx)
+            .db
+            .run(move |c| crate::store::domain_rules::outside(c, &who, site))
+            .await?;
+        Ok(rows.into_iter().map(User::full).collect())
     }
 
     /// The re-verification scheduler's last run, next run and backlog (organization admins).
@@ -194,6 +241,24 @@ impl ExternalMutation {
         input: DomainInput,
     ) -> AppResult<Vec<String>> {
         set_domain(ctx, &input.domain, true).await
+    }
+
+    /// Replaces the organization's guest domain rules (organization admins). Invites of guests whose
+    /// address they refuse answer `DOMAIN_NOT_ALLOWED`, naming each such address.
+    async fn set_guest_domain_rules(
+        &self,
+        ctx: &Context<'_>,
+        input: SetGuestDomainRulesInput,
+    ) -> AppResult<GuestDomainRules> {
+        let who = caller(ctx).await?;
+        let now = state(ctx).clock.now();
+        let (mode, domains) = state(ctx)
+            .db
+            .run(move |c| {
+                crate::store::domain_rules::set_rules(c, &who, input.mode, &input.domains, now)
+            })
+            .await?;
+        Ok(GuestDomainRules { mode, domains })
     }
 
     /// Removes a verified domain: its people become external users.

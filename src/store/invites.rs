@@ -325,6 +325,19 @@ pub fn invite_users(
                 });
             }
         }
+        if granted == ProductRole::Guest {
+            let (mode, patterns) = crate::store::domain_rules::rules(conn, site.organization_id)?;
+            for email in &req.emails {
+                if !crate::store::domain_rules::allows(mode, &patterns, email.normalized())
+                    && !problems.iter().any(|p| p.email == email.as_str())
+                {
+                    problems.push(AddressError {
+                        email: email.as_str().to_string(),
+                        code: ErrorCode::DomainNotAllowed,
+                    });
+                }
+            }
+        }
         if !problems.is_empty() {
             return Err(AppError::Addresses(problems));
         }

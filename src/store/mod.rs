@@ -6,6 +6,7 @@ pub mod audit;
 pub mod changes;
 pub mod content;
 pub mod directory;
+pub mod domain_rules;
 pub mod emails;
 pub mod external;
 pub mod grants;
