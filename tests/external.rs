@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
-const PASSWORD: &str = "a long enough passphrase";
+const PASSWORD: &str = GUEST_PASSWORD;
 const PREVIEW: &str = "mutation($i: ExternalUserSecurityInput!) { previewExternalUserSecurityChange(input: $i) { reviewId counts { people mustReverify mustUseTwoStep tokensStop sessionsEnd } people { user { email } mustReverify mustUseTwoStep tokensStop sessionsEnd } } }";
 const UPDATE: &str = "mutation($i: UpdateExternalUserSecurityInput!) { updateExternalUserSecurity(input: $i) { twoStepVerification reverificationInterval apiTokenAccess sessionIdleTimeoutMinutes } }";
 
@@ -36,33 +36,7 @@ async fn set_policy(app: &TestApp, p: Value) {
 
 /// A guest who accepted an emailed invite (so verified now), with a session.
 async fn guest(app: &TestApp, sink: &SmtpSink, email: &str) -> (String, String) {
-    let before = sink.messages().len();
-    data(app.invite(&[email], "GUEST").await);
-    let link = sink
-        .wait_for(before + 1, WAIT)
-        .await
-        .last()
-        .unwrap()
-        .invite_link();
-    let token = link.rsplit('/').next().unwrap().to_string();
-    let r = data(
-        app.gql(
-            None,
-            "mutation($i: AcceptInviteInput!) { acceptInvite(input: $i) { sessionToken user { id } } }",
-            json!({ "i": { "token": token, "displayName": "Guest", "password": PASSWORD } }),
-        )
-        .await,
-    );
-    (
-        r["acceptInvite"]["user"]["id"]
-            .as_str()
-            .unwrap()
-            .to_string(),
-        r["acceptInvite"]["sessionToken"]
-            .as_str()
-            .unwrap()
-            .to_string(),
-    )
+    app.emailed_guest(sink, email, json!({})).await
 }
 
 fn to(m: &Received) -> &str {

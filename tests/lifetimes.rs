@@ -9,40 +9,10 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
-const PASSWORD: &str = "a long enough passphrase";
 
 /// Invites and accepts a guest with the given invite options; returns (user id, session).
 async fn guest(app: &TestApp, sink: &SmtpSink, email: &str, extra: Value) -> (String, String) {
-    let mut input = json!({ "siteId": app.site_id, "emails": [email], "role": "GUEST" });
-    for (k, v) in extra.as_object().unwrap() {
-        input[k] = v.clone();
-    }
-    let before = sink.messages().len();
-    let r = data(app.admin(INVITE, json!({ "input": input })).await);
-    let id = r["inviteUsers"]["invites"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    sink.wait_for(before + 1, WAIT).await;
-    let token = app.invite_token(&id).await;
-    let r = data(
-        app.gql(
-            None,
-            "mutation($i: AcceptInviteInput!) { acceptInvite(input: $i) { sessionToken user { id } } }",
-            json!({ "i": { "token": token, "displayName": "Grace", "password": PASSWORD } }),
-        )
-        .await,
-    );
-    (
-        r["acceptInvite"]["user"]["id"]
-            .as_str()
-            .unwrap()
-            .to_string(),
-        r["acceptInvite"]["sessionToken"]
-            .as_str()
-            .unwrap()
-            .to_string(),
-    )
+    app.emailed_guest(sink, email, extra).await
 }
 
 /// Runs the scheduled work now (the sweep tick also handles lifetimes) and waits for its emails.

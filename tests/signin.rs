@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
-const PASSWORD: &str = "a long enough passphrase";
+const PASSWORD: &str = GUEST_PASSWORD;
 const LOGIN: &str = "mutation($i: LoginInput!) { login(input: $i) { sessionToken challengeId challengeExpiresAt challengeMethod } }";
 const COMPLETE: &str =
     "mutation($i: CompleteLoginInput!) { completeLogin(input: $i) { sessionToken } }";
@@ -45,28 +45,7 @@ fn code_in(m: &Received) -> String {
 
 /// A guest who accepted an invite through the emailed link, with `PASSWORD`.
 async fn accepted_guest(app: &TestApp, sink: &SmtpSink, email: &str) -> String {
-    let before = sink.messages().len();
-    let r = data(app.invite(&[email], "GUEST").await);
-    let id = r["inviteUsers"]["invites"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let msgs = sink.wait_for(before + 1, WAIT).await;
-    let link = msgs.last().unwrap().invite_link();
-    let token = link.rsplit('/').next().unwrap().to_string();
-    assert_eq!(token, app.invite_token(&id).await);
-    let r = data(
-        app.gql(
-            None,
-            "mutation($i: AcceptInviteInput!) { acceptInvite(input: $i) { user { id } } }",
-            json!({ "i": { "token": token, "displayName": "Grace", "password": PASSWORD } }),
-        )
-        .await,
-    );
-    r["acceptInvite"]["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    app.emailed_guest(sink, email, json!({})).await.0
 }
 
 #[actix_rt::test]

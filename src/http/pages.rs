@@ -104,6 +104,26 @@ fn cookie_nonce(req: &HttpRequest) -> Option<String> {
         .filter(|v| v.len() == 32 && v.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
+/// The browser's CSRF cookie value, or a new one for a first visit.
+fn csrf_nonce(req: &HttpRequest) -> String {
+    cookie_nonce(req).unwrap_or_else(|| hex::encode(crate::auth::tokens::random_nonce()))
+}
+
+/// A form page with its CSRF cookie (scoped to the form's path).
+fn form_page(
+    state: &AppState,
+    status: StatusCode,
+    body: Result<String, askama::Error>,
+    nonce: &str,
+    path: &str,
+) -> HttpResponse {
+    let mut res = html(status, body);
+    if let Ok(v) = header::HeaderValue::from_str(&set_cookie(state, nonce, path)) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    res
+}
+
 fn set_cookie(state: &AppState, nonce: &str, path: &str) -> String {
     let secure = if state.config.public_url.starts_with("https://") {
         "; Secure"
@@ -133,8 +153,7 @@ async fn render_form(
         Err(AppError::Unavailable) => return unavailable(),
         Err(_) => return invalid(),
     };
-    let nonce =
-        cookie_nonce(req).unwrap_or_else(|| hex::encode(crate::auth::tokens::random_nonce()));
+    let nonce = csrf_nonce(req);
     let page = InvitePage {
         site: &open.site.name,
         organization: &open.organization.name,
@@ -153,11 +172,7 @@ async fn render_form(
         display_name,
         error,
     };
-    let mut res = html(status, page.render());
-    if let Ok(v) = header::HeaderValue::from_str(&set_cookie(state, &nonce, "/invite")) {
-        res.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    res
+    form_page(state, status, page.render(), &nonce, "/invite")
 }
 
 pub async fn invite_page(
@@ -354,19 +369,14 @@ async fn render_reset(
         Err(AppError::Unavailable) => return unavailable(),
         Err(_) => return invalid_reset(),
     };
-    let nonce =
-        cookie_nonce(req).unwrap_or_else(|| hex::encode(crate::auth::tokens::random_nonce()));
+    let nonce = csrf_nonce(req);
     let page = ResetPage {
         email: &user.email,
         organization: &org.name,
         csrf: state.signer.csrf_tag(token, &nonce),
         error,
     };
-    let mut res = html(status, page.render());
-    if let Ok(v) = header::HeaderValue::from_str(&set_cookie(state, &nonce, "/reset")) {
-        res.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    res
+    form_page(state, status, page.render(), &nonce, "/reset")
 }
 
 pub async fn reset_page(
@@ -469,18 +479,13 @@ pub async fn verify_page(
         Err(AppError::Unavailable) => return unavailable(),
         Err(_) => return invalid_reset(),
     };
-    let nonce =
-        cookie_nonce(&req).unwrap_or_else(|| hex::encode(crate::auth::tokens::random_nonce()));
+    let nonce = csrf_nonce(&req);
     let page = VerifyPage {
         email: &user.email,
         organization: &org.name,
         csrf: state.signer.csrf_tag(&token, &nonce),
     };
-    let mut res = html(StatusCode::OK, page.render());
-    if let Ok(v) = header::HeaderValue::from_str(&set_cookie(&state, &nonce, "/verify")) {
-        res.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    res
+    form_page(&state, StatusCode::OK, page.render(), &nonce, "/verify")
 }
 
 #[derive(serde::Deserialize)]

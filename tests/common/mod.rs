@@ -393,3 +393,51 @@ impl TestApp {
 }
 
 pub const ACCESS_CHANGE: &str = "dryRun changes { user { id email } site { id } roleBefore roleAfter lostAccess } seatUsage { siteId paidUsers guests pendingPaidInvites pendingGuestInvites remainingSeats remainingGuestSlots overGuestAllowanceBy }";
+
+/// The password `TestApp::emailed_guest` sets.
+pub const GUEST_PASSWORD: &str = "a long enough passphrase";
+
+impl TestApp {
+    /// Invites a guest (with `extra` fields merged into the input), takes the link from the email the
+    /// sink received (it must carry the invite's current token) and accepts it as a new account.
+    /// Returns the user id and their session.
+    pub async fn emailed_guest(
+        &self,
+        sink: &SmtpSink,
+        email: &str,
+        extra: Value,
+    ) -> (String, String) {
+        let mut input = json!({ "siteId": self.site_id, "emails": [email], "role": "GUEST" });
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            input[k] = v.clone();
+        }
+        let before = sink.messages().len();
+        let r = data(self.admin(INVITE, json!({ "input": input })).await);
+        let id = r["inviteUsers"]["invites"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let msgs = sink.wait_for(before + 1, Duration::from_secs(30)).await;
+        let link = msgs.last().unwrap().invite_link();
+        let token = link.rsplit('/').next().unwrap().to_string();
+        assert_eq!(token, self.invite_token(&id).await);
+        let r = data(
+            self.gql(
+                None,
+                "mutation($i: AcceptInviteInput!) { acceptInvite(input: $i) { sessionToken user { id } } }",
+                json!({ "i": { "token": token, "displayName": "Grace", "password": GUEST_PASSWORD } }),
+            )
+            .await,
+        );
+        (
+            r["acceptInvite"]["user"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            r["acceptInvite"]["sessionToken"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        )
+    }
+}
