@@ -11,6 +11,11 @@ pub fn server_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let mut u = url::Url::parse(&url).expect("DATABASE_URL must be a URL");
     u.set_path("/postgres");
+    // Loopback needs no TLS, and libpq's OpenSSL state torn down at process exit while a pool thread
+    // still holds a connection can abort the test binary ("double free") after every test passed.
+    if !u.query_pairs().any(|(k, _)| k == "sslmode") {
+        u.query_pairs_mut().append_pair("sslmode", "disable");
+    }
     u.to_string()
 }
 
