@@ -104,31 +104,12 @@ async fn an_overdue_guest_reaches_only_me_until_they_follow_the_emailed_link() {
     let link = msgs[1].invite_link();
     assert!(link.contains("/verify/gpv_"), "{link}");
     let client = app.client();
-    let mut page = client.get(&link).send().await.unwrap();
-    assert_eq!(page.status(), 200);
+    let (status, cookie, csrf) = app.open_form(&link).await;
+    assert_eq!(status, 200);
     assert_eq!(
         code(&app.gql(Some(&session), sites, json!({})).await).as_deref(),
         Some("REVERIFICATION_REQUIRED")
     );
-    let cookie = page
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let body = String::from_utf8(page.body().await.unwrap().to_vec()).unwrap();
-    let csrf = body
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
     let done = client
         .post(&link)
         .insert_header(("Cookie", cookie.clone()))

@@ -227,27 +227,8 @@ async fn a_reset_link_sets_a_new_password_once_and_ends_old_sessions() {
 
     // The page works in a browser-like exchange: GET sets the CSRF cookie, POST sets the password.
     let client = app.client();
-    let mut page = client.get(&link).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    let cookie = page
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let body = String::from_utf8(page.body().await.unwrap().to_vec()).unwrap();
-    let csrf = body
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let (status, cookie, csrf) = app.open_form(&link).await;
+    assert_eq!(status, 200);
     let weak = client
         .post(&link)
         .insert_header(("Cookie", cookie.clone()))

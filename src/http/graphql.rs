@@ -49,13 +49,37 @@ fn request_error(status: StatusCode, code: &str, message: &str) -> HttpResponse 
     }))
 }
 
-/// Whether a document holds a mutation (anything unparseable counts as one, to be safe).
-fn is_mutation(query: &str) -> bool {
-    async_graphql::parser::parse_query(query).map_or(true, |doc| {
-        doc.operations
-            .iter()
-            .any(|(_, op)| op.node.ty != async_graphql::parser::types::OperationType::Query)
-    })
+/// What the HTTP layer needs to know about an operation before running it, from one parse.
+struct Shape {
+    /// Parsed, and holds a mutation.
+    mutation: bool,
+    /// Did not parse (the engine reports it with its position); treated as a change, to be safe.
+    unparsed: bool,
+    aliases: usize,
+}
+
+impl Shape {
+    fn of(query: &str) -> Self {
+        match async_graphql::parser::parse_query(query) {
+            Ok(doc) => Self {
+                mutation: doc.operations.iter().any(|(_, op)| {
+                    op.node.ty != async_graphql::parser::types::OperationType::Query
+                }),
+                unparsed: false,
+                aliases: count_aliases(&doc),
+            },
+            Err(_) => Self {
+                mutation: false,
+                unparsed: true,
+                aliases: 0,
+            },
+        }
+    }
+
+    /// Whether running it may change who can do what.
+    fn may_change(&self) -> bool {
+        self.mutation || self.unparsed
+    }
 }
 
 /// Aliased fields in a document, fragments included (each alias is one more resolver call).
@@ -83,18 +107,16 @@ fn count_aliases(doc: &ExecutableDocument) -> usize {
         .sum()
 }
 
-/// The refusal of an operation with more aliases than allowed (a parse failure is left to the engine,
-/// which reports it with its position).
-fn alias_refusal(state: &AppState, r: &Request) -> Option<HttpResponse> {
+/// The refusal of an operation with more aliases than allowed.
+fn alias_refusal(state: &AppState, shape: &Shape) -> Option<HttpResponse> {
     let max = state.config.graphql_max_aliases;
-    match async_graphql::parser::parse_query(&r.query) {
-        Ok(doc) if count_aliases(&doc) > max => Some(request_error(
+    (shape.aliases > max).then(|| {
+        request_error(
             StatusCode::BAD_REQUEST,
             "TOO_MANY_ALIASES",
             &format!("An operation may use at most {max} aliases."),
-        )),
-        _ => None,
-    }
+        )
+    })
 }
 
 /// Gives the engine's own errors (syntax, validation, limits) stable codes.
@@ -125,21 +147,17 @@ fn classify(response: &mut Response) {
     }
 }
 
+/// Runs the operations; `changes`: one of them may change access (cached token answers are dropped).
 async fn execute(
     schema: &GuestpassSchema,
     state: &AppState,
     req: &HttpRequest,
     batch: BatchRequest,
+    changes: bool,
 ) -> HttpResponse {
     let auth = RequestAuth::new(bearer(req), client_address(state, req));
     let db = &state.db;
     let run = |r: Request| schema.execute(r.data(auth.clone()).data(loaders(db.clone())));
-    let changes = match &batch {
-        BatchRequest::Single(r) => vec![r],
-        BatchRequest::Batch(list) => list.iter().collect(),
-    }
-    .iter()
-    .any(|r| is_mutation(&r.query));
     let response: BatchResponse = match batch {
         BatchRequest::Single(r) => {
             let mut resp = run(r).await;
@@ -231,16 +249,15 @@ pub async fn post(
         },
         _ => return bad(),
     };
-    let requests: Vec<&Request> = match &batch {
-        BatchRequest::Single(r) => vec![r],
-        BatchRequest::Batch(list) => list.iter().collect(),
+    let shapes: Vec<Shape> = match &batch {
+        BatchRequest::Single(r) => vec![Shape::of(&r.query)],
+        BatchRequest::Batch(list) => list.iter().map(|r| Shape::of(&r.query)).collect(),
     };
-    for r in requests {
-        if let Some(res) = alias_refusal(&state, r) {
-            return res;
-        }
+    if let Some(res) = shapes.iter().find_map(|s| alias_refusal(&state, s)) {
+        return res;
     }
-    execute(&schema, &state, &req, batch).await
+    let changes = shapes.iter().any(Shape::may_change);
+    execute(&schema, &state, &req, batch, changes).await
 }
 
 pub async fn get(
@@ -259,22 +276,26 @@ pub async fn get(
         }
     };
     // GET must never change anything (links and prefetches would): mutations need POST.
-    if let Ok(doc) = async_graphql::parser::parse_query(&request.query)
-        && doc
-            .operations
-            .iter()
-            .any(|(_, op)| op.node.ty != async_graphql::parser::types::OperationType::Query)
-    {
+    let shape = Shape::of(&request.query);
+    if shape.mutation {
         return request_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "METHOD_NOT_ALLOWED",
             "Mutations must be sent with POST.",
         );
     }
-    if let Some(res) = alias_refusal(&state, &request) {
+    if let Some(res) = alias_refusal(&state, &shape) {
         return res;
     }
-    execute(&schema, &state, &req, BatchRequest::Single(request)).await
+    let changes = shape.may_change();
+    execute(
+        &schema,
+        &state,
+        &req,
+        BatchRequest::Single(request),
+        changes,
+    )
+    .await
 }
 
 pub async fn graphiql(state: web::Data<AppState>) -> HttpResponse {

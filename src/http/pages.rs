@@ -109,6 +109,11 @@ fn csrf_nonce(req: &HttpRequest) -> String {
     cookie_nonce(req).unwrap_or_else(|| hex::encode(crate::auth::tokens::random_nonce()))
 }
 
+/// The submitted CSRF value matches this browser's cookie and this link (a form from our page).
+fn form_is_ours(state: &AppState, req: &HttpRequest, link_token: &str, submitted: &str) -> bool {
+    cookie_nonce(req).is_some_and(|n| state.signer.csrf_ok(link_token, &n, submitted))
+}
+
 /// A form page with its CSRF cookie (scoped to the form's path).
 fn form_page(
     state: &AppState,
@@ -216,7 +221,7 @@ pub async fn invite_submit(
     let token = path.into_inner();
     let form = form.into_inner();
     let name = form.display_name.clone().unwrap_or_default();
-    let csrf_ok = cookie_nonce(&req).is_some_and(|n| state.signer.csrf_ok(&token, &n, &form.csrf));
+    let csrf_ok = form_is_ours(&state, &req, &token, &form.csrf);
     if !csrf_ok {
         return render_form(
             &state,
@@ -409,7 +414,7 @@ pub async fn reset_submit(
     }
     let token = path.into_inner();
     let form = form.into_inner();
-    let csrf_ok = cookie_nonce(&req).is_some_and(|n| state.signer.csrf_ok(&token, &n, &form.csrf));
+    let csrf_ok = form_is_ours(&state, &req, &token, &form.csrf);
     let problem = if !csrf_ok {
         Some((StatusCode::FORBIDDEN, "Your session for this form expired or the form was sent from another site. Please try again.".to_string()))
     } else if form.password != form.password_confirmation {
@@ -504,7 +509,7 @@ pub async fn verify_submit(
         return res;
     }
     let token = path.into_inner();
-    let csrf_ok = cookie_nonce(&req).is_some_and(|n| state.signer.csrf_ok(&token, &n, &form.csrf));
+    let csrf_ok = form_is_ours(&state, &req, &token, &form.csrf);
     if !csrf_ok {
         return html(
             StatusCode::FORBIDDEN,

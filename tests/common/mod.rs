@@ -441,3 +441,32 @@ impl TestApp {
         )
     }
 }
+
+impl TestApp {
+    /// Opens an emailed link's page like a browser: returns the status, the CSRF cookie it set
+    /// (`name=value`) and the CSRF value of its form.
+    pub async fn open_form(&self, link: &str) -> (u16, String, String) {
+        let mut page = self.http.get(link).send().await.unwrap();
+        let status = page.status().as_u16();
+        let cookie = page
+            .headers()
+            .get("set-cookie")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let body = String::from_utf8(page.body().await.unwrap().to_vec()).unwrap();
+        let csrf = body
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
+        (status, cookie, csrf)
+    }
+}
