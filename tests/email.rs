@@ -506,3 +506,50 @@ async fn without_smtp_emails_are_written_to_the_outbox() {
         "the .eml holds the accept link"
     );
 }
+
+/// A job whose ack was lost (a database outage) stays locked by a worker that is still alive, so
+/// apalis' heartbeat rescue never runs it; the sweep queues it again once it is locked far too long.
+#[actix_rt::test]
+async fn an_email_job_stuck_in_a_live_worker_goes_out_after_the_next_sweep() {
+    let sink = SmtpSink::start().await;
+    let app = spawn_app_with(AppOptions {
+        smtp_url: Some(sink.url()),
+        ..Default::default()
+    })
+    .await;
+    let res = data(invite_with_message(&app, &["stuck@partner.example"], "hi").await);
+    let id = res["inviteUsers"]["invites"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sink.wait_for(1, WAIT).await;
+    wait_delivery(&app, &id, "SENT").await;
+    app.drain_jobs(WAIT).await;
+
+    // Rewind: as if the worker had locked the job eleven minutes ago and its ack never landed.
+    app.db.execute(&format!(
+        "UPDATE email_deliveries SET status = 'QUEUED', sent_at = NULL WHERE invite_id = '{id}';
+         INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority, lock_by, lock_at)
+         SELECT apalis.generate_ulid(), 'guestpass::email',
+                convert_to(json_build_object('delivery_id', d.id)::text, 'UTF8'), 'Running', 1, 10, now(), 0,
+                (SELECT w.id FROM apalis.workers w WHERE w.worker_type = 'guestpass::email' ORDER BY w.last_seen DESC LIMIT 1),
+                now() - interval '11 minutes'
+         FROM email_deliveries d WHERE d.invite_id = '{id}';"
+    ));
+    // Its worker keeps beating, so nothing happens by itself.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(sink.messages().len(), 1);
+    assert_eq!(
+        app.db
+            .scalar_i64("SELECT count(*) FROM apalis.jobs WHERE status = 'Running'"),
+        1
+    );
+
+    let run = "mutation { runReverificationSweep }";
+    data(app.admin(run, json!({})).await);
+    let msgs = sink.wait_for(2, WAIT).await;
+    assert_eq!(msgs[1].to, vec!["stuck@partner.example".to_string()]);
+    assert_eq!(msgs[0].header("Message-ID"), msgs[1].header("Message-ID"));
+    wait_delivery(&app, &id, "SENT").await;
+    app.drain_jobs(WAIT).await;
+}

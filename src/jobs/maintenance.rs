@@ -1,7 +1,7 @@
 //! Scheduled maintenance: cron ticks (in every replica) enqueue a task keyed by the tick's time, so
 //! the deployment runs each once; a worker runs it. The re-verification sweep emails, in batches,
 //! everyone whose period ends within the lead time and who was not reminded for it yet; retention
-//! deletes what is past its keeping period.
+//! deletes what is past its keeping period. The sweep also re-queues email jobs stuck in a worker.
 
 use super::{MaintenanceJob, Task};
 use crate::state::AppState;
@@ -91,6 +91,15 @@ pub async fn run(
                 .await
                 .map_err(boxed)?;
             tracing::info!(reminded, ended, "guest lifetimes done");
+            // The backstop for "no email is lost": jobs locked far longer than a send can take.
+            let rescued = st
+                .db
+                .run(|c| queue::rescue_stuck_emails(c, queue::STUCK_AFTER_SECS))
+                .await
+                .map_err(boxed)?;
+            if rescued > 0 {
+                tracing::warn!(rescued, "email jobs stuck in a worker were queued again");
+            }
         }
         Task::Retention => {
             let keep = chrono::Duration::days(st.config.retention_days);

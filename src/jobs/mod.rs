@@ -122,7 +122,11 @@ where
     );
     let (m_a, m_b, m_c) = (maintenance.clone(), maintenance.clone(), maintenance);
     Monitor::new()
-        .register(move |_restarts| {
+        // A restarted worker takes a new name (`-run-N`): jobs the old run had locked and never acked
+        // (its acks fail while the database is away) then belong to a worker whose heartbeat stops,
+        // and apalis runs them again after three missed heartbeats. Under the old name they would
+        // stay locked by a worker that looks alive, and their emails would never go out.
+        .register(move |restarts| {
             let backend = PostgresStorage::<EmailJob>::new(&pool)
                 .with_config(
                     QueueConfig::default()
@@ -132,13 +136,13 @@ where
                 )
                 .with_pubsub()
                 .poll_with_interval(opts.poll);
-            WorkerBuilder::new(format!("guestpass-email-{instance}"))
+            WorkerBuilder::new(format!("guestpass-email-{instance}-run-{restarts}"))
                 .backend(backend)
                 .concurrency(opts.email_concurrency.max(1))
                 .data(ctx.clone())
                 .build(email::deliver)
         })
-        .register(move |_restarts| {
+        .register(move |restarts| {
             let backend = PostgresStorage::<MaintenanceJob>::new(&m_pool)
                 .with_config(
                     QueueConfig::default()
@@ -148,7 +152,7 @@ where
                 )
                 .with_pubsub()
                 .poll_with_interval(opts.poll);
-            WorkerBuilder::new(format!("guestpass-maintenance-{m_instance}"))
+            WorkerBuilder::new(format!("guestpass-maintenance-{m_instance}-run-{restarts}"))
                 .backend(backend)
                 .concurrency(1)
                 .data(m_a.clone())

@@ -80,3 +80,23 @@ pub fn job_counts(conn: &mut PgConnection) -> AppResult<Vec<(String, String, i64
         .map(|r| (r.job_type, r.status, r.n))
         .collect())
 }
+
+/// An email job locked this long is stuck, not slow: one attempt takes at most the SMTP timeout plus
+/// the two minutes [`crate::jobs`] spends recording a send through a database outage.
+pub const STUCK_AFTER_SECS: i64 = 600;
+
+/// Runs again email jobs that a worker locked and never finished, whatever the worker's heartbeat says
+/// (an ack lost in a database outage leaves a job locked by a worker that is still alive). Sending is
+/// idempotent (the delivery's status and lease decide), so a job that was merely slow costs nothing.
+pub fn rescue_stuck_emails(conn: &mut PgConnection, stuck_after_secs: i64) -> AppResult<usize> {
+    let n = diesel::sql_query(
+        "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL, done_at = NULL,
+                last_result = '{\"Err\": \"Re-enqueued by guestpass: locked too long.\"}'
+         WHERE job_type = $1 AND status IN ('Queued', 'Running')
+           AND lock_at < now() - make_interval(secs => $2)",
+    )
+    .bind::<Text, _>(EMAIL_QUEUE)
+    .bind::<Double, _>(stuck_after_secs as f64)
+    .execute(conn)?;
+    Ok(n)
+}
