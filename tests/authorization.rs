@@ -84,6 +84,7 @@ struct World {
     to_reactivate: String,
     invites: [String; 2],
     accept_token: String,
+    bulk: String,
 }
 
 const SIGNIN_PASSWORD: &str = "a very long sign-in passphrase";
@@ -220,6 +221,23 @@ async fn world(app: &TestApp) -> World {
         .await
         .unwrap();
 
+    let mut res = app
+        .client()
+        .post(format!(
+            "{}/admin/invites.csv?siteId={}",
+            app.address, app.site_id
+        ))
+        .insert_header(("Authorization", format!("Bearer {}", app.admin_token)))
+        .insert_header(("Content-Type", "text/csv"))
+        .send_body("email,role\nbulk@partner.example,GUEST\n")
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 202);
+    let bulk = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
     let mut tokens = BTreeMap::new();
     tokens.insert("org admin", Some(app.admin_token.clone()));
     for (who, id) in [
@@ -247,6 +265,7 @@ async fn world(app: &TestApp) -> World {
         to_reactivate,
         invites: [ids[0].clone(), ids[1].clone()],
         accept_token,
+        bulk,
     }
 }
 
@@ -507,6 +526,10 @@ fn call(op: &str, app: &TestApp, w: &World) -> (String, Value) {
         "setGuestDomainRules" => (
             "mutation { setGuestDomainRules(input: { mode: BLOCK, domains: [\"*.blocked.example\"] }) { mode } }",
             json!({}),
+        ),
+        "bulkInvite" => (
+            "query($b: ID!) { bulkInvite(id: $b) { id totalRows rows { edges { node { line status } } } } }",
+            json!({ "b": w.bulk }),
         ),
         other => panic!("the matrix test has no call for `{other}`: add one"),
     };

@@ -261,6 +261,36 @@ diesel::table! {
 }
 
 diesel::table! {
+    bulk_invites (id) {
+        id -> Uuid,
+        organization_id -> Uuid,
+        site_id -> Uuid,
+        uploaded_by -> Nullable<Uuid>,
+        status -> Text,
+        created_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    bulk_invite_rows (bulk_id, line) {
+        bulk_id -> Uuid,
+        line -> Int4,
+        email -> Text,
+        role -> Nullable<Text>,
+        space_key -> Nullable<Text>,
+        group_names -> Array<Text>,
+        personal_message -> Nullable<Text>,
+        status -> Text,
+        code -> Nullable<Text>,
+        message -> Nullable<Text>,
+        invite_id -> Nullable<Uuid>,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     notices (id) {
         id -> Uuid,
         kind -> Text,
@@ -374,6 +404,7 @@ diesel::joinable!(group_site_roles -> groups (group_id));
 diesel::joinable!(spaces -> sites (site_id));
 diesel::joinable!(pages -> spaces (space_id));
 diesel::joinable!(invites -> sites (site_id));
+diesel::joinable!(bulk_invite_rows -> bulk_invites (bulk_id));
 diesel::joinable!(guest_spaces -> spaces (space_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(api_tokens -> users (user_id));
@@ -414,4 +445,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     guest_terms,
     notices,
     guest_domain_rules,
+    bulk_invites,
+    bulk_invite_rows,
 );

@@ -2,6 +2,7 @@
 //! enforced by the store inside database transactions.
 
 pub mod billing;
+pub mod bulk;
 pub mod domains;
 pub mod email;
 pub mod policy;

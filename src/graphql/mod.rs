@@ -1,6 +1,7 @@
 //! The GraphQL layer: thin resolvers that check who is asking, call the store through `Db`, and map
 //! rows to types. Errors become `extensions.code` in one place (`error.rs`).
 
+mod bulk;
 mod external;
 mod lifetimes;
 pub mod loaders;
@@ -31,6 +32,7 @@ pub struct QueryRoot(
     signin::SignInQuery,
     external::ExternalQuery,
     lifetimes::LifetimesQuery,
+    bulk::BulkQuery,
 );
 
 /// Every mutation, from the modules that hold them.

@@ -43,7 +43,7 @@ pub(super) fn client_address(state: &AppState, req: &HttpRequest) -> Option<Stri
 }
 
 /// A request-level error in GraphQL's response shape, with a stable code.
-fn request_error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+pub(super) fn request_error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(serde_json::json!({
         "errors": [{ "message": message, "extensions": { "code": code } }]
     }))
@@ -184,12 +184,11 @@ async fn execute(
     http.json(response)
 }
 
-/// Reads the body up to the configured size; larger bodies are refused without being read further.
-async fn read_body(
-    state: &AppState,
+/// Reads the body up to `max` bytes; larger bodies are refused without being read further.
+pub(super) async fn read_body(
     mut payload: web::Payload,
+    max: usize,
 ) -> Result<web::Bytes, HttpResponse> {
-    let max = state.config.max_body_bytes;
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| {
@@ -217,7 +216,7 @@ pub async fn post(
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    let body = match read_body(&state, payload).await {
+    let body = match read_body(payload, state.config.max_body_bytes).await {
         Ok(b) => b,
         Err(res) => return res,
     };

@@ -47,6 +47,8 @@ pub fn serve(
                 "/admin/external-users.csv",
                 web::get().to(exports::external_users),
             )
+            .route("/admin/guests.csv", web::get().to(exports::guests))
+            .route("/admin/invites.csv", web::post().to(exports::bulk_invite))
             .service(
                 web::resource("/invite/{token}")
                     .route(web::get().to(pages::invite_page))

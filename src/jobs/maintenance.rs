@@ -5,7 +5,7 @@
 
 use super::{MaintenanceJob, Task};
 use crate::state::AppState;
-use crate::store::{external, queue, retention};
+use crate::store::{bulk, external, queue, retention};
 use apalis::prelude::*;
 use apalis_cron::Tick;
 use std::sync::Arc;
@@ -100,6 +100,30 @@ pub async fn run(
             if rescued > 0 {
                 tracing::warn!(rescued, "email jobs stuck in a worker were queued again");
             }
+        }
+        Task::BulkInvite(id) => {
+            let (mut invited, mut refused) = (0u32, 0u32);
+            loop {
+                let policy = st.delivery.clone();
+                let now = st.clock.now();
+                match st
+                    .db
+                    .run(move |c| bulk::step(c, id, &policy, now))
+                    .await
+                    .map_err(boxed)?
+                {
+                    bulk::Step::Row { invited: true, .. } => invited += 1,
+                    bulk::Step::Row { .. } => refused += 1,
+                    bulk::Step::Done => break,
+                }
+            }
+            tracing::info!(
+                bulk = %id,
+                invited,
+                refused,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "bulk invite done"
+            );
         }
         Task::Retention => {
             let keep = chrono::Duration::days(st.config.retention_days);

@@ -26,6 +26,8 @@ pub enum Task {
     Sweep,
     /// Delete what is past its retention period.
     Retention,
+    /// Invite the waiting rows of an uploaded file, one transaction each.
+    BulkInvite(uuid::Uuid),
 }
 
 /// Run one maintenance task (`trigger`: `SCHEDULE` or `MANUAL`).

@@ -93,6 +93,24 @@ fn standing(conn: &mut PgConnection, user_id: Uuid) -> AppResult<Option<Standing
     .optional()?)
 }
 
+/// The person a background job acts for (a bulk upload's uploader), with their standing now: `None`
+/// once they are deactivated or gone, so their queued work stops with their access.
+pub fn acting_as(conn: &mut PgConnection, user_id: Uuid) -> AppResult<Option<Caller>> {
+    Ok(standing(conn, user_id)?.map(|st| Caller {
+        policy: policy_from_row(
+            st.two_step.as_deref(),
+            st.interval,
+            st.api_token_access.as_deref(),
+            st.idle,
+        ),
+        user: st.user,
+        org_admin: st.org_admin,
+        via: TokenKind::Session,
+        session_id: None,
+        external: st.external,
+    }))
+}
+
 /// A policy row's columns as the domain type (defaults when the organization has none).
 pub fn policy_from_row(
     two_step: Option<&str>,

@@ -407,3 +407,92 @@ pub fn remove_many(
         Ok(users)
     })
 }
+
+/// One line of the guest export: a guest of the site, or an address invited as a guest who has not
+/// accepted yet (status `INVITED`, no name).
+#[derive(QueryableByName, Debug)]
+pub struct GuestExportRow {
+    #[diesel(sql_type = SqlUuid)]
+    pub id: Uuid,
+    #[diesel(sql_type = Text)]
+    pub email: String,
+    #[diesel(sql_type = Text)]
+    pub email_normalized: String,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub space: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub sponsor: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub invited_by: Option<String>,
+    #[diesel(sql_type = Nullable<diesel::sql_types::Timestamptz>)]
+    pub accepted_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<diesel::sql_types::Timestamptz>)]
+    pub access_ends_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<diesel::sql_types::Timestamptz>)]
+    pub last_active_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub delivery: Option<String>,
+}
+
+/// A page of the guest export in email order. Each half (guests, open guest invites) walks its own
+/// index from the key and stops at `limit`, so a page costs the same wherever it starts.
+pub fn export_page(
+    conn: &mut PgConnection,
+    site_id: Uuid,
+    after: Option<(String, Uuid)>,
+    limit: i64,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<GuestExportRow>> {
+    let (after_email, after_id) = after.map_or((None, None), |(e, i)| (Some(e), Some(i)));
+    Ok(diesel::sql_query(format!(
+        "(SELECT u.id, u.email, u.email_normalized, u.display_name AS name, 'ACTIVE' AS status,
+                sp.name || ' (' || sp.key || ')' AS space, sponsor.email AS sponsor,
+                inviter.email AS invited_by, inv.accepted_at, gt.ends_at AS access_ends_at,
+                u.last_active_at, d.status AS delivery
+         FROM users u
+         LEFT JOIN guest_spaces gs ON gs.site_id = $1 AND gs.user_id = u.id
+         LEFT JOIN spaces sp ON sp.id = gs.space_id
+         LEFT JOIN guest_terms gt ON gt.site_id = $1 AND gt.user_id = u.id
+         LEFT JOIN users sponsor ON sponsor.id = gt.sponsor_id
+         LEFT JOIN LATERAL (SELECT i.id, i.invited_by, i.accepted_at FROM invites i
+                            WHERE i.site_id = $1 AND i.accepted_user_id = u.id
+                            ORDER BY i.accepted_at DESC LIMIT 1) inv ON true
+         LEFT JOIN users inviter ON inviter.id = inv.invited_by
+         LEFT JOIN LATERAL (SELECT ed.status FROM email_deliveries ed WHERE ed.invite_id = inv.id
+                            ORDER BY ed.created_at DESC LIMIT 1) d ON true
+         WHERE u.organization_id = (SELECT organization_id FROM sites WHERE id = $1)
+           AND ($2::text IS NULL OR (u.email_normalized, u.id) > ($2, $3))
+           AND {IS_GUEST}
+         ORDER BY u.organization_id, u.email_normalized, u.id
+         LIMIT $4)
+        UNION ALL
+        (SELECT i.id, i.email, i.email_normalized, '' AS name, 'INVITED' AS status,
+                sp.name || ' (' || sp.key || ')' AS space, NULL AS sponsor, inviter.email AS invited_by,
+                NULL::timestamptz AS accepted_at, i.access_ends_at, NULL::timestamptz AS last_active_at,
+                d.status AS delivery
+         FROM invites i
+         LEFT JOIN spaces sp ON sp.id = i.space_id
+         LEFT JOIN users inviter ON inviter.id = i.invited_by
+         LEFT JOIN LATERAL (SELECT ed.status FROM email_deliveries ed WHERE ed.invite_id = i.id
+                            ORDER BY ed.created_at DESC LIMIT 1) d ON true
+         WHERE i.site_id = $1 AND i.status = 'PENDING' AND i.expires_at > $5
+           AND ($2::text IS NULL OR (i.email_normalized, i.id) > ($2, $3))
+           AND greatest(i.role, (SELECT max(gsr.role) FROM invite_groups ig
+                                 JOIN group_site_roles gsr ON gsr.group_id = ig.group_id
+                                 WHERE ig.invite_id = i.id AND gsr.site_id = $1)) = 1
+         ORDER BY i.email_normalized, i.id
+         LIMIT $4)
+        ORDER BY email_normalized, id
+        LIMIT $4"
+    ))
+    .bind::<SqlUuid, _>(site_id)
+    .bind::<Nullable<Text>, _>(after_email)
+    .bind::<Nullable<SqlUuid>, _>(after_id)
+    .bind::<BigInt, _>(limit)
+    .bind::<diesel::sql_types::Timestamptz, _>(now)
+    .load(conn)?)
+}

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod bulk;
 pub mod changes;
 pub mod content;
 pub mod directory;

@@ -1,0 +1,410 @@
+//! Bulk invites: an uploaded file's rows are checked and stored with the job that invites them, in one
+//! transaction; the job then invites one row per transaction under exactly the rules of `inviteUsers`
+//! (seats, guest allowance, domain rules, daily cap), writing the row's outcome in that same
+//! transaction, so a crash or a retried job never invites a row twice and never skips one.
+
+use crate::db::schema::{bulk_invite_rows, bulk_invites, groups, spaces};
+use crate::domain::ProductRole;
+use crate::domain::bulk::Row;
+use crate::error::{AppError, AppResult, ErrorCode};
+use crate::store::access::{self, Caller};
+use crate::store::audit::{self, Audit};
+use crate::store::invites::{self, DeliveryPolicy, NewInvites};
+use crate::store::queue;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = bulk_invites, check_for_backend(diesel::pg::Pg))]
+pub struct BulkInvite {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub site_id: Uuid,
+    pub uploaded_by: Option<Uuid>,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = bulk_invite_rows, check_for_backend(diesel::pg::Pg))]
+pub struct BulkRow {
+    pub bulk_id: Uuid,
+    pub line: i32,
+    pub email: String,
+    pub role: Option<String>,
+    pub space_key: Option<String>,
+    pub group_names: Vec<String>,
+    pub personal_message: Option<String>,
+    pub status: String,
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub invite_id: Option<Uuid>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// How many rows of a bulk invite are in each state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub total: i64,
+    pub pending: i64,
+    pub invited: i64,
+    pub refused: i64,
+    pub invalid: i64,
+}
+
+fn role_name(r: ProductRole) -> &'static str {
+    match r {
+        ProductRole::Guest => "GUEST",
+        ProductRole::User => "USER",
+        ProductRole::ProductAdmin => "PRODUCT_ADMIN",
+    }
+}
+
+/// A role as stored on a row.
+pub fn role_of(s: &str) -> Option<ProductRole> {
+    match s {
+        "GUEST" => Some(ProductRole::Guest),
+        "USER" => Some(ProductRole::User),
+        "PRODUCT_ADMIN" => Some(ProductRole::ProductAdmin),
+        _ => None,
+    }
+}
+
+/// Stores a checked upload and queues its job. Rows naming a space or group that does not exist, or a
+/// guest address the domain rules refuse, are marked invalid now; the rest wait for the job.
+pub fn create(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    site_id: Uuid,
+    rows: Vec<Row>,
+    now: DateTime<Utc>,
+) -> AppResult<(BulkInvite, Progress)> {
+    conn.transaction(|conn| {
+        let site = access::site_access(conn, caller, site_id)?;
+        site.require_admin()?;
+        let org = site.site.organization_id;
+        let keys: Vec<&str> = rows.iter().filter_map(|r| r.space_key.as_deref()).collect();
+        let known_spaces: Vec<String> = spaces::table
+            .filter(spaces::site_id.eq(site_id))
+            .filter(spaces::key.eq_any(&keys))
+            .select(spaces::key)
+            .load(conn)?;
+        let names: Vec<String> = rows
+            .iter()
+            .flat_map(|r| r.group_names.iter().map(|n| n.to_lowercase()))
+            .collect();
+        let known_groups: Vec<String> = groups::table
+            .filter(groups::organization_id.eq(org))
+            .filter(groups::name_normalized.eq_any(&names))
+            .select(groups::name_normalized)
+            .load(conn)?;
+        let (mode, patterns) = crate::store::domain_rules::rules(conn, org)?;
+        let id = Uuid::new_v4();
+        diesel::insert_into(bulk_invites::table)
+            .values((
+                bulk_invites::id.eq(id),
+                bulk_invites::organization_id.eq(org),
+                bulk_invites::site_id.eq(site_id),
+                bulk_invites::uploaded_by.eq(caller.user.id),
+                bulk_invites::status.eq("QUEUED"),
+                bulk_invites::created_at.eq(now),
+            ))
+            .execute(conn)?;
+        let mut progress = Progress {
+            total: rows.len() as i64,
+            ..Default::default()
+        };
+        let mut values = Vec::with_capacity(rows.len());
+        for r in rows {
+            let mut problem = r.problem.clone().map(|(c, m)| (c.to_string(), m));
+            if problem.is_none()
+                && let Some(key) = r.space_key.as_deref()
+                && !known_spaces.iter().any(|k| k == key)
+            {
+                problem = Some((
+                    ErrorCode::NotFound.as_str().into(),
+                    format!("no space with the key `{key}` on this site"),
+                ));
+            }
+            if problem.is_none()
+                && let Some(name) = r
+                    .group_names
+                    .iter()
+                    .find(|n| !known_groups.contains(&n.to_lowercase()))
+            {
+                problem = Some((
+                    ErrorCode::NotFound.as_str().into(),
+                    format!("no group named `{name}`"),
+                ));
+            }
+            if problem.is_none()
+                && r.role == Some(ProductRole::Guest)
+                && !crate::store::domain_rules::allows(mode, &patterns, &r.email.to_lowercase())
+            {
+                problem = Some((
+                    ErrorCode::DomainNotAllowed.as_str().into(),
+                    "the organization's domain rules do not allow this address as a guest".into(),
+                ));
+            }
+            if problem.is_some() {
+                progress.invalid += 1;
+            } else {
+                progress.pending += 1;
+            }
+            let (code, message) = problem.unzip();
+            values.push((
+                bulk_invite_rows::bulk_id.eq(id),
+                bulk_invite_rows::line.eq(r.line),
+                bulk_invite_rows::email.eq(r.email),
+                bulk_invite_rows::role.eq(r.role.map(role_name)),
+                bulk_invite_rows::space_key.eq(r.space_key),
+                bulk_invite_rows::group_names.eq(r.group_names),
+                bulk_invite_rows::personal_message.eq(r.personal_message),
+                bulk_invite_rows::status.eq(if code.is_some() { "INVALID" } else { "PENDING" }),
+                bulk_invite_rows::finished_at.eq(code.as_ref().map(|_| now)),
+                bulk_invite_rows::code.eq(code),
+                bulk_invite_rows::message.eq(message),
+            ));
+        }
+        // 11 parameters a row: chunks keep each statement under PostgreSQL's 65,535.
+        for chunk in values.chunks(2000) {
+            diesel::insert_into(bulk_invite_rows::table)
+                .values(chunk)
+                .execute(conn)?;
+        }
+        queue::enqueue(
+            conn,
+            queue::MAINTENANCE_QUEUE,
+            &crate::jobs::MaintenanceJob {
+                task: crate::jobs::Task::BulkInvite(id),
+                trigger: "UPLOAD".into(),
+            },
+            0.0,
+            Some(&format!("bulk:{id}")),
+        )?;
+        audit::record(
+            conn,
+            Audit {
+                organization_id: org,
+                actor_id: Some(caller.user.id),
+                action: "invite.bulk_upload",
+                target_type: "bulk_invite",
+                target_id: id.to_string(),
+                site_id: Some(site_id),
+                before: None,
+                after: Some(serde_json::json!({
+                    "rows": progress.total,
+                    "valid": progress.pending,
+                    "invalid": progress.invalid,
+                })),
+                created_at: now,
+            },
+        )?;
+        let bulk = bulk_invites::table
+            .find(id)
+            .select(BulkInvite::as_select())
+            .first(conn)?;
+        Ok((bulk, progress))
+    })
+}
+
+/// What happened to one row.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// A row was tried (invited or refused).
+    Row { line: i32, invited: bool },
+    /// No row is left: the bulk invite is done.
+    Done,
+}
+
+/// Invites the next waiting row, in its own transaction, and records its outcome there too. Refusals
+/// a person could fix (seats, pending invites, rules) are the row's outcome; an outage or a bug
+/// rolls back and fails the step, so the job retries the same row.
+pub fn step(
+    conn: &mut PgConnection,
+    bulk_id: Uuid,
+    policy: &DeliveryPolicy,
+    now: DateTime<Utc>,
+) -> AppResult<Step> {
+    conn.transaction(|conn| {
+        let Some(bulk) = bulk_invites::table
+            .find(bulk_id)
+            .select(BulkInvite::as_select())
+            .first(conn)
+            .optional()?
+        else {
+            return Ok(Step::Done);
+        };
+        let row: Option<BulkRow> = bulk_invite_rows::table
+            .filter(bulk_invite_rows::bulk_id.eq(bulk_id))
+            .filter(bulk_invite_rows::status.eq("PENDING"))
+            .order(bulk_invite_rows::line.asc())
+            .for_update()
+            .skip_locked()
+            .select(BulkRow::as_select())
+            .first(conn)
+            .optional()?;
+        let Some(row) = row else {
+            diesel::update(bulk_invites::table.find(bulk_id))
+                .filter(bulk_invites::status.ne("DONE"))
+                .set((
+                    bulk_invites::status.eq("DONE"),
+                    bulk_invites::finished_at.eq(now),
+                    bulk_invites::started_at.eq(bulk.started_at.unwrap_or(now)),
+                ))
+                .execute(conn)?;
+            return Ok(Step::Done);
+        };
+        if bulk.started_at.is_none() {
+            diesel::update(bulk_invites::table.find(bulk_id))
+                .set((
+                    bulk_invites::status.eq("RUNNING"),
+                    bulk_invites::started_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        // A savepoint: a refused row rolls back only its own invite attempt.
+        let attempt = conn.transaction(|conn| invite_row(conn, &bulk, &row, policy, now));
+        let (status, code, message, invite_id) = match attempt {
+            Ok(invite) => ("INVITED", None, None, Some(invite)),
+            Err(e @ (AppError::Internal(_) | AppError::Unavailable)) => return Err(e),
+            Err(e) => (
+                "REFUSED",
+                Some(e.code().as_str()),
+                Some(e.to_string()),
+                None,
+            ),
+        };
+        diesel::update(bulk_invite_rows::table.find((bulk_id, row.line)))
+            .set((
+                bulk_invite_rows::status.eq(status),
+                bulk_invite_rows::code.eq(code),
+                bulk_invite_rows::message.eq(message),
+                bulk_invite_rows::invite_id.eq(invite_id),
+                bulk_invite_rows::finished_at.eq(now),
+            ))
+            .execute(conn)?;
+        Ok(Step::Row {
+            line: row.line,
+            invited: invite_id.is_some(),
+        })
+    })
+}
+
+/// One row through `inviteUsers`' own checks, as the person who uploaded the file (who must still be
+/// an admin of the site).
+fn invite_row(
+    conn: &mut PgConnection,
+    bulk: &BulkInvite,
+    row: &BulkRow,
+    policy: &DeliveryPolicy,
+    now: DateTime<Utc>,
+) -> AppResult<Uuid> {
+    let caller = match bulk.uploaded_by {
+        Some(u) => access::acting_as(conn, u)?,
+        None => None,
+    }
+    .ok_or(AppError::Forbidden)?;
+    access::site_access(conn, &caller, bulk.site_id)?.require_admin()?;
+    let email = crate::domain::EmailAddress::parse(&row.email)
+        .map_err(|m| AppError::invalid("email", m))?;
+    let space_id = match &row.space_key {
+        Some(key) => Some(
+            spaces::table
+                .filter(spaces::site_id.eq(bulk.site_id))
+                .filter(spaces::key.eq(key))
+                .select(spaces::id)
+                .first::<Uuid>(conn)
+                .optional()?
+                .ok_or(AppError::NotFound("Space"))?,
+        ),
+        None => None,
+    };
+    let names: Vec<String> = row.group_names.iter().map(|n| n.to_lowercase()).collect();
+    let mut group_ids: Vec<Uuid> = groups::table
+        .filter(groups::organization_id.eq(bulk.organization_id))
+        .filter(groups::name_normalized.eq_any(&names))
+        .select(groups::id)
+        .load(conn)?;
+    if group_ids.len() != names.len() {
+        return Err(AppError::NotFound("Group"));
+    }
+    group_ids.sort();
+    let created = invites::invite_users(
+        conn,
+        &caller,
+        NewInvites {
+            site_id: bulk.site_id,
+            emails: vec![email],
+            role: row.role.as_deref().and_then(role_of),
+            group_ids,
+            space_id,
+            personal_message: row.personal_message.clone(),
+            expires_in_days: None,
+            access_ends_at: None,
+            access_days: None,
+        },
+        policy,
+        now,
+    )?;
+    created
+        .first()
+        .map(|i| i.id)
+        .ok_or_else(|| AppError::internal("an invite batch of one created nothing"))
+}
+
+/// A bulk invite of the caller's organization, for an admin of its site.
+pub fn get(conn: &mut PgConnection, caller: &Caller, id: Uuid) -> AppResult<BulkInvite> {
+    let bulk = bulk_invites::table
+        .find(id)
+        .filter(bulk_invites::organization_id.eq(caller.user.organization_id))
+        .select(BulkInvite::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound("Bulk invite"))?;
+    access::site_access(conn, caller, bulk.site_id)?.require_admin()?;
+    Ok(bulk)
+}
+
+pub fn progress(conn: &mut PgConnection, id: Uuid) -> AppResult<Progress> {
+    let counts: Vec<(String, i64)> = bulk_invite_rows::table
+        .filter(bulk_invite_rows::bulk_id.eq(id))
+        .group_by(bulk_invite_rows::status)
+        .select((bulk_invite_rows::status, diesel::dsl::count_star()))
+        .load(conn)?;
+    let mut p = Progress::default();
+    for (status, n) in counts {
+        p.total += n;
+        match status.as_str() {
+            "PENDING" => p.pending = n,
+            "INVITED" => p.invited = n,
+            "REFUSED" => p.refused = n,
+            _ => p.invalid = n,
+        }
+    }
+    Ok(p)
+}
+
+/// A page of rows in file order, optionally only those in one state.
+pub fn rows(
+    conn: &mut PgConnection,
+    id: Uuid,
+    status: Option<&str>,
+    after_line: Option<i32>,
+    limit: i64,
+) -> AppResult<Vec<BulkRow>> {
+    let mut q = bulk_invite_rows::table
+        .filter(bulk_invite_rows::bulk_id.eq(id))
+        .filter(bulk_invite_rows::line.gt(after_line.unwrap_or(0)))
+        .order(bulk_invite_rows::line.asc())
+        .limit(limit)
+        .select(BulkRow::as_select())
+        .into_boxed();
+    if let Some(s) = status {
+        q = q.filter(bulk_invite_rows::status.eq(s.to_string()));
+    }
+    Ok(q.load(conn)?)
+}

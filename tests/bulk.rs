@@ -1,0 +1,381 @@
+//! Bulk invites by CSV upload and the guest export: every row checked first, valid rows invited one at
+//! a time by a background job under the rules of `inviteUsers`, a result per row; the export's columns,
+//! escaping and access.
+
+mod common;
+
+use common::*;
+use guestpass::domain::ProductRole;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const STATUS: &str = "query($b: ID!, $s: BulkRowStatus) { bulkInvite(id: $b) { status totalRows pendingRows invitedRows refusedRows invalidRows finishedAt rows(status: $s, first: 100) { totalCount edges { node { line email status code message inviteId } } } } }";
+
+async fn upload(app: &TestApp, token: Option<&str>, site: &str, csv: &[u8]) -> (u16, Value) {
+    let mut req = app
+        .client()
+        .post(format!("{}/admin/invites.csv?siteId={site}", app.address))
+        .insert_header(("Content-Type", "text/csv"));
+    if let Some(t) = token {
+        req = req.insert_header(("Authorization", format!("Bearer {t}")));
+    }
+    let mut res = req.send_body(csv.to_vec()).await.unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+/// Polls `bulkInvite` until its job is done.
+async fn finished(app: &TestApp, id: &str, status: Option<&str>) -> Value {
+    let start = std::time::Instant::now();
+    loop {
+        let r = data(app.admin(STATUS, json!({ "b": id, "s": status })).await);
+        if r["bulkInvite"]["status"] == "DONE" {
+            return r["bulkInvite"].clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "bulk invite not done: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn lines(rows: &Value) -> Vec<(i64, String)> {
+    rows["rows"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["node"]["line"].as_i64().unwrap(),
+                e["node"]["code"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn ninety_five_rows_with_three_bad_ones_make_ninety_two_invites_and_name_the_three() {
+    let app = spawn_app().await;
+    app.add_user("paid@acme.example", Some(ProductRole::User))
+        .await;
+    app.set_limits(Some(100), Some(100)).await;
+    app.create_space("DOCS").await;
+    let group = app.create_group("Partners").await;
+    let _ = group;
+    let mut csv = String::from("email,role,space key,group names,personal message\n");
+    for i in 0..95 {
+        let row = match i {
+            10 => "not-an-address,GUEST,DOCS,,\n".to_string(),
+            40 => "owner@partner.example,OWNER,,,\n".to_string(),
+            70 => "lost@partner.example,GUEST,NOPE,,\n".to_string(),
+            i if i % 2 == 0 => format!("g{i}@partner.example,GUEST,DOCS,,\"Hi, welcome\"\n"),
+            i => format!("g{i}@partner.example,GUEST,,Partners,\n"),
+        };
+        csv.push_str(&row);
+    }
+    let (status, body) = upload(&app, Some(&app.admin_token), &app.site_id, csv.as_bytes()).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["totalRows"], 95);
+    assert_eq!(body["validRows"], 92);
+    let refused: Vec<(i64, &str)> = body["invalidRows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["line"].as_i64().unwrap(), r["code"].as_str().unwrap()))
+        .collect();
+    // Line numbers as a spreadsheet shows them: the header is line 1.
+    assert_eq!(
+        refused,
+        vec![
+            (12, "INVALID_EMAIL"),
+            (42, "INVALID_INPUT"),
+            (72, "NOT_FOUND")
+        ]
+    );
+
+    let id = body["id"].as_str().unwrap();
+    let done = finished(&app, id, Some("INVALID")).await;
+    assert_eq!(done["invitedRows"], 92);
+    assert_eq!(done["refusedRows"], 0);
+    assert_eq!(done["invalidRows"], 3);
+    assert_eq!(done["pendingRows"], 0);
+    assert!(done["finishedAt"].is_string());
+    assert_eq!(
+        lines(&done),
+        vec![
+            (12, "INVALID_EMAIL".to_string()),
+            (42, "INVALID_INPUT".to_string()),
+            (72, "NOT_FOUND".to_string())
+        ]
+    );
+    let messages: Vec<&str> = done["rows"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["message"].as_str().unwrap())
+        .collect();
+    assert!(messages[1].contains("OWNER"), "{messages:?}");
+    assert!(messages[2].contains("NOPE"), "{messages:?}");
+    assert_eq!(
+        app.db
+            .scalar_i64("SELECT count(*) FROM invites WHERE status = 'PENDING'"),
+        92
+    );
+    // Each invite carries what its row said, is the uploader's, and has its email queued.
+    assert_eq!(
+        app.db.scalar_i64(
+            "SELECT count(*) FROM invites i JOIN spaces s ON s.id = i.space_id
+             WHERE s.key = 'DOCS' AND i.personal_message = 'Hi, welcome'"
+        ),
+        45
+    );
+    assert_eq!(app.db.scalar_i64("SELECT count(*) FROM invite_groups"), 47);
+    assert_eq!(
+        app.db.scalar_i64(&format!(
+            "SELECT count(*) FROM invites WHERE invited_by = '{}'",
+            app.admin_id
+        )),
+        92
+    );
+    assert_eq!(
+        app.db
+            .scalar_i64("SELECT count(*) FROM email_deliveries WHERE kind = 'INVITE'"),
+        92
+    );
+    let invited = data(app.admin(STATUS, json!({ "b": id, "s": "INVITED" })).await);
+    let first = &invited["bulkInvite"]["rows"]["edges"][0]["node"];
+    assert_eq!(first["line"], 2);
+    assert_eq!(first["email"], "g0@partner.example");
+    assert!(first["inviteId"].is_string());
+    assert_eq!(invited["bulkInvite"]["rows"]["totalCount"], 92);
+    app.drain_jobs(Duration::from_secs(60)).await;
+}
+
+#[actix_rt::test]
+async fn a_file_past_the_guest_allowance_invites_exactly_up_to_it_and_refuses_the_rest() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    app.add_user("paid@acme.example", Some(ProductRole::User))
+        .await;
+    app.set_limits(Some(100), Some(5)).await;
+    let slots = app.seats().await["remainingGuestSlots"].as_i64().unwrap();
+    assert!(slots >= 5, "{slots}");
+    let mut csv = String::from("email,role\n");
+    for i in 0..slots + 5 {
+        csv.push_str(&format!("g{i}@partner.example,GUEST\n"));
+    }
+    let (status, body) = upload(&app, Some(&app.admin_token), &app.site_id, csv.as_bytes()).await;
+    assert_eq!(status, 202, "{body}");
+    let id: uuid::Uuid = body["id"].as_str().unwrap().parse().unwrap();
+
+    // Two workers on the same file at once: rows are taken one at a time, never twice.
+    let run = |app: &TestApp| {
+        let st = app.state.clone();
+        async move {
+            loop {
+                let policy = st.delivery.clone();
+                let now = st.clock.now();
+                let step = st
+                    .db
+                    .run(move |c| guestpass::store::bulk::step(c, id, &policy, now))
+                    .await
+                    .unwrap();
+                if step == guestpass::store::bulk::Step::Done {
+                    return;
+                }
+            }
+        }
+    };
+    futures_util::future::join(run(&app), run(&app)).await;
+
+    let done = finished(&app, &id.to_string(), Some("REFUSED")).await;
+    assert_eq!(done["invitedRows"], slots);
+    assert_eq!(done["refusedRows"], 5);
+    let refused = lines(&done);
+    assert_eq!(
+        refused,
+        (slots + 2..=slots + 6)
+            .map(|l| (l, "GUEST_LIMIT_REACHED".to_string()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(app.db.scalar_i64("SELECT count(*) FROM invites"), slots);
+    let seats = app.seats().await;
+    assert_eq!(seats["remainingGuestSlots"], 0, "{seats}");
+}
+
+#[actix_rt::test]
+async fn an_unusable_upload_is_refused_whole_and_writes_nothing() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    let paid = app
+        .add_user("paid@acme.example", Some(ProductRole::User))
+        .await;
+    let paid = app.session_for(&paid).await;
+    let good: &[u8] = b"email,role\na@partner.example,GUEST\n";
+    /// Token, site, file, expected status and code.
+    type Case<'a> = (Option<&'a str>, String, &'a [u8], u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (None, app.site_id.clone(), good, 401, "UNAUTHENTICATED"),
+        (Some(&paid), app.site_id.clone(), good, 403, "FORBIDDEN"),
+        (
+            Some(&app.admin_token),
+            uuid::Uuid::new_v4().to_string(),
+            good,
+            404,
+            "NOT_FOUND",
+        ),
+        (
+            Some(&app.admin_token),
+            app.site_id.clone(),
+            b"name,role\nx,GUEST\n",
+            400,
+            "INVALID_INPUT",
+        ),
+        (
+            Some(&app.admin_token),
+            app.site_id.clone(),
+            b"email,role\n\xff\xfe@partner.example,GUEST\n",
+            400,
+            "INVALID_INPUT",
+        ),
+        (
+            Some(&app.admin_token),
+            app.site_id.clone(),
+            b"",
+            400,
+            "INVALID_INPUT",
+        ),
+    ];
+    for (token, site, csv, status, code) in cases {
+        let (s, body) = upload(&app, token, &site, csv).await;
+        assert_eq!(
+            (s, body["errors"][0]["extensions"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}"
+        );
+        assert!(!body.to_string().contains("SELECT"), "{body}");
+    }
+    // A form upload is answered with what to do instead.
+    let mut res = app
+        .client()
+        .post(format!(
+            "{}/admin/invites.csv?siteId={}",
+            app.address, app.site_id
+        ))
+        .insert_header(("Authorization", format!("Bearer {}", app.admin_token)))
+        .insert_header(("Content-Type", "multipart/form-data; boundary=x"))
+        .send_body("--x--")
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 415);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "UNSUPPORTED_MEDIA_TYPE"
+    );
+    assert_eq!(app.db.scalar_i64("SELECT count(*) FROM bulk_invites"), 0);
+    assert_eq!(app.db.scalar_i64("SELECT count(*) FROM apalis.jobs"), 0);
+}
+
+#[actix_rt::test]
+async fn the_guest_export_lists_guests_and_open_invites_with_formulas_defused() {
+    let sink = SmtpSink::start().await;
+    let app = spawn_app_with(AppOptions {
+        smtp_url: Some(sink.url()),
+        ..Default::default()
+    })
+    .await;
+    let paid = app
+        .add_user("paid@acme.example", Some(ProductRole::User))
+        .await;
+    let space = app.create_space("DOCS").await;
+    let (guest, session) = app
+        .emailed_guest(&sink, "grace@partner.example", json!({ "spaceId": space }))
+        .await;
+    // A name that a spreadsheet would run as a formula.
+    app.db.execute(&format!(
+        "UPDATE users SET display_name = '=HYPERLINK(\"http://evil.example\")' WHERE id = '{guest}'"
+    ));
+    data(
+        app.admin(
+            "mutation($i: SetSponsorInput!) { setSponsor(input: $i) { sponsorId } }",
+            json!({ "i": { "siteId": app.site_id, "userId": guest, "sponsorId": paid } }),
+        )
+        .await,
+    );
+    data(app.invite(&["+pending@partner.example"], "GUEST").await);
+    data(app.invite(&["colleague@partner.example"], "USER").await);
+
+    let get = |token: Option<String>| {
+        let mut req = app.client().get(format!(
+            "{}/admin/guests.csv?siteId={}",
+            app.address, app.site_id
+        ));
+        if let Some(t) = token {
+            req = req.insert_header(("Authorization", format!("Bearer {t}")));
+        }
+        req.send()
+    };
+    let mut res = get(Some(app.admin_token.clone())).await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(
+        res.headers()
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let body = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    let mut reader = csv::Reader::from_reader(body.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(
+        header,
+        [
+            "email",
+            "name",
+            "status",
+            "space",
+            "sponsor",
+            "invited by",
+            "accepted at",
+            "access ends",
+            "last active",
+            "email delivery"
+        ]
+    );
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "the paid invite is not a guest: {rows:?}");
+    // In email order: `+pending` sorts before `grace`.
+    let (pending, grace) = (&rows[0], &rows[1]);
+    assert_eq!(grace[0], "grace@partner.example");
+    assert_eq!(grace[1], "'=HYPERLINK(\"http://evil.example\")");
+    assert_eq!(grace[2], "ACTIVE");
+    assert_eq!(grace[3], "Space DOCS (DOCS)");
+    assert_eq!(grace[4], "paid@acme.example");
+    assert_eq!(grace[5], "admin@acme.example");
+    assert!(grace[6].ends_with('Z'), "{grace:?}");
+    assert_eq!(grace[9], "SENT");
+    assert_eq!(pending[0], "'+pending@partner.example");
+    assert_eq!(pending[2], "INVITED");
+    assert!(pending[6].is_empty());
+
+    for (token, status) in [
+        (Some(app.session_for(&paid).await), 403),
+        (Some(session), 403),
+        (None, 401),
+    ] {
+        let res = get(token).await.unwrap();
+        assert_eq!(res.status().as_u16(), status);
+    }
+    app.drain_jobs(Duration::from_secs(30)).await;
+}
