@@ -292,8 +292,42 @@ SELECT domain FROM verified_domains WHERE organization_id = '{org}';
 SELECT gs.site_id, gs.user_id, s.* FROM guest_spaces gs JOIN spaces s ON s.id = gs.space_id WHERE gs.user_id IN (SELECT user_id FROM product_roles WHERE site_id = '{site}' AND role = 1 LIMIT 50);
 SELECT * FROM users WHERE id = '{admin}';
 SELECT gm.user_id, g.* FROM group_members gm JOIN groups g ON g.id = gm.group_id WHERE gm.user_id IN (SELECT user_id FROM product_roles WHERE site_id = '{site}' AND role = 1 LIMIT 50);
+SELECT count(*) AS n FROM users u WHERE u.id IN (SELECT user_id FROM product_roles WHERE site_id = '{site}' AND role = 1 UNION SELECT gm.user_id FROM group_site_roles gsr JOIN group_members gm ON gm.group_id = gsr.group_id WHERE gsr.site_id = '{site}' AND gsr.role = 1) AND u.status = 'ACTIVE' AND (EXISTS (SELECT 1 FROM product_roles pr WHERE pr.site_id = '{site}' AND pr.user_id = u.id AND pr.role = 1) OR EXISTS (SELECT 1 FROM group_members gm JOIN group_site_roles gsr ON gsr.group_id = gm.group_id WHERE gm.user_id = u.id AND gsr.site_id = '{site}' AND gsr.role = 1)) AND NOT EXISTS (SELECT 1 FROM product_roles pr WHERE pr.site_id = '{site}' AND pr.user_id = u.id AND pr.role > 1) AND NOT EXISTS (SELECT 1 FROM group_members gm JOIN group_site_roles gsr ON gsr.group_id = gm.group_id WHERE gm.user_id = u.id AND gsr.site_id = '{site}' AND gsr.role > 1) AND NOT EXISTS (SELECT 1 FROM site_paid_history h WHERE h.site_id = '{site}' AND h.user_id = u.id);
 "
     )
+}
+
+/// The profile of scenario 1 on the database side: each statement's planning and execution time
+/// (`EXPLAIN ANALYZE`, the median of 15 runs on an idle server), to show where a request's time goes.
+fn statement_profile(db_url: &str, script: &str) {
+    eprintln!("profiling scenario 1's statements...");
+    println!();
+    println!("| scenario 1 statement | planning ms | execution ms |");
+    println!("|---|---|---|");
+    for stmt in script.split(";\n").map(str::trim).filter(|s| !s.is_empty()) {
+        let (mut plan, mut exec) = (Vec::new(), Vec::new());
+        for _ in 0..15 {
+            let out = psql(db_url, &format!("EXPLAIN (ANALYZE, SUMMARY) {stmt}"));
+            let time = |label: &str| {
+                out.lines()
+                    .find_map(|l| l.trim().strip_prefix(label))
+                    .and_then(|v| v.trim().trim_end_matches(" ms").parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
+            plan.push(time("Planning Time:"));
+            exec.push(time("Execution Time:"));
+        }
+        plan.sort_by(f64::total_cmp);
+        exec.sort_by(f64::total_cmp);
+        let short: String = stmt.chars().take(70).collect();
+        println!(
+            "| `{}…` | {:.2} | {:.2} |",
+            short.replace('|', "/"),
+            plan[7],
+            exec[7]
+        );
+    }
+    println!();
 }
 
 fn pgbench(db_url: &str, script: &str, connections: usize, duration: Duration) -> f64 {
@@ -444,7 +478,8 @@ async fn async_main() {
         .await,
     );
     // 6b. The database's ceiling for scenario 1's statements.
-    let tps = pgbench(&a.db_url, &pgbench_script(&a.db_url, &seeded), c, d);
+    let script = pgbench_script(&a.db_url, &seeded);
+    let tps = pgbench(&a.db_url, &script, c, d);
     rows.push(Row {
         name: "6b pgbench: scenario 1's statements (ceiling)".into(),
         connections: c,
@@ -651,5 +686,6 @@ async fn async_main() {
         });
     }
 
+    statement_profile(&a.db_url, &script);
     eprintln!("{} scenarios measured", rows.0.len());
 }

@@ -188,7 +188,11 @@ async fn retention_deletes_what_is_past_its_period_and_keeps_the_rest() {
                   ('{org}', 'recent', 'user', 'x', now() - interval '100 days');
          INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, done_at, priority)
            VALUES (apalis.generate_ulid(), 'guestpass::email', '\\x7b7d', 'Done', 1, 10, now() - interval '40 days', now() - interval '40 days', 0),
-                  (apalis.generate_ulid(), 'guestpass::email', '\\x7b7d', 'Done', 1, 10, now() - interval '1 day', now() - interval '1 day', 0);"
+                  (apalis.generate_ulid(), 'guestpass::email', '\\x7b7d', 'Done', 1, 10, now() - interval '1 day', now() - interval '1 day', 0);
+         INSERT INTO bulk_invites (id, organization_id, site_id, status, created_at, finished_at)
+           VALUES (gen_random_uuid(), '{org}', '{site}', 'DONE', now() - interval '40 days', now() - interval '40 days'),
+                  (gen_random_uuid(), '{org}', '{site}', 'DONE', now() - interval '2 days', now() - interval '2 days'),
+                  (gen_random_uuid(), '{org}', '{site}', 'RUNNING', now() - interval '40 days', NULL);"
     ));
     let now = app.clock.now();
     let report = app
@@ -210,9 +214,10 @@ async fn retention_deletes_what_is_past_its_period_and_keeps_the_rest() {
             report.sessions,
             report.challenges,
             report.audit_events,
-            report.jobs
+            report.jobs,
+            report.bulk_invites
         ),
-        (1, 1, 1, 1, 1),
+        (1, 1, 1, 1, 1, 1),
         "{report:?}"
     );
     assert_eq!(
@@ -226,6 +231,7 @@ async fn retention_deletes_what_is_past_its_period_and_keeps_the_rest() {
         1
     );
     assert_eq!(app.db.scalar_i64("SELECT count(*) FROM apalis.jobs"), 1);
+    assert_eq!(app.db.scalar_i64("SELECT count(*) FROM bulk_invites"), 2);
     data(app.gql(Some(&live), "{ me { id } }", json!({})).await);
     app.stop().await;
 }

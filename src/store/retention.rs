@@ -20,6 +20,7 @@ pub struct Report {
     pub links: usize,
     pub reviews: usize,
     pub sweeps: usize,
+    pub bulk_invites: usize,
     pub audit_events: usize,
 }
 
@@ -118,6 +119,14 @@ pub fn run(
             "reverification_sweeps",
             "id",
             "SELECT id FROM reverification_sweeps WHERE started_at < $1",
+            cutoff,
+        )?,
+        // A finished file's rows (its invites stay, as invites).
+        bulk_invites: purge(
+            conn,
+            "bulk_invites",
+            "id",
+            "SELECT id FROM bulk_invites WHERE finished_at < $1",
             cutoff,
         )?,
         audit_events: purge(
