@@ -60,8 +60,7 @@ async fn ninety_five_rows_with_three_bad_ones_make_ninety_two_invites_and_name_t
         .await;
     app.set_limits(Some(100), Some(100)).await;
     app.create_space("DOCS").await;
-    let group = app.create_group("Partners").await;
-    let _ = group;
+    app.create_group("Partners").await;
     let mut csv = String::from("email,role,space key,group names,personal message\n");
     for i in 0..95 {
         let row = match i {

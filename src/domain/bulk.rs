@@ -80,16 +80,15 @@ fn parse_role(s: &str) -> Result<Option<ProductRole>, String> {
         .chars()
         .map(|c| if c == ' ' || c == '-' { '_' } else { c })
         .collect();
-    match norm.as_str() {
-        "" => Ok(None),
-        "GUEST" => Ok(Some(ProductRole::Guest)),
-        "USER" => Ok(Some(ProductRole::User)),
-        "PRODUCT_ADMIN" => Ok(Some(ProductRole::ProductAdmin)),
-        _ => Err(format!(
+    if norm.is_empty() {
+        return Ok(None);
+    }
+    ProductRole::from_code(&norm).map(Some).ok_or_else(|| {
+        format!(
             "role `{}` is not one of GUEST, USER, PRODUCT_ADMIN",
             s.trim()
-        )),
-    }
+        )
+    })
 }
 
 /// Reads a CSV file (UTF-8, comma separated, a header row first) into rows, each checked on its own:

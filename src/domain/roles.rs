@@ -41,6 +41,22 @@ impl ProductRole {
         }
     }
 
+    /// The role's name in the API and in files (`GUEST`, `USER`, `PRODUCT_ADMIN`).
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Guest => "GUEST",
+            Self::User => "USER",
+            Self::ProductAdmin => "PRODUCT_ADMIN",
+        }
+    }
+
+    /// The role named by [`ProductRole::code`].
+    pub fn from_code(code: &str) -> Option<Self> {
+        [Self::Guest, Self::User, Self::ProductAdmin]
+            .into_iter()
+            .find(|r| r.code() == code)
+    }
+
     /// `USER` and `PRODUCT_ADMIN` cost a seat and raise the guest allowance.
     pub fn is_paid(self) -> bool {
         self >= Self::User

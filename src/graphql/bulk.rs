@@ -173,7 +173,7 @@ impl BulkInviteRow {
         &self.0.email
     }
     async fn role(&self) -> Option<ProductRole> {
-        self.0.role.as_deref().and_then(bulk::role_of)
+        self.0.role.as_deref().and_then(ProductRole::from_code)
     }
     async fn space_key(&self) -> Option<&str> {
         self.0.space_key.as_deref()

@@ -55,24 +55,6 @@ pub struct Progress {
     pub invalid: i64,
 }
 
-fn role_name(r: ProductRole) -> &'static str {
-    match r {
-        ProductRole::Guest => "GUEST",
-        ProductRole::User => "USER",
-        ProductRole::ProductAdmin => "PRODUCT_ADMIN",
-    }
-}
-
-/// A role as stored on a row.
-pub fn role_of(s: &str) -> Option<ProductRole> {
-    match s {
-        "GUEST" => Some(ProductRole::Guest),
-        "USER" => Some(ProductRole::User),
-        "PRODUCT_ADMIN" => Some(ProductRole::ProductAdmin),
-        _ => None,
-    }
-}
-
 /// Stores a checked upload and queues its job. Rows naming a space or group that does not exist, or a
 /// guest address the domain rules refuse, are marked invalid now; the rest wait for the job.
 pub fn create(
@@ -159,7 +141,7 @@ pub fn create(
                 bulk_invite_rows::bulk_id.eq(id),
                 bulk_invite_rows::line.eq(r.line),
                 bulk_invite_rows::email.eq(r.email),
-                bulk_invite_rows::role.eq(r.role.map(role_name)),
+                bulk_invite_rows::role.eq(r.role.map(ProductRole::code)),
                 bulk_invite_rows::space_key.eq(r.space_key),
                 bulk_invite_rows::group_names.eq(r.group_names),
                 bulk_invite_rows::personal_message.eq(r.personal_message),
@@ -339,7 +321,7 @@ fn invite_row(
         NewInvites {
             site_id: bulk.site_id,
             emails: vec![email],
-            role: row.role.as_deref().and_then(role_of),
+            role: row.role.as_deref().and_then(ProductRole::from_code),
             group_ids,
             space_id,
             personal_message: row.personal_message.clone(),
