@@ -27,7 +27,10 @@ fn matrix() -> BTreeMap<String, BTreeMap<String, String>> {
         "/docs/authorization.md"
     ))
     .unwrap();
-    let mut rows = text.lines().filter(|l| l.starts_with('|')).map(|l| {
+    let matrix = &text[text
+        .find("## Who may call what")
+        .expect("the matrix section")..];
+    let mut rows = matrix.lines().filter(|l| l.starts_with('|')).map(|l| {
         l.trim_matches('|')
             .split('|')
             .map(|c| c.trim().to_string())
@@ -602,4 +605,255 @@ person_tests! {
     as_guest => "guest",
     as_foreign_guest => "foreign guest",
     as_anonymous => "anonymous",
+}
+
+// Regression tests for the holes of issue 15, each through the path an attacker would take.
+
+const SET_GROUP_ROLE: &str =
+    "mutation($i: SetGroupProductRoleInput!) { setGroupProductRole(input: $i) { dryRun } }";
+const ADD_MEMBERS: &str =
+    "mutation($i: GroupMembersInput!) { addGroupMembers(input: $i) { dryRun } }";
+
+/// Hole 1: a guest in a guest group read every member's address (and other sites' ids) through
+/// `me { groups { members siteRoles } }`. Now a guest sees no groups at all, and says so.
+#[actix_rt::test]
+async fn a_guest_in_a_group_sees_no_other_member() {
+    let app = spawn_app().await;
+    let site2 = app.second_site("Elsewhere-site").await;
+    let a = app.create_space("A").await;
+    let b = app.create_space("B").await;
+    let me = app
+        .add_user("me@partner.example", Some(ProductRole::Guest))
+        .await;
+    let other = app
+        .add_user("other-company@rival.example", Some(ProductRole::Guest))
+        .await;
+    data(app.assign(&a, std::slice::from_ref(&me)).await);
+    data(app.assign(&b, std::slice::from_ref(&other)).await);
+    let g = app.create_group("Guests together").await;
+    data(
+        app.admin(
+            SET_GROUP_ROLE,
+            json!({ "i": { "groupId": g, "siteId": app.site_id, "role": "GUEST" } }),
+        )
+        .await,
+    );
+    let g2 = app.create_group("Reaches two sites").await;
+    for site in [&app.site_id, &site2] {
+        data(
+            app.admin(
+                SET_GROUP_ROLE,
+                json!({ "i": { "groupId": g2, "siteId": site, "role": "USER" } }),
+            )
+            .await,
+        );
+    }
+    data(
+        app.admin(
+            ADD_MEMBERS,
+            json!({ "i": { "groupId": g, "userIds": [me, other] } }),
+        )
+        .await,
+    );
+    let token = app.session_for(&me).await;
+    let res = app
+        .gql(
+            Some(&token),
+            "{ me { email groups { name siteRoles { siteId role } members(first: 100) { nodes { email displayName invitedBy { email } } } } } }",
+            json!({}),
+        )
+        .await;
+    let text = res.to_string();
+    assert!(!text.contains("other-company"), "leak: {text}");
+    assert!(!text.contains(&site2), "another site's id: {text}");
+    assert!(!text.contains("Guests together"), "group name: {text}");
+    assert_eq!(res["data"]["me"]["email"], "me@partner.example");
+    assert!(res["data"]["me"]["groups"].is_null());
+    assert_eq!(res["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    assert_eq!(res["errors"][0]["path"], json!(["me", "groups"]));
+    // The group by id says the same.
+    let res = app
+        .gql(
+            Some(&token),
+            "query($g: ID!) { group(id: $g) { name members(first: 10) { nodes { email } } } }",
+            json!({ "g": g }),
+        )
+        .await;
+    assert!(!res.to_string().contains("other-company"));
+    assert_eq!(code(&res).as_deref(), Some("FORBIDDEN"));
+    // A paid user of site 1 alone does not read the members of a group that reaches site 2.
+    let paid = app
+        .add_user("paid@acme.example", Some(ProductRole::User))
+        .await;
+    let res = app
+        .gql(
+            Some(&app.session_for(&paid).await),
+            "query($g: ID!) { group(id: $g) { name members(first: 10) { nodes { email } } siteRoles { siteId } } }",
+            json!({ "g": g2 }),
+        )
+        .await;
+    assert_eq!(res["data"]["group"]["name"], "Reaches two sites");
+    assert!(res["data"]["group"]["siteRoles"].is_null());
+    assert!(res["data"]["group"]["members"].is_null(), "{res}");
+    assert!(!res.to_string().contains("other-company") && !res.to_string().contains(&site2));
+    app.stop().await;
+}
+
+/// Hole 4: any site admin could require two-step codes of anyone, organization admins included.
+#[actix_rt::test]
+async fn site_admins_set_two_step_only_for_people_of_their_sites() {
+    let app = spawn_app().await;
+    let site2 = app.second_site("Other").await;
+    let sa = app.add_user("sa@acme.example", None).await;
+    app.make_site_admin(&sa, &app.site_id).await;
+    let sa_token = app.session_for(&sa).await;
+    let only_here = app
+        .add_user("here@acme.example", Some(ProductRole::User))
+        .await;
+    let both = app
+        .add_user("both@acme.example", Some(ProductRole::User))
+        .await;
+    app.grant(&site2, &both, "USER").await;
+    let q =
+        "mutation($u: ID!) { setTwoStepRequired(input: { userId: $u, required: true }) { id } }";
+    let flag = |u: &str| {
+        app.db.scalar_i64(&format!(
+            "SELECT count(*) FROM users WHERE id = '{u}' AND two_step_required"
+        ))
+    };
+    let r = app.gql(Some(&sa_token), q, json!({ "u": both })).await;
+    assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"));
+    assert_eq!(flag(&both), 0);
+    let r = app
+        .gql(Some(&sa_token), q, json!({ "u": app.admin_id }))
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"));
+    assert_eq!(flag(&app.admin_id), 0);
+    data(app.gql(Some(&sa_token), q, json!({ "u": only_here })).await);
+    assert_eq!(flag(&only_here), 1);
+    data(app.admin(q, json!({ "u": both })).await);
+    assert_eq!(flag(&both), 1);
+    app.stop().await;
+}
+
+/// Hole 8: while re-verification is due, `me { access { ... } }` still answered.
+#[actix_rt::test]
+async fn only_identity_answers_while_reverification_is_due() {
+    let app = spawn_app().await;
+    let a = app.create_space("A").await;
+    let g = app
+        .add_user("due@partner.example", Some(ProductRole::Guest))
+        .await;
+    data(app.assign(&a, std::slice::from_ref(&g)).await);
+    let token = app.session_for(&g).await;
+    app.db.execute(&format!(
+        "UPDATE users SET created_at = now() - interval '90 days', verified_at = now() - interval '60 days' WHERE id = '{g}'"
+    ));
+    let res = app
+        .gql(
+            Some(&token),
+            "{ me { id email displayName status access { role site { name } space { name } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(res["data"]["me"]["email"], "due@partner.example");
+    assert_eq!(res["data"]["me"]["id"], g);
+    assert!(res["data"]["me"]["access"].is_null(), "{res}");
+    assert!(res["data"]["me"]["status"].is_null(), "{res}");
+    let codes: Vec<&str> = res["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["extensions"]["code"].as_str().unwrap())
+        .collect();
+    assert!(
+        codes.iter().all(|c| *c == "REVERIFICATION_REQUIRED"),
+        "{res}"
+    );
+    assert!(!res.to_string().contains("Space A"));
+    app.stop().await;
+}
+
+/// Hole 9: a site admin managed groups that reach no site yet, and set a role on their site for a
+/// group that already reached another.
+#[actix_rt::test]
+async fn site_admins_manage_only_groups_that_reach_only_their_sites() {
+    let app = spawn_app().await;
+    let site2 = app.second_site("Other").await;
+    let sa = app.add_user("sa@acme.example", None).await;
+    app.make_site_admin(&sa, &app.site_id).await;
+    let t = app.session_for(&sa).await;
+    let empty = app.create_group("No role yet").await;
+    let r = app
+        .gql(
+            Some(&t),
+            "mutation($g: ID!) { renameGroup(input: { id: $g, name: \"Mine now\" }) { id } }",
+            json!({ "g": empty }),
+        )
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"));
+    let r = app
+        .gql(
+            Some(&t),
+            ADD_MEMBERS,
+            json!({ "i": { "groupId": empty, "userIds": [sa] } }),
+        )
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"));
+    let r = app
+        .gql(
+            Some(&t),
+            "mutation($g: ID!) { deleteGroup(id: $g) { dryRun } }",
+            json!({ "g": empty }),
+        )
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"));
+    assert_eq!(
+        app.db.scalar_i64(&format!(
+            "SELECT count(*) FROM groups WHERE id = '{empty}' AND name = 'No role yet'"
+        )),
+        1
+    );
+    assert_eq!(app.db.scalar_i64("SELECT count(*) FROM group_members"), 0);
+    // A group with a role on site 2: no role on site 1 either.
+    let elsewhere = app.create_group("Elsewhere").await;
+    data(
+        app.admin(
+            SET_GROUP_ROLE,
+            json!({ "i": { "groupId": elsewhere, "siteId": site2, "role": "PRODUCT_ADMIN" } }),
+        )
+        .await,
+    );
+    let r = app
+        .gql(
+            Some(&t),
+            SET_GROUP_ROLE,
+            json!({ "i": { "groupId": elsewhere, "siteId": app.site_id, "role": "USER" } }),
+        )
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"));
+    assert_eq!(
+        app.db.scalar_i64(&format!(
+            "SELECT count(*) FROM group_site_roles WHERE group_id = '{elsewhere}'"
+        )),
+        1
+    );
+    // Their own site on a group that reaches nothing: allowed, and then they manage it.
+    data(
+        app.gql(
+            Some(&t),
+            SET_GROUP_ROLE,
+            json!({ "i": { "groupId": empty, "siteId": app.site_id, "role": "USER" } }),
+        )
+        .await,
+    );
+    data(
+        app.gql(
+            Some(&t),
+            "mutation($g: ID!) { renameGroup(input: { id: $g, name: \"Docs people\" }) { id } }",
+            json!({ "g": empty }),
+        )
+        .await,
+    );
+    app.stop().await;
 }

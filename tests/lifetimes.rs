@@ -48,12 +48,22 @@ async fn a_ten_day_guest_is_reminded_on_day_five_and_removed_on_day_ten() {
     )
     .await;
 
-    // The guest's own view: space, sponsor (the inviter), end of access, next verification.
-    let me = data(app.gql(Some(&session), "{ me { access { site { name } role space { key } sponsor { displayName email } accessEndsAt verifiedUntil } } }", json!({})).await);
+    // The guest's own view: space, sponsor (the inviter, by name only), end of access, next
+    // verification.
+    let me = data(app.gql(Some(&session), "{ me { access { site { name } role space { key } sponsor { displayName } accessEndsAt verifiedUntil } } }", json!({})).await);
     let access = &me["me"]["access"][0];
     assert_eq!(access["role"], "GUEST");
     assert_eq!(access["space"]["key"], "DOCS");
-    assert_eq!(access["sponsor"]["email"], "admin@acme.example");
+    assert_eq!(access["sponsor"]["displayName"], "admin");
+    let r = app
+        .gql(
+            Some(&session),
+            "{ me { access { sponsor { email } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"));
+    assert!(!r.to_string().contains("admin@acme.example"));
     assert!(access["accessEndsAt"].is_string() && access["verifiedUntil"].is_string());
     // Other people stay out of reach.
     let r = app

@@ -106,7 +106,7 @@ impl BulkInvite {
             .db
             .run(move |c| directory::user_in_org(c, org, id))
             .await?;
-        Ok(Some(User::full(u)))
+        Ok(Some(User::new(u)))
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.row.created_at

@@ -72,7 +72,7 @@ pub struct AffectedPerson {
 #[Object]
 impl AffectedPerson {
     async fn user(&self) -> User {
-        User::full(self.user.clone())
+        User::new(self.user.clone())
     }
     /// Must verify again at their next request.
     async fn must_reverify(&self) -> bool {
@@ -204,7 +204,7 @@ impl ExternalQuery {
             .db
             .run(move |c| crate::store::domain_rules::outside(c, &who, site))
             .await?;
-        Ok(rows.into_iter().map(User::full).collect())
+        Ok(rows.into_iter().map(User::new).collect())
     }
 
     /// The re-verification scheduler's last run, next run and backlog (organization admins).

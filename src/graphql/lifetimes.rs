@@ -10,13 +10,6 @@ use crate::store::models::GuestTerms;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-/// The one person beyond themselves a guest may see: who answers for their access.
-#[derive(SimpleObject)]
-pub struct Sponsor {
-    pub display_name: String,
-    pub email: String,
-}
-
 /// A guest's terms on a site.
 pub struct GuestTermsPayload(GuestTerms);
 
@@ -49,15 +42,19 @@ impl MyAccess {
         self.0.role
     }
     /// A guest's one space.
-    async fn space(&self) -> Option<Space> {
-        self.0.space.clone().map(Space)
+    async fn space(&self, ctx: &Context<'_>) -> AppResult<Option<Space>> {
+        match self.0.space.clone() {
+            Some(s) => Ok(Some(Space::seen(ctx, s).await?)),
+            None => Ok(None),
+        }
     }
-    /// Who answers for a guest's access.
-    async fn sponsor(&self) -> Option<Sponsor> {
-        self.0.sponsor.as_ref().map(|s| Sponsor {
-            display_name: s.display_name.clone(),
-            email: s.email.clone(),
-        })
+    /// Who answers for a guest's access (a guest sees their display name only; ask for more time
+    /// with `requestExtension`, which emails them).
+    async fn sponsor(&self, ctx: &Context<'_>) -> AppResult<Option<User>> {
+        match self.0.sponsor.clone() {
+            Some(u) => Ok(Some(User::seen(ctx, u).await?)),
+            None => Ok(None),
+        }
     }
     /// When a guest's access ends (null: it does not).
     async fn access_ends_at(&self) -> Option<DateTime<Utc>> {
@@ -110,7 +107,7 @@ impl LifetimesQuery {
             .db
             .run(move |c| lifetimes::sponsored(c, &who, site))
             .await?;
-        Ok(rows.into_iter().map(User::full).collect())
+        Ok(rows.into_iter().map(User::new).collect())
     }
 
     /// Guests nobody answers for any more (site admins): their sponsor left, lost access or was
@@ -122,7 +119,7 @@ impl LifetimesQuery {
             .db
             .run(move |c| lifetimes::without_sponsor(c, &who, site))
             .await?;
-        Ok(rows.into_iter().map(User::full).collect())
+        Ok(rows.into_iter().map(User::new).collect())
     }
 }
 

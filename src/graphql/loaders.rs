@@ -41,6 +41,14 @@ pub struct DomainsOf(pub Uuid);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PolicyOf(pub Uuid);
 
+/// A person as the authorization policy sees them (where they hold grants).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PersonOf(pub Uuid);
+
+/// The sites a group holds a role on, with the role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct GroupSitesOf(pub Uuid);
+
 /// How many guests a space holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct GuestCountOf(pub Uuid);
@@ -56,6 +64,39 @@ impl Loader<UserById> for StoreLoader {
             .run(move |c| directory::users_by_ids(c, &ids))
             .await?;
         Ok(rows.into_iter().map(|u| (UserById(u.id), u)).collect())
+    }
+}
+
+impl Loader<PersonOf> for StoreLoader {
+    type Value = crate::domain::authorization::Person;
+    type Error = AppError;
+
+    async fn load(&self, keys: &[PersonOf]) -> Result<HashMap<PersonOf, Self::Value>, AppError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = self
+            .db
+            .run(move |c| crate::store::access::persons(c, &ids))
+            .await?;
+        Ok(rows.into_iter().map(|p| (PersonOf(p.id), p)).collect())
+    }
+}
+
+impl Loader<GroupSitesOf> for StoreLoader {
+    type Value = Vec<(Uuid, crate::domain::ProductRole)>;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[GroupSitesOf],
+    ) -> Result<HashMap<GroupSitesOf, Self::Value>, AppError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = self.db.run(move |c| groups::site_roles_of(c, &ids)).await?;
+        let mut out: HashMap<GroupSitesOf, Self::Value> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for (g, s, r) in rows {
+            out.entry(GroupSitesOf(g)).or_default().push((s, r));
+        }
+        Ok(out)
     }
 }
 

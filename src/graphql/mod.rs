@@ -11,6 +11,7 @@ mod query;
 mod signin;
 mod types;
 
+use crate::domain::authorization::{Object, Person, Sight, Viewer, may_see};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::store::access::{self, Caller};
@@ -110,8 +111,7 @@ struct AuthInner {
     client: Option<String>,
     caller: tokio::sync::OnceCell<Option<Caller>>,
     sites: Mutex<HashMap<Uuid, Arc<tokio::sync::OnceCell<access::SiteAccess>>>>,
-    site_admin_anywhere: tokio::sync::OnceCell<bool>,
-    staff: tokio::sync::OnceCell<bool>,
+    viewer: tokio::sync::OnceCell<Arc<Viewer>>,
 }
 
 impl RequestAuth {
@@ -121,8 +121,7 @@ impl RequestAuth {
             client,
             caller: tokio::sync::OnceCell::new(),
             sites: Mutex::new(HashMap::new()),
-            site_admin_anywhere: tokio::sync::OnceCell::new(),
-            staff: tokio::sync::OnceCell::new(),
+            viewer: tokio::sync::OnceCell::new(),
         }))
     }
 }
@@ -174,37 +173,45 @@ pub(crate) async fn optional_caller(ctx: &Context<'_>) -> AppResult<Option<Calle
         .cloned()
 }
 
-/// Whether the caller administers at least one site (looked up once per request).
-pub(crate) async fn is_site_admin_anywhere(ctx: &Context<'_>) -> AppResult<bool> {
+/// The facts the authorization policy needs about the caller, loaded once per request. Only for a
+/// verified caller: someone who must verify again sees nothing through the policy.
+pub(crate) async fn viewer(ctx: &Context<'_>) -> AppResult<Arc<Viewer>> {
     let who = caller(ctx).await?;
     let auth = ctx
         .data_opt::<RequestAuth>()
         .ok_or(AppError::Unauthenticated)?;
     let st = state(ctx);
     auth.0
-        .site_admin_anywhere
+        .viewer
         .get_or_try_init(|| async move {
-            let id = who.user.id;
             st.db
-                .run(move |c| Ok(!access::admin_sites(c, id)?.is_empty()))
+                .run(move |c| access::viewer(c, &who).map(Arc::new))
                 .await
         })
         .await
-        .copied()
+        .cloned()
 }
 
-/// Whether the caller is staff (an admin or a paid user somewhere; looked up once per request).
-pub(crate) async fn is_staff(ctx: &Context<'_>) -> AppResult<bool> {
-    let who = caller(ctx).await?;
-    let auth = ctx
-        .data_opt::<RequestAuth>()
-        .ok_or(AppError::Unauthenticated)?;
-    let st = state(ctx);
-    auth.0
-        .staff
-        .get_or_try_init(|| async move { st.db.run(move |c| access::is_staff(c, &who)).await })
-        .await
-        .copied()
+/// What the caller may see of `object` (the one policy, `domain::authorization`).
+pub(crate) async fn sight(ctx: &Context<'_>, object: Object<'_>) -> AppResult<Sight> {
+    Ok(may_see(&*viewer(ctx).await?, object))
+}
+
+/// `FORBIDDEN` unless the caller may see all of `object`.
+pub(crate) async fn require_sight(ctx: &Context<'_>, object: Object<'_>) -> AppResult<()> {
+    if sight(ctx, object).await? == Sight::Full {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden)
+    }
+}
+
+/// A person as the policy sees them (batched per request).
+pub(crate) async fn person(ctx: &Context<'_>, id: Uuid) -> AppResult<Person> {
+    loaders(ctx)?
+        .load_one(loaders::PersonOf(id))
+        .await?
+        .ok_or(AppError::NotFound("User"))
 }
 
 /// The caller's standing on a site, looked up once per request however many fields ask at once

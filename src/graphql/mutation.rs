@@ -261,7 +261,7 @@ impl CoreMutation {
         let (user, session_token) =
             accept(st, input.token, input.display_name, input.password).await?;
         Ok(AcceptInvitePayload {
-            user: User::full(user),
+            user: User::signed_in(user),
             session_token,
         })
     }

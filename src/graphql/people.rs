@@ -6,19 +6,10 @@ use super::{caller, page, parse_id, state};
 use crate::domain::{ProductRole, text};
 use crate::error::{AppError, AppResult};
 use crate::store::grants::{self, AdminRole};
+use crate::store::groups;
 use crate::store::guests::{self, GuestFilter};
-use crate::store::{access, groups};
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use uuid::Uuid;
-
-/// Staff (admins and paid users) only: guests never see groups or other people's accounts.
-pub(crate) async fn require_staff(ctx: &Context<'_>) -> AppResult<()> {
-    if super::is_staff(ctx).await? {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden)
-    }
-}
 
 /// A page of a site's guests; the total costs a count over the whole site, so only when asked for.
 async fn guest_page(
@@ -46,7 +37,7 @@ async fn guest_page(
         limit,
         total,
         |u| (u.email_normalized.clone(), u.id),
-        User::full,
+        User::new,
     ))
 }
 
@@ -165,7 +156,7 @@ impl PeopleQuery {
     }
 
     /// One group (staff).
-    async fn group(&self, ctx: &Context<'_>, id: ID) -> AppResult<Group> {
+    async fn group(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Group>> {
         let who = caller(ctx).await?;
         let id = parse_id(&id, "Group")?;
         state(ctx)
@@ -173,28 +164,21 @@ impl PeopleQuery {
             .run(move |c| {
                 let g = groups::group_in_org(c, who.user.organization_id, id)?;
                 groups::require_view(c, &who)?;
-                Ok(Group(g))
+                Ok(Some(Group(g)))
             })
             .await
     }
 
-    /// Anyone's account (organization and site admins; everyone may look up themselves).
-    async fn user(&self, ctx: &Context<'_>, id: ID) -> AppResult<User> {
+    /// Someone's account, if the caller may see them: themselves, the people of the sites they see
+    /// whole (or administer), and, for guests, the name of whoever invited or sponsors them.
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<User>> {
         let who = caller(ctx).await?;
         let id = parse_id(&id, "User")?;
-        state(ctx)
+        let u = state(ctx)
             .db
-            .run(move |c| {
-                let u = crate::store::directory::user_in_org(c, who.user.organization_id, id)?;
-                if u.id != who.user.id
-                    && !who.org_admin
-                    && access::admin_sites(c, who.user.id)?.is_empty()
-                {
-                    return Err(AppError::Forbidden);
-                }
-                Ok(User::full(u))
-            })
-            .await
+            .run(move |c| crate::store::directory::user_in_org(c, who.user.organization_id, id))
+            .await?;
+        Ok(Some(User::seen(ctx, u).await?))
     }
 }
 
@@ -491,7 +475,7 @@ impl PeopleMutation {
             .run(move |c| guests::remove_many(c, &who, site, users, reason.as_deref(), now))
             .await?;
         Ok(RemoveGuestsPayload {
-            removed: removed.into_iter().map(User::full).collect(),
+            removed: removed.into_iter().map(User::new).collect(),
         })
     }
 
@@ -511,7 +495,7 @@ impl PeopleMutation {
                 grants::set_admin_role(c, &who, user, input.role, site, input.granted, now)
             })
             .await
-            .map(User::full)
+            .map(User::new)
     }
 
     /// Makes a paid user of the site an admin of one space (admins and product admins).
@@ -559,5 +543,5 @@ async fn set_active(ctx: &Context<'_>, id: ID, active: bool) -> AppResult<User> 
         .db
         .run(move |c| grants::set_active(c, &who, id, active, now))
         .await
-        .map(|(u, _)| User::full(u))
+        .map(|(u, _)| User::new(u))
 }

@@ -1,5 +1,6 @@
 use super::types::*;
 use super::{caller, cursor, page, parse_id, state};
+use crate::domain::authorization::Object;
 use crate::error::{AppError, AppResult};
 use crate::store::models::InviteStatus;
 use crate::store::{access, content, directory, invites, org};
@@ -29,7 +30,7 @@ pub struct CoreQuery;
 impl CoreQuery {
     /// The signed-in person.
     async fn me(&self, ctx: &Context<'_>) -> AppResult<User> {
-        Ok(User::full(super::caller_to_reverify(ctx).await?.user))
+        Ok(User::new(super::caller_to_reverify(ctx).await?.user))
     }
 
     /// The caller's organization.
@@ -53,17 +54,17 @@ impl CoreQuery {
         Ok(rows.into_iter().map(Site).collect())
     }
 
-    async fn site(&self, ctx: &Context<'_>, id: ID) -> AppResult<Site> {
+    /// A site of the caller's organization where they have access (null with `NOT_FOUND` or
+    /// `FORBIDDEN` otherwise).
+    async fn site(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Site>> {
         let who = caller(ctx).await?;
         let id = parse_id(&id, "Site")?;
-        let a = state(ctx)
+        let site = state(ctx)
             .db
-            .run(move |c| access::site_access(c, &who, id))
+            .run(move |c| access::site_in_org(c, who.user.organization_id, id))
             .await?;
-        if !(a.is_admin() || a.role.is_some()) {
-            return Err(AppError::Forbidden);
-        }
-        Ok(Site(a.site))
+        super::require_sight(ctx, Object::Site { site: id }).await?;
+        Ok(Some(Site(site)))
     }
 
     /// Seat usage of a site (admins).
@@ -93,17 +94,15 @@ impl CoreQuery {
         Ok(rows.into_iter().map(Space).collect())
     }
 
-    async fn space(&self, ctx: &Context<'_>, id: ID) -> AppResult<Space> {
+    /// A space the caller reaches (null with `NOT_FOUND` or `FORBIDDEN` otherwise).
+    async fn space(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Space>> {
         let who = caller(ctx).await?;
         let id = parse_id(&id, "Space")?;
-        let (space, a) = state(ctx)
+        let space = state(ctx)
             .db
-            .run(move |c| content::space_with_access(c, &who, id))
+            .run(move |c| content::space_in_org(c, who.user.organization_id, id))
             .await?;
-        if !a.reaches_space(space.id) {
-            return Err(AppError::Forbidden);
-        }
-        Ok(Space(space))
+        Ok(Some(Space::seen(ctx, space).await?))
     }
 
     /// The people directory of a site: every user with access (admins and paid users only).
@@ -132,7 +131,7 @@ impl CoreQuery {
             total,
             |(u, _)| (u.email_normalized.clone(), u.id),
             |(u, role)| SiteUser {
-                user: User::full(u),
+                user: User::new(u),
                 role,
             },
         ))

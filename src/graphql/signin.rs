@@ -296,7 +296,7 @@ impl SignInMutation {
             .db
             .run(move |c| signin::set_two_step_required(c, &who, id, input.required, now))
             .await
-            .map(User::full)
+            .map(User::new)
     }
 
     /// Starts enrolling an authenticator app; confirm with its first code.

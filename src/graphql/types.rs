@@ -3,6 +3,7 @@
 use super::loaders::{DomainsOf, GroupsOf, GuestCountOf, GuestSpaceOf, PolicyOf, UserById};
 use super::{caller, state};
 use crate::domain::ProductRole;
+use crate::domain::authorization::{Object, Person, Sight};
 use crate::domain::seats::Usage;
 use crate::error::{AppError, AppResult};
 use crate::store::models::{self, InviteStatus};
@@ -35,61 +36,77 @@ impl Organization {
     async fn slug(&self) -> &str {
         &self.0.slug
     }
-    /// Email domains the organization owns; users outside them are external.
-    async fn verified_domains(&self, ctx: &Context<'_>) -> AppResult<Vec<String>> {
+    /// Email domains the organization owns; users outside them are external (staff).
+    async fn verified_domains(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<String>>> {
         let org = self.0.id;
+        super::require_sight(ctx, Object::OrganizationDomains { org }).await?;
         state(ctx)
             .db
             .run(move |c| crate::store::org::verified_domains(c, org))
             .await
+            .map(Some)
     }
 }
 
 pub struct Site(pub models::Site);
 
-/// A site: where product roles, seats and spaces live.
+impl Site {
+    async fn require(&self, ctx: &Context<'_>, object: Object<'_>) -> AppResult<()> {
+        super::require_sight(ctx, object).await
+    }
+    async fn settings<T>(&self, ctx: &Context<'_>, value: T) -> AppResult<Option<T>> {
+        self.require(ctx, Object::SiteSettings { site: self.0.id })
+            .await?;
+        Ok(Some(value))
+    }
+}
+
+/// A site: where product roles, seats and spaces live. Guests see its id and name only.
 #[Object]
 impl Site {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    async fn id(&self, ctx: &Context<'_>) -> AppResult<ID> {
+        self.require(ctx, Object::Site { site: self.0.id }).await?;
+        Ok(ID(self.0.id.to_string()))
     }
-    async fn name(&self) -> &str {
-        &self.0.name
+    async fn name(&self, ctx: &Context<'_>) -> AppResult<&str> {
+        self.require(ctx, Object::Site { site: self.0.id }).await?;
+        Ok(&self.0.name)
     }
     /// Paid users plus guests (pending invites included) may never exceed it.
-    async fn user_limit(&self) -> i32 {
-        self.0.user_limit
+    async fn user_limit(&self, ctx: &Context<'_>) -> AppResult<Option<i32>> {
+        self.settings(ctx, self.0.user_limit).await
     }
     /// Guests allowed per paid user.
-    async fn guest_ratio(&self) -> i32 {
-        self.0.guest_ratio
+    async fn guest_ratio(&self, ctx: &Context<'_>) -> AppResult<Option<i32>> {
+        self.settings(ctx, self.0.guest_ratio).await
     }
     /// Default lifetime of new invites, in days.
-    async fn invite_expiry_days(&self) -> i32 {
-        self.0.invite_expiry_days
+    async fn invite_expiry_days(&self, ctx: &Context<'_>) -> AppResult<Option<i32>> {
+        self.settings(ctx, self.0.invite_expiry_days).await
     }
     /// Every guest's access ends at most this many days after it starts (null: no maximum).
-    async fn max_guest_lifetime_days(&self) -> Option<i32> {
-        self.0.max_guest_lifetime_days
+    async fn max_guest_lifetime_days(&self, ctx: &Context<'_>) -> AppResult<Option<i32>> {
+        Ok(self
+            .settings(ctx, self.0.max_guest_lifetime_days)
+            .await?
+            .flatten())
     }
     /// Days before a guest's access ends when the guest and their sponsor are reminded.
-    async fn guest_reminder_days(&self) -> i32 {
-        self.0.guest_reminder_days
+    async fn guest_reminder_days(&self, ctx: &Context<'_>) -> AppResult<Option<i32>> {
+        self.settings(ctx, self.0.guest_reminder_days).await
     }
     /// Seat usage right now (admins only).
-    async fn seat_usage(&self, ctx: &Context<'_>) -> AppResult<SeatUsage> {
-        let who = caller(ctx).await?;
-        let st = state(ctx);
-        let site_id = self.0.id;
-        let now = st.clock.now();
-        st.db
-            .run(move |c| {
-                let a = access::site_access(c, &who, site_id)?;
-                a.require_admin()?;
-                directory::seat_usage(c, &a.site, now)
-            })
+    async fn seat_usage(&self, ctx: &Context<'_>) -> AppResult<Option<SeatUsage>> {
+        let site = self.0.clone();
+        self.require(ctx, Object::SiteAdministration { site: site.id })
+            .await?;
+        let now = state(ctx).clock.now();
+        let id = site.id;
+        state(ctx)
+            .db
+            .run(move |c| directory::seat_usage(c, &site, now))
             .await
-            .map(|u| SeatUsage::new(site_id, u))
+            .map(|u| Some(SeatUsage::new(id, u)))
     }
 }
 
@@ -150,47 +167,55 @@ impl SeatUsage {
 
 pub struct Space(pub models::Space);
 
+impl Space {
+    /// The object for a nested field: `FORBIDDEN` (that field alone) when the caller may not see it.
+    pub async fn seen(ctx: &Context<'_>, space: models::Space) -> AppResult<Self> {
+        let s = Self(space);
+        s.require(ctx).await?;
+        Ok(s)
+    }
+    async fn require(&self, ctx: &Context<'_>) -> AppResult<()> {
+        let (site, space) = (self.0.site_id, self.0.id);
+        super::require_sight(ctx, Object::Space { site, space }).await
+    }
+}
+
 /// A space: guests reach exactly one per site.
 #[Object]
 impl Space {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    async fn id(&self, ctx: &Context<'_>) -> AppResult<ID> {
+        self.require(ctx).await?;
+        Ok(ID(self.0.id.to_string()))
     }
-    async fn key(&self) -> &str {
-        &self.0.key
+    async fn key(&self, ctx: &Context<'_>) -> AppResult<&str> {
+        self.require(ctx).await?;
+        Ok(&self.0.key)
     }
-    async fn name(&self) -> &str {
-        &self.0.name
+    async fn name(&self, ctx: &Context<'_>) -> AppResult<&str> {
+        self.require(ctx).await?;
+        Ok(&self.0.name)
     }
-    async fn site_id(&self) -> ID {
-        ID(self.0.site_id.to_string())
+    async fn site_id(&self, ctx: &Context<'_>) -> AppResult<ID> {
+        self.require(ctx).await?;
+        Ok(ID(self.0.site_id.to_string()))
     }
     /// Guests of the site whose one space this is (people who see the whole site, and space admins).
-    async fn guest_count(&self, ctx: &Context<'_>) -> AppResult<i64> {
-        let (_, a) = super::site_access(ctx, self.0.site_id).await?;
-        if !(a.sees_whole_site() || a.manages_guests_of(self.0.id)) {
-            return Err(AppError::Forbidden);
-        }
-        Ok(super::loaders(ctx)?
-            .load_one(GuestCountOf(self.0.id))
-            .await?
-            .unwrap_or(0))
+    async fn guest_count(&self, ctx: &Context<'_>) -> AppResult<Option<i64>> {
+        let (site, space) = (self.0.site_id, self.0.id);
+        super::require_sight(ctx, Object::SpaceGuests { site, space }).await?;
+        Ok(Some(
+            super::loaders(ctx)?
+                .load_one(GuestCountOf(self.0.id))
+                .await?
+                .unwrap_or(0),
+        ))
     }
     /// The space's pages (anyone who reaches the space).
-    async fn pages(&self, ctx: &Context<'_>) -> AppResult<Vec<Page_>> {
-        let who = caller(ctx).await?;
-        let space = self.0.clone();
-        let rows = state(ctx)
-            .db
-            .run(move |c| {
-                let a = access::site_access(c, &who, space.site_id)?;
-                if !a.reaches_space(space.id) {
-                    return Err(AppError::Forbidden);
-                }
-                content::pages(c, space.id)
-            })
-            .await?;
-        Ok(rows.into_iter().map(Page_).collect())
+    async fn pages(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<Page_>>> {
+        self.require(ctx).await?;
+        let id = self.0.id;
+        let rows = state(ctx).db.run(move |c| content::pages(c, id)).await?;
+        Ok(Some(rows.into_iter().map(Page_).collect()))
     }
 }
 
@@ -217,26 +242,85 @@ impl Page_ {
     }
 }
 
-/// A person's account. `restricted` objects (a guest looking at whoever invited them) show only a name.
+/// A person's account. What the caller sees of it is the policy's decision
+/// ([`Object::Person`]): everything, or (a guest looking at whoever invited or sponsors them) only the
+/// id and display name. Every field asks, whatever path reached the object.
 pub struct User {
     pub user: models::User,
-    pub restricted: bool,
+    /// The response answers to this very person, who just proved it without a token (the account
+    /// `acceptInvite` signed in): they see all of their own account.
+    own: bool,
 }
 
 impl User {
-    pub fn full(user: models::User) -> Self {
-        Self {
-            user,
-            restricted: false,
+    pub fn new(user: models::User) -> Self {
+        Self { user, own: false }
+    }
+
+    /// The account a token-less call has just signed in (see [`User::own`]).
+    pub fn signed_in(user: models::User) -> Self {
+        Self { user, own: true }
+    }
+
+    /// The object for a nested field: `FORBIDDEN` (that field alone) when the caller may not even
+    /// see the person's name.
+    pub async fn seen(ctx: &Context<'_>, user: models::User) -> AppResult<Self> {
+        let u = Self::new(user);
+        u.require(ctx, Sight::NameOnly).await?;
+        Ok(u)
+    }
+
+    async fn person(&self, ctx: &Context<'_>) -> AppResult<Person> {
+        super::person(ctx, self.user.id).await
+    }
+
+    /// The caller is this person (even while they must verify again: their identity answers then).
+    async fn is_self(&self, ctx: &Context<'_>) -> AppResult<bool> {
+        Ok(super::caller_to_reverify(ctx).await?.user.id == self.user.id)
+    }
+
+    async fn require(&self, ctx: &Context<'_>, at_least: Sight) -> AppResult<()> {
+        if self.own {
+            return Ok(());
+        }
+        let p = self.person(ctx).await?;
+        if super::sight(ctx, Object::Person(&p)).await? >= at_least {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden)
         }
     }
 
-    fn require_full(&self) -> AppResult<()> {
-        if self.restricted {
-            Err(AppError::Forbidden)
-        } else {
+    /// Identity fields answer the person themselves at any time, others by the policy.
+    async fn require_identity(&self, ctx: &Context<'_>, at_least: Sight) -> AppResult<()> {
+        if self.own || self.is_self(ctx).await? {
             Ok(())
+        } else {
+            self.require(ctx, at_least).await
         }
+    }
+
+    async fn require_object(&self, ctx: &Context<'_>, object: Object<'_>) -> AppResult<()> {
+        super::require_sight(ctx, object).await
+    }
+
+    /// Verification state answers the person themselves even while they must verify again (it says
+    /// until when, and why the rest is refused); others by the policy.
+    async fn require_security(&self, ctx: &Context<'_>) -> AppResult<()> {
+        if self.own || self.is_self(ctx).await? {
+            return Ok(());
+        }
+        let p = self.person(ctx).await?;
+        self.require_object(ctx, Object::PersonSecurity(&p)).await
+    }
+
+    /// The person's standing on `site` (role, space, end of access).
+    async fn require_on_site(&self, ctx: &Context<'_>, site: &ID) -> AppResult<uuid::Uuid> {
+        let site = super::parse_id(site, "Site")?;
+        let p = self.person(ctx).await?;
+        self.require_object(ctx, Object::PersonOnSite { person: &p, site })
+            .await?;
+        Ok(site)
     }
 
     async fn external(&self, ctx: &Context<'_>) -> AppResult<bool> {
@@ -249,56 +333,31 @@ impl User {
             &domains,
         ))
     }
-
-    /// The person themselves, or an organization or site admin.
-    async fn require_self_or_admin(&self, ctx: &Context<'_>) -> AppResult<()> {
-        self.require_full()?;
-        let who = super::caller_to_reverify(ctx).await?;
-        if who.user.id == self.user.id {
-            return Ok(());
-        }
-        let who = caller(ctx).await?;
-        if who.org_admin || super::is_site_admin_anywhere(ctx).await? {
-            Ok(())
-        } else {
-            Err(AppError::Forbidden)
-        }
-    }
-
-    /// The caller may see this user's standing on `site`: themselves, whoever sees the whole site,
-    /// and space admins of that site.
-    async fn check_site_view(&self, ctx: &Context<'_>, site: &ID) -> AppResult<uuid::Uuid> {
-        self.require_full()?;
-        let site_id = super::parse_id(site, "Site")?;
-        let (who, a) = super::site_access(ctx, site_id).await?;
-        if who.user.id == self.user.id || a.sees_whole_site() || !a.admin_of_spaces.is_empty() {
-            Ok(site_id)
-        } else {
-            Err(AppError::Forbidden)
-        }
-    }
 }
 
 #[Object]
 impl User {
-    async fn id(&self) -> ID {
-        ID(self.user.id.to_string())
+    async fn id(&self, ctx: &Context<'_>) -> AppResult<ID> {
+        self.require_identity(ctx, Sight::NameOnly).await?;
+        Ok(ID(self.user.id.to_string()))
     }
-    async fn display_name(&self) -> &str {
-        &self.user.display_name
+    async fn display_name(&self, ctx: &Context<'_>) -> AppResult<&str> {
+        self.require_identity(ctx, Sight::NameOnly).await?;
+        Ok(&self.user.display_name)
     }
-    async fn email(&self) -> AppResult<&str> {
-        self.require_full()?;
-        Ok(&self.user.email)
+    /// Null with `FORBIDDEN` for a guest looking at whoever invited or sponsors them.
+    async fn email(&self, ctx: &Context<'_>) -> AppResult<Option<&str>> {
+        self.require_identity(ctx, Sight::Full).await?;
+        Ok(Some(&self.user.email))
     }
     /// `ACTIVE` or `DEACTIVATED`.
-    async fn status(&self) -> AppResult<&str> {
-        self.require_full()?;
-        Ok(&self.user.status)
+    async fn status(&self, ctx: &Context<'_>) -> AppResult<Option<&str>> {
+        self.require(ctx, Sight::Full).await?;
+        Ok(Some(&self.user.status))
     }
-    async fn created_at(&self) -> AppResult<DateTime<Utc>> {
-        self.require_full()?;
-        Ok(self.user.created_at)
+    async fn created_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
+        self.require(ctx, Sight::Full).await?;
+        Ok(Some(self.user.created_at))
     }
     /// The highest of the direct role and the roles of the user's groups on that site; null: no access.
     async fn effective_role(
@@ -306,7 +365,7 @@ impl User {
         ctx: &Context<'_>,
         site_id: ID,
     ) -> AppResult<Option<ProductRole>> {
-        let site = self.check_site_view(ctx, &site_id).await?;
+        let site = self.require_on_site(ctx, &site_id).await?;
         let uid = self.user.id;
         state(ctx)
             .db
@@ -314,48 +373,51 @@ impl User {
             .await
     }
     /// Has held a paid role on that site at some point: can never be a guest there.
-    async fn is_former_paid(&self, ctx: &Context<'_>, site_id: ID) -> AppResult<bool> {
-        let site = self.check_site_view(ctx, &site_id).await?;
+    async fn is_former_paid(&self, ctx: &Context<'_>, site_id: ID) -> AppResult<Option<bool>> {
+        let site = self.require_on_site(ctx, &site_id).await?;
         let uid = self.user.id;
         state(ctx)
             .db
             .run(move |c| access::is_former_paid(c, site, uid))
             .await
+            .map(Some)
     }
     /// Why this person is or is not counted as a paid seat on that site (site admins).
-    async fn billing(&self, ctx: &Context<'_>, site_id: ID) -> AppResult<Billing> {
-        self.require_full()?;
+    async fn billing(&self, ctx: &Context<'_>, site_id: ID) -> AppResult<Option<Billing>> {
         let site = super::parse_id(&site_id, "Site")?;
-        let (_, a) = super::site_access(ctx, site).await?;
-        a.require_admin()?;
+        self.require(ctx, Sight::Full).await?;
+        self.require_object(ctx, Object::SiteAdministration { site })
+            .await?;
         let user = self.user.clone();
         let b = state(ctx)
             .db
             .run(move |c| access::billing(c, site, &user))
             .await?;
-        Ok(Billing(b))
+        Ok(Some(Billing(b)))
     }
     /// Who invited this person (only their name, when a guest looks at their own inviter).
     async fn invited_by(&self, ctx: &Context<'_>) -> AppResult<Option<User>> {
-        self.require_full()?;
+        self.require(ctx, Sight::Full).await?;
         let Some(inviter) = self.user.invited_by else {
             return Ok(None);
         };
-        let who = caller(ctx).await?;
-        let restricted = who.user.id == self.user.id && !who.org_admin;
         let user = super::loaders(ctx)?
             .load_one(UserById(inviter))
             .await?
             .filter(|u| u.organization_id == self.user.organization_id);
-        Ok(user.map(|user| User { user, restricted }))
+        match user {
+            Some(u) => Ok(Some(User::seen(ctx, u).await?)),
+            None => Ok(None),
+        }
     }
     /// Their email domain is not one the organization verified: external user security applies.
-    async fn is_external(&self, ctx: &Context<'_>) -> AppResult<bool> {
-        self.external(ctx).await
+    async fn is_external(&self, ctx: &Context<'_>) -> AppResult<Option<bool>> {
+        self.require_identity(ctx, Sight::Full).await?;
+        self.external(ctx).await.map(Some)
     }
     /// For an external user, when their current verification period ends (the person and admins).
     async fn verified_until(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        self.require_self_or_admin(ctx).await?;
+        self.require_security(ctx).await?;
         if !self.external(ctx).await? {
             return Ok(None);
         }
@@ -371,17 +433,24 @@ impl User {
     }
     /// When the person last used Guestpass (recorded at most hourly; the person and admins).
     async fn last_active_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
-        self.require_self_or_admin(ctx).await?;
+        self.require_security(ctx).await?;
         Ok(self.user.last_active_at)
     }
     /// Where this person stands on each site: role, space, sponsor (their name and email), end of
-    /// access, next verification. Only for the person themselves (`me { access { ... } }`).
-    async fn access(&self, ctx: &Context<'_>) -> AppResult<Vec<super::lifetimes::MyAccess>> {
-        self.require_full()?;
-        let who = super::caller_to_reverify(ctx).await?;
-        if who.user.id != self.user.id {
-            return Err(AppError::Forbidden);
-        }
+    /// access, next verification. Only for the person themselves (`me { access { ... } }`), and not
+    /// while they must verify again.
+    async fn access(
+        &self,
+        ctx: &Context<'_>,
+    ) -> AppResult<Option<Vec<super::lifetimes::MyAccess>>> {
+        self.require_object(
+            ctx,
+            Object::Own {
+                owner: self.user.id,
+            },
+        )
+        .await?;
+        let who = super::caller(ctx).await?;
         let until = who.external.then(|| {
             crate::domain::policy::verified_until(
                 who.user.verified_at,
@@ -393,10 +462,11 @@ impl User {
             .db
             .run(move |c| crate::store::lifetimes::my_access(c, &who))
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| super::lifetimes::MyAccess(r, until))
-            .collect())
+        Ok(Some(
+            rows.into_iter()
+                .map(|r| super::lifetimes::MyAccess(r, until))
+                .collect(),
+        ))
     }
     /// When this guest's access to that site ends (null: it does not; the person and admins).
     async fn access_ends_at(
@@ -404,7 +474,7 @@ impl User {
         ctx: &Context<'_>,
         site_id: ID,
     ) -> AppResult<Option<DateTime<Utc>>> {
-        let site = self.check_site_view(ctx, &site_id).await?;
+        let site = self.require_on_site(ctx, &site_id).await?;
         let uid = self.user.id;
         Ok(state(ctx)
             .db
@@ -414,27 +484,30 @@ impl User {
     }
     /// The guest's one space on that site, if they are a guest there and have one.
     async fn space(&self, ctx: &Context<'_>, site_id: ID) -> AppResult<Option<Space>> {
-        let site = self.check_site_view(ctx, &site_id).await?;
+        let site = self.require_on_site(ctx, &site_id).await?;
         let uid = self.user.id;
-        Ok(super::loaders(ctx)?
+        match super::loaders(ctx)?
             .load_one(GuestSpaceOf(site, uid))
             .await?
-            .map(Space))
-    }
-    /// The groups this person belongs to (staff, or the person themselves).
-    async fn groups(&self, ctx: &Context<'_>) -> AppResult<Vec<Group>> {
-        self.require_full()?;
-        let who = caller(ctx).await?;
-        if who.user.id != self.user.id {
-            super::people::require_staff(ctx).await?;
+        {
+            Some(s) => Ok(Some(Space::seen(ctx, s).await?)),
+            None => Ok(None),
         }
-        Ok(super::loaders(ctx)?
-            .load_one(GroupsOf(self.user.id))
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .map(Group)
-            .collect())
+    }
+    /// The groups this person belongs to (staff: guests see no groups, not even their own).
+    async fn groups(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<Group>>> {
+        self.require(ctx, Sight::Full).await?;
+        let org = self.user.organization_id;
+        self.require_object(ctx, Object::Group { org }).await?;
+        Ok(Some(
+            super::loaders(ctx)?
+                .load_one(GroupsOf(self.user.id))
+                .await?
+                .unwrap_or_default()
+                .into_iter()
+                .map(Group)
+                .collect(),
+        ))
     }
 }
 
@@ -478,14 +551,23 @@ impl SiteUser {
 
 pub struct Invite(pub models::Invite);
 
-/// An invitation of one address to one site.
+impl Invite {
+    async fn require(&self, ctx: &Context<'_>) -> AppResult<()> {
+        let site = self.0.site_id;
+        super::require_sight(ctx, Object::SiteAdministration { site }).await
+    }
+}
+
+/// An invitation of one address to one site (admins of the site).
 #[Object]
 impl Invite {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    async fn id(&self, ctx: &Context<'_>) -> AppResult<ID> {
+        self.require(ctx).await?;
+        Ok(ID(self.0.id.to_string()))
     }
-    async fn email(&self) -> &str {
-        &self.0.email
+    async fn email(&self, ctx: &Context<'_>) -> AppResult<&str> {
+        self.require(ctx).await?;
+        Ok(&self.0.email)
     }
     /// The role accepting grants.
     async fn role(&self) -> Option<ProductRole> {
@@ -499,6 +581,7 @@ impl Invite {
     }
     /// The space a guest is assigned on acceptance.
     async fn space(&self, ctx: &Context<'_>) -> AppResult<Option<Space>> {
+        self.require(ctx).await?;
         let Some(space) = self.0.space_id else {
             return Ok(None);
         };
@@ -507,19 +590,21 @@ impl Invite {
             .db
             .run(move |c| content::space_with_access(c, &who, space))
             .await?;
-        Ok(Some(Space(s)))
+        Ok(Some(Space::seen(ctx, s).await?))
     }
-    async fn personal_message(&self) -> Option<&str> {
-        self.0.personal_message.as_deref()
+    async fn personal_message(&self, ctx: &Context<'_>) -> AppResult<Option<&str>> {
+        self.require(ctx).await?;
+        Ok(self.0.personal_message.as_deref())
     }
-    async fn invited_by(&self, ctx: &Context<'_>) -> AppResult<User> {
+    async fn invited_by(&self, ctx: &Context<'_>) -> AppResult<Option<User>> {
+        self.require(ctx).await?;
         let who = caller(ctx).await?;
         let id = self.0.invited_by;
         let u = state(ctx)
             .db
             .run(move |c| directory::user_in_org(c, who.user.organization_id, id))
             .await?;
-        Ok(User::full(u))
+        Ok(Some(User::seen(ctx, u).await?))
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -532,6 +617,7 @@ impl Invite {
     }
     /// The latest email sent for this invite (each resend sends a new one).
     async fn email_delivery(&self, ctx: &Context<'_>) -> AppResult<Option<EmailDelivery>> {
+        self.require(ctx).await?;
         let id = self.0.id;
         let rows = state(ctx)
             .db
@@ -540,13 +626,14 @@ impl Invite {
         Ok(rows.into_iter().next().map(EmailDelivery))
     }
     /// Every email sent for this invite, newest first.
-    async fn email_deliveries(&self, ctx: &Context<'_>) -> AppResult<Vec<EmailDelivery>> {
+    async fn email_deliveries(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<EmailDelivery>>> {
+        self.require(ctx).await?;
         let id = self.0.id;
         let rows = state(ctx)
             .db
             .run(move |c| invites::deliveries(c, id))
             .await?;
-        Ok(rows.into_iter().map(EmailDelivery).collect())
+        Ok(Some(rows.into_iter().map(EmailDelivery).collect()))
     }
 }
 
@@ -637,51 +724,75 @@ pub struct Group(pub models::Group);
 /// members get (a guest group makes them guests).
 #[Object]
 impl Group {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    async fn id(&self, ctx: &Context<'_>) -> AppResult<ID> {
+        self.require(ctx).await?;
+        Ok(ID(self.0.id.to_string()))
     }
-    async fn name(&self) -> &str {
-        &self.0.name
+    async fn name(&self, ctx: &Context<'_>) -> AppResult<&str> {
+        self.require(ctx).await?;
+        Ok(&self.0.name)
     }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self, ctx: &Context<'_>) -> AppResult<DateTime<Utc>> {
+        self.require(ctx).await?;
+        Ok(self.0.created_at)
     }
-    /// The role the group gives on each site where it has one.
-    async fn site_roles(&self, ctx: &Context<'_>) -> AppResult<Vec<GroupSiteRole>> {
-        let id = self.0.id;
-        let rows = state(ctx)
-            .db
-            .run(move |c| crate::store::groups::site_roles(c, id))
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(site_id, role)| GroupSiteRole {
-                site_id: ID(site_id.to_string()),
-                role,
-            })
-            .collect())
+    /// The role the group gives on each site where it has one (organization admins, and whoever
+    /// sees every site it reaches whole).
+    async fn site_roles(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<GroupSiteRole>>> {
+        let rows = self.require_details(ctx).await?;
+        Ok(Some(
+            rows.into_iter()
+                .map(|(site_id, role)| GroupSiteRole {
+                    site_id: ID(site_id.to_string()),
+                    role,
+                })
+                .collect(),
+        ))
     }
-    /// Members by email.
+    /// Members by email (organization admins, and whoever sees every site the group reaches whole).
     #[graphql(complexity = "super::page_cost(first, child_complexity)")]
     async fn members(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> AppResult<Page<User>> {
+    ) -> AppResult<Option<Page<User>>> {
+        self.require_details(ctx).await?;
         let (limit, after) = super::page::<(String, uuid::Uuid)>(first, after)?;
         let id = self.0.id;
         let (rows, total) = state(ctx)
             .db
             .run(move |c| crate::store::groups::members(c, id, after, limit + 1))
             .await?;
-        Ok(super::query::paginate(
+        Ok(Some(super::query::paginate(
             rows,
             limit,
             total,
             |u| (u.email_normalized.clone(), u.id),
-            User::full,
-        ))
+            User::new,
+        )))
+    }
+}
+
+impl Group {
+    async fn require(&self, ctx: &Context<'_>) -> AppResult<()> {
+        let org = self.0.organization_id;
+        super::require_sight(ctx, Object::Group { org }).await
+    }
+
+    /// The group's site roles, once the caller may see them with its members.
+    async fn require_details(
+        &self,
+        ctx: &Context<'_>,
+    ) -> AppResult<Vec<(uuid::Uuid, ProductRole)>> {
+        let roles = super::loaders(ctx)?
+            .load_one(super::loaders::GroupSitesOf(self.0.id))
+            .await?
+            .unwrap_or_default();
+        let sites: Vec<uuid::Uuid> = roles.iter().map(|(s, _)| *s).collect();
+        let org = self.0.organization_id;
+        super::require_sight(ctx, Object::GroupDetails { org, sites: &sites }).await?;
+        Ok(roles)
     }
 }
 
@@ -698,7 +809,7 @@ pub struct AccessChangeEntry(pub crate::store::changes::ChangedAccess);
 #[Object]
 impl AccessChangeEntry {
     async fn user(&self) -> User {
-        User::full(self.0.user.clone())
+        User::new(self.0.user.clone())
     }
     async fn site(&self) -> Site {
         Site(self.0.site.clone())
@@ -749,7 +860,7 @@ pub struct GuestAssignment(pub crate::store::guests::Assignment);
 #[Object]
 impl GuestAssignment {
     async fn user(&self) -> User {
-        User::full(self.0.user.clone())
+        User::new(self.0.user.clone())
     }
     /// The space now (null after unassigning).
     async fn space(&self) -> Option<Space> {

@@ -3,6 +3,7 @@
 
 use crate::auth::tokens::{TokenKind, hash_token};
 use crate::db::schema::*;
+use crate::domain::authorization::{Grants, Person, Standing, Viewer};
 use crate::domain::policy::{self, ApiTokenAccess, ExternalPolicy, TwoStep};
 use crate::domain::seats::Counts;
 use crate::domain::{ProductRole, effective_role};
@@ -44,7 +45,7 @@ impl Caller {
 }
 
 #[derive(QueryableByName)]
-struct Standing {
+struct AccountRow {
     #[diesel(embed)]
     user: User,
     #[diesel(sql_type = diesel::sql_types::Bool)]
@@ -64,7 +65,7 @@ struct Standing {
 }
 
 /// An active account with everything a request needs to know about its standing, in one statement.
-fn standing(conn: &mut PgConnection, user_id: Uuid) -> AppResult<Option<Standing>> {
+fn standing(conn: &mut PgConnection, user_id: Uuid) -> AppResult<Option<AccountRow>> {
     Ok(diesel::sql_query(
         "SELECT u.id, u.organization_id, u.email, u.email_normalized, u.display_name, u.password_hash,
                 u.status, u.invited_by, u.two_step_required, u.created_at, u.verified_at, u.last_active_at,
@@ -241,45 +242,22 @@ pub fn is_org_admin(conn: &mut PgConnection, org: Uuid, user: Uuid) -> AppResult
     .get_result(conn)?)
 }
 
-/// A caller's standing on one site.
+/// A caller's standing on one site, with the site's row. The decisions (`is_admin`,
+/// `sees_whole_site`, ...) are the policy's, on [`Standing`].
 #[derive(Clone, Debug)]
 pub struct SiteAccess {
     pub site: Site,
-    pub org_admin: bool,
-    pub site_admin: bool,
-    pub role: Option<ProductRole>,
-    pub guest_space: Option<Uuid>,
-    /// Spaces of this site the caller administers (only while they are paid there or an admin).
-    pub admin_of_spaces: Vec<Uuid>,
+    pub standing: Standing,
+}
+
+impl std::ops::Deref for SiteAccess {
+    type Target = Standing;
+    fn deref(&self) -> &Standing {
+        &self.standing
+    }
 }
 
 impl SiteAccess {
-    /// Organization and site admins manage invites, roles, groups and settings.
-    pub fn is_admin(&self) -> bool {
-        self.org_admin || self.site_admin
-    }
-
-    /// Admins and paid users see the whole site (every space, the people directory, the guest list).
-    pub fn sees_whole_site(&self) -> bool {
-        self.is_admin() || self.role.is_some_and(ProductRole::is_paid)
-    }
-
-    /// Admins and product admins manage the site's spaces and may put guests in any of them.
-    pub fn manages_spaces(&self) -> bool {
-        self.is_admin() || self.role == Some(ProductRole::ProductAdmin)
-    }
-
-    /// May assign guests to `space` and take them out of it: space managers, and that space's admins.
-    pub fn manages_guests_of(&self, space: Uuid) -> bool {
-        self.manages_spaces() || self.admin_of_spaces.contains(&space)
-    }
-
-    /// May read and create content in `space`.
-    pub fn reaches_space(&self, space: Uuid) -> bool {
-        self.sees_whole_site()
-            || (self.role == Some(ProductRole::Guest) && self.guest_space == Some(space))
-    }
-
     pub fn require_admin(&self) -> AppResult<()> {
         if self.is_admin() {
             Ok(())
@@ -306,42 +284,18 @@ pub fn site_access(
     site_id: Uuid,
 ) -> AppResult<SiteAccess> {
     let site = site_in_org(conn, caller.user.organization_id, site_id)?;
-    let f: StandingRow = diesel::sql_query(
-        "SELECT
-           EXISTS (SELECT 1 FROM site_admins WHERE site_id = $1 AND user_id = $2) AS site_admin,
-           (SELECT role FROM product_roles WHERE site_id = $1 AND user_id = $2) AS direct,
-           (SELECT max(gsr.role) FROM group_site_roles gsr JOIN group_members gm ON gm.group_id = gsr.group_id
-             WHERE gsr.site_id = $1 AND gm.user_id = $2) AS best_group,
-           EXISTS (SELECT 1 FROM site_paid_history WHERE site_id = $1 AND user_id = $2) AS former_paid,
-           (SELECT space_id FROM guest_spaces WHERE site_id = $1 AND user_id = $2) AS guest_space,
-           ARRAY(SELECT sa.space_id FROM space_admins sa JOIN spaces sp ON sp.id = sa.space_id
-                  WHERE sp.site_id = $1 AND sa.user_id = $2) AS admin_spaces",
-    )
-    .bind::<SqlUuid, _>(site_id)
-    .bind::<SqlUuid, _>(caller.user.id)
-    .get_result(conn)?;
-    let role = effective_role(
-        f.direct.and_then(ProductRole::from_rank),
-        f.best_group.and_then(ProductRole::from_rank),
-        f.former_paid,
-    );
-    let admin = caller.org_admin || f.site_admin;
-    Ok(SiteAccess {
-        site,
-        org_admin: caller.org_admin,
-        site_admin: f.site_admin,
-        role,
-        guest_space: f.guest_space.filter(|_| role == Some(ProductRole::Guest)),
-        admin_of_spaces: if admin || role.is_some_and(ProductRole::is_paid) {
-            f.admin_spaces
-        } else {
-            Vec::new()
-        },
-    })
+    let standing = standings(conn, caller.user.id, caller.org_admin, Some(site_id))?
+        .into_iter()
+        .next()
+        .map(|(_, st)| st)
+        .unwrap_or_default();
+    Ok(SiteAccess { site, standing })
 }
 
 #[derive(QueryableByName)]
-struct StandingRow {
+struct GrantsRow {
+    #[diesel(sql_type = SqlUuid)]
+    site_id: Uuid,
     #[diesel(sql_type = diesel::sql_types::Bool)]
     site_admin: bool,
     #[diesel(sql_type = Nullable<SmallInt>)]
@@ -356,36 +310,127 @@ struct StandingRow {
     admin_spaces: Vec<Uuid>,
 }
 
+/// A person's standing on every site of their organization (or on `only` that one), in one
+/// statement.
+fn standings(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    org_admin: bool,
+    only: Option<Uuid>,
+) -> AppResult<Vec<(Uuid, Standing)>> {
+    let rows: Vec<GrantsRow> = diesel::sql_query(
+        "SELECT s.id AS site_id,
+           EXISTS (SELECT 1 FROM site_admins WHERE site_id = s.id AND user_id = $1) AS site_admin,
+           (SELECT role FROM product_roles WHERE site_id = s.id AND user_id = $1) AS direct,
+           (SELECT max(gsr.role) FROM group_site_roles gsr JOIN group_members gm ON gm.group_id = gsr.group_id
+             WHERE gsr.site_id = s.id AND gm.user_id = $1) AS best_group,
+           EXISTS (SELECT 1 FROM site_paid_history WHERE site_id = s.id AND user_id = $1) AS former_paid,
+           (SELECT space_id FROM guest_spaces WHERE site_id = s.id AND user_id = $1) AS guest_space,
+           ARRAY(SELECT sa.space_id FROM space_admins sa JOIN spaces sp ON sp.id = sa.space_id
+                  WHERE sp.site_id = s.id AND sa.user_id = $1) AS admin_spaces
+         FROM sites s JOIN users u ON u.organization_id = s.organization_id
+         WHERE u.id = $1 AND ($2::uuid IS NULL OR s.id = $2)
+         ORDER BY s.id",
+    )
+    .bind::<SqlUuid, _>(user_id)
+    .bind::<Nullable<SqlUuid>, _>(only)
+    .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let g = Grants {
+                site_admin: r.site_admin,
+                direct: r.direct.and_then(ProductRole::from_rank),
+                best_group: r.best_group.and_then(ProductRole::from_rank),
+                former_paid: r.former_paid,
+                guest_space: r.guest_space,
+                admin_spaces: r.admin_spaces,
+            };
+            (r.site_id, Standing::from_grants(org_admin, g))
+        })
+        .collect())
+}
+
+/// The facts the policy needs about whoever is asking: their standing on every site of their
+/// organization, their inviter and their sponsors. Loaded once per request.
+pub fn viewer(conn: &mut PgConnection, caller: &Caller) -> AppResult<Viewer> {
+    let mut v = Viewer {
+        user: caller.user.id,
+        org: caller.user.organization_id,
+        org_admin: caller.org_admin,
+        sites: standings(conn, caller.user.id, caller.org_admin, None)?,
+        invited_by: caller.user.invited_by,
+        sponsors: Vec::new(),
+    };
+    // A sponsor counts only on a site where the viewer is a guest.
+    let guest_sites: Vec<Uuid> = v
+        .sites
+        .iter()
+        .filter(|(_, st)| st.role == Some(ProductRole::Guest))
+        .map(|(s, _)| *s)
+        .collect();
+    if !guest_sites.is_empty() {
+        v.sponsors = guest_terms::table
+            .filter(guest_terms::user_id.eq(caller.user.id))
+            .filter(guest_terms::site_id.eq_any(&guest_sites))
+            .filter(guest_terms::sponsor_id.is_not_null())
+            .select(guest_terms::sponsor_id.assume_not_null())
+            .load(conn)?;
+    }
+    Ok(v)
+}
+
+#[derive(QueryableByName)]
+struct PresenceRow {
+    #[diesel(sql_type = SqlUuid)]
+    user_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    organization_id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    org_admin: bool,
+    #[diesel(sql_type = diesel::sql_types::Array<SqlUuid>)]
+    sites: Vec<Uuid>,
+}
+
+/// People as objects of the policy: where each of `ids` holds any grant. One statement for a page.
+pub fn persons(conn: &mut PgConnection, ids: &[Uuid]) -> AppResult<Vec<Person>> {
+    let rows: Vec<PresenceRow> = diesel::sql_query(
+        "SELECT u.id AS user_id, u.organization_id,
+           EXISTS (SELECT 1 FROM org_admins oa WHERE oa.organization_id = u.organization_id AND oa.user_id = u.id) AS org_admin,
+           ARRAY(SELECT site_id FROM product_roles WHERE user_id = u.id
+                 UNION SELECT gsr.site_id FROM group_members gm
+                         JOIN group_site_roles gsr ON gsr.group_id = gm.group_id WHERE gm.user_id = u.id
+                 UNION SELECT site_id FROM site_admins WHERE user_id = u.id
+                 UNION SELECT site_id FROM guest_spaces WHERE user_id = u.id) AS sites
+         FROM users u WHERE u.id = ANY($1)",
+    )
+    .bind::<diesel::sql_types::Array<SqlUuid>, _>(ids)
+    .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Person {
+            id: r.user_id,
+            org: r.organization_id,
+            org_admin: r.org_admin,
+            sites: r.sites,
+        })
+        .collect())
+}
+
+/// One person as an object of the policy (`NOT_FOUND` when there is no such account).
+pub fn person(conn: &mut PgConnection, id: Uuid) -> AppResult<Person> {
+    persons(conn, &[id])?
+        .into_iter()
+        .next()
+        .ok_or(AppError::NotFound("User"))
+}
+
 /// Sites the caller administers as a site admin.
 pub fn admin_sites(conn: &mut PgConnection, user: Uuid) -> AppResult<Vec<Uuid>> {
     Ok(site_admins::table
         .filter(site_admins::user_id.eq(user))
         .select(site_admins::site_id)
         .load(conn)?)
-}
-
-/// Staff are people who are more than guests somewhere: organization or site admins, or paid users of
-/// at least one site. Only staff may look at groups and other people's accounts.
-pub fn is_staff(conn: &mut PgConnection, caller: &Caller) -> AppResult<bool> {
-    if caller.org_admin {
-        return Ok(true);
-    }
-    let uid = caller.user.id;
-    let r: StaffRow = diesel::sql_query(
-        "SELECT EXISTS (SELECT 1 FROM site_admins WHERE user_id = $1)
-             OR EXISTS (SELECT 1 FROM product_roles WHERE user_id = $1 AND role >= 2)
-             OR EXISTS (SELECT 1 FROM group_members gm JOIN group_site_roles gsr ON gsr.group_id = gm.group_id
-                        WHERE gm.user_id = $1 AND gsr.role >= 2) AS staff",
-    )
-    .bind::<SqlUuid, _>(uid)
-    .get_result(conn)?;
-    Ok(r.staff)
-}
-
-#[derive(QueryableByName)]
-struct StaffRow {
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    staff: bool,
 }
 
 #[derive(QueryableByName)]

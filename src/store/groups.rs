@@ -3,6 +3,7 @@
 
 use crate::db::schema::*;
 use crate::domain::ProductRole;
+use crate::domain::authorization::{Action, Object, Sight, may_change, may_see};
 use crate::error::{AppError, AppResult};
 use crate::store::access::{self, Caller};
 use crate::store::audit::{self, Audit};
@@ -40,18 +41,38 @@ pub fn site_roles(conn: &mut PgConnection, group: Uuid) -> AppResult<Vec<(Uuid, 
         .collect())
 }
 
-/// Organization admins manage every group; a site admin manages groups whose roles are all on sites
-/// they administer (so nobody changes access on a site they do not run).
+/// Sites on which each of `groups` holds a role: `(group, site, role)`, by group then site.
+pub fn site_roles_of(
+    conn: &mut PgConnection,
+    groups: &[Uuid],
+) -> AppResult<Vec<(Uuid, Uuid, ProductRole)>> {
+    let rows: Vec<(Uuid, Uuid, i16)> = group_site_roles::table
+        .filter(group_site_roles::group_id.eq_any(groups))
+        .order((group_site_roles::group_id, group_site_roles::site_id))
+        .select((
+            group_site_roles::group_id,
+            group_site_roles::site_id,
+            group_site_roles::role,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(g, s, r)| Some((g, s, ProductRole::from_rank(r)?)))
+        .collect())
+}
+
+/// May the caller manage the group (rename, delete, change members, let an invite add people)?
+/// The policy decides (`Action::ManageGroup`): organization admins always, site admins only when
+/// every site the group holds a role on is one they administer, and never a group that reaches no
+/// site yet (it may later reach any).
 pub fn require_manage(conn: &mut PgConnection, caller: &Caller, group: Uuid) -> AppResult<()> {
-    if caller.org_admin {
-        return Ok(());
-    }
-    let mine = access::admin_sites(conn, caller.user.id)?;
-    if mine.is_empty() {
-        return Err(AppError::Forbidden);
-    }
-    let roles = site_roles(conn, group)?;
-    if roles.iter().all(|(s, _)| mine.contains(s)) {
+    let sites: Vec<Uuid> = site_roles(conn, group)?
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    let v = access::viewer(conn, caller)?;
+    let org = caller.user.organization_id;
+    if may_change(&v, Action::ManageGroup { org, sites: &sites }) {
         Ok(())
     } else {
         Err(AppError::Forbidden)
@@ -60,7 +81,9 @@ pub fn require_manage(conn: &mut PgConnection, caller: &Caller, group: Uuid) -> 
 
 /// Only staff (admins, paid users) may see groups.
 pub fn require_view(conn: &mut PgConnection, caller: &Caller) -> AppResult<()> {
-    if access::is_staff(conn, caller)? {
+    let v = access::viewer(conn, caller)?;
+    let org = caller.user.organization_id;
+    if may_see(&v, Object::Group { org }) == Sight::Full {
         Ok(())
     } else {
         Err(AppError::Forbidden)
@@ -68,7 +91,9 @@ pub fn require_view(conn: &mut PgConnection, caller: &Caller) -> AppResult<()> {
 }
 
 fn require_creator(conn: &mut PgConnection, caller: &Caller) -> AppResult<()> {
-    if caller.org_admin || !access::admin_sites(conn, caller.user.id)?.is_empty() {
+    let v = access::viewer(conn, caller)?;
+    let org = caller.user.organization_id;
+    if may_change(&v, Action::CreateGroup { org }) {
         Ok(())
     } else {
         Err(AppError::Forbidden)
@@ -236,9 +261,23 @@ pub fn set_site_role(
     now: DateTime<Utc>,
 ) -> AppResult<AccessChange> {
     let g = group_in_org(conn, caller.user.organization_id, group_id)?;
-    access::site_access(conn, caller, site_id)?.require_admin()?;
+    access::site_in_org(conn, g.organization_id, site_id)?;
     changes::run(conn, dry_run, |conn| {
         changes::lock_org(conn, g.organization_id, Reach::Organization)?;
+        // Decided under the organization's lock, so the group cannot gain a site meanwhile.
+        let reached: Vec<Uuid> = site_roles(conn, g.id)?
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        let v = access::viewer(conn, caller)?;
+        let action = Action::SetGroupRole {
+            org: g.organization_id,
+            sites: &reached,
+            site: site_id,
+        };
+        if !may_change(&v, action) {
+            return Err(AppError::Forbidden);
+        }
         let sites = changes::lock_sites(conn, &[site_id])?;
         let members = member_ids(conn, g.id)?;
         let before = Snapshot::take(conn, sites, members, now)?;

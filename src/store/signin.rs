@@ -6,6 +6,7 @@ use crate::auth::tokens::{
     LinkPurpose, LinkSigner, TokenKind, hash_token, new_bearer, random_nonce,
 };
 use crate::db::schema::*;
+use crate::domain::authorization::{Action, may_change};
 use crate::error::{AppError, AppResult};
 use crate::jobs::EmailJob;
 use crate::store::audit::{self, Audit};
@@ -716,7 +717,9 @@ pub fn remove_totp(
     })
 }
 
-/// Sets whether two-step verification is required for a person (organization and site admins).
+/// Sets whether two-step verification is required for a person: organization admins for anyone,
+/// site admins only for people whose every site is one they administer (the policy's
+/// `Action::SetTwoStepRequired`), so nobody changes how someone else's site is signed into.
 pub fn set_two_step_required(
     conn: &mut PgConnection,
     caller: &crate::store::access::Caller,
@@ -725,7 +728,9 @@ pub fn set_two_step_required(
     now: DateTime<Utc>,
 ) -> AppResult<User> {
     let target = crate::store::directory::user_in_org(conn, caller.user.organization_id, user_id)?;
-    if !caller.org_admin && crate::store::access::admin_sites(conn, caller.user.id)?.is_empty() {
+    let person = crate::store::access::person(conn, target.id)?;
+    let viewer = crate::store::access::viewer(conn, caller)?;
+    if !may_change(&viewer, Action::SetTwoStepRequired(&person)) {
         return Err(AppError::Forbidden);
     }
     conn.transaction(|conn| {

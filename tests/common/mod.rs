@@ -470,3 +470,51 @@ impl TestApp {
         (status, cookie, csrf)
     }
 }
+
+impl TestApp {
+    /// A second site in the test organization; returns its id.
+    pub async fn second_site(&self, name: &str) -> String {
+        let org: uuid::Uuid = self.org_id.parse().unwrap();
+        let name = name.to_string();
+        self.state
+            .db
+            .run(move |c| {
+                use diesel::prelude::*;
+                use guestpass::db::schema::sites;
+                let id: uuid::Uuid = diesel::insert_into(sites::table)
+                    .values((
+                        sites::organization_id.eq(org),
+                        sites::name.eq(name),
+                        sites::user_limit.eq(100),
+                        sites::created_at.eq(chrono::Utc::now()),
+                    ))
+                    .returning(sites::id)
+                    .get_result(c)?;
+                Ok(id.to_string())
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Makes `user` a site admin of `site` through the API.
+    pub async fn make_site_admin(&self, user: &str, site: &str) {
+        data(
+            self.admin(
+                "mutation($i: SetAdminRoleInput!) { setAdminRole(input: $i) { id } }",
+                json!({ "i": { "userId": user, "role": "SITE_ADMIN", "siteId": site, "granted": true } }),
+            )
+            .await,
+        );
+    }
+
+    /// Gives `user` a direct role on `site` through the API.
+    pub async fn grant(&self, site: &str, user: &str, role: &str) {
+        data(
+            self.admin(
+                "mutation($i: SetProductRoleInput!) { setProductRole(input: $i) { dryRun } }",
+                json!({ "i": { "siteId": site, "userId": user, "role": role } }),
+            )
+            .await,
+        );
+    }
+}
