@@ -474,3 +474,95 @@ async fn the_csv_export_defuses_formulas_and_is_for_organization_admins() {
     assert_eq!(res.status(), 401);
     app.stop().await;
 }
+
+/// An address whose quoted local part holds `@` has one domain, the text after its last `@`, for every
+/// rule: `"bob@acme.example@"@evil.example` is external (not acme.example, the text after its first
+/// `@`) to the directory filter, `isExternal`, the CSV, a policy review and API-token blocking alike.
+/// New addresses like it are refused; one stored before that (inserted directly here) is still external.
+#[actix_rt::test]
+async fn an_at_sign_in_a_quoted_local_part_never_makes_an_external_user_internal() {
+    let app = spawn_app().await;
+    let email = r#""bob@acme.example@"@evil.example"#;
+    let id = uuid::Uuid::new_v4().to_string();
+    app.db.execute(&format!(
+        "INSERT INTO users (id, organization_id, email, email_normalized, display_name, created_at)
+         VALUES ('{id}', '{}', '{email}', '{email}', 'Bob', now())",
+        app.org_id
+    ));
+    app.db.execute(&format!(
+        "INSERT INTO product_roles (site_id, user_id, role, granted_at) VALUES ('{}', '{id}', {}, now())",
+        app.site_id,
+        ProductRole::Guest.rank()
+    ));
+    app.add_user("staff@acme.example", Some(ProductRole::User))
+        .await;
+
+    let listed = data(
+        app.admin(
+            "query($s: ID!) { users(siteId: $s, external: true) { totalCount edges { node { user { id email isExternal } } } } }",
+            json!({ "s": app.site_id }),
+        )
+        .await,
+    );
+    assert_eq!(listed["users"]["totalCount"], 1, "{listed}");
+    let user = &listed["users"]["edges"][0]["node"]["user"];
+    assert_eq!(user["id"], json!(id));
+    assert_eq!(user["email"], email);
+    assert_eq!(user["isExternal"], true);
+    let internal = data(
+        app.admin(
+            "query($s: ID!) { users(siteId: $s, external: false) { edges { node { user { email } } } } }",
+            json!({ "s": app.site_id }),
+        )
+        .await,
+    );
+    let internal: Vec<&str> = internal["users"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["user"]["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(internal, ["admin@acme.example", "staff@acme.example"]);
+
+    let mut res = app
+        .client()
+        .get(format!("{}/admin/external-users.csv", app.address))
+        .insert_header(("Authorization", format!("Bearer {}", app.admin_token)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines.len(), 2, "only the external user: {body}");
+    assert!(
+        lines[1].starts_with(r#""""bob@acme.example@""@evil.example",Bob,Docs: GUEST,"#),
+        "{}",
+        lines[1]
+    );
+
+    // The policy review counts them and token blocking reaches them (the request's standing).
+    let token = app.api_token_for(&id).await;
+    data(app.gql(Some(&token), "{ me { id } }", json!({})).await);
+    let blocked = policy("OFF", 43200, "BLOCKED");
+    let p = preview(&app, &blocked).await;
+    assert_eq!(p["counts"]["people"], 1);
+    assert_eq!(p["people"][0]["user"]["email"], email);
+    data(apply(&app, &blocked, &p["reviewId"]).await);
+    let r = app.gql(Some(&token), "{ me { id } }", json!({})).await;
+    assert_eq!(code(&r).as_deref(), Some("API_TOKENS_BLOCKED"));
+
+    // Such an address is no longer accepted as new: refused like any other invalid address.
+    let r = app.invite(&[email], "GUEST").await;
+    assert_eq!(code(&r).as_deref(), Some("INVALID_EMAIL"), "{r}");
+    assert_eq!(
+        r["errors"][0]["extensions"]["addresses"],
+        json!([{ "email": email, "code": "INVALID_EMAIL" }])
+    );
+    assert_eq!(
+        app.db
+            .scalar_i64("SELECT count(*) FROM invites WHERE email_normalized LIKE '%evil.example'"),
+        0
+    );
+    app.stop().await;
+}

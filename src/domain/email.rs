@@ -34,6 +34,14 @@ impl EmailAddress {
         if !parsed.domain().contains('.') && parsed.domain() != "localhost" {
             return Err("has no domain name".into());
         }
+        // A quoted local part may hold `@` (`"bob@acme.example"@evil.example`): such an address has
+        // two plausible domains, and whether someone is external turns on which one is read. Refused,
+        // so every stored address has exactly one `@` and one domain.
+        if parsed.user().contains('@') {
+            return Err(
+                "must not contain `@` before the domain (as in a quoted local part)".into(),
+            );
+        }
         Ok(Self {
             original: trimmed.to_string(),
             normalized: trimmed.to_lowercase(),
@@ -50,7 +58,8 @@ impl EmailAddress {
         &self.normalized
     }
 
-    /// The lower-cased domain part.
+    /// The lower-cased domain part: the text after the last `@`, as the stored `users.email_domain`
+    /// column computes it (one `@` in any parsed address, so the two cannot differ).
     pub fn domain(&self) -> &str {
         self.normalized
             .rsplit_once('@')
@@ -98,5 +107,21 @@ mod tests {
         }
         let long = format!("{}@example.com", "a".repeat(250));
         assert!(EmailAddress::parse(&long).is_err());
+    }
+
+    #[test]
+    fn refuses_an_at_sign_in_a_quoted_local_part() {
+        // Read by its first `@` this is an acme.example (internal) address, by its last an external one.
+        for bad in [
+            "\"bob@acme.example@\"@evil.example",
+            "\"bob@acme.example\"@evil.example",
+            "\"a\\@b\"@evil.example",
+        ] {
+            let err = EmailAddress::parse(bad).expect_err(bad);
+            assert!(err.contains("`@` before the domain"), "{bad:?}: {err}");
+        }
+        // A quoted local part without `@` is still an address.
+        let ok = EmailAddress::parse("\"bob.smith\"@partner.example").unwrap();
+        assert_eq!(ok.domain(), "partner.example");
     }
 }

@@ -82,10 +82,11 @@ impl ExternalPolicy {
     }
 }
 
-/// An address is external unless its domain is one the organization verified (exact match).
-pub fn is_external(email_normalized: &str, verified_domains: &[String]) -> bool {
-    let domain = email_normalized.rsplit_once('@').map_or("", |(_, d)| d);
-    !verified_domains.iter().any(|d| d == domain)
+/// A person is external unless their email domain is one the organization verified (exact match).
+/// Given the domain, not the address: the stored `users.email_domain` (or `EmailAddress::domain` for an
+/// address not stored yet) is the one reading of an address's domain, shared with the SQL rules.
+pub fn is_external(email_domain: &str, verified_domains: &[String]) -> bool {
+    !verified_domains.iter().any(|d| d == email_domain)
 }
 
 /// The end of the current verification period. Someone who never verified counts from the account's
@@ -175,9 +176,10 @@ mod tests {
     #[test]
     fn external_means_an_unverified_domain() {
         let domains = vec!["acme.example".to_string()];
-        assert!(!is_external("a@acme.example", &domains));
-        assert!(is_external("a@eu.acme.example", &domains));
-        assert!(is_external("a@partner.example", &domains));
+        assert!(!is_external("acme.example", &domains));
+        assert!(is_external("eu.acme.example", &domains));
+        assert!(is_external("partner.example", &domains));
+        assert!(is_external("", &domains));
     }
 
     #[test]

@@ -329,7 +329,7 @@ impl User {
             .await?
             .unwrap_or_default();
         Ok(crate::domain::policy::is_external(
-            &self.user.email_normalized,
+            &self.user.email_domain,
             &domains,
         ))
     }

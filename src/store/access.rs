@@ -69,9 +69,10 @@ fn standing(conn: &mut PgConnection, user_id: Uuid) -> AppResult<Option<AccountR
     Ok(diesel::sql_query(
         "SELECT u.id, u.organization_id, u.email, u.email_normalized, u.display_name, u.password_hash,
                 u.status, u.invited_by, u.two_step_required, u.created_at, u.verified_at, u.last_active_at,
+                u.email_domain,
            EXISTS (SELECT 1 FROM org_admins oa WHERE oa.organization_id = u.organization_id AND oa.user_id = u.id) AS org_admin,
            NOT EXISTS (SELECT 1 FROM verified_domains vd WHERE vd.organization_id = u.organization_id
-                        AND vd.domain = split_part(u.email_normalized, '@', 2)) AS external,
+                        AND vd.domain = u.email_domain) AS external,
            (EXISTS (SELECT 1 FROM org_admins WHERE user_id = u.id)
              OR EXISTS (SELECT 1 FROM site_admins WHERE user_id = u.id)
              OR EXISTS (

@@ -122,9 +122,12 @@ pub fn create(
                     format!("no group named `{name}`"),
                 ));
             }
+            // A row without a problem has an address that parses: its domain is the parsed one, as for
+            // an invite by address.
             if problem.is_none()
                 && r.role == Some(ProductRole::Guest)
-                && !crate::store::domain_rules::allows(mode, &patterns, &r.email.to_lowercase())
+                && let Ok(address) = crate::domain::EmailAddress::parse(&r.email)
+                && !crate::store::domain_rules::allows(mode, &patterns, address.domain())
             {
                 problem = Some((
                     ErrorCode::DomainNotAllowed.as_str().into(),

@@ -132,7 +132,7 @@ pub fn users_with_access(
          listed AS (SELECT eff.user_id, eff.role, u.email_normalized FROM eff JOIN users u ON u.id = eff.user_id
                     WHERE ($2::smallint IS NULL OR eff.role = $2)
                       AND ($6::bool IS NULL OR (NOT EXISTS (SELECT 1 FROM verified_domains vd WHERE vd.organization_id = u.organization_id
-                                    AND vd.domain = split_part(u.email_normalized, '@', 2))) = $6))
+                                    AND vd.domain = u.email_domain)) = $6))
          SELECT user_id, role, (SELECT count(*) FROM listed) AS total FROM listed
          WHERE $3::text IS NULL OR (email_normalized, user_id) > ($3, $4)
          ORDER BY email_normalized, user_id

@@ -99,10 +99,10 @@ pub fn set_rules(
     })
 }
 
-/// Whether an address may be invited as a guest now.
-pub fn allows(mode: DomainMode, patterns: &[String], email_normalized: &str) -> bool {
-    let domain = email_normalized.rsplit_once('@').map_or("", |(_, d)| d);
-    domains::allowed(mode, patterns, domain)
+/// Whether an address may be invited as a guest now, by its domain (`EmailAddress::domain` for a new
+/// address, the stored `users.email_domain` for a user: the same reading, the text after the last `@`).
+pub fn allows(mode: DomainMode, patterns: &[String], email_domain: &str) -> bool {
+    domains::allowed(mode, patterns, email_domain)
 }
 
 /// Guests of a site whose address the current rules would refuse (site admins): listed for review,
@@ -115,7 +115,8 @@ pub fn outside(conn: &mut PgConnection, caller: &Caller, site_id: Uuid) -> AppRe
     }
     let candidates: Vec<User> = diesel::sql_query(
         "SELECT u.id, u.organization_id, u.email, u.email_normalized, u.display_name, u.password_hash,
-                u.status, u.invited_by, u.two_step_required, u.created_at, u.verified_at, u.last_active_at
+                u.status, u.invited_by, u.two_step_required, u.created_at, u.verified_at, u.last_active_at,
+                u.email_domain
          FROM users u
          WHERE u.status = 'ACTIVE'
            AND (EXISTS (SELECT 1 FROM product_roles pr WHERE pr.site_id = $1 AND pr.user_id = u.id AND pr.role = 1)
@@ -127,7 +128,7 @@ pub fn outside(conn: &mut PgConnection, caller: &Caller, site_id: Uuid) -> AppRe
     .load(conn)?;
     let outside: Vec<User> = candidates
         .into_iter()
-        .filter(|u| !allows(mode, &patterns, &u.email_normalized))
+        .filter(|u| !allows(mode, &patterns, &u.email_domain))
         .collect();
     let ids: Vec<Uuid> = outside.iter().map(|u| u.id).collect();
     let roles = crate::store::changes::roles_of(conn, &[site_id], &ids)?;

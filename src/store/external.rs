@@ -130,7 +130,7 @@ pub fn set_domain(
 pub fn standing_of(conn: &mut PgConnection, user: &User) -> AppResult<(bool, ExternalPolicy)> {
     let domains = crate::store::org::verified_domains(conn, user.organization_id)?;
     Ok((
-        policy::is_external(&user.email_normalized, &domains),
+        policy::is_external(&user.email_domain, &domains),
         policy(conn, user.organization_id)?,
     ))
 }
@@ -174,6 +174,7 @@ fn external_people(
     let rows: Vec<FactsRow> = diesel::sql_query(
         "SELECT u.id, u.organization_id, u.email, u.email_normalized, u.display_name, u.password_hash,
                 u.status, u.invited_by, u.two_step_required, u.created_at, u.verified_at, u.last_active_at,
+                u.email_domain,
            (u.two_step_required OR EXISTS (SELECT 1 FROM totp_credentials t
               WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL)) AS personal_two_step,
            EXISTS (SELECT 1 FROM api_tokens a WHERE a.user_id = u.id AND a.revoked_at IS NULL
@@ -183,7 +184,7 @@ fn external_people(
          FROM users u
          WHERE u.organization_id = $1 AND u.status = 'ACTIVE'
            AND NOT EXISTS (SELECT 1 FROM verified_domains vd WHERE vd.organization_id = u.organization_id
-                            AND vd.domain = split_part(u.email_normalized, '@', 2))
+                            AND vd.domain = u.email_domain)
          ORDER BY u.email_normalized, u.id",
     )
     .bind::<SqlUuid, _>(org)
@@ -599,7 +600,7 @@ fn sweep_batch(
                      - make_interval(mins => coalesce($3, LEAST(4320, coalesce(p.reverification_interval_minutes, 43200) / 5)))
                      <= $2
                  AND NOT EXISTS (SELECT 1 FROM verified_domains vd WHERE vd.organization_id = u.organization_id
-                                  AND vd.domain = split_part(u.email_normalized, '@', 2))
+                                  AND vd.domain = u.email_domain)
                ORDER BY u.id
                LIMIT $4
                FOR UPDATE OF u SKIP LOCKED
@@ -726,7 +727,7 @@ pub fn sweep_status(
          WHERE u.organization_id = $1 AND u.status = 'ACTIVE'
            AND coalesce(u.verified_at, u.created_at) + make_interval(mins => $2) <= $3
            AND NOT EXISTS (SELECT 1 FROM verified_domains vd WHERE vd.organization_id = u.organization_id
-                            AND vd.domain = split_part(u.email_normalized, '@', 2))",
+                            AND vd.domain = u.email_domain)",
     )
     .bind::<SqlUuid, _>(org)
     .bind::<Integer, _>(interval)
@@ -801,7 +802,7 @@ pub fn export_page(
          FROM users u
          WHERE u.organization_id = $1
            AND NOT EXISTS (SELECT 1 FROM verified_domains vd WHERE vd.organization_id = u.organization_id
-                            AND vd.domain = split_part(u.email_normalized, '@', 2))
+                            AND vd.domain = u.email_domain)
            AND ($2::text IS NULL OR (u.email_normalized, u.id) > ($2, $3))
          ORDER BY u.email_normalized, u.id
          LIMIT $4",

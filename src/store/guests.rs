@@ -64,7 +64,7 @@ const FILTERS: &str = "
   AND (NOT $3 OR NOT EXISTS (SELECT 1 FROM guest_spaces gs WHERE gs.site_id = $1 AND gs.user_id = u.id))
   AND ($4::text IS NULL OR u.email_normalized LIKE $4 OR lower(u.display_name) LIKE $4)
   AND ($5::bool IS NULL OR (NOT EXISTS (SELECT 1 FROM verified_domains vd WHERE vd.organization_id = u.organization_id
-                               AND vd.domain = split_part(u.email_normalized, '@', 2))) = $5)
+                               AND vd.domain = u.email_domain)) = $5)
   AND ($6::timestamptz IS NULL OR coalesce(u.last_active_at, u.created_at) < $6)";
 
 fn search_pattern(filter: &GuestFilter) -> Option<String> {
@@ -87,7 +87,8 @@ pub fn list(
     let (after_email, after_id) = after.map_or((None, None), |(e, i)| (Some(e), Some(i)));
     Ok(diesel::sql_query(format!(
         "SELECT u.id, u.organization_id, u.email, u.email_normalized, u.display_name, u.password_hash,
-                u.status, u.invited_by, u.two_step_required, u.created_at, u.verified_at, u.last_active_at
+                u.status, u.invited_by, u.two_step_required, u.created_at, u.verified_at, u.last_active_at,
+                u.email_domain
          FROM users u
          WHERE u.organization_id = (SELECT organization_id FROM sites WHERE id = $1)
            AND ($7::text IS NULL OR (u.email_normalized, u.id) > ($7, $8))

@@ -328,7 +328,7 @@ pub fn invite_users(
         if granted == ProductRole::Guest {
             let (mode, patterns) = crate::store::domain_rules::rules(conn, site.organization_id)?;
             for email in &req.emails {
-                if !crate::store::domain_rules::allows(mode, &patterns, email.normalized())
+                if !crate::store::domain_rules::allows(mode, &patterns, email.domain())
                     && !problems.iter().any(|p| p.email == email.as_str())
                 {
                     problems.push(AddressError {

@@ -237,7 +237,8 @@ fn guests_where(
 ) -> AppResult<Vec<User>> {
     Ok(diesel::sql_query(
         "SELECT u.id, u.organization_id, u.email, u.email_normalized, u.display_name, u.password_hash,
-                u.status, u.invited_by, u.two_step_required, u.created_at, u.verified_at, u.last_active_at
+                u.status, u.invited_by, u.two_step_required, u.created_at, u.verified_at, u.last_active_at,
+                u.email_domain
          FROM users u
          LEFT JOIN guest_terms t ON t.site_id = $1 AND t.user_id = u.id
          WHERE u.status = 'ACTIVE' AND ($2::uuid IS NULL OR t.sponsor_id = $2)

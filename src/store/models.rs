@@ -53,6 +53,9 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     pub verified_at: Option<DateTime<Utc>>,
     pub last_active_at: Option<DateTime<Utc>>,
+    /// The domain that decides whether they are external, as the database computes it for every rule
+    /// (`users.email_domain`, the text after the last `@`).
+    pub email_domain: String,
 }
 
 impl User {
