@@ -572,9 +572,14 @@ pub fn run(
             .find(t.user_id)
             .select(User::as_select())
             .first(conn)?;
+        // Nobody can be asked here, and the end of access must happen: groups that also grant on
+        // other sites are left too (as before), unlike a removal someone asks for.
         crate::store::grants::remove_access(
             conn,
-            crate::store::grants::Removal::by(None, "guest.lifetimeEnded"),
+            crate::store::grants::Removal {
+                groups_elsewhere: crate::domain::removal::GroupsElsewhere::Leave,
+                ..crate::store::grants::Removal::by(None, "guest.lifetimeEnded")
+            },
             t.site_id,
             &guest,
             false,
