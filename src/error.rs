@@ -35,6 +35,7 @@ pub enum ErrorCode {
     LinkInvalid,
     WeakPassword,
     LastOrgAdmin,
+    GroupReachesOtherSites,
     ExtensionNotAllowed,
     ReviewStale,
     RateLimited,
@@ -65,6 +66,7 @@ impl ErrorCode {
             Self::LinkInvalid => "LINK_INVALID",
             Self::WeakPassword => "WEAK_PASSWORD",
             Self::LastOrgAdmin => "LAST_ORG_ADMIN",
+            Self::GroupReachesOtherSites => "GROUP_REACHES_OTHER_SITES",
             Self::ExtensionNotAllowed => "EXTENSION_NOT_ALLOWED",
             Self::ReviewStale => "REVIEW_STALE",
             Self::RateLimited => "RATE_LIMITED",
@@ -113,6 +115,13 @@ pub enum AppError {
     WeakPassword(String),
     #[error("The organization must keep at least one organization admin.")]
     LastOrgAdmin,
+    /// Taking someone off one site would take them out of groups that also grant roles on other
+    /// sites, and so away from those sites too: refused, so the caller decides (`groups` names them).
+    #[error(
+        "Taking this person off the site would also take them out of {}, which grant roles on other sites too. Remove them from the group first, or take the group's role on this site away.",
+        .groups.join(", ")
+    )]
+    GroupReachesOtherSites { groups: Vec<String> },
     #[error("Guests of this site may have access for at most {max_days} days from now.")]
     ExtensionNotAllowed { max_days: i32 },
     #[error(
@@ -170,6 +179,7 @@ impl AppError {
             Self::LinkInvalid => ErrorCode::LinkInvalid,
             Self::WeakPassword(_) => ErrorCode::WeakPassword,
             Self::LastOrgAdmin => ErrorCode::LastOrgAdmin,
+            Self::GroupReachesOtherSites { .. } => ErrorCode::GroupReachesOtherSites,
             Self::ExtensionNotAllowed { .. } => ErrorCode::ExtensionNotAllowed,
             Self::ReviewStale => ErrorCode::ReviewStale,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
@@ -240,6 +250,15 @@ impl From<AppError> for async_graphql::Error {
                 AppError::TooManyInvites { max } => ext.set("max", *max as i64),
                 AppError::ExtensionNotAllowed { max_days } => ext.set("maxDays", *max_days),
                 AppError::InvalidInput { field, .. } => ext.set("field", field.as_str()),
+                AppError::GroupReachesOtherSites { groups } => ext.set(
+                    "groups",
+                    async_graphql::Value::List(
+                        groups
+                            .iter()
+                            .map(|g| async_graphql::Value::from(g.as_str()))
+                            .collect(),
+                    ),
+                ),
                 AppError::RateLimited {
                     retry_after_seconds,
                 } => ext.set("retryAfterSeconds", *retry_after_seconds as i64),

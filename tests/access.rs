@@ -750,3 +750,176 @@ async fn inactive_guests_are_found_by_last_activity_and_removed_together() {
     );
     app.stop().await;
 }
+
+/// What a person holds, as fingerprints of their rows: direct roles, group memberships, guest spaces
+/// and terms, live sessions, and the audit trail. Equal before and after means nothing changed.
+fn holdings(app: &TestApp, user: &str) -> Vec<i64> {
+    [
+        format!("SELECT hashtext(coalesce(string_agg(site_id::text || ':' || role, ',' ORDER BY site_id), '')) FROM product_roles WHERE user_id = '{user}'"),
+        format!("SELECT hashtext(coalesce(string_agg(group_id::text, ',' ORDER BY group_id), '')) FROM group_members WHERE user_id = '{user}'"),
+        format!("SELECT count(*) FROM guest_spaces WHERE user_id = '{user}'"),
+        format!("SELECT count(*) FROM guest_terms WHERE user_id = '{user}'"),
+        format!("SELECT count(*) FROM sessions WHERE user_id = '{user}' AND revoked_at IS NULL"),
+        "SELECT count(*) FROM audit_events".to_string(),
+    ]
+    .iter()
+    .map(|q| app.db.scalar_i64(q))
+    .collect()
+}
+
+async fn role_on(app: &TestApp, user: &str, site: &str) -> Value {
+    data(app.admin(ROLE_OF, json!({ "u": user, "s": site })).await)["user"]["effectiveRole"].clone()
+}
+
+const ME: &str = "{ me { id } }";
+
+#[actix_rt::test]
+async fn removal_refuses_a_group_that_also_grants_on_another_site_and_changes_nothing() {
+    let app = spawn_app().await;
+    let wiki = app.create_site("Wiki").await;
+    let person = app
+        .add_user("both@acme.example", Some(ProductRole::User))
+        .await;
+    let both = app.create_group("Writers").await;
+    app.set_group_role(&both, &app.site_id, Some("USER")).await;
+    app.set_group_role(&both, &wiki, Some("USER")).await;
+    app.add_members(&both, &[&person]).await;
+    let session = app.session_for(&person).await;
+    let before = holdings(&app, &person);
+
+    for dry_run in [true, false] {
+        let r = app
+            .admin(
+                &remove_q(),
+                json!({ "i": { "siteId": app.site_id, "userId": person, "dryRun": dry_run } }),
+            )
+            .await;
+        assert_eq!(
+            code(&r).as_deref(),
+            Some("GROUP_REACHES_OTHER_SITES"),
+            "dry run {dry_run}: {r}"
+        );
+        let message = r["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("Writers"), "{message}");
+        assert_eq!(r["errors"][0]["extensions"]["groups"], json!(["Writers"]));
+        assert_eq!(holdings(&app, &person), before, "dry run {dry_run}");
+    }
+    assert_eq!(role_on(&app, &person, &app.site_id).await, "USER");
+    assert_eq!(role_on(&app, &person, &wiki).await, "USER");
+    data(app.gql(Some(&session), ME, json!({})).await);
+
+    // Once the group no longer reaches this site, the removal takes only the direct role here.
+    app.set_group_role(&both, &app.site_id, None).await;
+    let r = data(
+        app.admin(
+            &remove_q(),
+            json!({ "i": { "siteId": app.site_id, "userId": person } }),
+        )
+        .await,
+    );
+    assert_eq!(r["removeProductAccess"]["changes"][0]["lostAccess"], true);
+    assert_eq!(role_on(&app, &person, &app.site_id).await, Value::Null);
+    assert_eq!(role_on(&app, &person, &wiki).await, "USER");
+    data(app.gql(Some(&session), ME, json!({})).await);
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn removal_from_the_only_site_ends_sessions_and_nobody_elsewhere_is_touched() {
+    let app = spawn_app().await;
+    let wiki = app.create_site("Wiki").await;
+    // Access here only, directly and through a group that reaches only this site.
+    let here = app
+        .add_user("here@acme.example", Some(ProductRole::User))
+        .await;
+    let local = app.create_group("Docs readers").await;
+    app.set_group_role(&local, &app.site_id, Some("USER")).await;
+    app.add_members(&local, &[&here]).await;
+    let session = app.session_for(&here).await;
+    let r = data(
+        app.admin(
+            &remove_q(),
+            json!({ "i": { "siteId": app.site_id, "userId": here } }),
+        )
+        .await,
+    );
+    assert_eq!(r["removeProductAccess"]["changes"][0]["lostAccess"], true);
+    assert_eq!(
+        app.db.scalar_i64(&format!(
+            "SELECT count(*) FROM group_members WHERE user_id = '{here}'"
+        )),
+        0,
+        "a group that reaches only this site is left"
+    );
+    let r = app.gql(Some(&session), ME, json!({})).await;
+    assert_eq!(code(&r).as_deref(), Some("UNAUTHENTICATED"), "{r}");
+
+    // Access on another site only: there is nothing to remove here, and nothing changes.
+    let elsewhere = app.add_user("wiki@acme.example", None).await;
+    app.set_role(&wiki, &elsewhere, Some("USER")).await;
+    let session = app.session_for(&elsewhere).await;
+    let before = holdings(&app, &elsewhere);
+    for dry_run in [true, false] {
+        let r = app
+            .admin(
+                &remove_q(),
+                json!({ "i": { "siteId": app.site_id, "userId": elsewhere, "dryRun": dry_run } }),
+            )
+            .await;
+        assert_eq!(code(&r).as_deref(), Some("INVALID_INPUT"), "{r}");
+        assert_eq!(r["errors"][0]["extensions"]["field"], "userId");
+        assert_eq!(holdings(&app, &elsewhere), before, "dry run {dry_run}");
+    }
+    data(app.gql(Some(&session), ME, json!({})).await);
+    assert_eq!(role_on(&app, &elsewhere, &wiki).await, "USER");
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn removal_keeps_other_sites_and_the_sessions_that_still_reach_them() {
+    let app = spawn_app().await;
+    let wiki = app.create_site("Wiki").await;
+    let person = app
+        .add_user("two@acme.example", Some(ProductRole::User))
+        .await;
+    app.set_role(&wiki, &person, Some("USER")).await;
+    // A group that grants only on the other site is not this removal's business.
+    let wiki_group = app.create_group("Wiki editors").await;
+    app.set_group_role(&wiki_group, &wiki, Some("PRODUCT_ADMIN"))
+        .await;
+    app.add_members(&wiki_group, &[&person]).await;
+    let session = app.session_for(&person).await;
+    let token = app.api_token_for(&person).await;
+
+    let r = data(
+        app.admin(
+            &remove_q(),
+            json!({ "i": { "siteId": app.site_id, "userId": person } }),
+        )
+        .await,
+    );
+    let changes = r["removeProductAccess"]["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0]["site"]["id"], json!(app.site_id));
+    assert_eq!(role_on(&app, &person, &app.site_id).await, Value::Null);
+    assert_eq!(role_on(&app, &person, &wiki).await, "PRODUCT_ADMIN");
+    assert_eq!(
+        app.db.scalar_i64(&format!(
+            "SELECT count(*) FROM product_roles WHERE user_id = '{person}' AND site_id = '{wiki}'"
+        )),
+        1
+    );
+    assert_eq!(
+        app.db.scalar_i64(&format!(
+            "SELECT count(*) FROM group_members WHERE user_id = '{person}'"
+        )),
+        1
+    );
+    let spaces = "query($s: ID!) { spaces(siteId: $s) { id } }";
+    for t in [&session, &token] {
+        data(app.gql(Some(t), spaces, json!({ "s": wiki })).await);
+        let r = app.gql(Some(t), spaces, json!({ "s": app.site_id })).await;
+        assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"), "{r}");
+    }
+    app.stop().await;
+}

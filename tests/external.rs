@@ -224,6 +224,11 @@ async fn two_replicas_ticking_every_second_email_each_due_person_once() {
     .unwrap();
     tokio::time::sleep(Duration::from_secs(10)).await;
     second.stop().await;
+    // The sweeps of the 10 s window (the first replica keeps ticking while the queue drains, and on
+    // a loaded machine draining can take seconds).
+    let window_ticks = app
+        .db
+        .scalar_i64("SELECT count(*) FROM apalis.jobs WHERE job_type = 'guestpass::maintenance'");
     app.drain_jobs(WAIT).await;
     let msgs = sink.messages();
     let mut recipients: Vec<&str> = msgs.iter().map(to).collect();
@@ -239,7 +244,10 @@ async fn two_replicas_ticking_every_second_email_each_due_person_once() {
         .scalar_i64("SELECT count(*) FROM apalis.jobs WHERE job_type = 'guestpass::maintenance'");
     let keys = app.db.scalar_i64("SELECT count(DISTINCT idempotency_key) FROM apalis.jobs WHERE job_type = 'guestpass::maintenance'");
     assert_eq!(ticks, keys);
-    assert!((5..=13).contains(&ticks), "{ticks} sweeps in 10 s");
+    assert!(
+        (5..=13).contains(&window_ticks),
+        "{window_ticks} sweeps in 10 s"
+    );
     app.stop().await;
 }
 

@@ -297,3 +297,78 @@ async fn guests_of_a_removed_sponsor_are_listed_for_reassignment() {
     app.drain_jobs(WAIT).await;
     app.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_sponsor_who_loses_their_paid_role_stops_acting_for_their_guests() {
+    let app = spawn_app().await;
+    let site = app.site_id.clone();
+    let wiki = app.create_site("Wiki").await;
+    let sponsor = app
+        .add_user("sponsor@acme.example", Some(ProductRole::User))
+        .await;
+    // A role on another site keeps the sponsor signed in once they are off this one.
+    app.set_role(&wiki, &sponsor, Some("USER")).await;
+    let guest = app
+        .add_user("g@partner.example", Some(ProductRole::Guest))
+        .await;
+    data(
+        app.admin(
+            "mutation($i: SetSponsorInput!) { setSponsor(input: $i) { sponsorId } }",
+            json!({ "i": { "siteId": site, "userId": guest, "sponsorId": sponsor } }),
+        )
+        .await,
+    );
+    let session = app.session_for(&sponsor).await;
+    let mine = "query($s: ID!) { sponsoredGuests(siteId: $s) { id } }";
+    let orphans = "query($s: ID!) { guestsWithoutSponsor(siteId: $s) { id } }";
+    let extend =
+        "mutation($i: ExtendGuestAccessInput!) { extendGuestAccess(input: $i) { accessEndsAt } }";
+    let extend_to = |days: i64| json!({ "i": { "siteId": site, "userId": guest, "endsAt": (app.clock.now() + chrono::Duration::days(days)).to_rfc3339() } });
+    let terms = format!(
+        "SELECT coalesce(extract(epoch FROM ends_at), 0) FROM guest_terms WHERE user_id = '{guest}'"
+    );
+    let extensions = "SELECT count(*) FROM audit_events WHERE action = 'guest.extend'";
+
+    // While paid here, the sponsor acts for the guest.
+    let r = data(app.gql(Some(&session), mine, json!({ "s": site })).await);
+    assert_eq!(r["sponsoredGuests"], json!([{ "id": guest }]));
+    data(app.gql(Some(&session), extend, extend_to(10)).await);
+
+    // Two ways to lose the paid role here: taken off the site, or the direct role set to none.
+    for how in ["removeProductAccess", "setProductRole"] {
+        if how == "removeProductAccess" {
+            data(
+                app.admin(
+                    "mutation($i: RemoveProductAccessInput!) { removeProductAccess(input: $i) { dryRun } }",
+                    json!({ "i": { "siteId": site, "userId": sponsor } }),
+                )
+                .await,
+            );
+        } else {
+            app.set_role(&site, &sponsor, None).await;
+        }
+        data(app.gql(Some(&session), "{ me { id } }", json!({})).await);
+        let (ends, extended) = (app.db.scalar_i64(&terms), app.db.scalar_i64(extensions));
+        let r = app.gql(Some(&session), extend, extend_to(20)).await;
+        assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"), "{how}: {r}");
+        assert_eq!(
+            app.db.scalar_i64(&terms),
+            ends,
+            "{how}: the end did not move"
+        );
+        assert_eq!(app.db.scalar_i64(extensions), extended, "{how}");
+        let r = app.gql(Some(&session), mine, json!({ "s": site })).await;
+        assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"), "{how}: {r}");
+        let r = data(app.admin(orphans, json!({ "s": site })).await);
+        assert_eq!(r["guestsWithoutSponsor"], json!([{ "id": guest }]), "{how}");
+
+        // Paid again, the sponsorship acts again: the lists and the checks agree.
+        app.set_role(&site, &sponsor, Some("USER")).await;
+        let r = data(app.gql(Some(&session), mine, json!({ "s": site })).await);
+        assert_eq!(r["sponsoredGuests"], json!([{ "id": guest }]), "{how}");
+        let r = data(app.admin(orphans, json!({ "s": site })).await);
+        assert_eq!(r["guestsWithoutSponsor"], json!([]), "{how}");
+        data(app.gql(Some(&session), extend, extend_to(5)).await);
+    }
+    app.stop().await;
+}

@@ -250,6 +250,15 @@ impl Model {
                 if !self.exists[p] {
                     return None;
                 }
+                let holds_something = self.direct.contains_key(&p)
+                    || (0..GROUPS)
+                        .any(|g| self.group_role[g].is_some() && self.members[g].contains(&p))
+                    || self.space.contains_key(&p)
+                    || (p >= MEMBERS && self.pending.contains_key(&(p - MEMBERS)));
+                if !holds_something {
+                    // Nothing of theirs on the site: refused, nothing changes.
+                    return Some(Err("INVALID_INPUT"));
+                }
                 next.direct.remove(&p);
                 for g in 0..GROUPS {
                     if self.group_role[g].is_some() {

@@ -294,8 +294,6 @@ pub enum Action<'a> {
     SetTwoStepRequired(&'a Person),
     /// Organization-wide settings: admins, accounts, domains, the external user policy.
     ManageOrganization { org: Uuid },
-    /// Acting as the sponsor of a guest of `site` (extending their access, listing one's guests).
-    Sponsor { site: Uuid },
 }
 
 /// Whether `actor` may make the change.
@@ -325,7 +323,6 @@ pub fn may_change(a: &Viewer, action: Action<'_>) -> bool {
                         && p.sites.iter().all(|s| a.administers(*s))))
         }
         ManageOrganization { org } => org == a.org && a.org_admin,
-        Sponsor { site } => a.on(site).role.is_some_and(ProductRole::is_paid),
     }
 }
 
@@ -783,12 +780,5 @@ mod tests {
             Sight::Hidden
         );
         assert_eq!(may_see(&sa, Object::Person(&person(9, &[]))), Sight::Full);
-    }
-
-    #[test]
-    fn sponsors_act_only_while_paid() {
-        let s = viewer(5, vec![(S1, role(User)), (S2, role(Guest))]);
-        assert!(may_change(&s, Action::Sponsor { site: S1 }));
-        assert!(!may_change(&s, Action::Sponsor { site: S2 }));
     }
 }

@@ -7,6 +7,7 @@ pub mod bulk;
 pub mod domains;
 pub mod email;
 pub mod policy;
+pub mod removal;
 pub mod roles;
 pub mod seats;
 pub mod text;

@@ -89,6 +89,14 @@ pub fn effective_role(
     }
 }
 
+/// Whether someone may answer for guests of a site (be their sponsor, act as one): an active account
+/// that administers the site or holds a paid role there. A sponsorship acts only while this holds, so
+/// someone who loses it stops acting for their guests at once and those guests count as having no
+/// sponsor, with nothing to clear; it acts again if they get it back.
+pub fn may_sponsor(active: bool, site_admin: bool, role: Option<ProductRole>) -> bool {
+    active && (site_admin || role.is_some_and(ProductRole::is_paid))
+}
+
 /// One person's effective role on one site before and after a change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RoleChange {
@@ -147,6 +155,16 @@ mod tests {
         assert_eq!(effective_role(None, [Guest], true), None);
         assert_eq!(effective_role(Some(Guest), [], true), None);
         assert_eq!(effective_role(Some(Guest), [User], true), Some(User));
+    }
+
+    #[test]
+    fn only_active_admins_and_paid_users_sponsor() {
+        assert!(may_sponsor(true, false, Some(User)));
+        assert!(may_sponsor(true, false, Some(ProductAdmin)));
+        assert!(may_sponsor(true, true, None));
+        assert!(!may_sponsor(true, false, Some(Guest)));
+        assert!(!may_sponsor(true, false, None));
+        assert!(!may_sponsor(false, true, Some(ProductAdmin)));
     }
 
     #[test]

@@ -99,7 +99,8 @@ pub struct LifetimesQuery;
 
 #[Object]
 impl LifetimesQuery {
-    /// The guests the caller sponsors on a site.
+    /// The guests the caller sponsors on a site. Only someone who may sponsor there (an admin of the
+    /// site, or a paid user of it) asks: anyone else, a former sponsor included, is `FORBIDDEN`.
     async fn sponsored_guests(&self, ctx: &Context<'_>, site_id: ID) -> AppResult<Vec<User>> {
         let who = caller(ctx).await?;
         let site = parse_id(&site_id, "Site")?;
@@ -110,8 +111,9 @@ impl LifetimesQuery {
         Ok(rows.into_iter().map(User::new).collect())
     }
 
-    /// Guests nobody answers for any more (site admins): their sponsor left, lost access or was
-    /// deactivated. Reassign them with `setSponsor`.
+    /// Guests nobody answers for any more (site admins): no sponsor, or one who left, was
+    /// deactivated, or no longer holds a paid role (or an admin role) on the site. Reassign them with
+    /// `setSponsor`.
     async fn guests_without_sponsor(&self, ctx: &Context<'_>, site_id: ID) -> AppResult<Vec<User>> {
         let who = caller(ctx).await?;
         let site = parse_id(&site_id, "Site")?;
@@ -128,8 +130,9 @@ pub struct LifetimesMutation;
 
 #[Object]
 impl LifetimesMutation {
-    /// Moves the end of a guest's access (site admins and the guest's sponsor); beyond the site's
-    /// maximum lifetime it is refused (`EXTENSION_NOT_ALLOWED`).
+    /// Moves the end of a guest's access (site admins, and the guest's sponsor while they hold a paid
+    /// role on the site; a former sponsor is `FORBIDDEN`); beyond the site's maximum lifetime it is
+    /// refused (`EXTENSION_NOT_ALLOWED`).
     async fn extend_guest_access(
         &self,
         ctx: &Context<'_>,
@@ -164,7 +167,8 @@ impl LifetimesMutation {
             .map(GuestTermsPayload)
     }
 
-    /// A guest asks their sponsor, by email, to extend their access.
+    /// A guest asks their sponsor, by email, to extend their access (`INVALID_INPUT` when nobody
+    /// sponsors them any more: their sponsor may no longer sponsor on the site).
     async fn request_extension(
         &self,
         ctx: &Context<'_>,

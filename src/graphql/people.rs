@@ -398,8 +398,11 @@ impl PeopleMutation {
             .map(AccessChangePayload)
     }
 
-    /// Takes a person off a site: direct role, groups granting a role there, guest space, pending
-    /// invites; ends their sessions. Never refused for seats.
+    /// Takes a person off a site: direct role, groups granting a role only there, guest space,
+    /// pending invites. Nothing elsewhere changes: a group that also grants on another site refuses
+    /// it (`GROUP_REACHES_OTHER_SITES`, with `groups`), and sessions end only if the person is left
+    /// with access nowhere. Someone with nothing on the site is `INVALID_INPUT`. Never refused for
+    /// seats.
     async fn remove_product_access(
         &self,
         ctx: &Context<'_>,

@@ -64,16 +64,10 @@ struct AccountRow {
     idle: Option<i32>,
 }
 
-/// An active account with everything a request needs to know about its standing, in one statement.
-fn standing(conn: &mut PgConnection, user_id: Uuid) -> AppResult<Option<AccountRow>> {
-    Ok(diesel::sql_query(
-        "SELECT u.id, u.organization_id, u.email, u.email_normalized, u.display_name, u.password_hash,
-                u.status, u.invited_by, u.two_step_required, u.created_at, u.verified_at, u.last_active_at,
-                u.email_domain,
-           EXISTS (SELECT 1 FROM org_admins oa WHERE oa.organization_id = u.organization_id AND oa.user_id = u.id) AS org_admin,
-           NOT EXISTS (SELECT 1 FROM verified_domains vd WHERE vd.organization_id = u.organization_id
-                        AND vd.domain = u.email_domain) AS external,
-           (EXISTS (SELECT 1 FROM org_admins WHERE user_id = u.id)
+/// Whether the account `u` (a row of `users`, status aside) has access anywhere: an organization or
+/// site admin, or an effective role on some site (a paid role, or a guest grant that is not void
+/// because the person was paid there). One definition for the API-token check and for removals.
+const ANY_ACCESS: &str = "(EXISTS (SELECT 1 FROM org_admins WHERE user_id = u.id)
              OR EXISTS (SELECT 1 FROM site_admins WHERE user_id = u.id)
              OR EXISTS (
                   SELECT 1 FROM (
@@ -84,12 +78,40 @@ fn standing(conn: &mut PgConnection, user_id: Uuid) -> AppResult<Option<AccountR
                   ) r
                   WHERE r.role >= 2
                      OR NOT EXISTS (SELECT 1 FROM site_paid_history h WHERE h.site_id = r.site_id AND h.user_id = u.id))
-           ) AS any_access,
+           )";
+
+/// Whether an active account still has access anywhere (see [`ANY_ACCESS`]); a deactivated or
+/// missing one has none.
+pub fn has_access_anywhere(conn: &mut PgConnection, user_id: Uuid) -> AppResult<bool> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        any_access: bool,
+    }
+    let r: Option<Row> = diesel::sql_query(format!(
+        "SELECT {ANY_ACCESS} AS any_access FROM users u WHERE u.id = $1 AND u.status = 'ACTIVE'"
+    ))
+    .bind::<SqlUuid, _>(user_id)
+    .get_result(conn)
+    .optional()?;
+    Ok(r.is_some_and(|r| r.any_access))
+}
+
+/// An active account with everything a request needs to know about its standing, in one statement.
+fn standing(conn: &mut PgConnection, user_id: Uuid) -> AppResult<Option<AccountRow>> {
+    Ok(diesel::sql_query(format!(
+        "SELECT u.id, u.organization_id, u.email, u.email_normalized, u.display_name, u.password_hash,
+                u.status, u.invited_by, u.two_step_required, u.created_at, u.verified_at, u.last_active_at,
+                u.email_domain,
+           EXISTS (SELECT 1 FROM org_admins oa WHERE oa.organization_id = u.organization_id AND oa.user_id = u.id) AS org_admin,
+           NOT EXISTS (SELECT 1 FROM verified_domains vd WHERE vd.organization_id = u.organization_id
+                        AND vd.domain = u.email_domain) AS external,
+           {ANY_ACCESS} AS any_access,
            p.two_step, p.reverification_interval_minutes AS interval, p.api_token_access,
            p.session_idle_timeout_minutes AS idle
          FROM users u LEFT JOIN external_user_policies p ON p.organization_id = u.organization_id
-         WHERE u.id = $1 AND u.status = 'ACTIVE'",
-    )
+         WHERE u.id = $1 AND u.status = 'ACTIVE'"
+    ))
     .bind::<SqlUuid, _>(user_id)
     .get_result(conn)
     .optional()?)

@@ -3,6 +3,7 @@
 
 use crate::db::schema::*;
 use crate::domain::ProductRole;
+use crate::domain::removal::{self, GroupsElsewhere};
 use crate::error::{AddressError, AppError, AppResult, ErrorCode};
 use crate::store::access::{self, Caller};
 use crate::store::audit::{self, Audit};
@@ -90,8 +91,11 @@ pub fn set_product_role(
     })
 }
 
-/// Takes a person off a site: their direct role, their memberships of groups that grant a role there,
-/// their guest space and pending invites for it; and ends their sessions. Never refused for seats.
+/// Takes a person off a site: their direct role, their memberships of groups that grant a role only
+/// there, their guest space and pending invites for it. It changes nothing elsewhere: a group that
+/// also grants on another site is refused (`GROUP_REACHES_OTHER_SITES`), and sessions end only when
+/// the person is left with access nowhere. Someone with nothing on the site is `INVALID_INPUT`.
+/// Never refused for seats.
 pub fn remove_product_access(
     conn: &mut PgConnection,
     caller: &Caller,
@@ -119,16 +123,56 @@ pub struct Removal<'a> {
     /// `access.remove`, `guest.leave`, `guest.lifetimeEnded`, `guest.remove`.
     pub action: &'static str,
     pub reason: Option<&'a str>,
+    /// Whether groups that also grant on other sites refuse the removal or are left anyway.
+    pub groups_elsewhere: GroupsElsewhere,
 }
 
 impl Removal<'_> {
+    /// A removal someone asked for: groups reaching other sites refuse it.
     pub fn by(actor: Option<Uuid>, action: &'static str) -> Self {
         Self {
             actor,
             action,
             reason: None,
+            groups_elsewhere: GroupsElsewhere::Refuse,
         }
     }
+}
+
+/// A group (id, name) and every site it grants a role on.
+type GroupReach = ((Uuid, String), Vec<Uuid>);
+
+/// The person's groups that grant a role on the site, each with every site it grants on.
+fn groups_on_site(
+    conn: &mut PgConnection,
+    site_id: Uuid,
+    user_id: Uuid,
+) -> AppResult<Vec<GroupReach>> {
+    let groups: Vec<(Uuid, String)> = group_members::table
+        .inner_join(groups::table)
+        .inner_join(
+            group_site_roles::table.on(group_site_roles::group_id.eq(group_members::group_id)),
+        )
+        .filter(group_members::user_id.eq(user_id))
+        .filter(group_site_roles::site_id.eq(site_id))
+        .order(groups::name_normalized.asc())
+        .select((groups::id, groups::name))
+        .load(conn)?;
+    let reach: Vec<(Uuid, Uuid)> = group_site_roles::table
+        .filter(group_site_roles::group_id.eq_any(groups.iter().map(|(g, _)| *g)))
+        .select((group_site_roles::group_id, group_site_roles::site_id))
+        .load(conn)?;
+    Ok(groups
+        .into_iter()
+        .map(|(id, name)| {
+            let sites = reach
+                .iter()
+                .filter(|(g, _)| *g == id)
+                .map(|(_, s)| *s)
+                .collect();
+            ((id, name), sites)
+        })
+        .collect())
 }
 
 /// The removal itself, already authorized: by an admin, by the guest leaving, or by the scheduler
@@ -145,37 +189,36 @@ pub fn remove_access(
         actor,
         action,
         reason,
+        groups_elsewhere,
     } = by;
     let org = user.organization_id;
     let user_id = user.id;
     changes::run(conn, dry_run, |conn| {
         changes::lock_org(conn, org, Reach::Organization)?;
         // Groups of the person that hold a role on this site, and every site those groups reach.
-        let groups: Vec<Uuid> = group_members::table
-            .inner_join(
-                group_site_roles::table.on(group_site_roles::group_id.eq(group_members::group_id)),
-            )
-            .filter(group_members::user_id.eq(user_id))
-            .filter(group_site_roles::site_id.eq(site_id))
-            .select(group_members::group_id)
-            .load(conn)?;
-        let mut site_ids: Vec<Uuid> = group_site_roles::table
-            .filter(group_site_roles::group_id.eq_any(&groups))
-            .select(group_site_roles::site_id)
-            .load(conn)?;
+        let on_site = groups_on_site(conn, site_id, user_id)?;
+        let mut site_ids: Vec<Uuid> = on_site.iter().flat_map(|(_, s)| s.clone()).collect();
+        let groups: Vec<Uuid> = removal::groups_to_leave(site_id, on_site, groups_elsewhere)
+            .map_err(|wide| AppError::GroupReachesOtherSites {
+                groups: wide.into_iter().map(|(_, name)| name).collect(),
+            })?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
         site_ids.push(site_id);
         let sites = changes::lock_sites(conn, &site_ids)?;
         let before = Snapshot::take(conn, sites, vec![user_id], now)?;
 
-        diesel::delete(product_roles::table.find((site_id, user_id))).execute(conn)?;
-        diesel::delete(
+        let mut removed =
+            diesel::delete(product_roles::table.find((site_id, user_id))).execute(conn)?;
+        removed += diesel::delete(
             group_members::table
                 .filter(group_members::user_id.eq(user_id))
                 .filter(group_members::group_id.eq_any(&groups)),
         )
         .execute(conn)?;
-        diesel::delete(guest_spaces::table.find((site_id, user_id))).execute(conn)?;
-        diesel::delete(guest_terms::table.find((site_id, user_id))).execute(conn)?;
+        removed += diesel::delete(guest_spaces::table.find((site_id, user_id))).execute(conn)?;
+        removed += diesel::delete(guest_terms::table.find((site_id, user_id))).execute(conn)?;
         let revoked: Vec<Uuid> = diesel::update(
             invites::table
                 .filter(invites::site_id.eq(site_id))
@@ -185,13 +228,22 @@ pub fn remove_access(
         .set((invites::status.eq("REVOKED"), invites::revoked_at.eq(now)))
         .returning(invites::id)
         .get_results(conn)?;
+        if removed + revoked.len() == 0 {
+            // Nothing of theirs is on this site: say so rather than "succeed" at nothing.
+            return Err(AppError::invalid(
+                "userId",
+                format!("{} has no access to this site", user.email),
+            ));
+        }
         crate::store::invites::cancel_waiting_deliveries(conn, &revoked)?;
-        // A guest leaving one site keeps their sessions (they may have others); every other removal
-        // ends them all, at once.
-        let ended = if action == "guest.leave" {
-            0
-        } else {
+        // Sessions belong to the account, not to a site: they end only if nothing is left anywhere.
+        let ended = if removal::ends_sessions(
+            action == "guest.leave",
+            access::has_access_anywhere(conn, user_id)?,
+        ) {
             changes::end_sessions(conn, &[user_id], now)?
+        } else {
+            0
         };
 
         let ctx = changes::Context::new(org, actor, action, now)

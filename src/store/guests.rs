@@ -398,6 +398,7 @@ pub fn remove_many(
                     actor: Some(caller.user.id),
                     action: "guest.remove",
                     reason,
+                    groups_elsewhere: crate::domain::removal::GroupsElsewhere::Refuse,
                 },
                 site_id,
                 u,

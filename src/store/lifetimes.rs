@@ -3,6 +3,7 @@
 
 use crate::db::schema::*;
 use crate::domain::ProductRole;
+use crate::domain::roles::may_sponsor;
 use crate::error::{AppError, AppResult};
 use crate::store::access::{self, Caller};
 use crate::store::audit::{self, Audit};
@@ -109,7 +110,8 @@ fn guest_with_terms(conn: &mut PgConnection, site: Uuid, user: &User) -> AppResu
     }))
 }
 
-/// Moves the end of a guest's access (site admins and the guest's sponsor), within the site's maximum.
+/// Moves the end of a guest's access (site admins, and the guest's sponsor while they may sponsor
+/// there), within the site's maximum.
 pub fn extend(
     conn: &mut PgConnection,
     caller: &Caller,
@@ -121,7 +123,8 @@ pub fn extend(
     let a = access::site_access(conn, caller, site_id)?;
     let user = user_in_org(conn, caller.user.organization_id, user_id)?;
     let current = terms(conn, site_id, user_id)?;
-    let sponsor = current.as_ref().and_then(|t| t.sponsor_id) == Some(caller.user.id);
+    let sponsor = current.as_ref().and_then(|t| t.sponsor_id) == Some(caller.user.id)
+        && can_sponsor(conn, site_id, &caller.user)?;
     if !(a.is_admin() || sponsor) {
         return Err(AppError::Forbidden);
     }
@@ -218,14 +221,33 @@ pub fn set_sponsor(
     })
 }
 
-/// Whether someone can answer for guests of a site: active, and an admin or a paid user there.
+/// Whether someone can answer for guests of a site now (the rule is `domain::roles::may_sponsor`).
+/// Every use of a sponsorship asks this, so one that lost its footing is inert everywhere at once.
 fn can_sponsor(conn: &mut PgConnection, site_id: Uuid, u: &User) -> AppResult<bool> {
-    if !u.is_active() {
-        return Ok(false);
+    let admin = access::is_org_admin(conn, u.organization_id, u.id)?
+        || access::admin_sites(conn, u.id)?.contains(&site_id);
+    let role = access::effective_role_of(conn, site_id, u.id)?;
+    Ok(may_sponsor(u.is_active(), admin, role))
+}
+
+/// A guest's sponsor, while they may still sponsor on the site; `None` otherwise.
+fn acting_sponsor(
+    conn: &mut PgConnection,
+    site_id: Uuid,
+    sponsor_id: Option<Uuid>,
+) -> AppResult<Option<User>> {
+    let Some(id) = sponsor_id else {
+        return Ok(None);
+    };
+    let u: Option<User> = users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .optional()?;
+    match u {
+        Some(u) if can_sponsor(conn, site_id, &u)? => Ok(Some(u)),
+        _ => Ok(None),
     }
-    Ok(access::is_org_admin(conn, u.organization_id, u.id)?
-        || access::admin_sites(conn, u.id)?.contains(&site_id)
-        || access::effective_role_of(conn, site_id, u.id)?.is_some_and(ProductRole::is_paid))
 }
 
 /// People with terms or a grant on a site (callers keep the guests), optionally only those a given
@@ -253,14 +275,20 @@ fn guests_where(
     .load::<User>(conn)?)
 }
 
-/// Guests whose sponsor is the caller.
+/// Guests whose sponsor is the caller; `FORBIDDEN` to anyone who may not sponsor on the site (a
+/// sponsor who lost their paid role there no longer answers for anyone).
 pub fn sponsored(conn: &mut PgConnection, caller: &Caller, site_id: Uuid) -> AppResult<Vec<User>> {
     access::site_in_org(conn, caller.user.organization_id, site_id)?;
+    if !can_sponsor(conn, site_id, &caller.user)? {
+        return Err(AppError::Forbidden);
+    }
     let all = guests_where(conn, site_id, Some(caller.user.id))?;
     only_guests(conn, site_id, all)
 }
 
-/// Guests nobody answers for any more: no sponsor, or one who left, was deactivated or lost access.
+/// Guests nobody answers for any more: no sponsor, or one who may no longer sponsor there (gone,
+/// deactivated, or no longer paid or an admin on the site). Computed, not stored: it agrees with
+/// every check a sponsor's action goes through.
 pub fn without_sponsor(
     conn: &mut PgConnection,
     caller: &Caller,
@@ -272,21 +300,7 @@ pub fn without_sponsor(
     let mut out = Vec::new();
     for g in guests {
         let sponsor = terms(conn, site_id, g.id)?.and_then(|t| t.sponsor_id);
-        let ok = match sponsor {
-            Some(s) => {
-                let u: Option<User> = users::table
-                    .find(s)
-                    .select(User::as_select())
-                    .first(conn)
-                    .optional()?;
-                match u {
-                    Some(u) => can_sponsor(conn, site_id, &u)?,
-                    None => false,
-                }
-            }
-            None => false,
-        };
-        if !ok {
+        if acting_sponsor(conn, site_id, sponsor)?.is_none() {
             out.push(g);
         }
     }
@@ -336,14 +350,7 @@ pub fn my_access(conn: &mut PgConnection, caller: &Caller) -> AppResult<Vec<MyAc
         } else {
             None
         };
-        let sponsor = match t.as_ref().and_then(|t| t.sponsor_id) {
-            Some(s) => users::table
-                .find(s)
-                .select(User::as_select())
-                .first(conn)
-                .optional()?,
-            None => None,
-        };
+        let sponsor = acting_sponsor(conn, site.id, t.as_ref().and_then(|t| t.sponsor_id))?;
         out.push(MyAccess {
             role,
             space,
@@ -423,8 +430,8 @@ pub fn request_extension(
 ) -> AppResult<()> {
     let site = access::site_in_org(conn, caller.user.organization_id, site_id)?;
     let t = guest_with_terms(conn, site_id, &caller.user)?;
-    let sponsor: User = match t.sponsor_id {
-        Some(s) => users::table.find(s).select(User::as_select()).first(conn)?,
+    let sponsor: User = match acting_sponsor(conn, site_id, t.sponsor_id)? {
+        Some(s) => s,
         None => {
             return Err(AppError::invalid(
                 "siteId",
@@ -536,14 +543,7 @@ pub fn run(
                 message: None,
             };
             notify(conn, reminder(&guest), policy, now)?;
-            if let Some(s) = t.sponsor_id
-                && let Some(sponsor) = users::table
-                    .find(s)
-                    .select(User::as_select())
-                    .first::<User>(conn)
-                    .optional()?
-                && sponsor.is_active()
-            {
+            if let Some(sponsor) = acting_sponsor(conn, t.site_id, t.sponsor_id)? {
                 notify(conn, reminder(&sponsor), policy, now)?;
             }
             audit::record(
@@ -573,9 +573,14 @@ pub fn run(
             .find(t.user_id)
             .select(User::as_select())
             .first(conn)?;
+        // Nobody can be asked here, and the end of access must happen: groups that also grant on
+        // other sites are left too (as before), unlike a removal someone asks for.
         crate::store::grants::remove_access(
             conn,
-            crate::store::grants::Removal::by(None, "guest.lifetimeEnded"),
+            crate::store::grants::Removal {
+                groups_elsewhere: crate::domain::removal::GroupsElsewhere::Leave,
+                ..crate::store::grants::Removal::by(None, "guest.lifetimeEnded")
+            },
             t.site_id,
             &guest,
             false,

@@ -341,6 +341,64 @@ impl TestApp {
         data(r)["createGroup"]["id"].as_str().unwrap().to_string()
     }
 
+    /// Adds another site to the test organization (there is no API for it; the bootstrap creates
+    /// one) and returns its id.
+    pub async fn create_site(&self, name: &str) -> String {
+        let org: uuid::Uuid = self.org_id.parse().unwrap();
+        let name = name.to_string();
+        self.state
+            .db
+            .run(move |c| {
+                use diesel::prelude::*;
+                use guestpass::db::schema::sites;
+                let id: uuid::Uuid = diesel::insert_into(sites::table)
+                    .values((
+                        sites::organization_id.eq(org),
+                        sites::name.eq(name),
+                        sites::user_limit.eq(100),
+                        sites::created_at.eq(chrono::Utc::now()),
+                    ))
+                    .returning(sites::id)
+                    .get_result(c)?;
+                Ok(id.to_string())
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Gives a user a direct role on a site through the API.
+    pub async fn set_role(&self, site: &str, user: &str, role: Option<&str>) {
+        data(
+            self.admin(
+                "mutation($i: SetProductRoleInput!) { setProductRole(input: $i) { dryRun } }",
+                json!({ "i": { "siteId": site, "userId": user, "role": role } }),
+            )
+            .await,
+        );
+    }
+
+    /// Gives a group a role on a site through the API.
+    pub async fn set_group_role(&self, group: &str, site: &str, role: Option<&str>) {
+        data(
+            self.admin(
+                "mutation($i: SetGroupProductRoleInput!) { setGroupProductRole(input: $i) { dryRun } }",
+                json!({ "i": { "groupId": group, "siteId": site, "role": role } }),
+            )
+            .await,
+        );
+    }
+
+    /// Adds people to a group through the API.
+    pub async fn add_members(&self, group: &str, users: &[&str]) {
+        data(
+            self.admin(
+                "mutation($i: GroupMembersInput!) { addGroupMembers(input: $i) { dryRun } }",
+                json!({ "i": { "groupId": group, "userIds": users } }),
+            )
+            .await,
+        );
+    }
+
     /// Puts guests in a space through the API.
     pub async fn assign(&self, space: &str, users: &[String]) -> Value {
         self.admin(
