@@ -32,7 +32,9 @@ pub struct InviteUsersInput {
     pub emails: Vec<String>,
     /// The role accepting grants; may be left out when `groupIds` give a role on the site.
     pub role: Option<ProductRole>,
-    /// Groups the invitee joins on acceptance; the seat checks use the role that results.
+    /// Groups the invitee joins on acceptance; the seat checks use the role that results. As for
+    /// `addGroupMembers`, a site admin may name only groups whose roles are all on sites they
+    /// administer (`FORBIDDEN` otherwise), and accepting skips the groups the inviter can no longer add.
     #[graphql(default)]
     pub group_ids: Vec<ID>,
     /// For guests: the space they get on acceptance.

@@ -470,3 +470,48 @@ impl TestApp {
         (status, cookie, csrf)
     }
 }
+
+/// Setup shortcuts for tests that need more than the bootstrap site and admin.
+impl TestApp {
+    /// Adds another site to the organization (by SQL: there is no API that creates sites).
+    pub fn add_site(&self, name: &str) -> String {
+        use diesel::prelude::*;
+        use guestpass::db::schema::sites;
+        let org: uuid::Uuid = self.org_id.parse().unwrap();
+        diesel::insert_into(sites::table)
+            .values((
+                sites::organization_id.eq(org),
+                sites::name.eq(name),
+                sites::user_limit.eq(10),
+                sites::created_at.eq(chrono::Utc::now()),
+            ))
+            .returning(sites::id)
+            .get_result::<uuid::Uuid>(&mut self.db.conn())
+            .unwrap()
+            .to_string()
+    }
+
+    /// Makes a person a site admin of one site (through the API, as the bootstrap admin) and returns
+    /// a session of theirs.
+    pub async fn site_admin_of(&self, user_id: &str, site_id: &str) -> String {
+        data(
+            self.admin(
+                "mutation($i: SetAdminRoleInput!) { setAdminRole(input: $i) { id } }",
+                json!({ "i": { "userId": user_id, "role": "SITE_ADMIN", "siteId": site_id, "granted": true } }),
+            )
+            .await,
+        );
+        self.session_for(user_id).await
+    }
+
+    /// Gives a group a role on a site (through the API, as the bootstrap admin).
+    pub async fn set_group_role(&self, group_id: &str, site_id: &str, role: Option<&str>) {
+        data(
+            self.admin(
+                "mutation($i: SetGroupProductRoleInput!) { setGroupProductRole(input: $i) { dryRun } }",
+                json!({ "i": { "groupId": group_id, "siteId": site_id, "role": role } }),
+            )
+            .await,
+        );
+    }
+}
