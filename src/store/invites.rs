@@ -10,6 +10,7 @@ use crate::store::access::{self, Caller};
 use crate::store::audit::{self, Audit};
 use crate::store::changes::{self, Reach};
 use crate::store::models::{EmailDelivery, Invite, NewUser, Site, User};
+use crate::store::signin::{self, LoginOutcome};
 use crate::store::{org, queue};
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -642,6 +643,14 @@ pub enum Credential {
     },
 }
 
+/// Signing the person in once the invite is accepted (the API); without it (the accept page, which
+/// has no way to hand a session over) nothing is started and the person signs in as usual.
+pub struct SignIn<'a> {
+    pub session_lifetime: Duration,
+    /// For the emailed code, when two-step verification applies.
+    pub policy: &'a DeliveryPolicy,
+}
+
 /// The role an invite grants on its site: its own role or the best role its groups hold there,
 /// whichever is higher (`None`: neither gives one).
 fn granted_role(
@@ -675,8 +684,16 @@ fn pending_role(conn: &mut PgConnection, invite: &Invite) -> AppResult<Option<Pr
 }
 
 /// Accepts an invite: re-checks the token and the seat rules on every site the grant reaches (as if
-/// the invite were made now), creates the account (or adds the grants to the existing one), and starts
-/// a session.
+/// the invite were made now), creates the account (or adds the grants to the existing one), and, when
+/// asked to, signs the person in.
+///
+/// Signing in an existing account goes through login's own step after the password
+/// (`signin::password_verified`): a session only when no second step applies, otherwise the same
+/// challenge `login` answers (an emailed code or the authenticator app), which `completeLogin`
+/// completes. The invite itself is accepted now, in this transaction, so it stays single-use and its
+/// grant never waits on a challenge that may be abandoned; the session is what waits, so a password
+/// alone never yields one for an account that has a second step. A new account gets its session at
+/// once: it has no second factor yet, and following the emailed link just proved the address.
 ///
 /// Joining a group grants its roles on every site it reaches, and the group may have gained roles, or
 /// the inviter lost rights, since the invite was made. So the invite's groups are re-checked with the
@@ -688,9 +705,9 @@ pub fn accept(
     signer: &LinkSigner,
     token: &str,
     credential: Credential,
-    session_lifetime: Duration,
+    sign_in: Option<SignIn<'_>>,
     now: DateTime<Utc>,
-) -> AppResult<(User, String)> {
+) -> AppResult<(User, Option<LoginOutcome>)> {
     let (id, tag) = LinkSigner::parse(LinkPurpose::Invite, token).ok_or(AppError::InviteInvalid)?;
     let site_id: Uuid = invites::table
         .find(id)
@@ -748,6 +765,7 @@ pub fn accept(
         }
         let granting = granted_role(conn, site.id, invite.role(), &joining)?;
 
+        let existing = matches!(credential, Credential::ExistingAccount { .. });
         let user: User = match credential {
             Credential::ExistingAccount {
                 user_id,
@@ -882,7 +900,6 @@ pub fn accept(
         diesel::update(users::table.find(user.id))
             .set(users::verified_at.eq(now))
             .execute(conn)?;
-        let session = org::create_session(conn, user.id, session_lifetime, now)?;
         audit::record(
             conn,
             Audit {
@@ -902,7 +919,23 @@ pub fn accept(
                 created_at: now,
             },
         )?;
-        Ok((user, session))
+        let signed_in = match sign_in {
+            None => None,
+            Some(s) if existing => Some(signin::password_verified(
+                conn,
+                user.id,
+                s.session_lifetime,
+                s.policy,
+                now,
+            )?),
+            Some(s) => Some(LoginOutcome::Session(org::create_session(
+                conn,
+                user.id,
+                s.session_lifetime,
+                now,
+            )?)),
+        };
+        Ok((user, signed_in))
     })
 }
 
