@@ -154,7 +154,8 @@ pub struct Config {
     #[arg(long, env = "GUESTPASS_SESSION_IDLE_MINUTES", default_value_t = 24 * 60, global = true)]
     pub session_idle_minutes: i64,
 
-    /// Sign-in attempts (`login`) per account in 15 minutes.
+    /// Password attempts (`login`, and accepting an invite with an existing account) per account in
+    /// 15 minutes.
     #[arg(
         long,
         env = "GUESTPASS_LOGIN_LIMIT_PER_ACCOUNT",
@@ -163,7 +164,7 @@ pub struct Config {
     )]
     pub login_limit_per_account: u32,
 
-    /// Sign-in attempts (`login`) per client address in 15 minutes.
+    /// The same password attempts per client address in 15 minutes.
     #[arg(
         long,
         env = "GUESTPASS_LOGIN_LIMIT_PER_ADDRESS",

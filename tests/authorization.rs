@@ -619,7 +619,7 @@ const ADD_MEMBERS: &str =
 #[actix_rt::test]
 async fn a_guest_in_a_group_sees_no_other_member() {
     let app = spawn_app().await;
-    let site2 = app.second_site("Elsewhere-site").await;
+    let site2 = app.create_site("Elsewhere-site").await;
     let a = app.create_space("A").await;
     let b = app.create_space("B").await;
     let me = app
@@ -703,9 +703,9 @@ async fn a_guest_in_a_group_sees_no_other_member() {
 #[actix_rt::test]
 async fn site_admins_set_two_step_only_for_people_of_their_sites() {
     let app = spawn_app().await;
-    let site2 = app.second_site("Other").await;
+    let site2 = app.create_site("Other").await;
     let sa = app.add_user("sa@acme.example", None).await;
-    app.make_site_admin(&sa, &app.site_id).await;
+    app.site_admin_of(&sa, &app.site_id).await;
     let sa_token = app.session_for(&sa).await;
     let only_here = app
         .add_user("here@acme.example", Some(ProductRole::User))
@@ -713,7 +713,7 @@ async fn site_admins_set_two_step_only_for_people_of_their_sites() {
     let both = app
         .add_user("both@acme.example", Some(ProductRole::User))
         .await;
-    app.grant(&site2, &both, "USER").await;
+    app.set_role(&site2, &both, Some("USER")).await;
     let q =
         "mutation($u: ID!) { setTwoStepRequired(input: { userId: $u, required: true }) { id } }";
     let flag = |u: &str| {
@@ -779,9 +779,9 @@ async fn only_identity_answers_while_reverification_is_due() {
 #[actix_rt::test]
 async fn site_admins_manage_only_groups_that_reach_only_their_sites() {
     let app = spawn_app().await;
-    let site2 = app.second_site("Other").await;
+    let site2 = app.create_site("Other").await;
     let sa = app.add_user("sa@acme.example", None).await;
-    app.make_site_admin(&sa, &app.site_id).await;
+    app.site_admin_of(&sa, &app.site_id).await;
     let t = app.session_for(&sa).await;
     let empty = app.create_group("No role yet").await;
     let r = app

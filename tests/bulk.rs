@@ -378,3 +378,78 @@ async fn the_guest_export_lists_guests_and_open_invites_with_formulas_defused() 
     }
     app.drain_jobs(Duration::from_secs(30)).await;
 }
+
+/// Runs a bulk invite's job to the end in this test (the app runs no workers).
+async fn run_job(app: &TestApp, id: &str) {
+    let id: uuid::Uuid = id.parse().unwrap();
+    loop {
+        let (policy, now) = (app.state.delivery.clone(), app.state.clock.now());
+        let step = app
+            .state
+            .db
+            .run(move |c| guestpass::store::bulk::step(c, id, &policy, now))
+            .await
+            .unwrap();
+        if step == guestpass::store::bulk::Step::Done {
+            return;
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn a_site_admins_file_cannot_grant_groups_with_roles_on_other_sites() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    let site2 = app.add_site("Second");
+    let elsewhere = app.create_group("Second site admins").await;
+    app.set_group_role(&elsewhere, &site2, Some("PRODUCT_ADMIN"))
+        .await;
+    let local = app.create_group("Docs editors").await;
+    app.set_group_role(&local, &app.site_id, Some("USER")).await;
+    let me = app.add_user("siteadmin@acme.example", None).await;
+    let site_admin = app.site_admin_of(&me, &app.site_id).await;
+
+    let csv = b"email,role,groups\n\
+        a@partner.example,USER,Second site admins\n\
+        b@partner.example,USER,Docs editors\n\
+        c@partner.example,USER,\n";
+    let (status, body) = upload(&app, Some(&site_admin), &app.site_id, csv).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["validRows"], 2);
+    assert_eq!(body["invalidRows"][0]["line"], 2);
+    assert_eq!(body["invalidRows"][0]["code"], "FORBIDDEN", "{body}");
+    assert!(
+        body["invalidRows"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Second site admins"),
+        "{body}"
+    );
+
+    // Before the job reaches it, the other group gains a role on the second site too: the job
+    // refuses that row with the same rule.
+    app.set_group_role(&local, &site2, Some("USER")).await;
+    let id = body["id"].as_str().unwrap();
+    run_job(&app, id).await;
+    let done = finished(&app, id, Some("REFUSED")).await;
+    assert_eq!(lines(&done), vec![(3, "FORBIDDEN".to_string())]);
+    assert_eq!(done["invitedRows"], 1);
+    assert_eq!(
+        app.db.scalar_i64("SELECT count(*) FROM invites"),
+        1,
+        "only the row without groups"
+    );
+    assert_eq!(app.db.scalar_i64("SELECT count(*) FROM invite_groups"), 0);
+
+    // The organization admin's file may name the group.
+    let csv = b"email,role,groups\nd@partner.example,USER,Second site admins\n";
+    let (status, body) = upload(&app, Some(&app.admin_token), &app.site_id, csv).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["validRows"], 1, "{body}");
+    run_job(&app, body["id"].as_str().unwrap()).await;
+    assert_eq!(app.db.scalar_i64("SELECT count(*) FROM invite_groups"), 1);
+    app.stop().await;
+}

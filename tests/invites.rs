@@ -501,3 +501,165 @@ async fn domain_rules_refuse_a_batch_naming_each_address_and_list_earlier_guests
     assert_eq!(code(&r).as_deref(), Some("INVALID_INPUT"));
     app.stop().await;
 }
+
+/// A group holding `PRODUCT_ADMIN` on a second site, and a site admin of the first site only.
+struct Elsewhere {
+    site2: String,
+    group: String,
+    site_admin: String,
+}
+
+async fn product_admins_elsewhere(app: &TestApp) -> Elsewhere {
+    let site2 = app.add_site("Second");
+    let group = app.create_group("Second site admins").await;
+    app.set_group_role(&group, &site2, Some("PRODUCT_ADMIN"))
+        .await;
+    let me = app.add_user("siteadmin@acme.example", None).await;
+    let site_admin = app.site_admin_of(&me, &app.site_id).await;
+    Elsewhere {
+        site2,
+        group,
+        site_admin,
+    }
+}
+
+#[actix_rt::test]
+async fn a_site_admin_cannot_invite_into_a_group_with_roles_on_sites_they_do_not_administer() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    let w = product_admins_elsewhere(&app).await;
+    let invite = |groups: Vec<&String>| json!({ "input": { "siteId": app.site_id, "emails": ["new@partner.example"], "role": "USER", "groupIds": groups } });
+
+    // The same rule as addGroupMembers: the group reaches a site the caller does not run.
+    let someone = app
+        .add_user("someone@acme.example", Some(ProductRole::User))
+        .await;
+    let r = app
+        .gql(
+            Some(&w.site_admin),
+            "mutation($i: GroupMembersInput!) { addGroupMembers(input: $i) { dryRun } }",
+            json!({ "i": { "groupId": w.group, "userIds": [someone] } }),
+        )
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"));
+    let before = counts(&app);
+    let r = app
+        .gql(Some(&w.site_admin), INVITE, invite(vec![&w.group]))
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"), "{r}");
+    assert_eq!(counts(&app), before, "nothing written");
+    assert_eq!(app.db.scalar_i64("SELECT count(*) FROM invite_groups"), 0);
+
+    // A group whose roles are all on the admin's own site is theirs to invite into.
+    let local = app.create_group("Docs editors").await;
+    app.set_group_role(&local, &app.site_id, Some("USER")).await;
+    data(
+        app.gql(Some(&w.site_admin), INVITE, invite(vec![&local]))
+            .await,
+    );
+
+    // An organization admin administers every site, so may.
+    let r = app
+        .admin(
+            INVITE,
+            json!({ "input": { "siteId": app.site_id, "emails": ["other@partner.example"], "role": "USER", "groupIds": [w.group] } }),
+        )
+        .await;
+    data(r);
+    assert_eq!(
+        app.db.scalar_i64(&format!(
+            "SELECT count(*) FROM invite_groups WHERE group_id = '{}'",
+            w.group
+        )),
+        1
+    );
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn accepting_skips_groups_the_inviter_can_no_longer_grant_and_records_it() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    let w = product_admins_elsewhere(&app).await;
+    // A group on the site admin's site only: they may invite into it (a group with no role at all
+    // is organization admins' alone)...
+    let later = app.create_group("Later").await;
+    app.set_group_role(&later, &app.site_id, Some("USER")).await;
+    let r = data(
+        app.gql(
+            Some(&w.site_admin),
+            INVITE,
+            json!({ "input": { "siteId": app.site_id, "emails": ["late@partner.example"], "role": "USER", "groupIds": [later] } }),
+        )
+        .await,
+    );
+    let by_site_admin = app
+        .invite_token(r["inviteUsers"]["invites"][0]["id"].as_str().unwrap())
+        .await;
+    // ...and the organization admin invites someone else into it.
+    let r = data(
+        app.admin(
+            INVITE,
+            json!({ "input": { "siteId": app.site_id, "emails": ["kept@partner.example"], "role": "USER", "groupIds": [later] } }),
+        )
+        .await,
+    );
+    let by_org_admin = app
+        .invite_token(r["inviteUsers"]["invites"][0]["id"].as_str().unwrap())
+        .await;
+    // Before either is accepted, the group becomes product admin of the second site.
+    app.set_group_role(&later, &w.site2, Some("PRODUCT_ADMIN"))
+        .await;
+
+    let r = data(
+        app.gql(
+            None,
+            ACCEPT,
+            json!({ "i": { "token": by_site_admin, "displayName": "Late", "password": "a long enough passphrase" } }),
+        )
+        .await,
+    );
+    assert!(r["acceptInvite"]["sessionToken"].is_string());
+    let member = |email: &str| {
+        app.db.scalar_i64(&format!(
+            "SELECT count(*) FROM group_members gm JOIN users u ON u.id = gm.user_id
+             WHERE u.email_normalized = '{email}' AND gm.group_id = '{later}'"
+        ))
+    };
+    assert_eq!(member("late@partner.example"), 0, "membership skipped");
+    // The invite's own role on its site is granted; nothing on the second site.
+    assert_eq!(
+        app.db.scalar_i64(&format!(
+            "SELECT count(*) FROM product_roles pr JOIN users u ON u.id = pr.user_id
+             WHERE u.email_normalized = 'late@partner.example' AND pr.site_id = '{}' AND pr.role = 2",
+            app.site_id
+        )),
+        1
+    );
+    assert_eq!(
+        app.db.scalar_i64(&format!(
+            "SELECT count(*) FROM audit_events WHERE action = 'invite.accept'
+             AND after->'groupsSkipped' = '[\"{later}\"]'::jsonb"
+        )),
+        1,
+        "the accept event says which groups were skipped"
+    );
+
+    // The organization admin could still add the membership: it is added.
+    data(
+        app.gql(
+            None,
+            ACCEPT,
+            json!({ "i": { "token": by_org_admin, "displayName": "Kept", "password": "a long enough passphrase" } }),
+        )
+        .await,
+    );
+    assert_eq!(member("kept@partner.example"), 1);
+    app.stop().await;
+}

@@ -507,3 +507,261 @@ async fn an_authenticator_app_replaces_emailed_codes_with_recovery_codes_as_back
     );
     app.stop().await;
 }
+
+/// Enrolls and confirms an authenticator app for a user (through the API, with a session of theirs);
+/// returns the app, for generating codes.
+async fn with_authenticator(app: &TestApp, user: &str) -> totp_rs::Totp {
+    let session = app.session_for(user).await;
+    let r = data(
+        app.gql(
+            Some(&session),
+            "mutation { enrollAuthenticator { secret } }",
+            json!({}),
+        )
+        .await,
+    );
+    let secret = r["enrollAuthenticator"]["secret"].as_str().unwrap();
+    let totp = totp_rs::Builder::new()
+        .with_secret(totp_rs::Secret::try_from_base32(secret).unwrap())
+        .build_noncompliant();
+    let code = totp
+        .generate(app.clock.now().timestamp() as u64)
+        .to_string();
+    data(
+        app.gql(
+            Some(&session),
+            "mutation($c: String!) { confirmAuthenticator(code: $c) { recoveryCodes } }",
+            json!({ "c": code }),
+        )
+        .await,
+    );
+    // The confirming code's time step is used: the next code comes from a later one.
+    app.clock.advance(chrono::Duration::seconds(60));
+    totp
+}
+
+const ACCEPT: &str = "mutation($i: AcceptInviteInput!) { acceptInvite(input: $i) { user { id } sessionToken challengeId challengeMethod } }";
+const ACCEPT_SESSION: &str =
+    "mutation($i: AcceptInviteInput!) { acceptInvite(input: $i) { sessionToken } }";
+
+/// Invites an address to the test site as a paid user; returns the link token.
+async fn invite_token_for(app: &TestApp, email: &str) -> String {
+    let r = data(app.invite(&[email], "USER").await);
+    app.invite_token(r["inviteUsers"]["invites"][0]["id"].as_str().unwrap())
+        .await
+}
+
+fn sessions_of(app: &TestApp, user: &str) -> i64 {
+    app.db.scalar_i64(&format!(
+        "SELECT count(*) FROM sessions WHERE user_id = '{user}'"
+    ))
+}
+
+#[actix_rt::test]
+async fn accepting_as_an_existing_account_with_an_authenticator_asks_for_its_code() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    let id = app.add_user("totp@acme.example", None).await;
+    app.set_password(&id, PASSWORD).await;
+    let totp = with_authenticator(&app, &id).await;
+    let token = invite_token_for(&app, "totp@acme.example").await;
+    let sessions = sessions_of(&app, &id);
+
+    // The password alone answers the same challenge login would, and no session.
+    let r = data(
+        app.gql(
+            None,
+            ACCEPT,
+            json!({ "i": { "token": token, "password": PASSWORD } }),
+        )
+        .await,
+    )["acceptInvite"]
+        .clone();
+    assert_eq!(r["sessionToken"], Value::Null, "{r}");
+    assert_eq!(r["challengeMethod"], "AUTHENTICATOR");
+    assert_eq!(sessions_of(&app, &id), sessions, "no session was started");
+    // The invite is used (once): its grant waits for nobody, the session waits for the code.
+    assert_eq!(
+        code(
+            &app.gql(
+                None,
+                ACCEPT,
+                json!({ "i": { "token": token, "password": PASSWORD } })
+            )
+            .await
+        )
+        .as_deref(),
+        Some("INVITE_INVALID")
+    );
+
+    // completeLogin finishes it: a wrong code is refused, the app's code gives the session.
+    let challenge = r["challengeId"].clone();
+    let now_code = totp
+        .generate(app.clock.now().timestamp() as u64)
+        .to_string();
+    let wrong = if now_code == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    assert_eq!(
+        code(&complete(&app, &challenge, wrong).await).as_deref(),
+        Some("CODE_INVALID")
+    );
+    let r = data(complete(&app, &challenge, &now_code).await);
+    let session = r["completeLogin"]["sessionToken"].as_str().unwrap();
+    assert_eq!(
+        data(app.gql(Some(session), ME, json!({})).await)["me"]["id"],
+        json!(id)
+    );
+    assert_eq!(
+        app.db.scalar_i64(&format!(
+            "SELECT count(*) FROM invites WHERE status = 'ACCEPTED' AND accepted_user_id = '{id}'"
+        )),
+        1
+    );
+    assert_eq!(
+        app.db.scalar_i64(&format!(
+            "SELECT count(*) FROM product_roles WHERE user_id = '{id}' AND site_id = '{}' AND role = 2",
+            app.site_id
+        )),
+        1
+    );
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn wrong_passwords_on_accept_invite_and_login_share_one_per_account_limit() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        configure: Some(|c| {
+            c.login_limit_per_account = 5;
+            c.login_limit_per_address = 100;
+        }),
+        ..Default::default()
+    })
+    .await;
+    for who in ["first@acme.example", "second@acme.example"] {
+        let id = app.add_user(who, None).await;
+        app.set_password(&id, PASSWORD).await;
+    }
+
+    // Guessing through acceptInvite spends login's budget for the account...
+    let token = invite_token_for(&app, "first@acme.example").await;
+    for _ in 0..5 {
+        let r = app
+            .gql(
+                None,
+                ACCEPT_SESSION,
+                json!({ "i": { "token": token, "password": "a wrong guess here" } }),
+            )
+            .await;
+        assert_eq!(code(&r).as_deref(), Some("INVALID_CREDENTIALS"), "{r}");
+    }
+    assert_eq!(
+        code(&login(&app, "first@acme.example", PASSWORD).await).as_deref(),
+        Some("RATE_LIMITED")
+    );
+
+    // ...and guessing through login spends acceptInvite's: the right password is refused too.
+    for _ in 0..5 {
+        let r = login(&app, "second@acme.example", "a wrong guess here").await;
+        assert_eq!(code(&r).as_deref(), Some("INVALID_CREDENTIALS"), "{r}");
+    }
+    let token = invite_token_for(&app, "second@acme.example").await;
+    let r = app
+        .gql(
+            None,
+            ACCEPT_SESSION,
+            json!({ "i": { "token": token, "password": PASSWORD } }),
+        )
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("RATE_LIMITED"), "{r}");
+    assert_eq!(
+        app.db
+            .scalar_i64("SELECT count(*) FROM invites WHERE status = 'PENDING'"),
+        2,
+        "neither invite was used"
+    );
+    app.stop().await;
+}
+
+/// Submits the accept page's form like a browser (GET for the CSRF cookie, then POST).
+async fn submit_accept_page(app: &TestApp, link: &str, password: &str) -> (u16, String) {
+    let (_, cookie, csrf) = app.open_form(link).await;
+    let mut res = app
+        .client()
+        .post(link)
+        .insert_header(("Cookie", cookie))
+        .send_form(&[("csrf", csrf.as_str()), ("password", password)])
+        .await
+        .unwrap();
+    let body = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    (res.status().as_u16(), body)
+}
+
+#[actix_rt::test]
+async fn the_accept_page_for_an_existing_account_starts_no_session_and_shares_the_login_limit() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        configure: Some(|c| {
+            c.login_limit_per_account = 3;
+            c.login_limit_per_address = 100;
+        }),
+        ..Default::default()
+    })
+    .await;
+    let link = |token: String| format!("{}/invite/{token}", app.address);
+
+    // The right password accepts the invite and sends the person to sign in, where the
+    // authenticator app is asked for: the page itself signs nobody in.
+    let id = app.add_user("totp@acme.example", None).await;
+    app.set_password(&id, PASSWORD).await;
+    with_authenticator(&app, &id).await;
+    let sessions = sessions_of(&app, &id);
+    let page = link(invite_token_for(&app, "totp@acme.example").await);
+    let (status, body) = submit_accept_page(&app, &page, PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(sessions_of(&app, &id), sessions, "no session");
+    assert!(body.contains("authenticator app"), "{body}");
+    assert_eq!(
+        app.db.scalar_i64(&format!(
+            "SELECT count(*) FROM login_challenges WHERE user_id = '{id}'"
+        )),
+        0,
+        "nor a challenge nobody can answer here"
+    );
+    assert_eq!(
+        app.db.scalar_i64(&format!(
+            "SELECT count(*) FROM invites WHERE status = 'ACCEPTED' AND accepted_user_id = '{id}'"
+        )),
+        1
+    );
+
+    // Wrong passwords count toward login's limit for the account, then the page refuses.
+    let other = app.add_user("other@acme.example", None).await;
+    app.set_password(&other, PASSWORD).await;
+    let page = link(invite_token_for(&app, "other@acme.example").await);
+    for _ in 0..3 {
+        assert_eq!(
+            submit_accept_page(&app, &page, "a wrong guess here")
+                .await
+                .0,
+            422
+        );
+    }
+    assert_eq!(submit_accept_page(&app, &page, PASSWORD).await.0, 429);
+    assert_eq!(
+        code(&login(&app, "other@acme.example", PASSWORD).await).as_deref(),
+        Some("RATE_LIMITED")
+    );
+    assert_eq!(
+        app.db
+            .scalar_i64("SELECT count(*) FROM invites WHERE status = 'PENDING'"),
+        1
+    );
+    app.stop().await;
+}

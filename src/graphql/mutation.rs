@@ -1,9 +1,11 @@
+use super::signin::LoginPayload;
 use super::types::*;
 use super::{caller, parse_id, state};
 use crate::domain::{ProductRole, text};
 use crate::error::{AppError, AppResult};
 use crate::store::directory::{self, SiteSettings};
 use crate::store::invites::{self, Credential, NewInvites};
+use crate::store::signin::LoginOutcome;
 use crate::store::{content, models};
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
@@ -32,7 +34,9 @@ pub struct InviteUsersInput {
     pub emails: Vec<String>,
     /// The role accepting grants; may be left out when `groupIds` give a role on the site.
     pub role: Option<ProductRole>,
-    /// Groups the invitee joins on acceptance; the seat checks use the role that results.
+    /// Groups the invitee joins on acceptance; the seat checks use the role that results. As for
+    /// `addGroupMembers`, a site admin may name only groups whose roles are all on sites they
+    /// administer (`FORBIDDEN` otherwise), and accepting skips the groups the inviter can no longer add.
     #[graphql(default)]
     pub group_ids: Vec<ID>,
     /// For guests: the space they get on acceptance.
@@ -62,10 +66,14 @@ pub struct AcceptInviteInput {
     pub password: String,
 }
 
+/// The invite is accepted either way. For a new account, or an existing one without a second step,
+/// `sessionToken` is set; for an existing account whose sign-in takes a second step (an emailed code or
+/// the authenticator app), `challengeId` is, exactly as `login` answers: `completeLogin` gives the session.
 #[derive(SimpleObject)]
 pub struct AcceptInvitePayload {
     pub user: User,
-    pub session_token: String,
+    #[graphql(flatten)]
+    pub sign_in: LoginPayload,
 }
 
 #[derive(InputObject)]
@@ -248,21 +256,31 @@ impl CoreMutation {
             .map(Invite)
     }
 
-    /// Accepts an invite (no sign-in needed: the token is the proof) and starts a session.
+    /// Accepts an invite (no sign-in needed: the token is the proof) and signs the person in: a new
+    /// account at once; an existing account through the same steps as `login` (its password check and
+    /// limits, then a session or a two-step challenge).
     async fn accept_invite(
         &self,
         ctx: &Context<'_>,
         input: AcceptInviteInput,
     ) -> AppResult<AcceptInvitePayload> {
         let st = state(ctx);
-        st.limits
-            .accept_address
-            .check(&super::client_address(ctx))?;
-        let (user, session_token) =
-            accept(st, input.token, input.display_name, input.password).await?;
+        let client = super::client_address(ctx);
+        st.limits.accept_address.check(&client)?;
+        let (user, signed_in) = accept(
+            st,
+            &client,
+            input.token,
+            input.display_name,
+            input.password,
+            true,
+        )
+        .await?;
+        let sign_in = signed_in
+            .ok_or_else(|| AppError::internal("an accept asked to sign in started nothing"))?;
         Ok(AcceptInvitePayload {
             user: User::signed_in(user),
-            session_token,
+            sign_in: sign_in.into(),
         })
     }
 
@@ -308,12 +326,17 @@ impl CoreMutation {
 
 /// Accepting an invite, shared by the mutation and the accept page: the password work (argon2) runs
 /// on its own bounded pool before the transaction, which then re-checks everything under the site lock.
+/// An existing account's password goes through `login`'s own check (`verify_password`: the same
+/// limits for this client and this account, the same answers). With `sign_in` the person is then
+/// signed in as `login` would (see `invites::accept`); without it (the page) nothing is started.
 pub async fn accept(
     st: &crate::state::AppState,
+    client: &str,
     token: String,
     display_name: Option<String>,
     password: String,
-) -> AppResult<(models::User, String)> {
+    sign_in: bool,
+) -> AppResult<(models::User, Option<LoginOutcome>)> {
     let now = st.clock.now();
     let signer = st.signer.clone();
     let t = token.clone();
@@ -323,15 +346,16 @@ pub async fn accept(
         .await?;
     let credential = match open.existing_account {
         Some(account) if account.password_hash.is_some() => {
-            if !st
-                .passwords
-                .verify(account.password_hash.clone(), password)
-                .await?
-            {
-                return Err(AppError::InvalidCredentials);
-            }
+            let user = super::signin::verify_password(
+                st,
+                client,
+                &account.organization_id.to_string(),
+                &account.email_normalized,
+                password,
+            )
+            .await?;
             Credential::ExistingAccount {
-                user_id: account.id,
+                user_id: user.id,
                 set_password_hash: None,
             }
         }
@@ -355,9 +379,15 @@ pub async fn accept(
         }
     };
     let signer = st.signer.clone();
-    let lifetime = st.session_lifetime();
+    let (lifetime, policy) = (st.session_lifetime(), st.delivery.clone());
     let now = st.clock.now();
     st.db
-        .run(move |c| invites::accept(c, &signer, &token, credential, lifetime, now))
+        .run(move |c| {
+            let sign_in = sign_in.then_some(invites::SignIn {
+                session_lifetime: lifetime,
+                policy: &policy,
+            });
+            invites::accept(c, &signer, &token, credential, sign_in, now)
+        })
         .await
 }

@@ -29,6 +29,27 @@ pub struct LoginPayload {
     pub challenge_method: Option<String>,
 }
 
+impl From<LoginOutcome> for LoginPayload {
+    fn from(outcome: LoginOutcome) -> Self {
+        match outcome {
+            LoginOutcome::Session(token) => Self {
+                session_token: Some(token),
+                ..Default::default()
+            },
+            LoginOutcome::Challenge {
+                id,
+                expires_at,
+                method,
+            } => Self {
+                challenge_id: Some(ID(id.to_string())),
+                challenge_expires_at: Some(expires_at),
+                challenge_method: Some(method.into()),
+                ..Default::default()
+            },
+        }
+    }
+}
+
 #[derive(InputObject)]
 pub struct CompleteLoginInput {
     pub challenge_id: ID,
@@ -185,53 +206,21 @@ impl SignInMutation {
     /// answer `INVALID_CREDENTIALS`, after the same password work.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> AppResult<LoginPayload> {
         let st = state(ctx);
-        st.limits.login_address.check(&client_address(ctx))?;
-        let email = input.email.trim().to_lowercase();
-        let (org, e) = (input.organization.clone(), email.clone());
-        let account = st
-            .db
-            .run(move |c| signin::find_account(c, &org, &e))
-            .await?;
-        let key = match &account {
-            Some(u) => u.id.to_string(),
-            None => format!("{}|{email}", input.organization.trim().to_lowercase()),
-        };
-        st.limits.login_account.check(&key)?;
-        let hash = account.as_ref().and_then(|u| u.password_hash.clone());
-        let password_ok = st.passwords.verify(hash, input.password).await?;
-        let user = match account {
-            Some(u) if password_ok && u.is_active() => u,
-            Some(u) => {
-                let now = st.clock.now();
-                st.db
-                    .run(move |c| signin::record_failed_login(c, &u, now))
-                    .await?;
-                return Err(AppError::InvalidCredentials);
-            }
-            None => return Err(AppError::InvalidCredentials),
-        };
+        let user = verify_password(
+            st,
+            &client_address(ctx),
+            &input.organization,
+            &input.email,
+            input.password,
+        )
+        .await?;
         let (lifetime, policy, now) = (st.session_lifetime(), st.delivery.clone(), st.clock.now());
         let uid = user.id;
         let outcome = st
             .db
             .run(move |c| signin::password_verified(c, uid, lifetime, &policy, now))
             .await?;
-        Ok(match outcome {
-            LoginOutcome::Session(token) => LoginPayload {
-                session_token: Some(token),
-                ..Default::default()
-            },
-            LoginOutcome::Challenge {
-                id,
-                expires_at,
-                method,
-            } => LoginPayload {
-                challenge_id: Some(ID(id.to_string())),
-                challenge_expires_at: Some(expires_at),
-                challenge_method: Some(method.into()),
-                ..Default::default()
-            },
-        })
+        Ok(outcome.into())
     }
 
     /// Finishes a two-step sign-in. Codes expire after 10 minutes and work once; a challenge dies
@@ -425,6 +414,45 @@ impl SignInMutation {
             .run(move |c| signin::revoke_api_token(c, &who.user, id, now))
             .await
             .map(ApiToken)
+    }
+}
+
+/// The one password check of a sign-in, shared by `login` and by accepting an invite with an existing
+/// account (the mutation and the page), so that guessing through one spends the budget of the other:
+/// the per-address and per-account limits are counted before any work; a wrong password, an unknown
+/// account and a deactivated one all answer `INVALID_CREDENTIALS` after the same argon2 work; a known
+/// account's refusal is audited. What a correct password leads to is `signin::password_verified`'s.
+pub async fn verify_password(
+    st: &crate::state::AppState,
+    client: &str,
+    organization: &str,
+    email: &str,
+    password: String,
+) -> AppResult<models::User> {
+    st.limits.login_address.check(client)?;
+    let email = email.trim().to_lowercase();
+    let (org, e) = (organization.to_string(), email.clone());
+    let account = st
+        .db
+        .run(move |c| signin::find_account(c, &org, &e))
+        .await?;
+    let key = match &account {
+        Some(u) => u.id.to_string(),
+        None => format!("{}|{email}", organization.trim().to_lowercase()),
+    };
+    st.limits.login_account.check(&key)?;
+    let hash = account.as_ref().and_then(|u| u.password_hash.clone());
+    let password_ok = st.passwords.verify(hash, password).await?;
+    match account {
+        Some(u) if password_ok && u.is_active() => Ok(u),
+        Some(u) => {
+            let now = st.clock.now();
+            st.db
+                .run(move |c| signin::record_failed_login(c, &u, now))
+                .await?;
+            Err(AppError::InvalidCredentials)
+        }
+        None => Err(AppError::InvalidCredentials),
     }
 }
 

@@ -246,8 +246,19 @@ pub async fn invite_submit(
         )
         .await;
     }
-    match crate::graphql::accept(&state, token.clone(), form.display_name, form.password).await {
-        Ok((user, _session)) => {
+    // The page signs nobody in (it has no way to hand a session over, nor to ask for a second step):
+    // it accepts, then sends the person to sign in, where `login` asks for whatever their account needs.
+    let accepted = crate::graphql::accept(
+        &state,
+        &client(&state, &req),
+        token.clone(),
+        form.display_name,
+        form.password,
+        false,
+    )
+    .await;
+    match accepted {
+        Ok((user, _)) => {
             let t = token.clone();
             // The invite is used now; show what it granted.
             let site = state
@@ -270,6 +281,9 @@ pub async fn invite_submit(
         }
         Err(AppError::InviteInvalid) => invalid(),
         Err(AppError::Unavailable) => unavailable(),
+        Err(AppError::RateLimited {
+            retry_after_seconds,
+        }) => limited(retry_after_seconds),
         Err(
             e @ (AppError::WeakPassword(_)
             | AppError::InvalidInput { .. }

@@ -55,8 +55,9 @@ pub struct Progress {
     pub invalid: i64,
 }
 
-/// Stores a checked upload and queues its job. Rows naming a space or group that does not exist, or a
-/// guest address the domain rules refuse, are marked invalid now; the rest wait for the job.
+/// Stores a checked upload and queues its job. Rows naming a space or group that does not exist, a
+/// group the uploader may not invite into (`FORBIDDEN`, as `inviteUsers` answers), or a guest address
+/// the domain rules refuse, are marked invalid now; the rest wait for the job, which checks again.
 pub fn create(
     conn: &mut PgConnection,
     caller: &Caller,
@@ -78,11 +79,16 @@ pub fn create(
             .iter()
             .flat_map(|r| r.group_names.iter().map(|n| n.to_lowercase()))
             .collect();
-        let known_groups: Vec<String> = groups::table
+        let found: Vec<(Uuid, String)> = groups::table
             .filter(groups::organization_id.eq(org))
             .filter(groups::name_normalized.eq_any(&names))
-            .select(groups::name_normalized)
+            .select((groups::id, groups::name_normalized))
             .load(conn)?;
+        // Each named group, and whether the uploader may grant it (the rule of `addGroupMembers`).
+        let mut known_groups: Vec<(String, bool)> = Vec::with_capacity(found.len());
+        for (group, name) in found {
+            known_groups.push((name, crate::store::groups::may_manage(conn, caller, group)?));
+        }
         let (mode, patterns) = crate::store::domain_rules::rules(conn, org)?;
         let id = Uuid::new_v4();
         diesel::insert_into(bulk_invites::table)
@@ -115,7 +121,7 @@ pub fn create(
                 && let Some(name) = r
                     .group_names
                     .iter()
-                    .find(|n| !known_groups.contains(&n.to_lowercase()))
+                    .find(|n| !known_groups.iter().any(|(k, _)| *k == n.to_lowercase()))
             {
                 problem = Some((
                     ErrorCode::NotFound.as_str().into(),
@@ -124,6 +130,20 @@ pub fn create(
             }
             // A row without a problem has an address that parses: its domain is the parsed one, as for
             // an invite by address.
+            if problem.is_none()
+                && let Some(name) = r.group_names.iter().find(|n| {
+                    known_groups
+                        .iter()
+                        .any(|(k, may)| *k == n.to_lowercase() && !may)
+                })
+            {
+                problem = Some((
+                    ErrorCode::Forbidden.as_str().into(),
+                    format!(
+                        "the group `{name}` holds a role on a site you do not administer, so you cannot invite into it"
+                    ),
+                ));
+            }
             if problem.is_none()
                 && r.role == Some(ProductRole::Guest)
                 && let Ok(address) = crate::domain::EmailAddress::parse(&r.email)

@@ -79,6 +79,16 @@ pub fn require_manage(conn: &mut PgConnection, caller: &Caller, group: Uuid) -> 
     }
 }
 
+/// [`require_manage`] as a yes or no, for callers that leave out what the person may not manage
+/// instead of refusing (an accepted invite skips the groups its inviter can no longer grant).
+pub fn may_manage(conn: &mut PgConnection, caller: &Caller, group: Uuid) -> AppResult<bool> {
+    match require_manage(conn, caller, group) {
+        Ok(()) => Ok(true),
+        Err(AppError::Forbidden) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Only staff (admins, paid users) may see groups.
 pub fn require_view(conn: &mut PgConnection, caller: &Caller) -> AppResult<()> {
     let v = access::viewer(conn, caller)?;

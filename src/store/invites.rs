@@ -10,6 +10,7 @@ use crate::store::access::{self, Caller};
 use crate::store::audit::{self, Audit};
 use crate::store::changes::{self, Reach};
 use crate::store::models::{EmailDelivery, Invite, NewUser, Site, User};
+use crate::store::signin::{self, LoginOutcome};
 use crate::store::{org, queue};
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -248,22 +249,16 @@ pub fn invite_users(
             return Err(AppError::NotFound("Group"));
         }
         changes::lock_org(conn, caller.user.organization_id, reach)?;
+        // Accepting joins the groups, which grants their roles on every site they reach: the caller
+        // must be one who could add the members themselves (the rule of `addGroupMembers`).
+        for g in &req.group_ids {
+            crate::store::groups::require_manage(conn, caller, *g)?;
+        }
         let site = access::lock_site(conn, req.site_id)?;
         close_expired(conn, site.id, now)?;
         let days = req.expires_in_days.unwrap_or(site.invite_expiry_days);
         let normalized: Vec<&str> = req.emails.iter().map(|e| e.normalized()).collect();
-        // The role accepting will grant here: the direct role or the groups' best role on this site.
-        let group_best: Option<i16> = group_site_roles::table
-            .filter(group_site_roles::group_id.eq_any(&req.group_ids))
-            .filter(group_site_roles::site_id.eq(site.id))
-            .select(diesel::dsl::max(group_site_roles::role))
-            .first(conn)?;
-        let Some(granted) = req
-            .role
-            .into_iter()
-            .chain(group_best.and_then(ProductRole::from_rank))
-            .max()
-        else {
+        let Some(granted) = granted_role(conn, site.id, req.role, &req.group_ids)? else {
             return Err(AppError::invalid(
                 "role",
                 "give a role, or groups that hold a role on this site",
@@ -648,34 +643,71 @@ pub enum Credential {
     },
 }
 
-/// The role an open invite would grant on its site: its own role or the best of its groups' roles there.
-fn pending_role(conn: &mut PgConnection, invite: &Invite) -> AppResult<Option<ProductRole>> {
-    let best_group: Option<i16> = invite_groups::table
-        .inner_join(
-            group_site_roles::table.on(group_site_roles::group_id.eq(invite_groups::group_id)),
-        )
-        .filter(invite_groups::invite_id.eq(invite.id))
-        .filter(group_site_roles::site_id.eq(invite.site_id))
+/// Signing the person in once the invite is accepted (the API); without it (the accept page, which
+/// has no way to hand a session over) nothing is started and the person signs in as usual.
+pub struct SignIn<'a> {
+    pub session_lifetime: Duration,
+    /// For the emailed code, when two-step verification applies.
+    pub policy: &'a DeliveryPolicy,
+}
+
+/// The role an invite grants on its site: its own role or the best role its groups hold there,
+/// whichever is higher (`None`: neither gives one).
+fn granted_role(
+    conn: &mut PgConnection,
+    site_id: Uuid,
+    own: Option<ProductRole>,
+    groups: &[Uuid],
+) -> AppResult<Option<ProductRole>> {
+    let best_group: Option<i16> = group_site_roles::table
+        .filter(group_site_roles::group_id.eq_any(groups))
+        .filter(group_site_roles::site_id.eq(site_id))
         .select(diesel::dsl::max(group_site_roles::role))
         .first(conn)?;
-    Ok(invite
-        .role()
+    Ok(own
         .into_iter()
         .chain(best_group.and_then(ProductRole::from_rank))
         .max())
 }
 
+fn invite_group_ids(conn: &mut PgConnection, invite: Uuid) -> AppResult<Vec<Uuid>> {
+    Ok(invite_groups::table
+        .filter(invite_groups::invite_id.eq(invite))
+        .select(invite_groups::group_id)
+        .load(conn)?)
+}
+
+/// The role an open invite would grant on its site (what the seat counts hold for it).
+fn pending_role(conn: &mut PgConnection, invite: &Invite) -> AppResult<Option<ProductRole>> {
+    let groups = invite_group_ids(conn, invite.id)?;
+    granted_role(conn, invite.site_id, invite.role(), &groups)
+}
+
 /// Accepts an invite: re-checks the token and the seat rules on every site the grant reaches (as if
-/// the invite were made now), creates the account (or adds the grants to the existing one), and starts
-/// a session.
+/// the invite were made now), creates the account (or adds the grants to the existing one), and, when
+/// asked to, signs the person in.
+///
+/// Signing in an existing account goes through login's own step after the password
+/// (`signin::password_verified`): a session only when no second step applies, otherwise the same
+/// challenge `login` answers (an emailed code or the authenticator app), which `completeLogin`
+/// completes. The invite itself is accepted now, in this transaction, so it stays single-use and its
+/// grant never waits on a challenge that may be abandoned; the session is what waits, so a password
+/// alone never yields one for an account that has a second step. A new account gets its session at
+/// once: it has no second factor yet, and following the emailed link just proved the address.
+///
+/// Joining a group grants its roles on every site it reaches, and the group may have gained roles, or
+/// the inviter lost rights, since the invite was made. So the invite's groups are re-checked with the
+/// rule of `addGroupMembers` as the inviter stands now: only the memberships the inviter could still
+/// add are added. The others are skipped, not refused, so the person still gets the invite's own role
+/// on its site, and the `invite.accept` audit event lists them under `groupsSkipped`.
 pub fn accept(
     conn: &mut PgConnection,
     signer: &LinkSigner,
     token: &str,
     credential: Credential,
-    session_lifetime: Duration,
+    sign_in: Option<SignIn<'_>>,
     now: DateTime<Utc>,
-) -> AppResult<(User, String)> {
+) -> AppResult<(User, Option<LoginOutcome>)> {
     let (id, tag) = LinkSigner::parse(LinkPurpose::Invite, token).ok_or(AppError::InviteInvalid)?;
     let site_id: Uuid = invites::table
         .find(id)
@@ -688,10 +720,7 @@ pub fn accept(
             .find(site_id)
             .select(sites::organization_id)
             .first(conn)?;
-        let groups: Vec<Uuid> = invite_groups::table
-            .filter(invite_groups::invite_id.eq(id))
-            .select(invite_groups::group_id)
-            .load(conn)?;
+        let groups = invite_group_ids(conn, id)?;
         let reach = if groups.is_empty() {
             Reach::OneSite
         } else {
@@ -719,8 +748,24 @@ pub fn accept(
         {
             return Err(AppError::InviteInvalid);
         }
-        let granted = pending_role(conn, &invite)?;
+        // What the seat counts hold for the invite (discounted below), and what accepting grants.
+        let granted = granted_role(conn, site.id, invite.role(), &groups)?;
+        let inviter = access::acting_as(conn, invite.invited_by)?;
+        let (mut joining, mut skipped) = (Vec::new(), Vec::new());
+        for g in &groups {
+            let may = match &inviter {
+                Some(c) => crate::store::groups::may_manage(conn, c, *g)?,
+                None => false,
+            };
+            if may {
+                joining.push(*g);
+            } else {
+                skipped.push(*g);
+            }
+        }
+        let granting = granted_role(conn, site.id, invite.role(), &joining)?;
 
+        let existing = matches!(credential, Credential::ExistingAccount { .. });
         let user: User = match credential {
             Credential::ExistingAccount {
                 user_id,
@@ -772,7 +817,7 @@ pub fn accept(
                 inserted.ok_or(AppError::InvalidCredentials)?
             }
         };
-        if granted == Some(ProductRole::Guest) && access::is_former_paid(conn, site.id, user.id)? {
+        if granting == Some(ProductRole::Guest) && access::is_former_paid(conn, site.id, user.id)? {
             return Err(AppError::Addresses(vec![AddressError {
                 email: invite.email.clone(),
                 code: ErrorCode::PaidUserCannotBeGuest,
@@ -797,7 +842,7 @@ pub fn accept(
                 )
                 .execute(conn)?;
         }
-        for g in &groups {
+        for g in &joining {
             diesel::insert_into(group_members::table)
                 .values((
                     group_members::group_id.eq(g),
@@ -855,7 +900,6 @@ pub fn accept(
         diesel::update(users::table.find(user.id))
             .set(users::verified_at.eq(now))
             .execute(conn)?;
-        let session = org::create_session(conn, user.id, session_lifetime, now)?;
         audit::record(
             conn,
             Audit {
@@ -866,13 +910,32 @@ pub fn accept(
                 target_id: invite.id.to_string(),
                 site_id: Some(site.id),
                 before: Some(invite_json(&invite, now)),
-                after: Some(
-                    json!({ "status": accepted.status, "user": user.id, "role": role_after }),
-                ),
+                after: Some(json!({
+                    "status": accepted.status,
+                    "user": user.id,
+                    "role": role_after,
+                    "groupsSkipped": skipped,
+                })),
                 created_at: now,
             },
         )?;
-        Ok((user, session))
+        let signed_in = match sign_in {
+            None => None,
+            Some(s) if existing => Some(signin::password_verified(
+                conn,
+                user.id,
+                s.session_lifetime,
+                s.policy,
+                now,
+            )?),
+            Some(s) => Some(LoginOutcome::Session(org::create_session(
+                conn,
+                user.id,
+                s.session_lifetime,
+                now,
+            )?)),
+        };
+        Ok((user, signed_in))
     })
 }
 

@@ -529,50 +529,36 @@ impl TestApp {
     }
 }
 
+/// Setup shortcuts for tests that need more than the bootstrap site and admin.
 impl TestApp {
-    /// A second site in the test organization; returns its id.
-    pub async fn second_site(&self, name: &str) -> String {
+    /// Adds another site to the organization (by SQL: there is no API that creates sites).
+    pub fn add_site(&self, name: &str) -> String {
+        use diesel::prelude::*;
+        use guestpass::db::schema::sites;
         let org: uuid::Uuid = self.org_id.parse().unwrap();
-        let name = name.to_string();
-        self.state
-            .db
-            .run(move |c| {
-                use diesel::prelude::*;
-                use guestpass::db::schema::sites;
-                let id: uuid::Uuid = diesel::insert_into(sites::table)
-                    .values((
-                        sites::organization_id.eq(org),
-                        sites::name.eq(name),
-                        sites::user_limit.eq(100),
-                        sites::created_at.eq(chrono::Utc::now()),
-                    ))
-                    .returning(sites::id)
-                    .get_result(c)?;
-                Ok(id.to_string())
-            })
-            .await
+        diesel::insert_into(sites::table)
+            .values((
+                sites::organization_id.eq(org),
+                sites::name.eq(name),
+                sites::user_limit.eq(10),
+                sites::created_at.eq(chrono::Utc::now()),
+            ))
+            .returning(sites::id)
+            .get_result::<uuid::Uuid>(&mut self.db.conn())
             .unwrap()
+            .to_string()
     }
 
-    /// Makes `user` a site admin of `site` through the API.
-    pub async fn make_site_admin(&self, user: &str, site: &str) {
+    /// Makes a person a site admin of one site (through the API, as the bootstrap admin) and returns
+    /// a session of theirs.
+    pub async fn site_admin_of(&self, user_id: &str, site_id: &str) -> String {
         data(
             self.admin(
                 "mutation($i: SetAdminRoleInput!) { setAdminRole(input: $i) { id } }",
-                json!({ "i": { "userId": user, "role": "SITE_ADMIN", "siteId": site, "granted": true } }),
+                json!({ "i": { "userId": user_id, "role": "SITE_ADMIN", "siteId": site_id, "granted": true } }),
             )
             .await,
         );
-    }
-
-    /// Gives `user` a direct role on `site` through the API.
-    pub async fn grant(&self, site: &str, user: &str, role: &str) {
-        data(
-            self.admin(
-                "mutation($i: SetProductRoleInput!) { setProductRole(input: $i) { dryRun } }",
-                json!({ "i": { "siteId": site, "userId": user, "role": role } }),
-            )
-            .await,
-        );
+        self.session_for(user_id).await
     }
 }
