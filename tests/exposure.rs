@@ -114,10 +114,12 @@ impl World {
         full: &[Viewer],
         name_only: &[Viewer],
     ) {
-        self.fact(format!("{who}'s id"), id, full);
-        self.fact(format!("{who}'s email"), email, full);
+        // A name-only sight (a guest's inviter or sponsor) carries the id too, as the policy's
+        // table says: clients need it to cache the object.
         let mut both = full.to_vec();
         both.extend_from_slice(name_only);
+        self.fact(format!("{who}'s id"), id, &both);
+        self.fact(format!("{who}'s email"), email, full);
         self.fact(format!("{who}'s name"), name, &both);
         self.pools.users.push(id.to_string());
     }
