@@ -253,23 +253,13 @@ async fn world(app: &TestApp) -> World {
 
     // Site 2 of Acme (bootstrap finds the organization and its admin, and adds the site).
     let s2 = app
-        .state
-        .db
-        .run(|c| {
-            guestpass::store::org::bootstrap(
-                c,
-                guestpass::store::org::BootstrapInput {
-                    org_name: "Acme".into(),
-                    site_name: "SITE-TWO-MARKER".into(),
-                    admin_email: EmailAddress::parse("admin@acme.example").unwrap(),
-                    user_limit: Some(100),
-                    verified_domains: vec!["acme.example".into()],
-                },
-                chrono::Utc::now(),
-            )
-        })
+        .bootstrap(
+            "Acme",
+            "SITE-TWO-MARKER",
+            "admin@acme.example",
+            &["acme.example"],
+        )
         .await
-        .unwrap()
         .site
         .id
         .to_string();
@@ -551,23 +541,13 @@ async fn world(app: &TestApp) -> World {
 
     // Another organization with its own admin, site, space, page, guest, group and invite.
     let other = app
-        .state
-        .db
-        .run(|c| {
-            guestpass::store::org::bootstrap(
-                c,
-                guestpass::store::org::BootstrapInput {
-                    org_name: "ELSEWHERE-ORG-MARKER".into(),
-                    site_name: "OTHER-SITE-MARKER".into(),
-                    admin_email: EmailAddress::parse("other-admin@elsewhere.example").unwrap(),
-                    user_limit: Some(100),
-                    verified_domains: vec!["elsewhere.example".into()],
-                },
-                chrono::Utc::now(),
-            )
-        })
-        .await
-        .unwrap();
+        .bootstrap(
+            "ELSEWHERE-ORG-MARKER",
+            "OTHER-SITE-MARKER",
+            "other-admin@elsewhere.example",
+            &["elsewhere.example"],
+        )
+        .await;
     let (oorg, osite, oadmin, otoken) = (
         other.organization.id.to_string(),
         other.site.id.to_string(),

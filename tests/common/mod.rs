@@ -562,3 +562,28 @@ impl TestApp {
         self.session_for(user_id).await
     }
 }
+
+impl TestApp {
+    /// Runs `bootstrap` (another organization, or a site added to an existing one when `org` and
+    /// `admin_email` name them) and returns what it made.
+    pub async fn bootstrap(
+        &self,
+        org: &str,
+        site: &str,
+        admin_email: &str,
+        verified_domains: &[&str],
+    ) -> guestpass::store::org::Bootstrapped {
+        let input = guestpass::store::org::BootstrapInput {
+            org_name: org.into(),
+            site_name: site.into(),
+            admin_email: EmailAddress::parse(admin_email).unwrap(),
+            user_limit: Some(100),
+            verified_domains: verified_domains.iter().map(|d| d.to_string()).collect(),
+        };
+        self.state
+            .db
+            .run(move |c| guestpass::store::org::bootstrap(c, input, chrono::Utc::now()))
+            .await
+            .unwrap()
+    }
+}
