@@ -177,6 +177,9 @@ impl CoreMutation {
                         return Err(AppError::NotFound("Space"));
                     }
                 }
+                for g in &group_ids {
+                    crate::store::groups::group_in_org(c, who.user.organization_id, *g)?;
+                }
                 a.require_admin()?;
                 let emails = invites::parse_batch(&input.emails)?;
                 let personal_message = match &input.personal_message {

@@ -385,10 +385,12 @@ pub fn remove_many(
     reason: Option<&str>,
     now: DateTime<Utc>,
 ) -> AppResult<Vec<User>> {
-    access::site_access(conn, caller, site_id)?.require_admin()?;
+    // Precedence as everywhere: unknown ids (another organization's) first, then the right.
+    let a = access::site_access(conn, caller, site_id)?;
     user_ids.sort();
     user_ids.dedup();
     let users = load_guests(conn, caller.user.organization_id, &user_ids)?;
+    a.require_admin()?;
     conn.transaction(|conn| {
         require_guests(conn, site_id, &users)?;
         for u in &users {
