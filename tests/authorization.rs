@@ -50,29 +50,6 @@ fn matrix() -> BTreeMap<String, BTreeMap<String, String>> {
         .collect()
 }
 
-/// The root fields of a type in `schema.graphql`.
-fn root_fields(sdl: &str, ty: &str) -> Vec<String> {
-    let start = sdl.find(&format!("type {ty} {{")).unwrap();
-    let body = &sdl[start..start + sdl[start..].find("\n}").unwrap()];
-    let mut out = Vec::new();
-    let mut in_doc = false;
-    for line in body.lines().skip(1) {
-        let t = line.trim();
-        if t.starts_with("\"\"\"") {
-            in_doc = !(in_doc || (t.len() > 3 && t.ends_with("\"\"\"")));
-            continue;
-        }
-        if in_doc || t.is_empty() || !line.starts_with('\t') || line.starts_with("\t\t") {
-            continue;
-        }
-        let name: String = t.chars().take_while(|c| c.is_alphanumeric()).collect();
-        if !name.is_empty() {
-            out.push(name);
-        }
-    }
-    out
-}
-
 /// Ids of the world every person is tested in.
 struct World {
     tokens: BTreeMap<&'static str, Option<String>>,

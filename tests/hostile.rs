@@ -1076,25 +1076,7 @@ const TAKES_NO_ID: [&str; 20] = [
 fn mutation_fields() -> Vec<String> {
     let sdl =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
-    let start = sdl.find("type MutationRoot {").unwrap();
-    let body = &sdl[start..start + sdl[start..].find("\n}").unwrap()];
-    let mut out = Vec::new();
-    let mut in_doc = false;
-    for line in body.lines().skip(1) {
-        let t = line.trim();
-        if t.starts_with("\"\"\"") {
-            in_doc = !(in_doc || (t.len() > 3 && t.ends_with("\"\"\"")));
-            continue;
-        }
-        if in_doc || t.is_empty() || !line.starts_with('\t') || line.starts_with("\t\t") {
-            continue;
-        }
-        let name: String = t.chars().take_while(|c| c.is_alphanumeric()).collect();
-        if !name.is_empty() {
-            out.push(name);
-        }
-    }
-    out
+    root_fields(&sdl, "MutationRoot")
 }
 
 /// One call: a mutation, what its ids are (for the report), its input, and what it needs.
