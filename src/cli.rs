@@ -71,6 +71,14 @@ pub enum Command {
     /// verification ends within the lead time and who has not had one for this period (the running
     /// workers send them). Prints how many were queued.
     ReverifyNow,
+    /// Recompute the maintained access state (who holds what on each site, the seat counters, what
+    /// open invites hold) from the grants, print every difference, and with `--repair` write the
+    /// recomputed state. Exits 1 when differences were found and not repaired.
+    CheckAccess {
+        /// Write the recomputed state where it differs.
+        #[arg(long)]
+        repair: bool,
+    },
     /// Create (or find, by name) an organization, a site and its first admin, and print an API token
     /// for that admin alone on the last line.
     Bootstrap {
@@ -219,6 +227,36 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 "{}",
                 serde_json::to_string(&seeded).map_err(|e| e.to_string())?
             );
+            Ok(())
+        }
+        Command::CheckAccess { repair } => {
+            init_logging(&config.log);
+            let url = config.database_url.clone();
+            tokio::task::spawn_blocking(move || crate::db::migrate(&url))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            let url = config.database_url.clone();
+            let found = tokio::task::spawn_blocking(move || -> Result<_, String> {
+                let mut conn = crate::db::build_pool(&url, 1)
+                    .get()
+                    .map_err(|e| e.to_string())?;
+                crate::store::changes::check::run(&mut conn, repair, chrono::Utc::now())
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            for d in &found {
+                println!("{d}");
+            }
+            let verb = if repair { "repaired" } else { "found" };
+            println!("{} differences {verb}", found.len());
+            if !found.is_empty() && !repair {
+                return Err(format!(
+                    "{} differences between the grants and the maintained access state",
+                    found.len()
+                ));
+            }
             Ok(())
         }
         Command::ReverifyNow => {

@@ -472,6 +472,7 @@ async fn concurrent_role_changes_never_pass_the_guest_allowance() {
     assert!(ok <= 3, "{ok} guests admitted for 3 slots");
     assert_eq!(app.guest_ids(json!(null)).await.1 as usize, ok);
     assert_eq!(app.seats().await["overGuestAllowanceBy"], 0);
+    assert_eq!(app.db.check_access(), Vec::<String>::new());
     app.stop().await;
 }
 
@@ -921,5 +922,67 @@ async fn removal_keeps_other_sites_and_the_sessions_that_still_reach_them() {
         let r = app.gql(Some(t), spaces, json!({ "s": app.site_id })).await;
         assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"), "{r}");
     }
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn check_access_reports_and_repairs_a_corrupted_maintained_row() {
+    let app = spawn_app().await;
+    let space = app.create_space("DOCS").await;
+    let guest = app.add_user("g@partner.example", None).await;
+    app.set_role(&app.site_id, &guest, Some("GUEST")).await;
+    app.assign(&space, std::slice::from_ref(&guest)).await;
+    let paid = app
+        .add_user("p@acme.example", Some(ProductRole::User))
+        .await;
+    assert!(
+        app.db.check_access().is_empty(),
+        "{:?}",
+        app.db.check_access()
+    );
+
+    // Corrupt one maintained row and one counter behind the engine's back.
+    {
+        use diesel::connection::SimpleConnection;
+        app.db
+            .conn()
+            .batch_execute(&format!(
+                "UPDATE site_members SET role = 2, guest_space_id = NULL WHERE user_id = '{guest}';
+                 UPDATE site_counters SET paid = paid + 5 WHERE site_id = '{}';
+                 DELETE FROM site_members WHERE user_id = '{paid}';",
+                app.site_id
+            ))
+            .unwrap();
+    }
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_guestpass"))
+            .args(args)
+            .env("DATABASE_URL", &app.db.url)
+            .env("GUESTPASS_LOG", "error")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (status, out) = run(&["check-access"]);
+    assert_eq!(status, Some(1), "{out}");
+    assert!(
+        out.contains(&format!("({}, {guest})", app.site_id)),
+        "{out}"
+    );
+    assert!(out.contains(&format!("({}, {paid})", app.site_id)), "{out}");
+    assert!(out.contains("site_counters"), "{out}");
+    assert!(out.contains("3 differences found"), "{out}");
+    let (status, out) = run(&["check-access", "--repair"]);
+    assert_eq!(status, Some(0), "{out}");
+    assert!(out.contains("3 differences repaired"), "{out}");
+    let (status, out) = run(&["check-access"]);
+    assert_eq!((status, out.trim()), (Some(0), "0 differences found"));
+    // The repaired state is what the API reads.
+    let (guests, total) = app.guest_ids(json!(null)).await;
+    assert_eq!((guests, total), (vec![guest.clone()], 1));
+    assert_eq!(app.seats().await["paidUsers"], 2);
     app.stop().await;
 }

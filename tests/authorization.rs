@@ -196,6 +196,7 @@ async fn world(app: &TestApp) -> World {
                     product_roles::granted_at.eq(chrono::Utc::now()),
                 ))
                 .execute(c)?;
+            guestpass::store::changes::check::run(c, true, chrono::Utc::now())?;
             Ok(id.to_string())
         })
         .await

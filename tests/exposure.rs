@@ -178,6 +178,7 @@ async fn person(
                     guestpass::store::access::record_paid(c, site, &[id], now)?;
                 }
             }
+            guestpass::store::changes::check::run(c, true, chrono::Utc::now())?;
             Ok(id.to_string())
         })
         .await

@@ -1319,6 +1319,7 @@ async fn no_mutation_reaches_what_is_not_the_callers() {
                     product_roles::granted_at.eq(chrono::Utc::now()),
                 ))
                 .execute(c)?;
+            guestpass::store::changes::check::run(c, true, chrono::Utc::now())?;
             Ok(id.to_string())
         })
         .await

@@ -153,6 +153,7 @@ async fn fifty_concurrent_invites_for_three_seats() {
         (Some(3), Some(0), Some(0))
     );
     assert_eq!(app.db.scalar_i64("SELECT count(*) FROM invites"), 3);
+    assert_eq!(app.db.check_access(), Vec::<String>::new());
 }
 
 #[actix_rt::test]

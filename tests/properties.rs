@@ -398,6 +398,8 @@ impl World {
                     guestpass::db::schema::users::email_normalized.eq(&e),
                     guestpass::db::schema::users::display_name.eq(&e),
                     guestpass::db::schema::users::created_at.eq(now),
+                    // acme.example is verified (as the engine would derive on creation)
+                    guestpass::db::schema::users::external.eq(false),
                 ))
                 .returning(guestpass::db::schema::users::id)
                 .get_result(&mut conn)
@@ -540,7 +542,7 @@ impl World {
         BTreeSet<usize>,
     ) {
         let ids: Vec<Uuid> = self.people.iter().flatten().copied().collect();
-        let roles = changes::roles_of(&mut self.conn, &[self.site], &ids).unwrap();
+        let roles = changes::state::roles(&mut self.conn, &[self.site], &ids).unwrap();
         let effs = self
             .people
             .iter()
@@ -603,5 +605,9 @@ proptest! {
                 prop_assert!(model.eff(*p) != Some(Guest));
             }
         }
+        // The maintained state is what the grants say after the whole sequence.
+        let org = world.admin.user.organization_id;
+        let diffs = changes::check::run_for(&mut world.conn, Some(org), false, chrono::Utc::now()).unwrap();
+        prop_assert!(diffs.is_empty(), "check-access found {:?}", diffs);
     }
 }

@@ -114,6 +114,16 @@ pub fn migrate(url: &str) -> Result<usize, SetupError> {
     let applied = applied.map_err(|e| m(&e))?;
     if applied > 0 {
         tracing::info!(applied, "applied database migrations");
+        // A migration may add or change maintained access state: derive it from the grants now, so
+        // an upgraded database is correct from its first request.
+        let repaired = crate::store::changes::check::run(&mut conn, true, chrono::Utc::now())
+            .map_err(|e| m(&e))?;
+        if !repaired.is_empty() {
+            tracing::info!(
+                differences = repaired.len(),
+                "derived the maintained access state"
+            );
+        }
     }
     Ok(applied)
 }

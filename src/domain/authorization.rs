@@ -31,13 +31,12 @@ pub struct Standing {
     pub admin_of_spaces: Vec<Uuid>,
 }
 
-/// The raw grants of one person on one site, as the store reads them.
+/// What one person holds on one site, as the store reads it: the maintained effective role and guest
+/// space (`domain::access::derive`) and the admin grants.
 #[derive(Clone, Debug, Default)]
 pub struct Grants {
     pub site_admin: bool,
-    pub direct: Option<ProductRole>,
-    pub best_group: Option<ProductRole>,
-    pub former_paid: bool,
+    pub role: Option<ProductRole>,
     pub guest_space: Option<Uuid>,
     pub admin_spaces: Vec<Uuid>,
 }
@@ -45,7 +44,7 @@ pub struct Grants {
 impl Standing {
     /// The standing that `grants` give, for an organization admin or not.
     pub fn from_grants(org_admin: bool, g: Grants) -> Self {
-        let role = crate::domain::effective_role(g.direct, g.best_group, g.former_paid);
+        let role = g.role;
         let admin = org_admin || g.site_admin;
         Self {
             org_admin,
@@ -645,8 +644,7 @@ mod tests {
     #[test]
     fn standing_follows_the_effective_role() {
         let g = Grants {
-            direct: Some(Guest),
-            former_paid: true,
+            role: None,
             guest_space: Some(SPACE_A),
             admin_spaces: vec![SPACE_B],
             ..Default::default()
@@ -658,7 +656,7 @@ mod tests {
         let paid = Standing::from_grants(
             false,
             Grants {
-                best_group: Some(User),
+                role: Some(User),
                 admin_spaces: vec![SPACE_B],
                 ..Default::default()
             },

@@ -61,11 +61,13 @@ impl EmailAddress {
     /// The lower-cased domain part: the text after the last `@`, as the stored `users.email_domain`
     /// column computes it (one `@` in any parsed address, so the two cannot differ).
     pub fn domain(&self) -> &str {
-        self.normalized
-            .rsplit_once('@')
-            .map(|(_, d)| d)
-            .unwrap_or("")
+        domain_of(&self.normalized)
     }
+}
+
+/// The domain of a stored, normalized address: the text after the last `@` (as `users.email_domain`).
+pub fn domain_of(normalized: &str) -> &str {
+    normalized.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
 }
 
 impl fmt::Display for EmailAddress {

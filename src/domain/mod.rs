@@ -1,6 +1,7 @@
 //! The domain core: pure rules with no I/O (roles, seats, addresses, text), unit-tested here and
 //! enforced by the store inside database transactions.
 
+pub mod access;
 pub mod authorization;
 pub mod billing;
 pub mod bulk;

@@ -3,15 +3,15 @@
 
 use crate::auth::tokens::{TokenKind, hash_token};
 use crate::db::schema::*;
+use crate::domain::ProductRole;
 use crate::domain::authorization::{Grants, Person, Standing, Viewer};
 use crate::domain::policy::{self, ApiTokenAccess, ExternalPolicy, TwoStep};
 use crate::domain::seats::Counts;
-use crate::domain::{ProductRole, effective_role};
 use crate::error::{AppError, AppResult};
 use crate::store::models::{Site, User};
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, SmallInt, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Nullable, SmallInt, Uuid as SqlUuid};
 use uuid::Uuid;
 
 /// The authenticated person behind a request.
@@ -64,37 +64,15 @@ struct AccountRow {
     idle: Option<i32>,
 }
 
-/// Whether the account `u` (a row of `users`, status aside) has access anywhere: an organization or
-/// site admin, or an effective role on some site (a paid role, or a guest grant that is not void
-/// because the person was paid there). One definition for the API-token check and for removals.
+/// Whether the account `u` has access anywhere: an organization or site admin, or a maintained
+/// role on some site (`domain::access::has_any_access`, over the engine's rows).
 const ANY_ACCESS: &str = "(EXISTS (SELECT 1 FROM org_admins WHERE user_id = u.id)
              OR EXISTS (SELECT 1 FROM site_admins WHERE user_id = u.id)
-             OR EXISTS (
-                  SELECT 1 FROM (
-                    SELECT site_id, role FROM product_roles WHERE user_id = u.id
-                    UNION ALL
-                    SELECT gsr.site_id, gsr.role FROM group_members gm
-                      JOIN group_site_roles gsr ON gsr.group_id = gm.group_id WHERE gm.user_id = u.id
-                  ) r
-                  WHERE r.role >= 2
-                     OR NOT EXISTS (SELECT 1 FROM site_paid_history h WHERE h.site_id = r.site_id AND h.user_id = u.id))
-           )";
+             OR EXISTS (SELECT 1 FROM site_members WHERE user_id = u.id))";
 
-/// Whether an active account still has access anywhere (see [`ANY_ACCESS`]); a deactivated or
-/// missing one has none.
+/// Whether an active account still has access anywhere; a deactivated or missing one has none.
 pub fn has_access_anywhere(conn: &mut PgConnection, user_id: Uuid) -> AppResult<bool> {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = diesel::sql_types::Bool)]
-        any_access: bool,
-    }
-    let r: Option<Row> = diesel::sql_query(format!(
-        "SELECT {ANY_ACCESS} AS any_access FROM users u WHERE u.id = $1 AND u.status = 'ACTIVE'"
-    ))
-    .bind::<SqlUuid, _>(user_id)
-    .get_result(conn)
-    .optional()?;
-    Ok(r.is_some_and(|r| r.any_access))
+    crate::store::changes::state::has_access_anywhere(conn, user_id)
 }
 
 /// An active account with everything a request needs to know about its standing, in one statement.
@@ -104,8 +82,7 @@ fn standing(conn: &mut PgConnection, user_id: Uuid) -> AppResult<Option<AccountR
                 u.status, u.invited_by, u.two_step_required, u.created_at, u.verified_at, u.last_active_at,
                 u.email_domain,
            EXISTS (SELECT 1 FROM org_admins oa WHERE oa.organization_id = u.organization_id AND oa.user_id = u.id) AS org_admin,
-           NOT EXISTS (SELECT 1 FROM verified_domains vd WHERE vd.organization_id = u.organization_id
-                        AND vd.domain = u.email_domain) AS external,
+           u.external,
            {ANY_ACCESS} AS any_access,
            p.two_step, p.reverification_interval_minutes AS interval, p.api_token_access,
            p.session_idle_timeout_minutes AS idle
@@ -322,11 +299,7 @@ struct GrantsRow {
     #[diesel(sql_type = diesel::sql_types::Bool)]
     site_admin: bool,
     #[diesel(sql_type = Nullable<SmallInt>)]
-    direct: Option<i16>,
-    #[diesel(sql_type = Nullable<SmallInt>)]
-    best_group: Option<i16>,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    former_paid: bool,
+    role: Option<i16>,
     #[diesel(sql_type = Nullable<SqlUuid>)]
     guest_space: Option<Uuid>,
     #[diesel(sql_type = diesel::sql_types::Array<SqlUuid>)]
@@ -344,14 +317,11 @@ fn standings(
     let rows: Vec<GrantsRow> = diesel::sql_query(
         "SELECT s.id AS site_id,
            EXISTS (SELECT 1 FROM site_admins WHERE site_id = s.id AND user_id = $1) AS site_admin,
-           (SELECT role FROM product_roles WHERE site_id = s.id AND user_id = $1) AS direct,
-           (SELECT max(gsr.role) FROM group_site_roles gsr JOIN group_members gm ON gm.group_id = gsr.group_id
-             WHERE gsr.site_id = s.id AND gm.user_id = $1) AS best_group,
-           EXISTS (SELECT 1 FROM site_paid_history WHERE site_id = s.id AND user_id = $1) AS former_paid,
-           (SELECT space_id FROM guest_spaces WHERE site_id = s.id AND user_id = $1) AS guest_space,
+           sm.role, sm.guest_space_id AS guest_space,
            ARRAY(SELECT sa.space_id FROM space_admins sa JOIN spaces sp ON sp.id = sa.space_id
                   WHERE sp.site_id = s.id AND sa.user_id = $1) AS admin_spaces
          FROM sites s JOIN users u ON u.organization_id = s.organization_id
+         LEFT JOIN site_members sm ON sm.site_id = s.id AND sm.user_id = u.id
          WHERE u.id = $1 AND ($2::uuid IS NULL OR s.id = $2)
          ORDER BY s.id",
     )
@@ -363,9 +333,7 @@ fn standings(
         .map(|r| {
             let g = Grants {
                 site_admin: r.site_admin,
-                direct: r.direct.and_then(ProductRole::from_rank),
-                best_group: r.best_group.and_then(ProductRole::from_rank),
-                former_paid: r.former_paid,
+                role: r.role.and_then(ProductRole::from_rank),
                 guest_space: r.guest_space,
                 admin_spaces: r.admin_spaces,
             };
@@ -423,6 +391,7 @@ pub fn persons(conn: &mut PgConnection, ids: &[Uuid]) -> AppResult<Vec<Person>> 
            ARRAY(SELECT site_id FROM product_roles WHERE user_id = u.id
                  UNION SELECT gsr.site_id FROM group_members gm
                          JOIN group_site_roles gsr ON gsr.group_id = gm.group_id WHERE gm.user_id = u.id
+                 UNION SELECT site_id FROM site_members WHERE user_id = u.id
                  UNION SELECT site_id FROM site_admins WHERE user_id = u.id
                  UNION SELECT site_id FROM guest_spaces WHERE user_id = u.id) AS sites
          FROM users u WHERE u.id = ANY($1)",
@@ -456,43 +425,14 @@ pub fn admin_sites(conn: &mut PgConnection, user: Uuid) -> AppResult<Vec<Uuid>> 
         .load(conn)?)
 }
 
-#[derive(QueryableByName)]
-struct RoleFacts {
-    #[diesel(sql_type = Nullable<SmallInt>)]
-    direct: Option<i16>,
-    #[diesel(sql_type = Nullable<SmallInt>)]
-    best_group: Option<i16>,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    former_paid: bool,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    active: bool,
-}
-
-/// A user's effective role on a site (`None`: no access, including deactivated accounts).
+/// A user's effective role on a site (`None`: no access, including deactivated accounts), as the
+/// engine maintains it.
 pub fn effective_role_of(
     conn: &mut PgConnection,
     site_id: Uuid,
     user_id: Uuid,
 ) -> AppResult<Option<ProductRole>> {
-    let f: RoleFacts = diesel::sql_query(
-        "SELECT
-           (SELECT role FROM product_roles WHERE site_id = $1 AND user_id = $2) AS direct,
-           (SELECT max(gsr.role) FROM group_site_roles gsr JOIN group_members gm ON gm.group_id = gsr.group_id
-             WHERE gsr.site_id = $1 AND gm.user_id = $2) AS best_group,
-           EXISTS (SELECT 1 FROM site_paid_history WHERE site_id = $1 AND user_id = $2) AS former_paid,
-           EXISTS (SELECT 1 FROM users WHERE id = $2 AND status = 'ACTIVE') AS active",
-    )
-    .bind::<SqlUuid, _>(site_id)
-    .bind::<SqlUuid, _>(user_id)
-    .get_result(conn)?;
-    if !f.active {
-        return Ok(None);
-    }
-    Ok(effective_role(
-        f.direct.and_then(ProductRole::from_rank),
-        f.best_group.and_then(ProductRole::from_rank),
-        f.former_paid,
-    ))
+    crate::store::changes::state::role_of(conn, site_id, user_id)
 }
 
 /// The facts behind a person's seat on a site: their direct role, their groups' roles there (with the
@@ -532,68 +472,10 @@ pub fn billing(
     ))
 }
 
-/// Effective roles of every active user with access on a site (`$1` = site id), guests that are
-/// former paid excluded. Shared by the seat count and the lists of users and guests.
-pub const EFFECTIVE_ROLES: &str = "
-  eff AS (
-    SELECT g.user_id, max(g.role) AS role
-    FROM (
-      SELECT user_id, role FROM product_roles WHERE site_id = $1
-      UNION ALL
-      SELECT gm.user_id, gsr.role FROM group_site_roles gsr
-        JOIN group_members gm ON gm.group_id = gsr.group_id
-        WHERE gsr.site_id = $1
-    ) g
-    JOIN users u ON u.id = g.user_id AND u.status = 'ACTIVE'
-    GROUP BY g.user_id
-    HAVING max(g.role) > 1
-        OR NOT EXISTS (SELECT 1 FROM site_paid_history h WHERE h.site_id = $1 AND h.user_id = g.user_id)
-  )";
-
-/// Open invites of a site (`$1`) at `$2` with the role accepting would grant there: the invite's own
-/// role or the best role its groups hold on the site.
-pub const PENDING_ROLES: &str = "
-  pending AS (
-    SELECT i.id, GREATEST(i.role, (
-             SELECT max(gsr.role) FROM invite_groups ig
-             JOIN group_site_roles gsr ON gsr.group_id = ig.group_id AND gsr.site_id = $1
-             WHERE ig.invite_id = i.id)) AS role
-    FROM invites i
-    WHERE i.site_id = $1 AND i.status = 'PENDING' AND i.expires_at > $2
-  )";
-
-#[derive(QueryableByName)]
-struct CountRow {
-    #[diesel(sql_type = BigInt)]
-    paid: i64,
-    #[diesel(sql_type = BigInt)]
-    guests: i64,
-    #[diesel(sql_type = BigInt)]
-    pending_paid: i64,
-    #[diesel(sql_type = BigInt)]
-    pending_guests: i64,
-}
-
-/// What occupies the site at `now`. Call it under [`lock_site`] when the answer decides a write.
+/// What occupies the site at `now`, from the maintained counters. Call it under [`lock_site`] when
+/// the answer decides a write (the engine does).
 pub fn counts(conn: &mut PgConnection, site_id: Uuid, now: DateTime<Utc>) -> AppResult<Counts> {
-    let row: CountRow = diesel::sql_query(format!(
-        "WITH {EFFECTIVE_ROLES}, {PENDING_ROLES}
-         SELECT
-           count(*) FILTER (WHERE role >= 2) AS paid,
-           count(*) FILTER (WHERE role = 1) AS guests,
-           (SELECT count(*) FROM pending WHERE role >= 2) AS pending_paid,
-           (SELECT count(*) FROM pending WHERE role = 1) AS pending_guests
-         FROM eff"
-    ))
-    .bind::<SqlUuid, _>(site_id)
-    .bind::<Timestamptz, _>(now)
-    .get_result(conn)?;
-    Ok(Counts {
-        paid: row.paid,
-        guests: row.guests,
-        pending_paid: row.pending_paid,
-        pending_guests: row.pending_guests,
-    })
+    crate::store::changes::state::counts(conn, site_id, now)
 }
 
 /// Takes the site's row lock: every change that can add a seat or a guest on a site holds it, so the

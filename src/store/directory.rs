@@ -4,12 +4,11 @@ use crate::db::schema::*;
 use crate::domain::ProductRole;
 use crate::domain::seats::{self, Usage};
 use crate::error::{AppError, AppResult};
-use crate::store::access::{self, Caller, EFFECTIVE_ROLES};
+use crate::store::access::{self, Caller};
 use crate::store::audit::{self, Audit};
 use crate::store::models::{Site, User};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, SmallInt, Text, Uuid as SqlUuid};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -105,18 +104,10 @@ pub fn update_settings(
     })
 }
 
-#[derive(QueryableByName)]
-struct DirectoryRow {
-    #[diesel(sql_type = SqlUuid)]
-    user_id: Uuid,
-    #[diesel(sql_type = SmallInt)]
-    role: i16,
-    #[diesel(sql_type = BigInt)]
-    total: i64,
-}
-
-/// Users with access to a site (optionally only one role), ordered by email, keyset-paginated on
-/// `(email_normalized, id)`. Returns each user with their effective role, and the total.
+/// Users with access to a site (optionally only one role, only external or internal people), ordered
+/// by email, keyset-paginated on `(email_normalized, id)`: the page walks `site_members_by_email`
+/// from the key. Returns each user with their maintained role, and the total (the site's counters
+/// when nothing narrows the list).
 pub fn users_with_access(
     conn: &mut PgConnection,
     site_id: Uuid,
@@ -125,43 +116,44 @@ pub fn users_with_access(
     after: Option<(String, Uuid)>,
     limit: i64,
 ) -> AppResult<(Vec<(User, ProductRole)>, i64)> {
-    let paged = after.is_some();
-    let (after_email, after_id) = after.map_or((None, None), |(e, i)| (Some(e), Some(i)));
-    let rows: Vec<DirectoryRow> = diesel::sql_query(format!(
-        "WITH {EFFECTIVE_ROLES},
-         listed AS (SELECT eff.user_id, eff.role, u.email_normalized FROM eff JOIN users u ON u.id = eff.user_id
-                    WHERE ($2::smallint IS NULL OR eff.role = $2)
-                      AND ($6::bool IS NULL OR (NOT EXISTS (SELECT 1 FROM verified_domains vd WHERE vd.organization_id = u.organization_id
-                                    AND vd.domain = u.email_domain)) = $6))
-         SELECT user_id, role, (SELECT count(*) FROM listed) AS total FROM listed
-         WHERE $3::text IS NULL OR (email_normalized, user_id) > ($3, $4)
-         ORDER BY email_normalized, user_id
-         LIMIT $5"
-    ))
-    .bind::<SqlUuid, _>(site_id)
-    .bind::<Nullable<SmallInt>, _>(only.map(ProductRole::rank))
-    .bind::<Nullable<Text>, _>(after_email)
-    .bind::<Nullable<SqlUuid>, _>(after_id)
-    .bind::<BigInt, _>(limit)
-    .bind::<Nullable<diesel::sql_types::Bool>, _>(external)
-    .load(conn)?;
-    let total = match rows.first() {
-        Some(r) => r.total,
-        // an empty page still needs the total
-        None if paged => users_with_access(conn, site_id, only, external, None, 1)?.1,
-        None => 0,
-    };
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.user_id).collect();
-    let users: Vec<User> = users::table
-        .filter(users::id.eq_any(&ids))
-        .select(User::as_select())
+    macro_rules! listed {
+        () => {{
+            let mut q = site_members::table
+                .inner_join(users::table)
+                .filter(site_members::site_id.eq(site_id))
+                .into_boxed::<diesel::pg::Pg>();
+            if let Some(r) = only {
+                q = q.filter(site_members::role.eq(r.rank()));
+            }
+            if let Some(e) = external {
+                q = q.filter(site_members::external.eq(e));
+            }
+            q
+        }};
+    }
+    let mut q = listed!();
+    if let Some((e, id)) = after {
+        q = q.filter(crate::store::after_key("site_members", e, id));
+    }
+    let rows: Vec<(User, i16)> = q
+        .order((site_members::email_normalized, site_members::user_id))
+        .limit(limit)
+        .select((User::as_select(), site_members::role))
         .load(conn)?;
+    let total = match (only, external) {
+        (None | Some(ProductRole::Guest), None) => {
+            let c = crate::store::changes::state::stored_counts(conn, site_id)?;
+            if only.is_some() {
+                c.guests
+            } else {
+                c.paid + c.guests
+            }
+        }
+        _ => listed!().count().get_result(conn)?,
+    };
     let out = rows
-        .iter()
-        .filter_map(|r| {
-            let u = users.iter().find(|u| u.id == r.user_id)?.clone();
-            Some((u, ProductRole::from_rank(r.role)?))
-        })
+        .into_iter()
+        .filter_map(|(u, r)| Some((u, ProductRole::from_rank(r)?)))
         .collect();
     Ok((out, total))
 }

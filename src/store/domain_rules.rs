@@ -131,7 +131,7 @@ pub fn outside(conn: &mut PgConnection, caller: &Caller, site_id: Uuid) -> AppRe
         .filter(|u| !allows(mode, &patterns, &u.email_domain))
         .collect();
     let ids: Vec<Uuid> = outside.iter().map(|u| u.id).collect();
-    let roles = crate::store::changes::roles_of(conn, &[site_id], &ids)?;
+    let roles = crate::store::changes::state::roles(conn, &[site_id], &ids)?;
     Ok(outside
         .into_iter()
         .filter(|u| roles.get(&(site_id, u.id)).copied().flatten() == Some(ProductRole::Guest))

@@ -91,6 +91,8 @@ pub fn set_domain(
     require_org_admin(caller)?;
     let org = caller.user.organization_id;
     conn.transaction(|conn| {
+        // Exclusive: no access change copies `external` while it flips.
+        crate::store::changes::lock_org(conn, org, crate::store::changes::Reach::Organization)?;
         let changed = if verified {
             diesel::insert_into(verified_domains::table)
                 .values((
@@ -104,6 +106,7 @@ pub fn set_domain(
             diesel::delete(verified_domains::table.find((org, domain))).execute(conn)?
         };
         if changed > 0 {
+            crate::store::changes::state::domain_changed(conn, org, domain)?;
             let action = if verified {
                 "domain.add"
             } else {

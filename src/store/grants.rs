@@ -228,6 +228,7 @@ pub fn remove_access(
         .set((invites::status.eq("REVOKED"), invites::revoked_at.eq(now)))
         .returning(invites::id)
         .get_results(conn)?;
+        changes::state::refresh_invites(conn, &revoked)?;
         if removed + revoked.len() == 0 {
             // Nothing of theirs is on this site: say so rather than "succeed" at nothing.
             return Err(AppError::invalid(
@@ -236,6 +237,8 @@ pub fn remove_access(
             ));
         }
         crate::store::invites::cancel_waiting_deliveries(conn, &revoked)?;
+        // What is left anywhere is read from the maintained state: bring it up to date first.
+        changes::state::refresh(conn, &site_ids, &[user_id], now)?;
         // Sessions belong to the account, not to a site: they end only if nothing is left anywhere.
         let ended = if removal::ends_sessions(
             action == "guest.leave",

@@ -233,7 +233,7 @@ pub fn delete(
     changes::run(conn, dry_run, |conn| {
         let sites = lock_group_sites(conn, &g, None)?;
         let members = member_ids(conn, g.id)?;
-        let before = Snapshot::take(conn, sites, members, now)?;
+        let before = Snapshot::take(conn, sites, members, now)?.with_invites_of(conn, &[g.id])?;
         // Pending invites naming the group keep their own role only.
         diesel::delete(groups::table.find(g.id)).execute(conn)?;
         let ctx =
@@ -290,7 +290,7 @@ pub fn set_site_role(
         }
         let sites = changes::lock_sites(conn, &[site_id])?;
         let members = member_ids(conn, g.id)?;
-        let before = Snapshot::take(conn, sites, members, now)?;
+        let before = Snapshot::take(conn, sites, members, now)?.with_invites_of(conn, &[g.id])?;
         let old: Option<i16> = group_site_roles::table
             .find((g.id, site_id))
             .select(group_site_roles::role)

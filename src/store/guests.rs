@@ -44,29 +44,6 @@ fn like_pattern(term: &str) -> String {
     p
 }
 
-/// Who is a guest of site `$1`, as a predicate on `u` (an active user): a guest grant, directly or
-/// through a group, no paid grant, and never paid there. Kept as a predicate so that a page can walk the
-/// users index in email order and stop after `first` rows instead of computing every role of the site.
-const IS_GUEST: &str = "
-  u.status = 'ACTIVE'
-  AND (EXISTS (SELECT 1 FROM product_roles pr WHERE pr.site_id = $1 AND pr.user_id = u.id AND pr.role = 1)
-       OR EXISTS (SELECT 1 FROM group_members gm JOIN group_site_roles gsr ON gsr.group_id = gm.group_id
-                  WHERE gm.user_id = u.id AND gsr.site_id = $1 AND gsr.role = 1))
-  AND NOT EXISTS (SELECT 1 FROM product_roles pr WHERE pr.site_id = $1 AND pr.user_id = u.id AND pr.role > 1)
-  AND NOT EXISTS (SELECT 1 FROM group_members gm JOIN group_site_roles gsr ON gsr.group_id = gm.group_id
-                  WHERE gm.user_id = u.id AND gsr.site_id = $1 AND gsr.role > 1)
-  AND NOT EXISTS (SELECT 1 FROM site_paid_history h WHERE h.site_id = $1 AND h.user_id = u.id)";
-
-/// The list's filters as a predicate on `u` (`$2` space, `$3` without space, `$4` search, `$5` external,
-/// `$6` inactive since).
-const FILTERS: &str = "
-  ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM guest_spaces gs WHERE gs.site_id = $1 AND gs.user_id = u.id AND gs.space_id = $2))
-  AND (NOT $3 OR NOT EXISTS (SELECT 1 FROM guest_spaces gs WHERE gs.site_id = $1 AND gs.user_id = u.id))
-  AND ($4::text IS NULL OR u.email_normalized LIKE $4 OR lower(u.display_name) LIKE $4)
-  AND ($5::bool IS NULL OR (NOT EXISTS (SELECT 1 FROM verified_domains vd WHERE vd.organization_id = u.organization_id
-                               AND vd.domain = u.email_domain)) = $5)
-  AND ($6::timestamptz IS NULL OR coalesce(u.last_active_at, u.created_at) < $6)";
-
 fn search_pattern(filter: &GuestFilter) -> Option<String> {
     filter
         .search
@@ -76,7 +53,43 @@ fn search_pattern(filter: &GuestFilter) -> Option<String> {
         .map(like_pattern)
 }
 
-/// The guests of a site (active accounts whose effective role is GUEST), by email, keyset-paginated.
+/// The guest list's filters on the maintained rows (`site_members` joined with `users`), as a boxed
+/// query diesel prepares once per connection.
+macro_rules! guests_of {
+    ($site:expr, $filter:expr) => {{
+        let f: &GuestFilter = $filter;
+        let mut q = site_members::table
+            .inner_join(users::table)
+            .filter(site_members::site_id.eq($site))
+            .filter(site_members::role.eq(ProductRole::Guest.rank()))
+            .into_boxed::<diesel::pg::Pg>();
+        if let Some(space) = f.space_id {
+            q = q.filter(site_members::guest_space_id.eq(space));
+        }
+        if f.without_space {
+            q = q.filter(site_members::guest_space_id.is_null());
+        }
+        if let Some(p) = search_pattern(f) {
+            q = q.filter(users::email_normalized.like(p.clone()).or(
+                diesel::dsl::sql::<Bool>("lower(users.display_name) LIKE ").bind::<Text, _>(p),
+            ));
+        }
+        if let Some(e) = f.external {
+            q = q.filter(site_members::external.eq(e));
+        }
+        if let Some(t) = f.inactive_before {
+            q = q.filter(
+                users::last_active_at
+                    .lt(t)
+                    .or(users::last_active_at.is_null().and(users::created_at.lt(t))),
+            );
+        }
+        q
+    }};
+}
+
+/// The guests of a site (active accounts whose maintained role is GUEST), by email,
+/// keyset-paginated: the page walks `site_members_guests` from the key and stops at `limit`.
 pub fn list(
     conn: &mut PgConnection,
     site_id: Uuid,
@@ -84,80 +97,43 @@ pub fn list(
     after: Option<(String, Uuid)>,
     limit: i64,
 ) -> AppResult<Vec<User>> {
-    let (after_email, after_id) = after.map_or((None, None), |(e, i)| (Some(e), Some(i)));
-    Ok(diesel::sql_query(format!(
-        "SELECT u.id, u.organization_id, u.email, u.email_normalized, u.display_name, u.password_hash,
-                u.status, u.invited_by, u.two_step_required, u.created_at, u.verified_at, u.last_active_at,
-                u.email_domain
-         FROM users u
-         WHERE u.organization_id = (SELECT organization_id FROM sites WHERE id = $1)
-           AND ($7::text IS NULL OR (u.email_normalized, u.id) > ($7, $8))
-           AND {IS_GUEST} AND {FILTERS}
-         ORDER BY u.organization_id, u.email_normalized, u.id
-         LIMIT $9"
-    ))
-    .bind::<SqlUuid, _>(site_id)
-    .bind::<Nullable<SqlUuid>, _>(filter.space_id)
-    .bind::<Bool, _>(filter.without_space)
-    .bind::<Nullable<Text>, _>(search_pattern(filter))
-    .bind::<Nullable<Bool>, _>(filter.external)
-    .bind::<Nullable<diesel::sql_types::Timestamptz>, _>(filter.inactive_before)
-    .bind::<Nullable<Text>, _>(after_email)
-    .bind::<Nullable<SqlUuid>, _>(after_id)
-    .bind::<BigInt, _>(limit)
-    .load(conn)?)
+    let mut q = guests_of!(site_id, filter);
+    if let Some((e, id)) = after {
+        q = q.filter(crate::store::after_key("site_members", e, id));
+    }
+    Ok(
+        q.order((site_members::email_normalized, site_members::user_id))
+            .limit(limit)
+            .select(User::as_select())
+            .load(conn)?,
+    )
 }
 
-/// How many guests the list holds with these filters (asked only when a client selects `totalCount`).
+/// How many guests the list holds with these filters (asked only when a client selects
+/// `totalCount`): the site's counter when nothing narrows the list.
 pub fn count(conn: &mut PgConnection, site_id: Uuid, filter: &GuestFilter) -> AppResult<i64> {
-    #[derive(QueryableByName)]
-    struct N {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
+    let unfiltered = filter.space_id.is_none()
+        && !filter.without_space
+        && search_pattern(filter).is_none()
+        && filter.external.is_none()
+        && filter.inactive_before.is_none();
+    if unfiltered {
+        return Ok(changes::state::stored_counts(conn, site_id)?.guests);
     }
-    let n: N = diesel::sql_query(format!(
-        "SELECT count(*) AS n FROM users u
-         WHERE u.id IN (SELECT user_id FROM product_roles WHERE site_id = $1 AND role = 1
-                        UNION
-                        SELECT gm.user_id FROM group_site_roles gsr JOIN group_members gm ON gm.group_id = gsr.group_id
-                        WHERE gsr.site_id = $1 AND gsr.role = 1)
-           AND {IS_GUEST} AND {FILTERS}"
-    ))
-    .bind::<SqlUuid, _>(site_id)
-    .bind::<Nullable<SqlUuid>, _>(filter.space_id)
-    .bind::<Bool, _>(filter.without_space)
-    .bind::<Nullable<Text>, _>(search_pattern(filter))
-    .bind::<Nullable<Bool>, _>(filter.external)
-    .bind::<Nullable<diesel::sql_types::Timestamptz>, _>(filter.inactive_before)
-    .get_result(conn)?;
-    Ok(n.n)
+    Ok(guests_of!(site_id, filter).count().get_result(conn)?)
 }
 
 /// How many guests of its site are in each space (only spaces with guests appear).
 pub fn guest_counts(conn: &mut PgConnection, space_ids: &[Uuid]) -> AppResult<HashMap<Uuid, i64>> {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = SqlUuid)]
-        space_id: Uuid,
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-    // A row in guest_spaces counts only while its user is an active guest of the site, exactly as in
-    // the guest list.
-    let rows: Vec<Row> = diesel::sql_query(
-        "SELECT gs.space_id, count(*) AS n
-         FROM guest_spaces gs JOIN users u ON u.id = gs.user_id AND u.status = 'ACTIVE'
-         WHERE gs.space_id = ANY($1)
-           AND NOT EXISTS (SELECT 1 FROM site_paid_history h WHERE h.site_id = gs.site_id AND h.user_id = gs.user_id)
-           AND GREATEST(
-                 (SELECT role FROM product_roles pr WHERE pr.site_id = gs.site_id AND pr.user_id = gs.user_id),
-                 (SELECT max(gsr.role) FROM group_site_roles gsr JOIN group_members gm ON gm.group_id = gsr.group_id
-                   WHERE gsr.site_id = gs.site_id AND gm.user_id = gs.user_id)) = 1
-         GROUP BY gs.space_id",
-    )
-    .bind::<diesel::sql_types::Array<SqlUuid>, _>(space_ids)
-    .load(conn)?;
-    Ok(rows.into_iter().map(|r| (r.space_id, r.n)).collect())
+    let rows: Vec<(Option<Uuid>, i64)> = site_members::table
+        .filter(site_members::guest_space_id.eq_any(space_ids))
+        .group_by(site_members::guest_space_id)
+        .select((site_members::guest_space_id, diesel::dsl::count_star()))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(s, n)| Some((s?, n)))
+        .collect())
 }
 
 /// The spaces of many `(site, user)` pairs at once (the `User.space(siteId)` data loader).
@@ -228,7 +204,7 @@ fn current_spaces(
 /// Refuses the batch if someone in it is not a guest of the site right now.
 fn require_guests(conn: &mut PgConnection, site_id: Uuid, users: &[User]) -> AppResult<()> {
     let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
-    let roles = changes::roles_of(conn, &[site_id], &ids)?;
+    let roles = changes::state::roles(conn, &[site_id], &ids)?;
     let not_guests: Vec<&str> = users
         .iter()
         .filter(|u| roles.get(&(site_id, u.id)).copied().flatten() != Some(ProductRole::Guest))
@@ -311,6 +287,7 @@ pub fn assign(
                 previous: prev,
             });
         }
+        changes::state::refresh(conn, &[space.site_id], &user_ids, now)?;
         audit::record_all(conn, events)?;
         Ok(out)
     })
@@ -370,6 +347,7 @@ pub fn unassign(
                 }
             })
             .collect();
+        changes::state::refresh(conn, &[site_id], &user_ids, now)?;
         audit::record_all(conn, events)?;
         Ok(out)
     })
@@ -452,14 +430,13 @@ pub fn export_page(
     now: DateTime<Utc>,
 ) -> AppResult<Vec<GuestExportRow>> {
     let (after_email, after_id) = after.map_or((None, None), |(e, i)| (Some(e), Some(i)));
-    Ok(diesel::sql_query(format!(
+    Ok(diesel::sql_query(
         "(SELECT u.id, u.email, u.email_normalized, u.display_name AS name, 'ACTIVE' AS status,
                 sp.name || ' (' || sp.key || ')' AS space, sponsor.email AS sponsor,
                 inviter.email AS invited_by, inv.accepted_at, gt.ends_at AS access_ends_at,
                 u.last_active_at, d.status AS delivery
-         FROM users u
-         LEFT JOIN guest_spaces gs ON gs.site_id = $1 AND gs.user_id = u.id
-         LEFT JOIN spaces sp ON sp.id = gs.space_id
+         FROM site_members sm JOIN users u ON u.id = sm.user_id
+         LEFT JOIN spaces sp ON sp.id = sm.guest_space_id
          LEFT JOIN guest_terms gt ON gt.site_id = $1 AND gt.user_id = u.id
          LEFT JOIN users sponsor ON sponsor.id = gt.sponsor_id
          LEFT JOIN LATERAL (SELECT i.id, i.invited_by, i.accepted_at FROM invites i
@@ -468,10 +445,9 @@ pub fn export_page(
          LEFT JOIN users inviter ON inviter.id = inv.invited_by
          LEFT JOIN LATERAL (SELECT ed.status FROM email_deliveries ed WHERE ed.invite_id = inv.id
                             ORDER BY ed.created_at DESC LIMIT 1) d ON true
-         WHERE u.organization_id = (SELECT organization_id FROM sites WHERE id = $1)
-           AND ($2::text IS NULL OR (u.email_normalized, u.id) > ($2, $3))
-           AND {IS_GUEST}
-         ORDER BY u.organization_id, u.email_normalized, u.id
+         WHERE sm.site_id = $1 AND sm.role = 1
+           AND ($2::text IS NULL OR (sm.email_normalized, sm.user_id) > ($2, $3))
+         ORDER BY sm.email_normalized, sm.user_id
          LIMIT $4)
         UNION ALL
         (SELECT i.id, i.email, i.email_normalized, '' AS name, 'INVITED' AS status,
@@ -485,14 +461,12 @@ pub fn export_page(
                             ORDER BY ed.created_at DESC LIMIT 1) d ON true
          WHERE i.site_id = $1 AND i.status = 'PENDING' AND i.expires_at > $5
            AND ($2::text IS NULL OR (i.email_normalized, i.id) > ($2, $3))
-           AND greatest(i.role, (SELECT max(gsr.role) FROM invite_groups ig
-                                 JOIN group_site_roles gsr ON gsr.group_id = ig.group_id
-                                 WHERE ig.invite_id = i.id AND gsr.site_id = $1)) = 1
+           AND i.holds_role = 1
          ORDER BY i.email_normalized, i.id
          LIMIT $4)
         ORDER BY email_normalized, id
-        LIMIT $4"
-    ))
+        LIMIT $4",
+    )
     .bind::<SqlUuid, _>(site_id)
     .bind::<Nullable<Text>, _>(after_email)
     .bind::<Nullable<SqlUuid>, _>(after_id)

@@ -153,17 +153,10 @@ fn check_cooldown(
     }
 }
 
-/// Closes pending invites of a site whose expiry has passed, so they stop blocking new invites.
+/// Closes pending invites of a site whose expiry has passed, so they stop blocking new invites and
+/// free the seats they held (the engine's closing).
 fn close_expired(conn: &mut PgConnection, site_id: Uuid, now: DateTime<Utc>) -> AppResult<()> {
-    diesel::update(
-        invites::table
-            .filter(invites::site_id.eq(site_id))
-            .filter(invites::status.eq("PENDING"))
-            .filter(invites::expires_at.le(now)),
-    )
-    .set(invites::status.eq("EXPIRED"))
-    .execute(conn)?;
-    Ok(())
+    changes::state::close_expired(conn, site_id, now)
 }
 
 /// Inserts the email delivery rows for these invites' current tokens and their jobs: three
@@ -395,6 +388,8 @@ pub fn invite_users(
                 .values(&groups)
                 .execute(conn)?;
         }
+        let ids: Vec<Uuid> = created.iter().map(|i| i.id).collect();
+        changes::state::refresh_invites(conn, &ids)?;
         queue_invite_emails(conn, &created, site.organization_id, policy, now)?;
         let events = created
             .iter()
@@ -495,6 +490,7 @@ pub fn resend(
             ))
             .returning(Invite::as_returning())
             .get_result(conn)?;
+        changes::state::refresh_invites(conn, &[id])?;
         queue_invite_emails(
             conn,
             std::slice::from_ref(&invite),
@@ -545,6 +541,7 @@ pub fn revoke(
             .set((invites::status.eq("REVOKED"), invites::revoked_at.eq(now)))
             .returning(Invite::as_returning())
             .get_result(conn)?;
+        changes::state::refresh_invites(conn, &[id])?;
         audit::record(
             conn,
             Audit {
@@ -808,6 +805,11 @@ pub fn accept(
                         password_hash: Some(&password_hash),
                         invited_by: Some(invite.invited_by),
                         created_at: now,
+                        external: crate::store::changes::state::is_external(
+                            conn,
+                            site.organization_id,
+                            crate::domain::email::domain_of(&invite.email_normalized),
+                        )?,
                     })
                     .on_conflict_do_nothing()
                     .returning(User::as_returning())
@@ -824,7 +826,8 @@ pub fn accept(
             }]));
         }
 
-        let before = changes::Snapshot::take(conn, sites, vec![user.id], now)?;
+        let mut before = changes::Snapshot::take(conn, sites, vec![user.id], now)?;
+        before.invites = vec![invite.id];
         if let Some(role) = invite.role() {
             diesel::insert_into(product_roles::table)
                 .values((
@@ -894,6 +897,7 @@ pub fn accept(
                     guest_spaces::assigned_at.eq(now),
                 ))
                 .execute(conn)?;
+            changes::state::refresh(conn, &[site.id], &[user.id], now)?;
         }
 
         // Following the emailed link proved the address: the verification period starts now.

@@ -309,7 +309,7 @@ pub fn without_sponsor(
 
 fn only_guests(conn: &mut PgConnection, site_id: Uuid, users: Vec<User>) -> AppResult<Vec<User>> {
     let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
-    let roles = changes::roles_of(conn, &[site_id], &ids)?;
+    let roles = changes::state::roles(conn, &[site_id], &ids)?;
     Ok(users
         .into_iter()
         .filter(|u| roles.get(&(site_id, u.id)).copied().flatten() == Some(ProductRole::Guest))
@@ -332,7 +332,7 @@ pub fn my_access(conn: &mut PgConnection, caller: &Caller) -> AppResult<Vec<MyAc
         .select(Site::as_select())
         .load(conn)?;
     let ids: Vec<Uuid> = sites.iter().map(|s| s.id).collect();
-    let roles = changes::roles_of(conn, &ids, &[caller.user.id])?;
+    let roles = changes::state::roles(conn, &ids, &[caller.user.id])?;
     let mut out = Vec::new();
     for site in sites {
         let Some(role) = roles.get(&(site.id, caller.user.id)).copied().flatten() else {

@@ -21,3 +21,22 @@ pub mod queue;
 pub mod retention;
 pub mod seed;
 pub mod signin;
+
+/// The keyset condition `(email_normalized, user_id) > (email, id)` on `table` as one row comparison,
+/// so a page walks its index from the key instead of filtering from the start.
+pub(crate) fn after_key(
+    table: &'static str,
+    email: String,
+    id: uuid::Uuid,
+) -> diesel::expression::SqlLiteral<
+    diesel::sql_types::Bool,
+    impl diesel::query_builder::QueryFragment<diesel::pg::Pg> + diesel::query_builder::QueryId,
+> {
+    diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+        "({table}.email_normalized, {table}.user_id) > ("
+    ))
+    .bind::<diesel::sql_types::Text, _>(email)
+    .sql(", ")
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .sql(")")
+}

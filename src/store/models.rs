@@ -74,6 +74,8 @@ pub struct NewUser<'a> {
     pub password_hash: Option<&'a str>,
     pub invited_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
+    /// From `store::changes::state::is_external` (the engine owns this column).
+    pub external: bool,
 }
 
 #[derive(Queryable, Selectable, Clone, Debug)]

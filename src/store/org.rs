@@ -111,6 +111,7 @@ pub fn bootstrap(
                 password_hash: None,
                 invited_by: None,
                 created_at: now,
+                external: crate::store::changes::state::is_external(conn, org.id, email.domain())?,
             })
             .on_conflict((users::organization_id, users::email_normalized))
             .do_nothing()
@@ -140,6 +141,8 @@ pub fn bootstrap(
             .set(product_roles::role.eq(ProductRole::ProductAdmin.rank()))
             .execute(conn)?;
         access::record_paid(conn, site.id, &[admin.id], now)?;
+        crate::store::changes::lock_sites(conn, &[site.id])?;
+        crate::store::changes::state::refresh(conn, &[site.id], &[admin.id], now)?;
         let api_token = create_api_token(conn, admin.id, "bootstrap", None, now)?;
         audit::record(
             conn,

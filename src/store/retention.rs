@@ -54,6 +54,8 @@ pub fn run(
     now: DateTime<Utc>,
 ) -> AppResult<Report> {
     let cutoff = now - keep;
+    // Open invites past their expiry are closed by the engine (freeing their seats) before any goes.
+    crate::store::changes::state::close_all_expired(conn, now)?;
     Ok(Report {
         jobs: purge(
             conn,

@@ -157,9 +157,28 @@ impl TestDb {
     }
 
     /// Runs one or more statements (no parameters).
+    /// Runs setup SQL, then the access-change engine's repair, so grants written this way reach the
+    /// maintained access state exactly as the engine derives it (see `repair_access`).
     pub fn execute(&self, sql: &str) {
         use diesel::connection::SimpleConnection;
         self.conn().batch_execute(sql).unwrap();
+        self.repair_access();
+    }
+
+    /// Derives the maintained access state from the grants (`guestpass check-access --repair`):
+    /// what setup shortcuts that write grants directly call, so no test holds state the engine would
+    /// not have written.
+    pub fn repair_access(&self) {
+        guestpass::store::changes::check::run(&mut self.conn(), true, chrono::Utc::now()).unwrap();
+    }
+
+    /// Differences between the grants and the maintained access state (`guestpass check-access`).
+    pub fn check_access(&self) -> Vec<String> {
+        guestpass::store::changes::check::run(&mut self.conn(), false, chrono::Utc::now())
+            .unwrap()
+            .into_iter()
+            .map(|d| d.to_string())
+            .collect()
     }
 }
 

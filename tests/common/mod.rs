@@ -218,6 +218,7 @@ impl TestApp {
                         guestpass::store::access::record_paid(c, site, &[id], chrono::Utc::now())?;
                     }
                 }
+                guestpass::store::changes::check::run(c, true, chrono::Utc::now())?;
                 Ok(id.to_string())
             })
             .await

@@ -14,16 +14,19 @@
 //! sites whose counts it checks, in id order.
 
 use crate::db::schema::*;
+use crate::domain::ProductRole;
 use crate::domain::roles::{RoleChange, diff_roles};
 use crate::domain::seats::{self, Counts, Usage};
-use crate::domain::{ProductRole, effective_role};
 use crate::error::{AppError, AppResult};
 use crate::store::access;
+
+pub mod check;
+pub mod state;
 use crate::store::audit::{self, Audit};
 use crate::store::models::{Site, User};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Bool, Nullable, SmallInt, Uuid as SqlUuid};
+use diesel::sql_types::Uuid as SqlUuid;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
@@ -63,65 +66,13 @@ pub struct Snapshot {
     pub users: Vec<Uuid>,
     pub roles: HashMap<(Uuid, Uuid), Option<ProductRole>>,
     pub counts: HashMap<Uuid, Counts>,
-}
-
-#[derive(QueryableByName)]
-struct RoleRow {
-    #[diesel(sql_type = SqlUuid)]
-    site_id: Uuid,
-    #[diesel(sql_type = SqlUuid)]
-    user_id: Uuid,
-    #[diesel(sql_type = Nullable<SmallInt>)]
-    direct: Option<i16>,
-    #[diesel(sql_type = Nullable<SmallInt>)]
-    best_group: Option<i16>,
-    #[diesel(sql_type = Bool)]
-    former_paid: bool,
-    #[diesel(sql_type = Bool)]
-    active: bool,
-}
-
-/// Effective roles of `users` on `sites` in one statement (the rule itself is `domain::effective_role`).
-pub fn roles_of(
-    conn: &mut PgConnection,
-    sites: &[Uuid],
-    users: &[Uuid],
-) -> AppResult<HashMap<(Uuid, Uuid), Option<ProductRole>>> {
-    if sites.is_empty() || users.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows: Vec<RoleRow> = diesel::sql_query(
-        "SELECT s.site_id, u.id AS user_id,
-           (SELECT role FROM product_roles pr WHERE pr.site_id = s.site_id AND pr.user_id = u.id) AS direct,
-           (SELECT max(gsr.role) FROM group_site_roles gsr JOIN group_members gm ON gm.group_id = gsr.group_id
-             WHERE gsr.site_id = s.site_id AND gm.user_id = u.id) AS best_group,
-           EXISTS (SELECT 1 FROM site_paid_history h WHERE h.site_id = s.site_id AND h.user_id = u.id) AS former_paid,
-           u.status = 'ACTIVE' AS active
-         FROM unnest($1::uuid[]) AS s(site_id) CROSS JOIN users u
-         WHERE u.id = ANY($2)",
-    )
-    .bind::<Array<SqlUuid>, _>(sites)
-    .bind::<Array<SqlUuid>, _>(users)
-    .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let role = if r.active {
-                effective_role(
-                    r.direct.and_then(ProductRole::from_rank),
-                    r.best_group.and_then(ProductRole::from_rank),
-                    r.former_paid,
-                )
-            } else {
-                None
-            };
-            ((r.site_id, r.user_id), role)
-        })
-        .collect())
+    /// Open invites whose seat the change may move (their groups' roles change).
+    pub invites: Vec<Uuid>,
 }
 
 impl Snapshot {
-    /// Takes the snapshot; `sites` must already be locked.
+    /// Takes the snapshot from the maintained state; `sites` must already be locked. Their expired
+    /// invites are closed first, so the counters are exact.
     pub fn take(
         conn: &mut PgConnection,
         sites: Vec<Site>,
@@ -129,17 +80,26 @@ impl Snapshot {
         now: DateTime<Utc>,
     ) -> AppResult<Self> {
         let ids: Vec<Uuid> = sites.iter().map(|s| s.id).collect();
-        let roles = roles_of(conn, &ids, &users)?;
         let mut counts = HashMap::new();
         for s in &ids {
-            counts.insert(*s, access::counts(conn, *s, now)?);
+            state::close_expired(conn, *s, now)?;
+            counts.insert(*s, state::stored_counts(conn, *s)?);
         }
+        let roles = state::roles(conn, &ids, &users)?;
         Ok(Self {
             sites,
             users,
             roles,
             counts,
+            invites: Vec::new(),
         })
+    }
+
+    /// Also follows the open invites that join these groups (a change to the groups' roles moves
+    /// the seats those invites hold).
+    pub fn with_invites_of(mut self, conn: &mut PgConnection, groups: &[Uuid]) -> AppResult<Self> {
+        self.invites = state::open_invites_of_groups(conn, groups)?;
+        Ok(self)
     }
 }
 
@@ -204,7 +164,8 @@ impl Context {
 /// paid, guest spaces dropped for anyone no longer a guest, one audit event per role change.
 pub fn finish(conn: &mut PgConnection, before: Snapshot, ctx: &Context) -> AppResult<AccessChange> {
     let site_ids: Vec<Uuid> = before.sites.iter().map(|s| s.id).collect();
-    let after_roles = roles_of(conn, &site_ids, &before.users)?;
+    let after_roles = state::refresh(conn, &site_ids, &before.users, ctx.now)?;
+    state::refresh_invites(conn, &before.invites)?;
     let mut usage = Vec::with_capacity(before.sites.len());
     for site in &before.sites {
         let mut was = before.counts[&site.id];
@@ -216,7 +177,7 @@ pub fn finish(conn: &mut PgConnection, before: Snapshot, ctx: &Context) -> AppRe
             was.pending_paid -= d.pending_paid;
             was.pending_guests -= d.pending_guests;
         }
-        let now_counts = access::counts(conn, site.id, ctx.now)?;
+        let now_counts = state::stored_counts(conn, site.id)?;
         if !ctx.never_refused {
             seats::check_change(site.limits(), was, now_counts)?;
         }
@@ -353,4 +314,48 @@ pub fn end_sessions(
     )
     .set(sessions::revoked_at.eq(now))
     .execute(conn)?)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The maintained access state has one writer: this module. A write to its tables (or columns)
+    /// anywhere else in `src/` is a bug that `check-access` would find later; this finds it now.
+    #[test]
+    fn only_the_engine_writes_the_maintained_state() {
+        let writes = [
+            "insert_into(site_members",
+            "update(site_members",
+            "delete(site_members",
+            "insert_into(site_counters",
+            "update(site_counters",
+            "invites::holds_role.eq",
+            "users::external.eq",
+            "INTO site_members",
+            "UPDATE site_members",
+            "INTO site_counters",
+            "UPDATE site_counters",
+            "SET holds_role",
+        ];
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+        let mut stack = vec![std::path::PathBuf::from(root)];
+        let mut offenders = Vec::new();
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    if !path.ends_with("store/changes") {
+                        stack.push(path);
+                    }
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for w in writes {
+                        if text.contains(w) {
+                            offenders.push(format!("{}: {w}", path.display()));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(offenders.is_empty(), "{offenders:?}");
+    }
 }
