@@ -284,15 +284,14 @@ fn pgbench_script(db_url: &str, seeded: &Value) -> String {
     );
     format!(
         "SELECT id, user_id, last_used_at FROM api_tokens WHERE token_hash = sha256('{token}') AND revoked_at IS NULL;
-SELECT u.*, EXISTS (SELECT 1 FROM org_admins oa WHERE oa.organization_id = u.organization_id AND oa.user_id = u.id), p.two_step FROM users u LEFT JOIN external_user_policies p ON p.organization_id = u.organization_id WHERE u.id = '{admin}';
+SELECT u.*, EXISTS (SELECT 1 FROM org_admins oa WHERE oa.organization_id = u.organization_id AND oa.user_id = u.id), EXISTS (SELECT 1 FROM site_members WHERE user_id = u.id), p.two_step FROM users u LEFT JOIN external_user_policies p ON p.organization_id = u.organization_id WHERE u.id = '{admin}';
 SELECT * FROM sites WHERE id = '{site}' AND organization_id = '{org}';
-SELECT EXISTS (SELECT 1 FROM site_admins WHERE site_id = '{site}' AND user_id = '{admin}'), (SELECT role FROM product_roles WHERE site_id = '{site}' AND user_id = '{admin}'), (SELECT max(gsr.role) FROM group_site_roles gsr JOIN group_members gm ON gm.group_id = gsr.group_id WHERE gsr.site_id = '{site}' AND gm.user_id = '{admin}'), ARRAY(SELECT sa.space_id FROM space_admins sa JOIN spaces sp ON sp.id = sa.space_id WHERE sp.site_id = '{site}' AND sa.user_id = '{admin}');
-SELECT u.* FROM users u WHERE u.organization_id = '{org}' AND u.status = 'ACTIVE' AND (EXISTS (SELECT 1 FROM product_roles pr WHERE pr.site_id = '{site}' AND pr.user_id = u.id AND pr.role = 1) OR EXISTS (SELECT 1 FROM group_members gm JOIN group_site_roles gsr ON gsr.group_id = gm.group_id WHERE gm.user_id = u.id AND gsr.site_id = '{site}' AND gsr.role = 1)) AND NOT EXISTS (SELECT 1 FROM product_roles pr WHERE pr.site_id = '{site}' AND pr.user_id = u.id AND pr.role > 1) AND NOT EXISTS (SELECT 1 FROM group_members gm JOIN group_site_roles gsr ON gsr.group_id = gm.group_id WHERE gm.user_id = u.id AND gsr.site_id = '{site}' AND gsr.role > 1) AND NOT EXISTS (SELECT 1 FROM site_paid_history h WHERE h.site_id = '{site}' AND h.user_id = u.id) ORDER BY u.organization_id, u.email_normalized, u.id LIMIT 51;
-SELECT domain FROM verified_domains WHERE organization_id = '{org}';
-SELECT gs.site_id, gs.user_id, s.* FROM guest_spaces gs JOIN spaces s ON s.id = gs.space_id WHERE gs.user_id IN (SELECT user_id FROM product_roles WHERE site_id = '{site}' AND role = 1 LIMIT 50);
+SELECT s.id, EXISTS (SELECT 1 FROM site_admins WHERE site_id = s.id AND user_id = '{admin}'), sm.role, sm.guest_space_id, ARRAY(SELECT sa.space_id FROM space_admins sa JOIN spaces sp ON sp.id = sa.space_id WHERE sp.site_id = s.id AND sa.user_id = '{admin}') FROM sites s LEFT JOIN site_members sm ON sm.site_id = s.id AND sm.user_id = '{admin}' WHERE s.organization_id = '{org}';
+SELECT u.* FROM site_members sm JOIN users u ON u.id = sm.user_id WHERE sm.site_id = '{site}' AND sm.role = 1 ORDER BY sm.email_normalized, sm.user_id LIMIT 51;
+SELECT gs.site_id, gs.user_id, s.* FROM guest_spaces gs JOIN spaces s ON s.id = gs.space_id WHERE gs.user_id IN (SELECT user_id FROM site_members WHERE site_id = '{site}' AND role = 1 ORDER BY email_normalized, user_id LIMIT 50);
 SELECT * FROM users WHERE id = '{admin}';
-SELECT gm.user_id, g.* FROM group_members gm JOIN groups g ON g.id = gm.group_id WHERE gm.user_id IN (SELECT user_id FROM product_roles WHERE site_id = '{site}' AND role = 1 LIMIT 50);
-SELECT count(*) AS n FROM users u WHERE u.id IN (SELECT user_id FROM product_roles WHERE site_id = '{site}' AND role = 1 UNION SELECT gm.user_id FROM group_site_roles gsr JOIN group_members gm ON gm.group_id = gsr.group_id WHERE gsr.site_id = '{site}' AND gsr.role = 1) AND u.status = 'ACTIVE' AND (EXISTS (SELECT 1 FROM product_roles pr WHERE pr.site_id = '{site}' AND pr.user_id = u.id AND pr.role = 1) OR EXISTS (SELECT 1 FROM group_members gm JOIN group_site_roles gsr ON gsr.group_id = gm.group_id WHERE gm.user_id = u.id AND gsr.site_id = '{site}' AND gsr.role = 1)) AND NOT EXISTS (SELECT 1 FROM product_roles pr WHERE pr.site_id = '{site}' AND pr.user_id = u.id AND pr.role > 1) AND NOT EXISTS (SELECT 1 FROM group_members gm JOIN group_site_roles gsr ON gsr.group_id = gm.group_id WHERE gm.user_id = u.id AND gsr.site_id = '{site}' AND gsr.role > 1) AND NOT EXISTS (SELECT 1 FROM site_paid_history h WHERE h.site_id = '{site}' AND h.user_id = u.id);
+SELECT gm.user_id, g.* FROM group_members gm JOIN groups g ON g.id = gm.group_id WHERE gm.user_id IN (SELECT user_id FROM site_members WHERE site_id = '{site}' AND role = 1 ORDER BY email_normalized, user_id LIMIT 50);
+SELECT paid, guests, pending_paid, pending_guests FROM site_counters WHERE site_id = '{site}';
 "
     )
 }
@@ -416,6 +415,31 @@ async fn async_main() {
         .map(|t| t.as_str().unwrap().to_string())
         .collect();
     let session = seeded["sessionToken"].as_str().unwrap().to_string();
+    // The same organization shape, ten times larger: what a read costs must not follow the site.
+    eprintln!("seeding the 100,000-user site...");
+    let large = seed(
+        &a.db_url,
+        &[
+            "--users",
+            "100000",
+            "--guests",
+            "20000",
+            "--sites",
+            "3",
+            "--spaces",
+            "200",
+            "--groups",
+            "50",
+            "--invites",
+            "500",
+            "--audit",
+            "0",
+            "--admins",
+            "0",
+        ],
+    );
+    let large_site = large["siteId"].as_str().unwrap().to_string();
+    let large_admin = large["adminTokens"][0].as_str().unwrap().to_string();
     let sink = smtp::SmtpSink::start().await;
     let server = start_server(&a.db_url, &sink.url());
     let client = awc::Client::builder()
@@ -482,6 +506,52 @@ async fn async_main() {
     let tps = pgbench(&a.db_url, &script, c, d);
     rows.push(Row {
         name: "6b pgbench: scenario 1's statements (ceiling)".into(),
+        connections: c,
+        requests: (tps * d.as_secs_f64()) as usize,
+        elapsed: d,
+        note: "transactions/s of the same SQL".into(),
+        ..Default::default()
+    });
+    // 7. The same guest list, seat usage and a lone admin's invites on the 10,000- and 100,000-user
+    // sites, side by side.
+    for (label, tok, st) in [
+        ("10,000", admins[0].clone(), site.clone()),
+        ("100,000", large_admin.clone(), large_site.clone()),
+    ] {
+        let (t1, s1) = (tok.clone(), st.clone());
+        rows.push(
+            run(
+                &server,
+                &format!("7 {label} users: `guests(first: 50)` (scenario 1)"),
+                c,
+                d,
+                move |_| Some(t1.clone()),
+                move |_, _| json!({ "query": q1, "variables": { "s": s1 } }),
+            )
+            .await,
+        );
+        let (t2, s2) = (tok.clone(), st.clone());
+        rows.push(
+            run(&server, &format!("7 {label} users: `seatUsage`"), 1, d,
+                move |_| Some(t2.clone()),
+                move |_, _| json!({ "query": "query($s: ID!) { seatUsage(siteId: $s) { paidUsers guests remainingSeats } }", "variables": { "s": s2 } }))
+            .await,
+        );
+        let (t3, s3, l3) = (tok.clone(), st.clone(), label.replace(',', ""));
+        rows.push(
+            run(&server, &format!("7 {label} users: `inviteUsers` x10, one admin"), 1, d,
+                move |_| Some(t3.clone()),
+                move |w, i| {
+                    let emails: Vec<String> = (0..10).map(|k| format!("s{l3}w{w}x{i}x{k}@load.example")).collect();
+                    json!({ "query": "mutation($i: InviteUsersInput!) { inviteUsers(input: $i) { invites { id } } }", "variables": { "i": { "siteId": s3, "emails": emails, "role": "GUEST" } } })
+                })
+            .await,
+        );
+    }
+    let script_large = pgbench_script(&a.db_url, &large);
+    let tps = pgbench(&a.db_url, &script_large, c, d);
+    rows.push(Row {
+        name: "7 pgbench: scenario 1's statements on the 100,000-user site (ceiling)".into(),
         connections: c,
         requests: (tps * d.as_secs_f64()) as usize,
         elapsed: d,

@@ -142,7 +142,7 @@ pub fn seed(conn: &mut PgConnection, s: &SeedInput, now: DateTime<Utc>) -> AppRe
     }
     // The grants above were bulk-loaded; the engine's repair derives the maintained state from them
     // with the same rules and writers as every other change.
-    crate::store::changes::check::run(conn, true, now)?;
+    crate::store::changes::check::run_for(conn, Some(org), true, now)?;
     let member: Option<IdRow> = diesel::sql_query(format!(
         "SELECT id FROM users WHERE organization_id = '{org}' AND email = 'member1@bench.example'"
     ))
