@@ -119,7 +119,6 @@ pub fn users_with_access(
     macro_rules! listed {
         () => {{
             let mut q = site_members::table
-                .inner_join(users::table)
                 .filter(site_members::site_id.eq(site_id))
                 .into_boxed::<diesel::pg::Pg>();
             if let Some(r) = only {
@@ -135,11 +134,20 @@ pub fn users_with_access(
     if let Some((e, id)) = after {
         q = q.filter(crate::store::after_key("site_members", e, id));
     }
-    let rows: Vec<(User, i16)> = q
+    // Ids and roles from the index range, then the people by id (see `guests::list`).
+    let page: Vec<(Uuid, i16)> = q
         .order((site_members::email_normalized, site_members::user_id))
         .limit(limit)
-        .select((User::as_select(), site_members::role))
+        .select((site_members::user_id, site_members::role))
         .load(conn)?;
+    let ids: Vec<Uuid> = page.iter().map(|(id, _)| *id).collect();
+    let people = users_in_order(conn, &ids)?;
+    let roles: std::collections::HashMap<Uuid, i16> = page.into_iter().collect();
+    let rows: Vec<(User, i16)> = people
+        .into_iter()
+        .filter_map(|u| Some((roles.get(&u.id).copied()?, u)))
+        .map(|(r, u)| (u, r))
+        .collect();
     let total = match (only, external) {
         (None | Some(ProductRole::Guest), None) => {
             let c = crate::store::changes::state::stored_counts(conn, site_id)?;
@@ -156,6 +164,18 @@ pub fn users_with_access(
         .filter_map(|(u, r)| Some((u, ProductRole::from_rank(r)?)))
         .collect();
     Ok((out, total))
+}
+
+/// People by id, in the order of `ids` (a page's order); ids of no account are left out.
+pub fn users_in_order(conn: &mut PgConnection, ids: &[Uuid]) -> AppResult<Vec<User>> {
+    let mut found: std::collections::HashMap<Uuid, User> = users::table
+        .filter(users::id.eq_any(ids))
+        .select(User::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(|u| (u.id, u))
+        .collect();
+    Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
 }
 
 /// A user of the caller's organization; any other id is `NOT_FOUND`.
