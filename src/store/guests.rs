@@ -97,34 +97,6 @@ pub fn list(
     after: Option<(String, Uuid)>,
     limit: i64,
 ) -> AppResult<Vec<User>> {
-    // The page's ids come from `site_members` alone (an index range in email order, stopped at
-    // `limit`); the people are then loaded by id. Joining `users` in the same statement lets the
-    // planner hash the whole users table, which costs what the database holds, not the page. Filters
-    // on the people themselves (search, inactivity) need the join.
-    if search_pattern(filter).is_none() && filter.inactive_before.is_none() {
-        let mut q = site_members::table
-            .filter(site_members::site_id.eq(site_id))
-            .filter(site_members::role.eq(ProductRole::Guest.rank()))
-            .into_boxed::<diesel::pg::Pg>();
-        if let Some(space) = filter.space_id {
-            q = q.filter(site_members::guest_space_id.eq(space));
-        }
-        if filter.without_space {
-            q = q.filter(site_members::guest_space_id.is_null());
-        }
-        if let Some(e) = filter.external {
-            q = q.filter(site_members::external.eq(e));
-        }
-        if let Some((e, id)) = after {
-            q = q.filter(crate::store::after_key("site_members", e, id));
-        }
-        let ids: Vec<Uuid> = q
-            .order((site_members::email_normalized, site_members::user_id))
-            .limit(limit)
-            .select(site_members::user_id)
-            .load(conn)?;
-        return crate::store::directory::users_in_order(conn, &ids);
-    }
     let mut q = guests_of!(site_id, filter);
     if let Some((e, id)) = after {
         q = q.filter(crate::store::after_key("site_members", e, id));
