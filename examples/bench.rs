@@ -270,7 +270,10 @@ fn seed(db_url: &str, extra: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// The statements of one guest-list request (scenario 1), for pgbench: the database's ceiling.
+/// The statements of one guest-list request (scenario 1), for pgbench: the database's ceiling. The
+/// same statements the server runs for it (read off PostgreSQL's statement log of one request,
+/// session 6), each list statement once for the whole page (the server's loaders may split a page
+/// into two batches), with the page's ids as literals; pgbench runs them prepared, as diesel does.
 fn pgbench_script(db_url: &str, seeded: &Value) -> String {
     let site = seeded["siteId"].as_str().unwrap();
     let token = seeded["adminTokens"][0].as_str().unwrap();
@@ -282,17 +285,35 @@ fn pgbench_script(db_url: &str, seeded: &Value) -> String {
         db_url,
         &format!("SELECT organization_id FROM sites WHERE id = '{site}'"),
     );
-    format!(
-        "SELECT id, user_id, last_used_at FROM api_tokens WHERE token_hash = sha256('{token}') AND revoked_at IS NULL;
-SELECT u.*, EXISTS (SELECT 1 FROM org_admins oa WHERE oa.organization_id = u.organization_id AND oa.user_id = u.id), EXISTS (SELECT 1 FROM site_members WHERE user_id = u.id), p.two_step FROM users u LEFT JOIN external_user_policies p ON p.organization_id = u.organization_id WHERE u.id = '{admin}';
-SELECT * FROM sites WHERE id = '{site}' AND organization_id = '{org}';
-SELECT s.id, EXISTS (SELECT 1 FROM site_admins WHERE site_id = s.id AND user_id = '{admin}'), sm.role, sm.guest_space_id, ARRAY(SELECT sa.space_id FROM space_admins sa JOIN spaces sp ON sp.id = sa.space_id WHERE sp.site_id = s.id AND sa.user_id = '{admin}') FROM sites s LEFT JOIN site_members sm ON sm.site_id = s.id AND sm.user_id = '{admin}' WHERE s.organization_id = '{org}';
-SELECT u.* FROM site_members sm JOIN users u ON u.id = sm.user_id WHERE sm.site_id = '{site}' AND sm.role = 1 ORDER BY sm.email_normalized, sm.user_id LIMIT 51;
-SELECT gs.site_id, gs.user_id, s.* FROM guest_spaces gs JOIN spaces s ON s.id = gs.space_id WHERE gs.user_id IN (SELECT user_id FROM site_members WHERE site_id = '{site}' AND role = 1 ORDER BY email_normalized, user_id LIMIT 50);
-SELECT * FROM users WHERE id = '{admin}';
-SELECT gm.user_id, g.* FROM group_members gm JOIN groups g ON g.id = gm.group_id WHERE gm.user_id IN (SELECT user_id FROM site_members WHERE site_id = '{site}' AND role = 1 ORDER BY email_normalized, user_id LIMIT 50);
-SELECT paid, guests, pending_paid, pending_guests FROM site_counters WHERE site_id = '{site}';
+    let page = psql(
+        db_url,
+        &format!(
+            "SELECT '{{' || string_agg(user_id::text, ',') || '}}' FROM (SELECT user_id FROM site_members \
+             WHERE site_id = '{site}' AND role = 1 ORDER BY email_normalized, user_id LIMIT 50) p"
+        ),
+    );
+    let people = |ids: &str| {
+        format!(
+            "SELECT u.id, u.organization_id, oa.user_id FROM users u LEFT JOIN org_admins oa ON oa.user_id = u.id AND oa.organization_id = u.organization_id WHERE u.id = ANY('{ids}');
+SELECT user_id, site_id FROM person_sites WHERE user_id = ANY('{ids}');
 "
+        )
+    };
+    let me = format!("{{{admin}}}");
+    format!(
+        "SELECT id, user_id, last_used_at FROM api_tokens WHERE token_hash = sha256('{token}') AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) LIMIT 1;
+SELECT u.*, EXISTS (SELECT 1 FROM org_admins oa WHERE oa.organization_id = u.organization_id AND oa.user_id = u.id), EXISTS (SELECT 1 FROM site_members WHERE user_id = u.id), p.two_step FROM users u LEFT JOIN external_user_policies p ON p.organization_id = u.organization_id WHERE u.id = '{admin}';
+SELECT s.id, sm.role, sm.guest_space_id, sa.user_id FROM sites s LEFT JOIN site_members sm ON sm.site_id = s.id AND sm.user_id = '{admin}' LEFT JOIN site_admins sa ON sa.site_id = s.id AND sa.user_id = '{admin}' WHERE s.organization_id = '{org}' ORDER BY s.id;
+SELECT sp.site_id, sa.space_id FROM space_admins sa JOIN spaces sp ON sa.space_id = sp.id WHERE sa.user_id = '{admin}';
+SELECT * FROM sites WHERE id = '{site}' AND organization_id = '{org}' LIMIT 1;
+SELECT u.* FROM site_members sm JOIN users u ON u.id = sm.user_id WHERE sm.site_id = '{site}' AND sm.role = 1 ORDER BY sm.email_normalized, sm.user_id LIMIT 51;
+SELECT paid, guests, pending_paid, pending_guests FROM site_counters WHERE site_id = '{site}' LIMIT 1;
+{page_people}SELECT gs.site_id, gs.user_id, s.* FROM guest_spaces gs JOIN spaces s ON s.id = gs.space_id WHERE gs.user_id = ANY('{page}');
+SELECT * FROM users WHERE id = ANY('{me}');
+SELECT gm.user_id, g.* FROM group_members gm JOIN groups g ON g.id = gm.group_id WHERE gm.user_id = ANY('{page}') ORDER BY g.name_normalized, g.id;
+{inviter}",
+        page_people = people(&page),
+        inviter = people(&me),
     )
 }
 
@@ -343,6 +364,8 @@ fn pgbench(db_url: &str, script: &str, connections: usize, duration: Duration) -
     let out = Command::new(pgbench)
         .args([
             "-n",
+            "-M",
+            "prepared",
             "-c",
             &connections.to_string(),
             "-j",

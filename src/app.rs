@@ -177,8 +177,12 @@ pub async fn start(
         if config.smtp_url.is_none() {
             tracing::info!(dir = %config.outbox_dir.display(), "no GUESTPASS_SMTP_URL: emails are written as .eml files");
         }
+        let mut worker_state = state.clone();
+        worker_state.db = state
+            .db
+            .own_pool(&config.database_url, config.worker_db_pool_size);
         workers_task = Some(tokio::spawn(jobs::run_workers(
-            state.clone(),
+            worker_state,
             queue_pool,
             Arc::new(mailer),
             opts.worker.clone(),

@@ -202,9 +202,9 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 let mut conn = crate::db::build_pool(&url, 1)
                     .get()
                     .map_err(|e| e.to_string())?;
-                crate::store::seed::seed(
+                crate::store::changes::seed::seed(
                     &mut conn,
-                    &crate::store::seed::SeedInput {
+                    &crate::store::changes::seed::SeedInput {
                         users,
                         guests,
                         sites,

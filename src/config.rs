@@ -47,6 +47,15 @@ pub struct Config {
     )]
     pub db_pool_size: u32,
 
+    /// Connections in the job workers' own r2d2 pool (emails, maintenance).
+    #[arg(
+        long,
+        env = "GUESTPASS_WORKER_DB_POOL_SIZE",
+        default_value_t = 6,
+        global = true
+    )]
+    pub worker_db_pool_size: u32,
+
     /// Address the HTTP server listens on.
     #[arg(
         long,

@@ -1,5 +1,10 @@
 use clap::Parser;
 
+/// A GraphQL response allocates per field; glibc's allocator spent a quarter of the guest list's
+/// server CPU in malloc/free (BENCHMARKS.md, session 6).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let cli = guestpass::cli::Cli::parse();

@@ -166,16 +166,10 @@ async fn person(
                 .returning(users::id)
                 .get_result(c)?;
             if let (Some(site), Some(r)) = (site, role) {
-                diesel::insert_into(product_roles::table)
-                    .values((
-                        product_roles::site_id.eq(site),
-                        product_roles::user_id.eq(id),
-                        product_roles::role.eq(r.rank()),
-                        product_roles::granted_at.eq(now),
-                    ))
-                    .execute(c)?;
+                use guestpass::store::changes::grants;
+                grants::set_direct_role(c, site, id, Some(r), now)?;
                 if r.is_paid() {
-                    guestpass::store::access::record_paid(c, site, &[id], now)?;
+                    grants::record_paid(c, site, &[id], now)?;
                 }
             }
             guestpass::store::changes::check::run(c, true, chrono::Utc::now())?;

@@ -53,7 +53,10 @@ async fn the_guest_list_costs_the_same_statements_for_10_and_50_guests() {
         ten, fifty,
         "statements for 10 guests: {ten}, for 50: {fifty}"
     );
-    assert!(fifty <= 12, "{fifty} statements for one guest list");
+    // Constant in the page's size is the point; the bound keeps the constant honest. It counts the
+    // pool's `SELECT 1` on each connection check-out (about one per batch of loaders) and the short
+    // prepared statements of the policy's facts (standing: 2, people: 2 per batch).
+    assert!(fifty <= 24, "{fifty} statements for one guest list");
     eprintln!("guest list: {fifty} statements per request");
     let before = app.state.db.statements();
     data(app.admin("{ me { id } }", json!({})).await);

@@ -145,7 +145,10 @@ pub fn counted_pool(url: &str, size: u32, statements: Arc<AtomicU64>) -> PgPool 
         .min_idle(Some(1))
         // A burst queues for a connection rather than failing; a dead database fails within this.
         .connection_timeout(Duration::from_secs(5))
-        .test_on_check_out(false)
+        // After PostgreSQL restarts, every idle connection is dead; checking each on check-out (one
+        // `SELECT 1` round trip) keeps a request from being handed one. Without it, each pool
+        // failed one request per dead connection (the fault test's restart).
+        .test_on_check_out(true)
         .connection_customizer(Box::new(CountStatements(statements)))
         .build_unchecked(ConnectionManager::new(url))
 }
@@ -180,6 +183,16 @@ impl Db {
         Self {
             pool: counted_pool(url, size, statements.clone()),
             statements,
+        }
+    }
+
+    /// A pool of its own to the same database, counting into the same statement counter: the job
+    /// workers take theirs from it, so a burst of API requests never makes an email wait for a
+    /// connection (nor the other way round).
+    pub fn own_pool(&self, url: &str, size: u32) -> Self {
+        Self {
+            pool: counted_pool(url, size, self.statements.clone()),
+            statements: self.statements.clone(),
         }
     }
 

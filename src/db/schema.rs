@@ -447,6 +447,16 @@ diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(site_members -> users (user_id));
 diesel::joinable!(invite_groups -> invites (invite_id));
 diesel::joinable!(site_members -> sites (site_id));
+diesel::joinable!(space_admins -> spaces (space_id));
+
+diesel::table! {
+    /// A view: every site where a person holds any grant (product role, group role, maintained
+    /// access, site admin, guest space). Read only, by the policy's facts about people.
+    person_sites (user_id, site_id) {
+        user_id -> Uuid,
+        site_id -> Uuid,
+    }
+}
 
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,

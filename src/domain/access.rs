@@ -111,6 +111,16 @@ pub fn invite_delta(before: Option<ProductRole>, after: Option<ProductRole>) -> 
     }
 }
 
+/// What `n` new invites that grant `role` add to a site's counters (the seats they hold).
+pub fn new_invites_delta(role: ProductRole, n: i64) -> Counts {
+    let one = invite_delta(None, Some(role));
+    Counts {
+        pending_paid: one.pending_paid * n,
+        pending_guests: one.pending_guests * n,
+        ..Counts::default()
+    }
+}
+
 /// Counts added together (deltas onto counters).
 pub fn add(a: Counts, b: Counts) -> Counts {
     Counts {
@@ -125,6 +135,19 @@ pub fn add(a: Counts, b: Counts) -> Counts {
 mod tests {
     use super::ProductRole::*;
     use super::*;
+
+    #[test]
+    fn new_invites_hold_pending_seats_of_their_role() {
+        let c = |pending_paid, pending_guests| Counts {
+            pending_paid,
+            pending_guests,
+            ..Counts::default()
+        };
+        assert_eq!(new_invites_delta(Guest, 10), c(0, 10));
+        assert_eq!(new_invites_delta(User, 3), c(3, 0));
+        assert_eq!(new_invites_delta(ProductAdmin, 1), c(1, 0));
+        assert_eq!(new_invites_delta(Guest, 1), invite_delta(None, Some(Guest)));
+    }
 
     fn g(n: u128) -> Uuid {
         Uuid::from_u128(n)

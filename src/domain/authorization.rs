@@ -113,12 +113,19 @@ pub struct Viewer {
 impl Viewer {
     /// The standing on `site`. `sites` holds every site of the viewer's organization, so a site
     /// missing from it is another organization's: no standing at all, even for an organization admin.
-    pub fn on(&self, site: Uuid) -> Standing {
+    pub fn on(&self, site: Uuid) -> &Standing {
+        /// No standing: what a site of another organization, or one the viewer holds nothing on, gives.
+        static NONE: Standing = Standing {
+            org_admin: false,
+            site_admin: false,
+            role: None,
+            guest_space: None,
+            admin_of_spaces: Vec::new(),
+        };
         self.sites
             .iter()
             .find(|(s, _)| *s == site)
-            .map(|(_, st)| st.clone())
-            .unwrap_or_default()
+            .map_or(&NONE, |(_, st)| st)
     }
 
     /// Staff are more than guests somewhere: admins, or paid users of at least one site.

@@ -142,8 +142,9 @@ pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> AppResult<&'a loaders::Loaders> 
         .ok_or_else(|| AppError::internal("no data loaders in this request"))
 }
 
-/// The caller, if any token resolved to an active account.
-pub(crate) async fn optional_caller(ctx: &Context<'_>) -> AppResult<Option<Caller>> {
+/// The caller, if any token resolved to an active account (borrowed: every field of every listed
+/// person asks).
+async fn optional_caller<'a>(ctx: &Context<'a>) -> AppResult<Option<&'a Caller>> {
     let Some(auth) = ctx.data_opt::<RequestAuth>() else {
         return Ok(None);
     };
@@ -170,13 +171,13 @@ pub(crate) async fn optional_caller(ctx: &Context<'_>) -> AppResult<Option<Calle
             }
         })
         .await
-        .cloned()
+        .map(Option::as_ref)
 }
 
 /// The facts the authorization policy needs about the caller, loaded once per request. Only for a
 /// verified caller: someone who must verify again sees nothing through the policy.
 pub(crate) async fn viewer(ctx: &Context<'_>) -> AppResult<Arc<Viewer>> {
-    let who = caller(ctx).await?;
+    let who = caller_verified_ref(ctx).await?;
     let auth = ctx
         .data_opt::<RequestAuth>()
         .ok_or(AppError::Unauthenticated)?;
@@ -184,6 +185,7 @@ pub(crate) async fn viewer(ctx: &Context<'_>) -> AppResult<Arc<Viewer>> {
     auth.0
         .viewer
         .get_or_try_init(|| async move {
+            let who = who.clone();
             st.db
                 .run(move |c| access::viewer(c, &who).map(Arc::new))
                 .await
@@ -234,12 +236,17 @@ pub(crate) async fn site_access(
         .or_default()
         .clone();
     let st = state(ctx);
-    let w = who.clone();
     let a = cell
         .get_or_try_init(|| async move {
-            st.db
-                .run(move |c| access::site_access(c, &w, site_id))
-                .await
+            // The standing comes from the viewer's facts (loaded once per request for the policy);
+            // only the site's row is read here.
+            let standing = viewer(ctx).await?.on(site_id).clone();
+            let org = who.user.organization_id;
+            let site = st
+                .db
+                .run(move |c| access::site_in_org(c, org, site_id))
+                .await?;
+            Ok::<_, AppError>(access::SiteAccess { site, standing })
         })
         .await?
         .clone();
@@ -250,7 +257,12 @@ pub(crate) async fn site_access(
 /// API token (`API_TOKENS_BLOCKED`) or their verification period has ended (`REVERIFICATION_REQUIRED`).
 /// Every resolver goes through this, so "verified" is part of "signed in".
 pub(crate) async fn caller(ctx: &Context<'_>) -> AppResult<Caller> {
-    let who = caller_to_reverify(ctx).await?;
+    caller_verified_ref(ctx).await.cloned()
+}
+
+/// [`caller`] without the copy.
+async fn caller_verified_ref<'a>(ctx: &Context<'a>) -> AppResult<&'a Caller> {
+    let who = caller_to_reverify_ref(ctx).await?;
     if who.must_reverify(state(ctx).clock.now()) {
         return Err(AppError::ReverificationRequired);
     }
@@ -259,6 +271,11 @@ pub(crate) async fn caller(ctx: &Context<'_>) -> AppResult<Caller> {
 
 /// The caller even when they must verify again: only `me` and the re-verification operations.
 pub(crate) async fn caller_to_reverify(ctx: &Context<'_>) -> AppResult<Caller> {
+    caller_to_reverify_ref(ctx).await.cloned()
+}
+
+/// [`caller_to_reverify`] without the copy (asked by every identity field of every listed person).
+pub(crate) async fn caller_to_reverify_ref<'a>(ctx: &Context<'a>) -> AppResult<&'a Caller> {
     let who = optional_caller(ctx)
         .await?
         .ok_or(AppError::Unauthenticated)?;

@@ -90,7 +90,7 @@ impl PeopleQuery {
             without_space: f.without_space,
             search: f.search.map(|s| s.chars().take(200).collect()),
             external: f.external,
-            inactive_before: None,
+            ..Default::default()
         };
         let (_, access) = super::site_access(ctx, site).await?;
         if !access.sees_whole_site() && access.admin_of_spaces.is_empty() {

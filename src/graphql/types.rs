@@ -250,16 +250,27 @@ pub struct User {
     /// The response answers to this very person, who just proved it without a token (the account
     /// `acceptInvite` signed in): they see all of their own account.
     own: bool,
+    /// The person as the policy sees them, loaded by the first field that asks: every field of the
+    /// object asks, and a list row has several (a per-request loader call each cost more CPU than the
+    /// field itself on the guest list).
+    person: tokio::sync::OnceCell<Person>,
 }
 
 impl User {
     pub fn new(user: models::User) -> Self {
-        Self { user, own: false }
+        Self {
+            user,
+            own: false,
+            person: tokio::sync::OnceCell::new(),
+        }
     }
 
     /// The account a token-less call has just signed in (see [`User::own`]).
     pub fn signed_in(user: models::User) -> Self {
-        Self { user, own: true }
+        Self {
+            own: true,
+            ..Self::new(user)
+        }
     }
 
     /// The object for a nested field: `FORBIDDEN` (that field alone) when the caller may not even
@@ -270,13 +281,15 @@ impl User {
         Ok(u)
     }
 
-    async fn person(&self, ctx: &Context<'_>) -> AppResult<Person> {
-        super::person(ctx, self.user.id).await
+    async fn person(&self, ctx: &Context<'_>) -> AppResult<&Person> {
+        self.person
+            .get_or_try_init(|| super::person(ctx, self.user.id))
+            .await
     }
 
     /// The caller is this person (even while they must verify again: their identity answers then).
     async fn is_self(&self, ctx: &Context<'_>) -> AppResult<bool> {
-        Ok(super::caller_to_reverify(ctx).await?.user.id == self.user.id)
+        Ok(super::caller_to_reverify_ref(ctx).await?.user.id == self.user.id)
     }
 
     async fn require(&self, ctx: &Context<'_>, at_least: Sight) -> AppResult<()> {
@@ -284,7 +297,7 @@ impl User {
             return Ok(());
         }
         let p = self.person(ctx).await?;
-        if super::sight(ctx, Object::Person(&p)).await? >= at_least {
+        if super::sight(ctx, Object::Person(p)).await? >= at_least {
             Ok(())
         } else {
             Err(AppError::Forbidden)
@@ -311,14 +324,14 @@ impl User {
             return Ok(());
         }
         let p = self.person(ctx).await?;
-        self.require_object(ctx, Object::PersonSecurity(&p)).await
+        self.require_object(ctx, Object::PersonSecurity(p)).await
     }
 
     /// The person's standing on `site` (role, space, end of access).
     async fn require_on_site(&self, ctx: &Context<'_>, site: &ID) -> AppResult<uuid::Uuid> {
         let site = super::parse_id(site, "Site")?;
         let p = self.person(ctx).await?;
-        self.require_object(ctx, Object::PersonOnSite { person: &p, site })
+        self.require_object(ctx, Object::PersonOnSite { person: p, site })
             .await?;
         Ok(site)
     }

@@ -11,7 +11,7 @@ use crate::error::{AppError, AppResult};
 use crate::store::models::{Site, User};
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Nullable, SmallInt, Uuid as SqlUuid};
+use diesel::sql_types::{Nullable, Uuid as SqlUuid};
 use uuid::Uuid;
 
 /// The authenticated person behind a request.
@@ -284,60 +284,72 @@ pub fn site_access(
     site_id: Uuid,
 ) -> AppResult<SiteAccess> {
     let site = site_in_org(conn, caller.user.organization_id, site_id)?;
-    let standing = standings(conn, caller.user.id, caller.org_admin, Some(site_id))?
-        .into_iter()
-        .next()
-        .map(|(_, st)| st)
-        .unwrap_or_default();
+    let standing = standings(
+        conn,
+        caller.user.id,
+        caller.user.organization_id,
+        caller.org_admin,
+        Some(site_id),
+    )?
+    .into_iter()
+    .next()
+    .map(|(_, st)| st)
+    .unwrap_or_default();
     Ok(SiteAccess { site, standing })
 }
 
-#[derive(QueryableByName)]
-struct GrantsRow {
-    #[diesel(sql_type = SqlUuid)]
-    site_id: Uuid,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    site_admin: bool,
-    #[diesel(sql_type = Nullable<SmallInt>)]
-    role: Option<i16>,
-    #[diesel(sql_type = Nullable<SqlUuid>)]
-    guest_space: Option<Uuid>,
-    #[diesel(sql_type = diesel::sql_types::Array<SqlUuid>)]
-    admin_spaces: Vec<Uuid>,
-}
-
-/// A person's standing on every site of their organization (or on `only` that one), in one
-/// statement.
+/// A person's standing on every site of their organization (or on `only` that one). Two short
+/// statements from the query builder (prepared once per connection) rather than one hand-written
+/// statement PostgreSQL would plan on every request.
 fn standings(
     conn: &mut PgConnection,
     user_id: Uuid,
+    org: Uuid,
     org_admin: bool,
     only: Option<Uuid>,
 ) -> AppResult<Vec<(Uuid, Standing)>> {
-    let rows: Vec<GrantsRow> = diesel::sql_query(
-        "SELECT s.id AS site_id,
-           EXISTS (SELECT 1 FROM site_admins WHERE site_id = s.id AND user_id = $1) AS site_admin,
-           sm.role, sm.guest_space_id AS guest_space,
-           ARRAY(SELECT sa.space_id FROM space_admins sa JOIN spaces sp ON sp.id = sa.space_id
-                  WHERE sp.site_id = s.id AND sa.user_id = $1) AS admin_spaces
-         FROM sites s JOIN users u ON u.organization_id = s.organization_id
-         LEFT JOIN site_members sm ON sm.site_id = s.id AND sm.user_id = u.id
-         WHERE u.id = $1 AND ($2::uuid IS NULL OR s.id = $2)
-         ORDER BY s.id",
-    )
-    .bind::<SqlUuid, _>(user_id)
-    .bind::<Nullable<SqlUuid>, _>(only)
-    .load(conn)?;
+    // (site, maintained role, guest space, site admin grant)
+    type Row = (Uuid, Option<i16>, Option<Uuid>, Option<Uuid>);
+    let rows: Vec<Row> = sites::table
+        .left_join(
+            site_members::table.on(site_members::site_id
+                .eq(sites::id)
+                .and(site_members::user_id.eq(user_id))),
+        )
+        .left_join(
+            site_admins::table.on(site_admins::site_id
+                .eq(sites::id)
+                .and(site_admins::user_id.eq(user_id))),
+        )
+        .filter(sites::organization_id.eq(org))
+        .select((
+            sites::id,
+            site_members::role.nullable(),
+            site_members::guest_space_id.nullable(),
+            site_admins::user_id.nullable(),
+        ))
+        .order(sites::id)
+        .load(conn)?;
+    let spaces_of: Vec<(Uuid, Uuid)> = space_admins::table
+        .inner_join(spaces::table)
+        .filter(space_admins::user_id.eq(user_id))
+        .select((spaces::site_id, space_admins::space_id))
+        .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|r| {
+        .filter(|(site, ..)| only.is_none_or(|o| o == *site))
+        .map(|(site, role, guest_space, site_admin)| {
             let g = Grants {
-                site_admin: r.site_admin,
-                role: r.role.and_then(ProductRole::from_rank),
-                guest_space: r.guest_space,
-                admin_spaces: r.admin_spaces,
+                site_admin: site_admin.is_some(),
+                role: role.and_then(ProductRole::from_rank),
+                guest_space,
+                admin_spaces: spaces_of
+                    .iter()
+                    .filter(|(s, _)| *s == site)
+                    .map(|(_, space)| *space)
+                    .collect(),
             };
-            (r.site_id, Standing::from_grants(org_admin, g))
+            (site, Standing::from_grants(org_admin, g))
         })
         .collect())
 }
@@ -349,7 +361,13 @@ pub fn viewer(conn: &mut PgConnection, caller: &Caller) -> AppResult<Viewer> {
         user: caller.user.id,
         org: caller.user.organization_id,
         org_admin: caller.org_admin,
-        sites: standings(conn, caller.user.id, caller.org_admin, None)?,
+        sites: standings(
+            conn,
+            caller.user.id,
+            caller.user.organization_id,
+            caller.org_admin,
+            None,
+        )?,
         invited_by: caller.user.invited_by,
         sponsors: Vec::new(),
     };
@@ -371,40 +389,37 @@ pub fn viewer(conn: &mut PgConnection, caller: &Caller) -> AppResult<Viewer> {
     Ok(v)
 }
 
-#[derive(QueryableByName)]
-struct PresenceRow {
-    #[diesel(sql_type = SqlUuid)]
-    user_id: Uuid,
-    #[diesel(sql_type = SqlUuid)]
-    organization_id: Uuid,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    org_admin: bool,
-    #[diesel(sql_type = diesel::sql_types::Array<SqlUuid>)]
-    sites: Vec<Uuid>,
-}
-
-/// People as objects of the policy: where each of `ids` holds any grant. One statement for a page.
+/// People as objects of the policy: where each of `ids` holds any grant. Two prepared statements
+/// for a page, whatever its size.
 pub fn persons(conn: &mut PgConnection, ids: &[Uuid]) -> AppResult<Vec<Person>> {
-    let rows: Vec<PresenceRow> = diesel::sql_query(
-        "SELECT u.id AS user_id, u.organization_id,
-           EXISTS (SELECT 1 FROM org_admins oa WHERE oa.organization_id = u.organization_id AND oa.user_id = u.id) AS org_admin,
-           ARRAY(SELECT site_id FROM product_roles WHERE user_id = u.id
-                 UNION SELECT gsr.site_id FROM group_members gm
-                         JOIN group_site_roles gsr ON gsr.group_id = gm.group_id WHERE gm.user_id = u.id
-                 UNION SELECT site_id FROM site_members WHERE user_id = u.id
-                 UNION SELECT site_id FROM site_admins WHERE user_id = u.id
-                 UNION SELECT site_id FROM guest_spaces WHERE user_id = u.id) AS sites
-         FROM users u WHERE u.id = ANY($1)",
-    )
-    .bind::<diesel::sql_types::Array<SqlUuid>, _>(ids)
-    .load(conn)?;
-    Ok(rows
+    let people: Vec<(Uuid, Uuid, Option<Uuid>)> = users::table
+        .left_join(
+            org_admins::table.on(org_admins::user_id
+                .eq(users::id)
+                .and(org_admins::organization_id.eq(users::organization_id))),
+        )
+        .filter(users::id.eq_any(ids))
+        .select((
+            users::id,
+            users::organization_id,
+            org_admins::user_id.nullable(),
+        ))
+        .load(conn)?;
+    let present: Vec<(Uuid, Uuid)> = person_sites::table
+        .filter(person_sites::user_id.eq_any(ids))
+        .select((person_sites::user_id, person_sites::site_id))
+        .load(conn)?;
+    Ok(people
         .into_iter()
-        .map(|r| Person {
-            id: r.user_id,
-            org: r.organization_id,
-            org_admin: r.org_admin,
-            sites: r.sites,
+        .map(|(id, org, admin)| Person {
+            id,
+            org,
+            org_admin: admin.is_some(),
+            sites: present
+                .iter()
+                .filter(|(u, _)| *u == id)
+                .map(|(_, s)| *s)
+                .collect(),
         })
         .collect())
 }
@@ -486,30 +501,6 @@ pub fn lock_site(conn: &mut PgConnection, site_id: Uuid) -> AppResult<Site> {
         .for_update()
         .select(Site::as_select())
         .first(conn)?)
-}
-
-/// Remembers that these users now hold a paid role on the site (they can never be guests there again).
-pub fn record_paid(
-    conn: &mut PgConnection,
-    site_id: Uuid,
-    user_ids: &[Uuid],
-    now: DateTime<Utc>,
-) -> AppResult<()> {
-    let rows: Vec<_> = user_ids
-        .iter()
-        .map(|u| {
-            (
-                site_paid_history::site_id.eq(site_id),
-                site_paid_history::user_id.eq(*u),
-                site_paid_history::first_paid_at.eq(now),
-            )
-        })
-        .collect();
-    diesel::insert_into(site_paid_history::table)
-        .values(&rows)
-        .on_conflict_do_nothing()
-        .execute(conn)?;
-    Ok(())
 }
 
 pub fn is_former_paid(conn: &mut PgConnection, site_id: Uuid, user_id: Uuid) -> AppResult<bool> {

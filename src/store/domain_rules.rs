@@ -1,7 +1,6 @@
 //! The organization's guest domain rules: which email domains may be invited as guests.
 
 use crate::db::schema::*;
-use crate::domain::ProductRole;
 use crate::domain::domains::{self, DomainMode};
 use crate::error::{AppError, AppResult};
 use crate::store::access::{self, Caller};
@@ -113,27 +112,9 @@ pub fn outside(conn: &mut PgConnection, caller: &Caller, site_id: Uuid) -> AppRe
     if mode == DomainMode::None {
         return Ok(Vec::new());
     }
-    let candidates: Vec<User> = diesel::sql_query(
-        "SELECT u.id, u.organization_id, u.email, u.email_normalized, u.display_name, u.password_hash,
-                u.status, u.invited_by, u.two_step_required, u.created_at, u.verified_at, u.last_active_at,
-                u.email_domain
-         FROM users u
-         WHERE u.status = 'ACTIVE'
-           AND (EXISTS (SELECT 1 FROM product_roles pr WHERE pr.site_id = $1 AND pr.user_id = u.id AND pr.role = 1)
-                OR EXISTS (SELECT 1 FROM group_members gm JOIN group_site_roles gsr ON gsr.group_id = gm.group_id
-                           WHERE gm.user_id = u.id AND gsr.site_id = $1 AND gsr.role = 1))
-         ORDER BY u.email_normalized, u.id",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(site_id)
-    .load(conn)?;
-    let outside: Vec<User> = candidates
+    let guests = crate::store::guests::all(conn, site_id, &Default::default())?;
+    Ok(guests
         .into_iter()
         .filter(|u| !allows(mode, &patterns, &u.email_domain))
-        .collect();
-    let ids: Vec<Uuid> = outside.iter().map(|u| u.id).collect();
-    let roles = crate::store::changes::state::roles(conn, &[site_id], &ids)?;
-    Ok(outside
-        .into_iter()
-        .filter(|u| roles.get(&(site_id, u.id)).copied().flatten() == Some(ProductRole::Guest))
         .collect())
 }

@@ -785,27 +785,18 @@ pub fn export_page(
                 u.created_at, u.two_step_required,
            EXISTS (SELECT 1 FROM totp_credentials t WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL) AS authenticator,
            coalesce((
-             SELECT string_agg(s.name || ': ' || CASE r.role WHEN 1 THEN 'GUEST' WHEN 2 THEN 'USER' ELSE 'PRODUCT_ADMIN' END,
+             SELECT string_agg(s.name || ': ' || CASE m.role WHEN 1 THEN 'GUEST' WHEN 2 THEN 'USER' ELSE 'PRODUCT_ADMIN' END,
                                '; ' ORDER BY s.name)
-             FROM (SELECT g.site_id, max(g.role) AS role FROM (
-                     SELECT site_id, role FROM product_roles WHERE user_id = u.id
-                     UNION ALL
-                     SELECT gsr.site_id, gsr.role FROM group_members gm
-                       JOIN group_site_roles gsr ON gsr.group_id = gm.group_id WHERE gm.user_id = u.id) g
-                   GROUP BY g.site_id) r
-             JOIN sites s ON s.id = r.site_id
-             WHERE r.role > 1
-                OR NOT EXISTS (SELECT 1 FROM site_paid_history h WHERE h.site_id = r.site_id AND h.user_id = u.id)
+             FROM site_members m JOIN sites s ON s.id = m.site_id
+             WHERE m.user_id = u.id
            ), '') AS roles,
            coalesce((
              SELECT string_agg(st.name || ': ' || sp.key, '; ' ORDER BY st.name)
-             FROM guest_spaces gs JOIN spaces sp ON sp.id = gs.space_id JOIN sites st ON st.id = gs.site_id
-             WHERE gs.user_id = u.id
+             FROM site_members m JOIN spaces sp ON sp.id = m.guest_space_id JOIN sites st ON st.id = m.site_id
+             WHERE m.user_id = u.id
            ), '') AS spaces
          FROM users u
-         WHERE u.organization_id = $1
-           AND NOT EXISTS (SELECT 1 FROM verified_domains vd WHERE vd.organization_id = u.organization_id
-                            AND vd.domain = u.email_domain)
+         WHERE u.organization_id = $1 AND u.external
            AND ($2::text IS NULL OR (u.email_normalized, u.id) > ($2, $3))
          ORDER BY u.email_normalized, u.id
          LIMIT $4",

@@ -53,24 +53,7 @@ pub fn set_product_role(
             .select(product_roles::role)
             .first(conn)
             .optional()?;
-        match role {
-            Some(r) => {
-                diesel::insert_into(product_roles::table)
-                    .values((
-                        product_roles::site_id.eq(site_id),
-                        product_roles::user_id.eq(user_id),
-                        product_roles::role.eq(r.rank()),
-                        product_roles::granted_at.eq(now),
-                    ))
-                    .on_conflict((product_roles::site_id, product_roles::user_id))
-                    .do_update()
-                    .set(product_roles::role.eq(r.rank()))
-                    .execute(conn)?;
-            }
-            None => {
-                diesel::delete(product_roles::table.find((site_id, user_id))).execute(conn)?;
-            }
-        }
+        changes::grants::set_direct_role(conn, site_id, user_id, role, now)?;
         let ctx = changes::Context::new(
             a.site.organization_id,
             Some(caller.user.id),
@@ -209,25 +192,12 @@ pub fn remove_access(
         let sites = changes::lock_sites(conn, &site_ids)?;
         let before = Snapshot::take(conn, sites, vec![user_id], now)?;
 
-        let mut removed =
-            diesel::delete(product_roles::table.find((site_id, user_id))).execute(conn)?;
-        removed += diesel::delete(
-            group_members::table
-                .filter(group_members::user_id.eq(user_id))
-                .filter(group_members::group_id.eq_any(&groups)),
-        )
-        .execute(conn)?;
-        removed += diesel::delete(guest_spaces::table.find((site_id, user_id))).execute(conn)?;
+        let mut removed = changes::grants::remove_direct_role(conn, site_id, user_id)?;
+        removed += changes::grants::leave_groups(conn, user_id, &groups)?;
+        removed += changes::grants::unassign_space(conn, site_id, &[user_id])?;
         removed += diesel::delete(guest_terms::table.find((site_id, user_id))).execute(conn)?;
-        let revoked: Vec<Uuid> = diesel::update(
-            invites::table
-                .filter(invites::site_id.eq(site_id))
-                .filter(invites::email_normalized.eq(&user.email_normalized))
-                .filter(invites::status.eq("PENDING")),
-        )
-        .set((invites::status.eq("REVOKED"), invites::revoked_at.eq(now)))
-        .returning(invites::id)
-        .get_results(conn)?;
+        let revoked =
+            changes::grants::revoke_pending_for(conn, site_id, &user.email_normalized, now)?;
         changes::state::refresh_invites(conn, &revoked)?;
         if removed + revoked.len() == 0 {
             // Nothing of theirs is on this site: say so rather than "succeed" at nothing.

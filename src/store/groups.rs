@@ -235,7 +235,7 @@ pub fn delete(
         let members = member_ids(conn, g.id)?;
         let before = Snapshot::take(conn, sites, members, now)?.with_invites_of(conn, &[g.id])?;
         // Pending invites naming the group keep their own role only.
-        diesel::delete(groups::table.find(g.id)).execute(conn)?;
+        changes::grants::delete_group(conn, g.id)?;
         let ctx =
             changes::Context::new(g.organization_id, Some(caller.user.id), "group.delete", now)
                 .detail(json!({ "group": g.id, "name": g.name }))
@@ -296,23 +296,7 @@ pub fn set_site_role(
             .select(group_site_roles::role)
             .first(conn)
             .optional()?;
-        match role {
-            Some(r) => {
-                diesel::insert_into(group_site_roles::table)
-                    .values((
-                        group_site_roles::group_id.eq(g.id),
-                        group_site_roles::site_id.eq(site_id),
-                        group_site_roles::role.eq(r.rank()),
-                    ))
-                    .on_conflict((group_site_roles::group_id, group_site_roles::site_id))
-                    .do_update()
-                    .set(group_site_roles::role.eq(r.rank()))
-                    .execute(conn)?;
-            }
-            None => {
-                diesel::delete(group_site_roles::table.find((g.id, site_id))).execute(conn)?;
-            }
-        }
+        changes::grants::set_group_role(conn, g.id, site_id, role)?;
         let ctx = changes::Context::new(
             g.organization_id,
             Some(caller.user.id),
@@ -408,30 +392,9 @@ fn change_members(
         let sites = lock_group_sites(conn, &g, None)?;
         let before = Snapshot::take(conn, sites, user_ids.clone(), now)?;
         let touched: Vec<Uuid> = if add {
-            let rows: Vec<_> = user_ids
-                .iter()
-                .map(|u| {
-                    (
-                        group_members::group_id.eq(g.id),
-                        group_members::user_id.eq(*u),
-                        group_members::added_by.eq(Some(caller.user.id)),
-                        group_members::added_at.eq(now),
-                    )
-                })
-                .collect();
-            diesel::insert_into(group_members::table)
-                .values(&rows)
-                .on_conflict_do_nothing()
-                .returning(group_members::user_id)
-                .get_results(conn)?
+            changes::grants::add_group_members(conn, g.id, &user_ids, Some(caller.user.id), now)?
         } else {
-            diesel::delete(
-                group_members::table
-                    .filter(group_members::group_id.eq(g.id))
-                    .filter(group_members::user_id.eq_any(&user_ids)),
-            )
-            .returning(group_members::user_id)
-            .get_results(conn)?
+            changes::grants::remove_group_members(conn, g.id, &user_ids)?
         };
         let action = if add {
             "group.addMembers"

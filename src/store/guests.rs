@@ -29,6 +29,8 @@ pub struct GuestFilter {
     pub external: Option<bool>,
     /// Only guests not active since (their last activity, or their account's creation).
     pub inactive_before: Option<DateTime<Utc>>,
+    /// Only guests this person sponsors on the site.
+    pub sponsor: Option<Uuid>,
 }
 
 /// `%term%` for LIKE, with the pattern characters of the term taken literally.
@@ -77,6 +79,16 @@ macro_rules! guests_of {
         if let Some(e) = f.external {
             q = q.filter(site_members::external.eq(e));
         }
+        if let Some(sponsor) = f.sponsor {
+            q = q.filter(
+                site_members::user_id.eq_any(
+                    guest_terms::table
+                        .filter(guest_terms::site_id.eq($site))
+                        .filter(guest_terms::sponsor_id.eq(sponsor))
+                        .select(guest_terms::user_id),
+                ),
+            );
+        }
         if let Some(t) = f.inactive_before {
             q = q.filter(
                 users::last_active_at
@@ -86,6 +98,15 @@ macro_rules! guests_of {
         }
         q
     }};
+}
+
+/// All guests of a site that `filter` keeps, by email (for lists that are not paged: a sponsor's
+/// guests, the guests outside the domain rules).
+pub fn all(conn: &mut PgConnection, site_id: Uuid, filter: &GuestFilter) -> AppResult<Vec<User>> {
+    Ok(guests_of!(site_id, filter)
+        .order((site_members::email_normalized, site_members::user_id))
+        .select(User::as_select())
+        .load(conn)?)
 }
 
 /// The guests of a site (active accounts whose maintained role is GUEST), by email,
@@ -116,7 +137,8 @@ pub fn count(conn: &mut PgConnection, site_id: Uuid, filter: &GuestFilter) -> Ap
         && !filter.without_space
         && search_pattern(filter).is_none()
         && filter.external.is_none()
-        && filter.inactive_before.is_none();
+        && filter.inactive_before.is_none()
+        && filter.sponsor.is_none();
     if unfiltered {
         return Ok(changes::state::stored_counts(conn, site_id)?.guests);
     }
@@ -244,26 +266,7 @@ pub fn assign(
             return Err(AppError::Forbidden);
         }
         require_guests(conn, space.site_id, &users)?;
-        let rows: Vec<_> = user_ids
-            .iter()
-            .map(|u| {
-                (
-                    guest_spaces::site_id.eq(space.site_id),
-                    guest_spaces::user_id.eq(*u),
-                    guest_spaces::space_id.eq(space.id),
-                    guest_spaces::assigned_at.eq(now),
-                )
-            })
-            .collect();
-        diesel::insert_into(guest_spaces::table)
-            .values(&rows)
-            .on_conflict((guest_spaces::site_id, guest_spaces::user_id))
-            .do_update()
-            .set((
-                guest_spaces::space_id.eq(space.id),
-                guest_spaces::assigned_at.eq(now),
-            ))
-            .execute(conn)?;
+        changes::grants::assign_space(conn, space.site_id, &user_ids, space.id, now)?;
         let mut out = Vec::with_capacity(users.len());
         let mut events = Vec::new();
         for u in users {
@@ -316,12 +319,7 @@ pub fn unassign(
             return Err(AppError::Forbidden);
         }
         require_guests(conn, site_id, &users)?;
-        diesel::delete(
-            guest_spaces::table
-                .filter(guest_spaces::site_id.eq(site_id))
-                .filter(guest_spaces::user_id.eq_any(&user_ids)),
-        )
-        .execute(conn)?;
+        changes::grants::unassign_space(conn, site_id, &user_ids)?;
         let mut events = Vec::new();
         let out: Vec<Assignment> = users
             .into_iter()

@@ -3,7 +3,8 @@
 
 use crate::auth::tokens::{LinkPurpose, LinkSigner, random_nonce};
 use crate::db::schema::*;
-use crate::domain::seats::{self, Counts};
+use crate::domain::access as rules;
+use crate::domain::seats;
 use crate::domain::{EmailAddress, ProductRole};
 use crate::error::{AddressError, AppError, AppResult, ErrorCode};
 use crate::store::access::{self, Caller};
@@ -333,61 +334,30 @@ pub fn invite_users(
         check_daily_cap(conn, caller.user.id, req.emails.len() as i64, policy, now)?;
         check_cooldown(conn, &normalized, policy, now)?;
         let before = access::counts(conn, site.id, now)?;
-        let n = req.emails.len() as i64;
-        let after = if granted.is_paid() {
-            Counts {
-                pending_paid: before.pending_paid + n,
-                ..before
-            }
-        } else {
-            Counts {
-                pending_guests: before.pending_guests + n,
-                ..before
-            }
-        };
+        let added = rules::new_invites_delta(granted, req.emails.len() as i64);
+        let after = rules::add(before, added);
         seats::check_change(site.limits(), before, after)?;
 
-        let rows: Vec<_> = req
+        let rows: Vec<changes::grants::NewInvite> = req
             .emails
             .iter()
-            .map(|email| {
-                (
-                    invites::site_id.eq(site.id),
-                    invites::email.eq(email.as_str()),
-                    invites::email_normalized.eq(email.normalized()),
-                    invites::role.eq(req.role.map(ProductRole::rank)),
-                    invites::space_id.eq(req.space_id),
-                    invites::personal_message.eq(&req.personal_message),
-                    invites::invited_by.eq(caller.user.id),
-                    invites::token_nonce.eq(random_nonce().to_vec()),
-                    invites::status.eq("PENDING"),
-                    invites::created_at.eq(now),
-                    invites::expires_at.eq(now + Duration::days(days.into())),
-                    invites::access_ends_at.eq(req.access_ends_at),
-                    invites::access_days.eq(req.access_days),
-                )
+            .map(|email| changes::grants::NewInvite {
+                site_id: site.id,
+                email: email.as_str(),
+                email_normalized: email.normalized(),
+                role: req.role.map(ProductRole::rank),
+                space_id: req.space_id,
+                personal_message: req.personal_message.as_deref(),
+                invited_by: caller.user.id,
+                token_nonce: random_nonce().to_vec(),
+                status: "PENDING",
+                created_at: now,
+                expires_at: now + Duration::days(days.into()),
+                access_ends_at: req.access_ends_at,
+                access_days: req.access_days,
             })
             .collect();
-        let created: Vec<Invite> = diesel::insert_into(invites::table)
-            .values(&rows)
-            .returning(Invite::as_returning())
-            .get_results(conn)?;
-        if !req.group_ids.is_empty() {
-            let groups: Vec<_> = created
-                .iter()
-                .flat_map(|invite| {
-                    req.group_ids.iter().map(|g| {
-                        (
-                            invite_groups::invite_id.eq(invite.id),
-                            invite_groups::group_id.eq(*g),
-                        )
-                    })
-                })
-                .collect();
-            diesel::insert_into(invite_groups::table)
-                .values(&groups)
-                .execute(conn)?;
-        }
+        let created = changes::grants::create_invites(conn, &rows, &req.group_ids)?;
         let ids: Vec<Uuid> = created.iter().map(|i| i.id).collect();
         changes::state::refresh_invites(conn, &ids)?;
         queue_invite_emails(conn, &created, site.organization_id, policy, now)?;
@@ -482,14 +452,12 @@ pub fn resend(
         }
         check_cooldown(conn, &[old.email_normalized.as_str()], policy, now)?;
         cancel_waiting_deliveries(conn, &[id])?;
-        let invite: Invite = diesel::update(invites::table.find(id))
-            .set((
-                invites::token_nonce.eq(random_nonce().to_vec()),
-                invites::status.eq("PENDING"),
-                invites::expires_at.eq(now + Duration::days(site.invite_expiry_days.into())),
-            ))
-            .returning(Invite::as_returning())
-            .get_result(conn)?;
+        let invite = changes::grants::renew_invite(
+            conn,
+            id,
+            random_nonce().to_vec(),
+            now + Duration::days(site.invite_expiry_days.into()),
+        )?;
         changes::state::refresh_invites(conn, &[id])?;
         queue_invite_emails(
             conn,
@@ -537,10 +505,7 @@ pub fn revoke(
             ));
         }
         cancel_waiting_deliveries(conn, &[id])?;
-        let invite: Invite = diesel::update(invites::table.find(id))
-            .set((invites::status.eq("REVOKED"), invites::revoked_at.eq(now)))
-            .returning(Invite::as_returning())
-            .get_result(conn)?;
+        let invite = changes::grants::revoke_invite(conn, id, now)?;
         changes::state::refresh_invites(conn, &[id])?;
         audit::record(
             conn,
@@ -829,48 +794,14 @@ pub fn accept(
         let mut before = changes::Snapshot::take(conn, sites, vec![user.id], now)?;
         before.invites = vec![invite.id];
         if let Some(role) = invite.role() {
-            diesel::insert_into(product_roles::table)
-                .values((
-                    product_roles::site_id.eq(site.id),
-                    product_roles::user_id.eq(user.id),
-                    product_roles::role.eq(role.rank()),
-                    product_roles::granted_at.eq(now),
-                ))
-                .on_conflict((product_roles::site_id, product_roles::user_id))
-                .do_update()
-                .set(
-                    product_roles::role.eq(diesel::dsl::sql::<diesel::sql_types::SmallInt>(
-                        "GREATEST(product_roles.role, excluded.role)",
-                    )),
-                )
-                .execute(conn)?;
+            changes::grants::raise_direct_role(conn, site.id, user.id, role, now)?;
         }
         for g in &joining {
-            diesel::insert_into(group_members::table)
-                .values((
-                    group_members::group_id.eq(g),
-                    group_members::user_id.eq(user.id),
-                    group_members::added_by.eq(invite.invited_by),
-                    group_members::added_at.eq(now),
-                ))
-                .on_conflict_do_nothing()
-                .execute(conn)?;
+            changes::grants::add_group_members(conn, *g, &[user.id], Some(invite.invited_by), now)?;
         }
-        let accepted: Invite = diesel::update(invites::table.find(invite.id))
-            .set((
-                invites::status.eq("ACCEPTED"),
-                invites::accepted_at.eq(now),
-                invites::accepted_user_id.eq(user.id),
-            ))
-            .returning(Invite::as_returning())
-            .get_result(conn)?;
+        let accepted = changes::grants::accept_invite(conn, invite.id, user.id, now)?;
         // Seats as if this invite were being made now: the rules are re-checked at acceptance.
-        let mut discount = Counts::default();
-        match granted {
-            Some(r) if r.is_paid() => discount.pending_paid = 1,
-            Some(_) => discount.pending_guests = 1,
-            None => {}
-        }
+        let discount = rules::invite_delta(None, granted);
         let mut ctx =
             changes::Context::new(site.organization_id, Some(user.id), "invite.accept", now)
                 .detail(json!({ "invite": invite.id }));
@@ -883,20 +814,7 @@ pub fn accept(
         if role_after == Some(ProductRole::Guest)
             && let Some(space) = invite.space_id
         {
-            diesel::insert_into(guest_spaces::table)
-                .values((
-                    guest_spaces::site_id.eq(site.id),
-                    guest_spaces::user_id.eq(user.id),
-                    guest_spaces::space_id.eq(space),
-                    guest_spaces::assigned_at.eq(now),
-                ))
-                .on_conflict((guest_spaces::site_id, guest_spaces::user_id))
-                .do_update()
-                .set((
-                    guest_spaces::space_id.eq(space),
-                    guest_spaces::assigned_at.eq(now),
-                ))
-                .execute(conn)?;
+            changes::grants::assign_space(conn, site.id, &[user.id], space, now)?;
             changes::state::refresh(conn, &[site.id], &[user.id], now)?;
         }
 

@@ -9,6 +9,7 @@ use crate::store::access::{self, Caller};
 use crate::store::audit::{self, Audit};
 use crate::store::changes;
 use crate::store::directory::user_in_org;
+use crate::store::guests::{self, GuestFilter};
 use crate::store::invites::DeliveryPolicy;
 use crate::store::models::{GuestTerms, Invite, Site, Space, User};
 use crate::store::queue;
@@ -250,31 +251,6 @@ fn acting_sponsor(
     }
 }
 
-/// People with terms or a grant on a site (callers keep the guests), optionally only those a given
-/// person sponsors.
-fn guests_where(
-    conn: &mut PgConnection,
-    site_id: Uuid,
-    sponsor: Option<Uuid>,
-) -> AppResult<Vec<User>> {
-    Ok(diesel::sql_query(
-        "SELECT u.id, u.organization_id, u.email, u.email_normalized, u.display_name, u.password_hash,
-                u.status, u.invited_by, u.two_step_required, u.created_at, u.verified_at, u.last_active_at,
-                u.email_domain
-         FROM users u
-         LEFT JOIN guest_terms t ON t.site_id = $1 AND t.user_id = u.id
-         WHERE u.status = 'ACTIVE' AND ($2::uuid IS NULL OR t.sponsor_id = $2)
-           AND (t.user_id IS NOT NULL
-                OR EXISTS (SELECT 1 FROM product_roles pr WHERE pr.site_id = $1 AND pr.user_id = u.id)
-                OR EXISTS (SELECT 1 FROM group_members gm JOIN group_site_roles gsr ON gsr.group_id = gm.group_id
-                           WHERE gm.user_id = u.id AND gsr.site_id = $1))
-         ORDER BY u.email_normalized, u.id",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(site_id)
-    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Uuid>, _>(sponsor)
-    .load::<User>(conn)?)
-}
-
 /// Guests whose sponsor is the caller; `FORBIDDEN` to anyone who may not sponsor on the site (a
 /// sponsor who lost their paid role there no longer answers for anyone).
 pub fn sponsored(conn: &mut PgConnection, caller: &Caller, site_id: Uuid) -> AppResult<Vec<User>> {
@@ -282,8 +258,11 @@ pub fn sponsored(conn: &mut PgConnection, caller: &Caller, site_id: Uuid) -> App
     if !can_sponsor(conn, site_id, &caller.user)? {
         return Err(AppError::Forbidden);
     }
-    let all = guests_where(conn, site_id, Some(caller.user.id))?;
-    only_guests(conn, site_id, all)
+    let filter = GuestFilter {
+        sponsor: Some(caller.user.id),
+        ..Default::default()
+    };
+    guests::all(conn, site_id, &filter)
 }
 
 /// Guests nobody answers for any more: no sponsor, or one who may no longer sponsor there (gone,
@@ -295,8 +274,7 @@ pub fn without_sponsor(
     site_id: Uuid,
 ) -> AppResult<Vec<User>> {
     access::site_access(conn, caller, site_id)?.require_admin()?;
-    let candidates = guests_where(conn, site_id, None)?;
-    let guests = only_guests(conn, site_id, candidates)?;
+    let guests = guests::all(conn, site_id, &GuestFilter::default())?;
     let mut out = Vec::new();
     for g in guests {
         let sponsor = terms(conn, site_id, g.id)?.and_then(|t| t.sponsor_id);
@@ -305,15 +283,6 @@ pub fn without_sponsor(
         }
     }
     Ok(out)
-}
-
-fn only_guests(conn: &mut PgConnection, site_id: Uuid, users: Vec<User>) -> AppResult<Vec<User>> {
-    let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
-    let roles = changes::state::roles(conn, &[site_id], &ids)?;
-    Ok(users
-        .into_iter()
-        .filter(|u| roles.get(&(site_id, u.id)).copied().flatten() == Some(ProductRole::Guest))
-        .collect())
 }
 
 /// One site where the caller has access, as they see it.

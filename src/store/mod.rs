@@ -19,7 +19,6 @@ pub mod models;
 pub mod org;
 pub mod queue;
 pub mod retention;
-pub mod seed;
 pub mod signin;
 
 /// The keyset condition `(email_normalized, user_id) > (email, id)` on `table` as one row comparison,

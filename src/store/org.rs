@@ -6,6 +6,7 @@ use crate::domain::{EmailAddress, ProductRole};
 use crate::error::{AppError, AppResult};
 use crate::store::access;
 use crate::store::audit::{self, Audit};
+use crate::store::changes;
 use crate::store::models::{NewUser, Organization, Site, User};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -129,18 +130,14 @@ pub fn bootstrap(
             ))
             .on_conflict_do_nothing()
             .execute(conn)?;
-        diesel::insert_into(product_roles::table)
-            .values((
-                product_roles::site_id.eq(site.id),
-                product_roles::user_id.eq(admin.id),
-                product_roles::role.eq(ProductRole::ProductAdmin.rank()),
-                product_roles::granted_at.eq(now),
-            ))
-            .on_conflict((product_roles::site_id, product_roles::user_id))
-            .do_update()
-            .set(product_roles::role.eq(ProductRole::ProductAdmin.rank()))
-            .execute(conn)?;
-        access::record_paid(conn, site.id, &[admin.id], now)?;
+        changes::grants::set_direct_role(
+            conn,
+            site.id,
+            admin.id,
+            Some(ProductRole::ProductAdmin),
+            now,
+        )?;
+        changes::grants::record_paid(conn, site.id, &[admin.id], now)?;
         crate::store::changes::lock_sites(conn, &[site.id])?;
         crate::store::changes::state::refresh(conn, &[site.id], &[admin.id], now)?;
         let api_token = create_api_token(conn, admin.id, "bootstrap", None, now)?;

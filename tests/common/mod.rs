@@ -206,16 +206,10 @@ impl TestApp {
                     .returning(users::id)
                     .get_result(c)?;
                 if let Some(r) = role {
-                    diesel::insert_into(product_roles::table)
-                        .values((
-                            product_roles::site_id.eq(site),
-                            product_roles::user_id.eq(id),
-                            product_roles::role.eq(r.rank()),
-                            product_roles::granted_at.eq(chrono::Utc::now()),
-                        ))
-                        .execute(c)?;
+                    use guestpass::store::changes::grants;
+                    grants::set_direct_role(c, site, id, Some(r), chrono::Utc::now())?;
                     if r.is_paid() {
-                        guestpass::store::access::record_paid(c, site, &[id], chrono::Utc::now())?;
+                        grants::record_paid(c, site, &[id], chrono::Utc::now())?;
                     }
                 }
                 guestpass::store::changes::check::run(c, true, chrono::Utc::now())?;

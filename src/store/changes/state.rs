@@ -458,15 +458,23 @@ pub(crate) fn write_holdings(
     counters: bool,
 ) -> AppResult<()> {
     let mut deltas: BTreeMap<Uuid, Counts> = BTreeMap::new();
+    // One statement per role written, however many invites (a batch of 10 invites was 10 updates).
+    let mut by_role: BTreeMap<Option<i16>, Vec<Uuid>> = BTreeMap::new();
     for (id, site, have, want) in holdings {
         if have == want {
             continue;
         }
-        diesel::update(invites::table.find(id))
-            .set(invites::holds_role.eq(want.map(ProductRole::rank)))
-            .execute(conn)?;
+        by_role
+            .entry(want.map(ProductRole::rank))
+            .or_default()
+            .push(*id);
         let e = deltas.entry(*site).or_default();
         *e = access::add(*e, access::invite_delta(*have, *want));
+    }
+    for (role, ids) in by_role {
+        diesel::update(invites::table.filter(invites::id.eq_any(&ids)))
+            .set(invites::holds_role.eq(role))
+            .execute(conn)?;
     }
     if counters {
         for (site, d) in deltas {

@@ -1,5 +1,7 @@
 //! A realistic dataset for benchmarks, built with set-based SQL so that 10,000 users take a second
-//! and a million external users well under a minute.
+//! and a million external users well under a minute. It lives in the engine because it bulk-loads
+//! grant tables (which only the engine writes), then derives the maintained state from them with the
+//! engine's own repair (`check::run_for`).
 
 use crate::domain::EmailAddress;
 use crate::error::AppResult;
