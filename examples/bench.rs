@@ -272,8 +272,9 @@ fn seed(db_url: &str, extra: &[&str]) -> Value {
 
 /// The statements of one guest-list request (scenario 1), for pgbench: the database's ceiling. The
 /// same statements the server runs for it (read off PostgreSQL's statement log of one request,
-/// session 6), each list statement once for the whole page (the server's loaders may split a page
-/// into two batches), with the page's ids as literals; pgbench runs them prepared, as diesel does.
+/// session 6: the page, its count and what its rows' fields ask for, prefetched in one call), with the
+/// page's ids as literals; pgbench runs them prepared, as diesel does. Not included: the pool's
+/// `SELECT 1` on each connection check-out.
 fn pgbench_script(db_url: &str, seeded: &Value) -> String {
     let site = seeded["siteId"].as_str().unwrap();
     let token = seeded["adminTokens"][0].as_str().unwrap();
@@ -285,13 +286,18 @@ fn pgbench_script(db_url: &str, seeded: &Value) -> String {
         db_url,
         &format!("SELECT organization_id FROM sites WHERE id = '{site}'"),
     );
-    let page = psql(
-        db_url,
-        &format!(
-            "SELECT '{{' || string_agg(user_id::text, ',') || '}}' FROM (SELECT user_id FROM site_members \
-             WHERE site_id = '{site}' AND role = 1 ORDER BY email_normalized, user_id LIMIT 50) p"
-        ),
-    );
+    let ids = |extra: &str| {
+        psql(
+            db_url,
+            &format!(
+                "SELECT '{{' || string_agg(u::text, ',') || '}}' FROM ((SELECT user_id AS u FROM site_members \
+                 WHERE site_id = '{site}' AND role = 1 ORDER BY email_normalized, user_id LIMIT 50){extra}) p"
+            ),
+        )
+    };
+    let page = ids("");
+    // The page's people and their inviter, whose facts the server loads in one statement.
+    let page_and_inviter = ids(&format!(" UNION ALL SELECT '{admin}'::uuid"));
     let people = |ids: &str| {
         format!(
             "SELECT u.id, u.organization_id, oa.user_id FROM users u LEFT JOIN org_admins oa ON oa.user_id = u.id AND oa.organization_id = u.organization_id WHERE u.id = ANY('{ids}');
@@ -299,7 +305,6 @@ SELECT user_id, site_id FROM person_sites WHERE user_id = ANY('{ids}');
 "
         )
     };
-    let me = format!("{{{admin}}}");
     format!(
         "SELECT id, user_id, last_used_at FROM api_tokens WHERE token_hash = sha256('{token}') AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) LIMIT 1;
 SELECT u.*, EXISTS (SELECT 1 FROM org_admins oa WHERE oa.organization_id = u.organization_id AND oa.user_id = u.id), EXISTS (SELECT 1 FROM site_members WHERE user_id = u.id), p.two_step FROM users u LEFT JOIN external_user_policies p ON p.organization_id = u.organization_id WHERE u.id = '{admin}';
@@ -308,12 +313,11 @@ SELECT sp.site_id, sa.space_id FROM space_admins sa JOIN spaces sp ON sa.space_i
 SELECT * FROM sites WHERE id = '{site}' AND organization_id = '{org}' LIMIT 1;
 SELECT u.* FROM site_members sm JOIN users u ON u.id = sm.user_id WHERE sm.site_id = '{site}' AND sm.role = 1 ORDER BY sm.email_normalized, sm.user_id LIMIT 51;
 SELECT paid, guests, pending_paid, pending_guests FROM site_counters WHERE site_id = '{site}' LIMIT 1;
-{page_people}SELECT gs.site_id, gs.user_id, s.* FROM guest_spaces gs JOIN spaces s ON s.id = gs.space_id WHERE gs.user_id = ANY('{page}');
-SELECT * FROM users WHERE id = ANY('{me}');
+SELECT * FROM users WHERE id = ANY('{{{admin}}}');
+{people}SELECT gs.site_id, gs.user_id, s.* FROM guest_spaces gs JOIN spaces s ON s.id = gs.space_id WHERE gs.user_id = ANY('{page}');
 SELECT gm.user_id, g.* FROM group_members gm JOIN groups g ON g.id = gm.group_id WHERE gm.user_id = ANY('{page}') ORDER BY g.name_normalized, g.id;
-{inviter}",
-        page_people = people(&page),
-        inviter = people(&me),
+",
+        people = people(&page_and_inviter),
     )
 }
 

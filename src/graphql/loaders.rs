@@ -1,12 +1,18 @@
 //! Per-request data loaders: fields that would be fetched once per row of a list (a guest's space,
 //! inviter and groups) are collected and fetched in one statement per kind.
+//!
+//! A query's loaders keep what they loaded for the rest of the request, and a list can [`prefetch`]
+//! what its rows' fields will ask for in the same database call as the page itself: the loaders'
+//! batches would otherwise come in several waves (each a trip through the blocking pool), split by the
+//! runtime's cooperative yields when the server is busy. A mutation's loaders keep nothing, so a
+//! payload never reads what an earlier mutation of the same document changed.
 
 use crate::db::Db;
 use crate::domain::policy::ExternalPolicy;
 use crate::error::AppError;
 use crate::store::models::{Group, Space, User};
 use crate::store::{directory, groups, guests};
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -15,10 +21,101 @@ pub struct StoreLoader {
     db: Db,
 }
 
-pub type Loaders = DataLoader<StoreLoader>;
+pub type Loaders = DataLoader<StoreLoader, HashMapCache>;
 
-pub fn loaders(db: Db) -> Loaders {
-    DataLoader::new(StoreLoader { db }, tokio::spawn)
+/// The loaders of one request; `keep`: whether they keep what they load (queries only).
+pub fn loaders(db: Db, keep: bool) -> Loaders {
+    let l = DataLoader::with_cache(StoreLoader { db }, tokio::spawn, HashMapCache::default());
+    l.enable_all_cache(keep);
+    l
+}
+
+/// What a page of people's fields will ask for, loaded with the page (see the module's doc).
+#[derive(Default)]
+pub struct Prefetched {
+    pub persons: Vec<crate::domain::authorization::Person>,
+    /// `(site, guest)` and the guest's space there, for every guest of the page (`None`: no space).
+    pub spaces: Vec<((Uuid, Uuid), Option<Space>)>,
+    pub groups: Vec<(Uuid, Vec<Group>)>,
+    pub users: Vec<User>,
+}
+
+/// Which fields of a page's people to prefetch: the selection under `edges { node }` or `nodes`.
+pub struct Wanted {
+    pub space: bool,
+    pub groups: bool,
+    pub invited_by: bool,
+}
+
+impl Wanted {
+    pub fn of(ctx: &async_graphql::Context<'_>) -> Self {
+        let look = ctx.look_ahead();
+        let (edges, nodes) = (look.field("edges").field("node"), look.field("nodes"));
+        let asks = |f: &str| edges.field(f).exists() || nodes.field(f).exists();
+        Self {
+            space: asks("space"),
+            groups: asks("groups"),
+            invited_by: asks("invitedBy"),
+        }
+    }
+}
+
+/// Loads, for the people of a page on `site`, what [`Wanted`] says their fields will ask for, in the
+/// caller's database call (a few statements, whatever the page's size).
+pub fn prefetch(
+    c: &mut diesel::PgConnection,
+    site: Uuid,
+    people: &[User],
+    wanted: &Wanted,
+) -> crate::error::AppResult<Prefetched> {
+    let ids: Vec<Uuid> = people.iter().map(|u| u.id).collect();
+    let mut out = Prefetched::default();
+    let mut facts_of = ids.clone();
+    if wanted.invited_by {
+        let mut inviters: Vec<Uuid> = people.iter().filter_map(|u| u.invited_by).collect();
+        inviters.sort();
+        inviters.dedup();
+        out.users = directory::users_by_ids(c, &inviters)?;
+        facts_of.extend(inviters);
+    }
+    out.persons = crate::store::access::persons(c, &facts_of)?;
+    if wanted.space {
+        let pairs: Vec<(Uuid, Uuid)> = ids.iter().map(|u| (site, *u)).collect();
+        let found: HashMap<(Uuid, Uuid), Space> =
+            guests::spaces_of(c, &pairs)?.into_iter().collect();
+        out.spaces = pairs
+            .into_iter()
+            .map(|k| (k, found.get(&k).cloned()))
+            .collect();
+    }
+    if wanted.groups {
+        let mut by_user: HashMap<Uuid, Vec<Group>> = ids.iter().map(|u| (*u, Vec::new())).collect();
+        for (user, g) in groups::groups_of(c, &ids)? {
+            by_user.entry(user).or_default().push(g);
+        }
+        out.groups = by_user.into_iter().collect();
+    }
+    Ok(out)
+}
+
+/// Hands what [`prefetch`] loaded to the request's loaders (kept only by a query's loaders).
+pub async fn feed(loaders: &Loaders, p: Prefetched) {
+    loaders
+        .feed_many(p.persons.into_iter().map(|x| (PersonOf(x.id), x)))
+        .await;
+    loaders
+        .feed_many(
+            p.spaces
+                .into_iter()
+                .map(|((s, u), x)| (GuestSpaceOf(s, u), x)),
+        )
+        .await;
+    loaders
+        .feed_many(p.groups.into_iter().map(|(u, g)| (GroupsOf(u), g)))
+        .await;
+    loaders
+        .feed_many(p.users.into_iter().map(|u| (UserById(u.id), u)))
+        .await;
 }
 
 /// A user by id.
@@ -101,16 +198,22 @@ impl Loader<GroupSitesOf> for StoreLoader {
 }
 
 impl Loader<GuestSpaceOf> for StoreLoader {
-    type Value = Space;
+    /// `None`: a guest without a space (an answer too, so it is kept like the others).
+    type Value = Option<Space>;
     type Error = AppError;
 
-    async fn load(&self, keys: &[GuestSpaceOf]) -> Result<HashMap<GuestSpaceOf, Space>, AppError> {
+    async fn load(
+        &self,
+        keys: &[GuestSpaceOf],
+    ) -> Result<HashMap<GuestSpaceOf, Option<Space>>, AppError> {
         let pairs: Vec<(Uuid, Uuid)> = keys.iter().map(|k| (k.0, k.1)).collect();
         let rows = self.db.run(move |c| guests::spaces_of(c, &pairs)).await?;
-        Ok(rows
-            .into_iter()
-            .map(|((site, user), s)| (GuestSpaceOf(site, user), s))
-            .collect())
+        let mut out: HashMap<GuestSpaceOf, Option<Space>> =
+            keys.iter().map(|k| (*k, None)).collect();
+        for ((site, user), s) in rows {
+            out.insert(GuestSpaceOf(site, user), Some(s));
+        }
+        Ok(out)
     }
 }
 

@@ -20,7 +20,8 @@ async fn guest_page(
     after: Option<(String, Uuid)>,
 ) -> AppResult<Page<User>> {
     let with_total = ctx.look_ahead().field("totalCount").exists();
-    let (rows, total) = state(ctx)
+    let wanted = super::loaders::Wanted::of(ctx);
+    let (rows, total, fetched) = state(ctx)
         .db
         .run(move |c| {
             let rows = guests::list(c, site, &filter, after, limit + 1)?;
@@ -29,9 +30,12 @@ async fn guest_page(
             } else {
                 0
             };
-            Ok((rows, total))
+            let shown = &rows[..rows.len().min(limit as usize)];
+            let fetched = super::loaders::prefetch(c, site, shown, &wanted)?;
+            Ok((rows, total, fetched))
         })
         .await?;
+    super::loaders::feed(super::loaders(ctx)?, fetched).await;
     Ok(super::query::paginate(
         rows,
         limit,

@@ -502,6 +502,7 @@ impl User {
         match super::loaders(ctx)?
             .load_one(GuestSpaceOf(site, uid))
             .await?
+            .flatten()
         {
             Some(s) => Ok(Some(Space::seen(ctx, s).await?)),
             None => Ok(None),

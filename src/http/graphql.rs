@@ -147,6 +147,16 @@ fn classify(response: &mut Response) {
     }
 }
 
+/// Whether the document holds no mutation (and parses): only then may its data loaders keep what
+/// they loaded for the rest of the request.
+fn reads_only(r: &Request) -> bool {
+    async_graphql::parser::parse_query(&r.query).is_ok_and(|doc| {
+        doc.operations
+            .iter()
+            .all(|(_, op)| op.node.ty == async_graphql::parser::types::OperationType::Query)
+    })
+}
+
 /// Runs the operations; `changes`: one of them may change access (cached token answers are dropped).
 async fn execute(
     schema: &GuestpassSchema,
@@ -157,7 +167,10 @@ async fn execute(
 ) -> HttpResponse {
     let auth = RequestAuth::new(bearer(req), client_address(state, req));
     let db = &state.db;
-    let run = |r: Request| schema.execute(r.data(auth.clone()).data(loaders(db.clone())));
+    let run = |r: Request| {
+        let keep = reads_only(&r);
+        schema.execute(r.data(auth.clone()).data(loaders(db.clone(), keep)))
+    };
     let response: BatchResponse = match batch {
         BatchRequest::Single(r) => {
             let mut resp = run(r).await;

@@ -17,12 +17,16 @@ pub fn rules(conn: &mut PgConnection, org: Uuid) -> AppResult<(DomainMode, Vec<S
         .find(org)
         .select(organizations::guest_domain_mode)
         .first(conn)?;
+    let mode = DomainMode::parse(&mode);
+    if mode == DomainMode::None {
+        return Ok((mode, Vec::new()));
+    }
     let patterns = guest_domain_rules::table
         .filter(guest_domain_rules::organization_id.eq(org))
         .order(guest_domain_rules::pattern.asc())
         .select(guest_domain_rules::pattern)
         .load(conn)?;
-    Ok((DomainMode::parse(&mode), patterns))
+    Ok((mode, patterns))
 }
 
 /// Replaces the rules (organization admins). `NONE` clears the list; guests already invited are not

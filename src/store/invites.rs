@@ -234,11 +234,15 @@ pub fn invite_users(
         } else {
             Reach::Organization
         };
-        let known: i64 = groups::table
-            .filter(groups::id.eq_any(&req.group_ids))
-            .filter(groups::organization_id.eq(caller.user.organization_id))
-            .count()
-            .get_result(conn)?;
+        let known: i64 = if req.group_ids.is_empty() {
+            0
+        } else {
+            groups::table
+                .filter(groups::id.eq_any(&req.group_ids))
+                .filter(groups::organization_id.eq(caller.user.organization_id))
+                .count()
+                .get_result(conn)?
+        };
         if known as usize != req.group_ids.len() {
             return Err(AppError::NotFound("Group"));
         }
@@ -621,6 +625,9 @@ fn granted_role(
     own: Option<ProductRole>,
     groups: &[Uuid],
 ) -> AppResult<Option<ProductRole>> {
+    if groups.is_empty() {
+        return Ok(own);
+    }
     let best_group: Option<i16> = group_site_roles::table
         .filter(group_site_roles::group_id.eq_any(groups))
         .filter(group_site_roles::site_id.eq(site_id))
