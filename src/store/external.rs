@@ -186,8 +186,7 @@ fn external_people(
               AND s.expires_at > $2) AS oldest_seen
          FROM users u
          WHERE u.organization_id = $1 AND u.status = 'ACTIVE'
-           AND NOT EXISTS (SELECT 1 FROM verified_domains vd WHERE vd.organization_id = u.organization_id
-                            AND vd.domain = u.email_domain)
+           AND u.external
          ORDER BY u.email_normalized, u.id",
     )
     .bind::<SqlUuid, _>(org)
@@ -602,8 +601,7 @@ fn sweep_batch(
                      + make_interval(mins => coalesce(p.reverification_interval_minutes, 43200))
                      - make_interval(mins => coalesce($3, LEAST(4320, coalesce(p.reverification_interval_minutes, 43200) / 5)))
                      <= $2
-                 AND NOT EXISTS (SELECT 1 FROM verified_domains vd WHERE vd.organization_id = u.organization_id
-                                  AND vd.domain = u.email_domain)
+                 AND u.external
                ORDER BY u.id
                LIMIT $4
                FOR UPDATE OF u SKIP LOCKED
@@ -729,8 +727,7 @@ pub fn sweep_status(
         "SELECT count(*) AS n FROM users u
          WHERE u.organization_id = $1 AND u.status = 'ACTIVE'
            AND coalesce(u.verified_at, u.created_at) + make_interval(mins => $2) <= $3
-           AND NOT EXISTS (SELECT 1 FROM verified_domains vd WHERE vd.organization_id = u.organization_id
-                            AND vd.domain = u.email_domain)",
+           AND u.external",
     )
     .bind::<SqlUuid, _>(org)
     .bind::<Integer, _>(interval)
