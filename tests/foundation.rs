@@ -160,6 +160,176 @@ async fn me_needs_a_valid_token() {
     );
 }
 
+/// graphql-js's `getIntrospectionQuery()` with every option (descriptions, `specifiedByUrl`,
+/// `directiveIsRepeatable`, `schemaDescription`, `inputValueDeprecation`, `oneOf`), with `TypeRef`
+/// unrolled nine levels (graphql-js 16 unrolls seven): what GraphiQL, Apollo, Relay and code
+/// generators send.
+const STANDARD_INTROSPECTION: &str = "query IntrospectionQuery {
+  __schema {
+    description
+    queryType { name kind }
+    mutationType { name kind }
+    subscriptionType { name kind }
+    types { ...FullType }
+    directives { name description isRepeatable locations args(includeDeprecated: true) { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description specifiedByURL isOneOf
+  fields(includeDeprecated: true) {
+    name description
+    args(includeDeprecated: true) { ...InputValue }
+    type { ...TypeRef }
+    isDeprecated deprecationReason
+  }
+  inputFields(includeDeprecated: true) { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue {
+  name description type { ...TypeRef } defaultValue isDeprecated deprecationReason
+}
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+    ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } } }
+}";
+
+/// The standard introspection query passes the depth limit (with a token and without), and names
+/// every type `schema.graphql` declares; a hostile one that follows types' members forty levels
+/// down is refused with `QUERY_TOO_DEEP`, and so is a deep data query.
+#[actix_rt::test]
+async fn standard_introspection_passes_and_hostile_introspection_does_not() {
+    let app = spawn_app().await;
+    let sdl =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
+    let declared: std::collections::BTreeSet<String> = sdl
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            match w.next()? {
+                "type" | "input" | "enum" | "scalar" | "interface" | "union" => {
+                    Some(w.next()?.trim_end_matches('{').to_string())
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    assert!(declared.len() > 20, "{declared:?}");
+    for token in [None, Some(app.admin_token.as_str())] {
+        let res = app.gql(token, STANDARD_INTROSPECTION, json!({})).await;
+        assert!(res["errors"].is_null(), "{res}");
+        let types: std::collections::BTreeSet<String> = res["data"]["__schema"]["types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .filter(|n| !n.starts_with("__"))
+            .collect();
+        let missing: Vec<_> = declared.difference(&types).collect();
+        assert!(missing.is_empty(), "types not introspected: {missing:?}");
+    }
+    let mut hostile = String::from("name");
+    for _ in 0..20 {
+        hostile = format!("fields {{ type {{ {hostile} }} }}");
+    }
+    let res = app
+        .gql(
+            None,
+            &format!("{{ __type(name: \"User\") {{ {hostile} }} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&res).as_deref(), Some("QUERY_TOO_DEEP"), "{res}");
+    // Two levels of members (a type's fields' types' fields) multiply the schema: refused too.
+    let res = app
+        .gql(
+            None,
+            "{ __type(name: \"User\") { fields { type { fields { name } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&res).as_deref(), Some("QUERY_TOO_DEEP"), "{res}");
+    let mut deep = String::from("id");
+    for _ in 0..15 {
+        deep = format!("invitedBy {{ {deep} }}");
+    }
+    let res = app
+        .admin(&format!("{{ me {{ {deep} }} }}"), json!({}))
+        .await;
+    assert_eq!(code(&res).as_deref(), Some("QUERY_TOO_DEEP"), "{res}");
+    app.stop().await;
+}
+
+/// graphql-js itself reads the schema from the running server (`getIntrospectionQuery` with every
+/// option, `buildClientSchema`), with a token and without, and finds it identical to `schema.graphql`
+/// (`tests/tools/introspect.mjs`; `scripts/ensure-node-tools` installs it).
+#[actix_rt::test]
+async fn graphql_js_reads_the_checked_in_schema_from_the_server() {
+    let app = spawn_app().await;
+    let root = env!("CARGO_MANIFEST_DIR");
+    assert!(
+        std::path::Path::new(&format!("{root}/tests/tools/node_modules/graphql")).exists(),
+        "graphql-js is not installed: run scripts/ensure-node-tools (scripts/test does)"
+    );
+    for token in [None, Some(app.admin_token.clone())] {
+        let mut cmd = Command::new("node");
+        cmd.arg(format!("{root}/tests/tools/introspect.mjs"))
+            .arg(format!("{}/graphql", app.address))
+            .arg(format!("{root}/schema.graphql"));
+        if let Some(t) = &token {
+            cmd.arg(t);
+        }
+        let out = actix_rt::task::spawn_blocking(move || cmd.output())
+            .await
+            .unwrap()
+            .expect("node (scripts/ensure-node-tools installs it)");
+        assert!(
+            out.status.success(),
+            "token: {}; {}{}",
+            token.is_some(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    app.stop().await;
+}
+
+/// `HEAD` answers like `GET` (status, content type, length) without a body, on every `GET` route.
+#[actix_rt::test]
+async fn head_answers_like_get_without_a_body() {
+    let app = spawn_app().await;
+    let c = app.client();
+    for path in [
+        "/graphiql",
+        "/healthz",
+        "/readyz",
+        "/graphql?query=%7B__typename%7D",
+    ] {
+        let url = format!("{}{path}", app.address);
+        let mut get = c.get(&url).send().await.unwrap();
+        let get_body = get.body().await.unwrap();
+        let mut head = c.head(&url).send().await.unwrap();
+        assert_eq!(head.status(), get.status(), "{path}");
+        assert_eq!(head.status(), 200, "{path}");
+        assert_eq!(
+            head.headers().get("content-type"),
+            get.headers().get("content-type"),
+            "{path}"
+        );
+        assert_eq!(
+            head.headers()
+                .get("content-length")
+                .and_then(|v| v.to_str().ok()),
+            Some(get_body.len().to_string().as_str()),
+            "{path}: HEAD announces GET's length"
+        );
+        assert!(head.body().await.unwrap().is_empty(), "{path}: no body");
+    }
+    app.stop().await;
+}
+
 #[actix_rt::test]
 async fn http_endpoints() {
     let app = spawn_app().await;

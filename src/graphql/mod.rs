@@ -48,10 +48,9 @@ pub struct MutationRoot(
 
 pub type GuestpassSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
-/// Limits applied before execution (aliases and batch sizes are counted by the HTTP layer).
+/// Limits applied by the engine (aliases, depth and batch sizes are judged by the HTTP layer).
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    pub depth: usize,
     pub complexity: usize,
     pub introspection: bool,
 }
@@ -59,7 +58,6 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            depth: 12,
             complexity: 2_000,
             introspection: true,
         }
@@ -69,7 +67,6 @@ impl Default for Limits {
 impl Limits {
     pub fn from_config(c: &crate::config::Config) -> Self {
         Self {
-            depth: c.graphql_max_depth,
             complexity: c.graphql_max_complexity,
             introspection: c.graphql_introspection,
         }
@@ -83,7 +80,9 @@ pub fn build_schema(state: Option<AppState>, limits: Limits) -> GuestpassSchema 
         MutationRoot::default(),
         EmptySubscription,
     )
-    .limit_depth(limits.depth)
+    // Depth is bounded before execution by the HTTP layer (`http::graphql::Depth`), which judges
+    // introspection by its own bound: the engine's limit counts the standard introspection query's
+    // `ofType` chain like data and refused it.
     .limit_complexity(limits.complexity);
     if !limits.introspection {
         b = b.disable_introspection();
@@ -95,9 +94,24 @@ pub fn build_schema(state: Option<AppState>, limits: Limits) -> GuestpassSchema 
 }
 
 /// The SDL, as `export-schema` prints it and `schema.graphql` holds it.
+/// It says what introspection says, so that a client that reads the schema from the server (GraphiQL,
+/// Apollo, Relay, code generators) and one that reads this file see the same schema: the scalars'
+/// `@specifiedBy`, and the schema's description (which the engine answers to `__schema { description }`
+/// but does not print), are added here; `tests/tools/introspect.mjs` compares the two.
 pub fn sdl() -> String {
-    build_schema(None, Limits::default()).sdl()
+    let schema = build_schema(None, Limits::default());
+    let printed =
+        schema.sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by());
+    let description = INTROSPECTED_SCHEMA_DESCRIPTION;
+    printed.replacen(
+        "\nschema {",
+        &format!("\n\"\"\"\n{description}\n\"\"\"\nschema {{"),
+        1,
+    )
 }
+
+/// What async-graphql answers to `__schema { description }` (it has no setting for it).
+const INTROSPECTED_SCHEMA_DESCRIPTION: &str = "A GraphQL Schema defines the capabilities of a GraphQL server. It exposes all available types and directives on the server, as well as the entry points for query, mutation, and subscription operations.";
 
 /// Per request: the bearer token, resolved to a caller at most once and only when a resolver asks,
 /// and the caller's standing on each site it asked about (so a list of fifty users checks once).

@@ -1,7 +1,7 @@
 //! `/graphql` over POST (queries and mutations, single or batched) and GET (queries only), and GraphiQL.
 //! Everything a request can abuse is bounded before execution: the body size, the batch size, the
-//! aliases per operation (here), depth and complexity (the schema). Errors the GraphQL engine raises
-//! itself get stable codes here too.
+//! aliases and depth per operation (here; introspection by its own bound) and complexity (the
+//! schema). Errors the GraphQL engine raises itself get stable codes here too.
 
 use crate::graphql::loaders::loaders;
 use crate::graphql::{GuestpassSchema, RequestAuth};
@@ -56,6 +56,7 @@ struct Shape {
     /// Did not parse (the engine reports it with its position); treated as a change, to be safe.
     unparsed: bool,
     aliases: usize,
+    depth: Depth,
 }
 
 impl Shape {
@@ -67,11 +68,13 @@ impl Shape {
                 }),
                 unparsed: false,
                 aliases: count_aliases(&doc),
+                depth: Depth::of(&doc),
             },
             Err(_) => Self {
                 mutation: false,
                 unparsed: true,
                 aliases: 0,
+                depth: Depth::default(),
             },
         }
     }
@@ -105,6 +108,126 @@ fn count_aliases(doc: &ExecutableDocument) -> usize {
                 .map(|f| walk(&f.node.selection_set.node)),
         )
         .sum()
+}
+
+/// How deep an operation reaches, its data and its introspection counted apart: the standard
+/// introspection query of graphql-js (which GraphiQL, Apollo, Relay and code generators send) nests
+/// `ofType` seven levels inside a type's fields, deeper than any data query needs, but it reads the
+/// schema, whose size is fixed. Introspection is bounded by its own rules: a depth of
+/// [`INTROSPECTION_MAX_DEPTH`] and at most one way back from a type to its members on any path (a type's
+/// `fields`, then that field's type's `fields` again, is how a hostile query multiplies the schema).
+#[derive(Clone, Copy, Debug, Default)]
+struct Depth {
+    /// Deepest data field (introspection subtrees left out).
+    data: usize,
+    /// Deepest field inside `__schema` or `__type`.
+    introspection: usize,
+    /// Most type-member lists (`fields`, `inputFields`, `interfaces`, `possibleTypes`,
+    /// `enumValues`) nested on one introspection path.
+    member_lists: usize,
+}
+
+/// Deep enough for graphql-js's `getIntrospectionQuery` with every option (13 levels with its
+/// seven-level `TypeRef`), and for clients that unroll `ofType` a few levels further.
+const INTROSPECTION_MAX_DEPTH: usize = 20;
+
+impl Depth {
+    fn of(doc: &ExecutableDocument) -> Self {
+        let mut out = Self::default();
+        let mut visiting = Vec::new();
+        for (_, op) in doc.operations.iter() {
+            out.walk(
+                doc,
+                &op.node.selection_set.node,
+                Place::Data(0),
+                &mut visiting,
+            );
+        }
+        out
+    }
+
+    fn walk<'a>(
+        &mut self,
+        doc: &'a ExecutableDocument,
+        set: &'a SelectionSet,
+        at: Place,
+        visiting: &mut Vec<&'a str>,
+    ) {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(f) => {
+                    let name = f.node.name.node.as_str();
+                    let next = match at {
+                        Place::Data(_) if name == "__schema" || name == "__type" => {
+                            Place::Introspection(1, 0)
+                        }
+                        Place::Data(d) => Place::Data(d + 1),
+                        Place::Introspection(d, lists) => {
+                            let member = matches!(
+                                name,
+                                "fields"
+                                    | "inputFields"
+                                    | "interfaces"
+                                    | "possibleTypes"
+                                    | "enumValues"
+                            );
+                            Place::Introspection(d + 1, lists + usize::from(member))
+                        }
+                    };
+                    match next {
+                        Place::Data(d) => self.data = self.data.max(d),
+                        Place::Introspection(d, lists) => {
+                            self.introspection = self.introspection.max(d);
+                            self.member_lists = self.member_lists.max(lists);
+                        }
+                    }
+                    self.walk(doc, &f.node.selection_set.node, next, visiting);
+                }
+                Selection::InlineFragment(f) => {
+                    self.walk(doc, &f.node.selection_set.node, at, visiting);
+                }
+                Selection::FragmentSpread(s) => {
+                    let name = s.node.fragment_name.node.as_str();
+                    // A cycle is left to validation, which refuses it with its own message.
+                    if visiting.contains(&name) {
+                        continue;
+                    }
+                    if let Some(f) = doc.fragments.get(&s.node.fragment_name.node) {
+                        visiting.push(name);
+                        self.walk(doc, &f.node.selection_set.node, at, visiting);
+                        visiting.pop();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Where a field sits: in data at a depth, or in introspection at a depth with the member lists above it.
+#[derive(Clone, Copy)]
+enum Place {
+    Data(usize),
+    Introspection(usize, usize),
+}
+
+/// The refusal of an operation nested deeper than allowed (data, or introspection by its own bound).
+fn depth_refusal(state: &AppState, shape: &Shape) -> Option<HttpResponse> {
+    let max = state.config.graphql_max_depth;
+    let d = shape.depth;
+    let message = if d.data > max {
+        format!("Query is nested too deep: at most {max} levels of fields.")
+    } else if d.introspection > INTROSPECTION_MAX_DEPTH || d.member_lists > 1 {
+        format!(
+            "Introspection is nested too deep: at most {INTROSPECTION_MAX_DEPTH} levels, and a type's members may not be followed to another type's members."
+        )
+    } else {
+        return None;
+    };
+    Some(request_error(
+        StatusCode::BAD_REQUEST,
+        "QUERY_TOO_DEEP",
+        &message,
+    ))
 }
 
 /// The refusal of an operation with more aliases than allowed.
@@ -147,16 +270,6 @@ fn classify(response: &mut Response) {
     }
 }
 
-/// Whether the document holds no mutation (and parses): only then may its data loaders keep what
-/// they loaded for the rest of the request.
-fn reads_only(r: &Request) -> bool {
-    async_graphql::parser::parse_query(&r.query).is_ok_and(|doc| {
-        doc.operations
-            .iter()
-            .all(|(_, op)| op.node.ty == async_graphql::parser::types::OperationType::Query)
-    })
-}
-
 /// Runs the operations; `changes`: one of them may change access (cached token answers are dropped).
 async fn execute(
     schema: &GuestpassSchema,
@@ -167,10 +280,8 @@ async fn execute(
 ) -> HttpResponse {
     let auth = RequestAuth::new(bearer(req), client_address(state, req));
     let db = &state.db;
-    let run = |r: Request| {
-        let keep = reads_only(&r);
-        schema.execute(r.data(auth.clone()).data(loaders(db.clone(), keep)))
-    };
+    // Loaders keep what they load only when nothing in the request can change it (see `loaders`).
+    let run = |r: Request| schema.execute(r.data(auth.clone()).data(loaders(db.clone(), !changes)));
     let response: BatchResponse = match batch {
         BatchRequest::Single(r) => {
             let mut resp = run(r).await;
@@ -265,7 +376,10 @@ pub async fn post(
         BatchRequest::Single(r) => vec![Shape::of(&r.query)],
         BatchRequest::Batch(list) => list.iter().map(|r| Shape::of(&r.query)).collect(),
     };
-    if let Some(res) = shapes.iter().find_map(|s| alias_refusal(&state, s)) {
+    if let Some(res) = shapes
+        .iter()
+        .find_map(|s| alias_refusal(&state, s).or_else(|| depth_refusal(&state, s)))
+    {
         return res;
     }
     let changes = shapes.iter().any(Shape::may_change);
@@ -296,7 +410,7 @@ pub async fn get(
             "Mutations must be sent with POST.",
         );
     }
-    if let Some(res) = alias_refusal(&state, &shape) {
+    if let Some(res) = alias_refusal(&state, &shape).or_else(|| depth_refusal(&state, &shape)) {
         return res;
     }
     let changes = shape.may_change();

@@ -33,6 +33,7 @@ pub fn serve(
             .app_data(web::PayloadConfig::new(body_limit))
             .app_data(web::FormConfig::default().limit(body_limit))
             .wrap(from_fn(observe))
+            .wrap(from_fn(head_as_get))
             .service(
                 web::resource("/graphql")
                     .wrap(cors(&origins))
@@ -86,6 +87,19 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
         c = c.allowed_origin(o);
     }
     c
+}
+
+/// `HEAD` answers on every `GET` route (uptime checks use it): the request is routed as a `GET`, and
+/// actix's HTTP/1 codec, which remembers the request was a `HEAD`, sends the same status and headers
+/// (the length included) without the body.
+async fn head_as_get(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if req.method() == actix_web::http::Method::HEAD {
+        req.head_mut().method = actix_web::http::Method::GET;
+    }
+    next.call(req).await
 }
 
 /// Records every request's route pattern (never the raw path: it can hold a token), status and latency.
