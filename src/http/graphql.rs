@@ -223,11 +223,8 @@ fn depth_refusal(state: &AppState, shape: &Shape) -> Option<HttpResponse> {
     } else {
         return None;
     };
-    Some(request_error(
-        StatusCode::BAD_REQUEST,
-        "QUERY_TOO_DEEP",
-        &message,
-    ))
+    // 200, as the engine answered it before: a well-formed request refused by a limit.
+    Some(request_error(StatusCode::OK, "QUERY_TOO_DEEP", &message))
 }
 
 /// The refusal of an operation with more aliases than allowed.
