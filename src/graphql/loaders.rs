@@ -68,8 +68,11 @@ pub fn prefetch(
     people: &[User],
     wanted: &Wanted,
 ) -> crate::error::AppResult<Prefetched> {
-    let ids: Vec<Uuid> = people.iter().map(|u| u.id).collect();
     let mut out = Prefetched::default();
+    if people.is_empty() {
+        return Ok(out);
+    }
+    let ids: Vec<Uuid> = people.iter().map(|u| u.id).collect();
     let mut facts_of = ids.clone();
     if wanted.invited_by {
         let mut inviters: Vec<Uuid> = people.iter().filter_map(|u| u.invited_by).collect();
