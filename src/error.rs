@@ -201,6 +201,15 @@ impl From<diesel::result::Error> for AppError {
             ) => Self::Unavailable,
             // The server going away mid-query (a restart, a failover) is an outage, not a bug.
             Error::DatabaseError(_, ref info) if is_outage(info.message()) => Self::Unavailable,
+            // Text PostgreSQL cannot store (a NUL character, SQLSTATE 22021), from any input field:
+            // the caller's mistake, refused whole (found by the GraphQL fuzzer in `login`).
+            Error::DatabaseError(_, ref info)
+                if info
+                    .message()
+                    .contains("invalid byte sequence for encoding") =>
+            {
+                Self::invalid("input", "text may not contain NUL characters")
+            }
             other => Self::Internal(format!("database: {other}")),
         }
     }

@@ -296,6 +296,22 @@ async fn graphql_js_reads_the_checked_in_schema_from_the_server() {
     app.stop().await;
 }
 
+/// Text PostgreSQL cannot store (a NUL character) is the caller's mistake, not an internal error,
+/// wherever it is sent (the fuzzer found it in `login`'s organization).
+#[actix_rt::test]
+async fn a_nul_character_in_any_text_is_invalid_input() {
+    let app = spawn_app().await;
+    let res = app
+        .gql(
+            None,
+            "mutation($i: LoginInput!) { login(input: $i) { challengeMethod } }",
+            json!({ "i": { "email": "a@partner.example", "organization": "x\u{0}y", "password": "pw" } }),
+        )
+        .await;
+    assert_eq!(code(&res).as_deref(), Some("INVALID_INPUT"), "{res}");
+    app.stop().await;
+}
+
 /// `HEAD` answers like `GET` (status, content type, length) without a body, on every `GET` route.
 #[actix_rt::test]
 async fn head_answers_like_get_without_a_body() {
