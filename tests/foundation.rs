@@ -251,6 +251,16 @@ async fn standard_introspection_passes_and_hostile_introspection_does_not() {
         )
         .await;
     assert_eq!(code(&res).as_deref(), Some("QUERY_TOO_DEEP"), "{res}");
+    // Fragments that spread each other ten times, twenty deep, would expand to 10^20 fields: refused
+    // at once, without expanding them.
+    let mut bomb = String::from("query { me { ...F0 } }");
+    for i in 0..20 {
+        let spreads = format!("...F{} ", i + 1).repeat(10);
+        bomb.push_str(&format!(" fragment F{i} on User {{ id {spreads}}}"));
+    }
+    bomb.push_str(" fragment F20 on User { id }");
+    let res = app.admin(&bomb, json!({})).await;
+    assert_eq!(code(&res).as_deref(), Some("QUERY_TOO_COMPLEX"), "{res}");
     let mut deep = String::from("id");
     for _ in 0..15 {
         deep = format!("invitedBy {{ {deep} }}");

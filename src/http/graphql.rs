@@ -125,7 +125,14 @@ struct Depth {
     /// Most type-member lists (`fields`, `inputFields`, `interfaces`, `possibleTypes`,
     /// `enumValues`) nested on one introspection path.
     member_lists: usize,
+    /// Fields visited with fragments expanded; the walk stops at [`MAX_EXPANDED_FIELDS`] (fragments
+    /// that spread each other several times would otherwise make it exponential).
+    expanded: usize,
 }
+
+/// More fields than any real operation expands to (graphql-js's full introspection query: a few
+/// hundred), few enough to walk in well under a millisecond.
+const MAX_EXPANDED_FIELDS: usize = 10_000;
 
 /// Deep enough for graphql-js's `getIntrospectionQuery` with every option (13 levels with its
 /// seven-level `TypeRef`), and for clients that unroll `ofType` a few levels further.
@@ -154,8 +161,12 @@ impl Depth {
         visiting: &mut Vec<&'a str>,
     ) {
         for item in &set.items {
+            if self.expanded > MAX_EXPANDED_FIELDS {
+                return;
+            }
             match &item.node {
                 Selection::Field(f) => {
+                    self.expanded += 1;
                     let name = f.node.name.node.as_str();
                     let next = match at {
                         Place::Data(_) if name == "__schema" || name == "__type" => {
@@ -210,10 +221,20 @@ enum Place {
     Introspection(usize, usize),
 }
 
-/// The refusal of an operation nested deeper than allowed (data, or introspection by its own bound).
+/// The refusal of an operation nested deeper than allowed (data, or introspection by its own bound),
+/// or one whose fragments expand past what the walk measures.
 fn depth_refusal(state: &AppState, shape: &Shape) -> Option<HttpResponse> {
     let max = state.config.graphql_max_depth;
     let d = shape.depth;
+    if d.expanded > MAX_EXPANDED_FIELDS {
+        return Some(request_error(
+            StatusCode::OK,
+            "QUERY_TOO_COMPLEX",
+            &format!(
+                "The operation expands to more than {MAX_EXPANDED_FIELDS} fields once its fragments are spread."
+            ),
+        ));
+    }
     let message = if d.data > max {
         format!("Query is nested too deep: at most {max} levels of fields.")
     } else if d.introspection > INTROSPECTION_MAX_DEPTH || d.member_lists > 1 {
