@@ -10,40 +10,81 @@ pub struct AddressError {
     pub code: ErrorCode,
 }
 
-/// Stable error codes clients can rely on (`extensions.code`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+/// Every `extensions.code` an error can carry. The codes are stable: clients may switch on them
+/// (and generate types from this enum); the messages are for people and may change. When several
+/// apply to one request, the first in this order wins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, async_graphql::Enum)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[graphql(name = "ErrorCode")]
 pub enum ErrorCode {
     // Declared in the documented precedence order: when several apply, the first wins.
+    /// No valid session or API token came with the request: sign in.
     Unauthenticated,
+    /// The organization blocked API tokens for external users: sign in with a session instead.
     ApiTokensBlocked,
+    /// The caller's verification period ended: verify the email address again
+    /// (`requestReverificationCode`, `completeReverification`).
     ReverificationRequired,
+    /// The object does not exist, or is not of the caller's organization (answered alike).
     NotFound,
+    /// The object exists but the caller may not see or change it.
     Forbidden,
+    /// More addresses than one request may invite (`extensions.max`).
     TooManyInvites,
+    /// An address is not a valid email address.
     InvalidEmail,
+    /// The site's guest domain rules do not allow this address.
     DomainNotAllowed,
+    /// An argument is out of range or malformed (`extensions.field` names it).
     InvalidInput,
+    /// The person already has access to the site.
     AlreadyHasAccess,
+    /// A pending invite for this address and site already exists.
     InvitePending,
+    /// The person holds, or has held, a paid role on the site, so cannot be a guest there.
     PaidUserCannotBeGuest,
+    /// The site's user limit is reached (`extensions.remaining`).
     SeatLimitReached,
+    /// The site's guest allowance is reached (`extensions.remaining`).
     GuestLimitReached,
+    /// The invitation link is invalid, expired, revoked or already used.
     InviteInvalid,
+    /// The email address or password is wrong (never says which).
     InvalidCredentials,
+    /// The two-step or verification code is wrong, expired or already used.
     CodeInvalid,
+    /// The emailed link (password reset, re-verification) is invalid, expired or already used.
     LinkInvalid,
+    /// The new password is too weak (the message says why).
     WeakPassword,
+    /// The change would leave the organization without an organization admin.
     LastOrgAdmin,
+    /// The change would take the person out of groups that also grant roles on other sites
+    /// (`extensions.groups` names them).
     GroupReachesOtherSites,
+    /// The requested end of access is beyond the site's maximum guest lifetime
+    /// (`extensions.maxDays`).
     ExtensionNotAllowed,
+    /// The policy review is missing, expired or out of date: preview the change again.
     ReviewStale,
+    /// Too many attempts: try again after `extensions.retryAfterSeconds`.
     RateLimited,
+    /// The service cannot answer right now (the database is unavailable): retry shortly.
     Unavailable,
+    /// An unexpected error; the details are in the server's log, never in the response.
     Internal,
 }
 
 impl ErrorCode {
+    /// The code a stored row names (`"INVALID_EMAIL"`), if it is one.
+    pub fn parse(code: &str) -> Option<Self> {
+        use async_graphql::resolver_utils::EnumType;
+        Self::items()
+            .iter()
+            .find(|item| item.name == code)
+            .map(|item| item.value)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Unauthenticated => "UNAUTHENTICATED",

@@ -901,7 +901,7 @@ async fn removal_keeps_other_sites_and_the_sessions_that_still_reach_them() {
     );
     let changes = r["removeProductAccess"]["changes"].as_array().unwrap();
     assert_eq!(changes.len(), 1, "{changes:?}");
-    assert_eq!(changes[0]["site"]["id"], json!(app.site_id));
+    assert_eq!(changes[0]["site"]["id"], json!(gid("Site", &app.site_id)));
     assert_eq!(role_on(&app, &person, &app.site_id).await, Value::Null);
     assert_eq!(role_on(&app, &person, &wiki).await, "PRODUCT_ADMIN");
     assert_eq!(
@@ -946,12 +946,12 @@ async fn check_access_reports_and_repairs_a_corrupted_maintained_row() {
         use diesel::connection::SimpleConnection;
         app.db
             .conn()
-            .batch_execute(&format!(
+            .batch_execute(&common::db::with_keys(&format!(
                 "UPDATE site_members SET role = 2, guest_space_id = NULL WHERE user_id = '{guest}';
                  UPDATE site_counters SET paid = paid + 5 WHERE site_id = '{}';
                  DELETE FROM site_members WHERE user_id = '{paid}';",
                 app.site_id
-            ))
+            )))
             .unwrap();
     }
     let run = |args: &[&str]| {
@@ -969,10 +969,13 @@ async fn check_access_reports_and_repairs_a_corrupted_maintained_row() {
     let (status, out) = run(&["check-access"]);
     assert_eq!(status, Some(1), "{out}");
     assert!(
-        out.contains(&format!("({}, {guest})", app.site_id)),
+        out.contains(&format!("({}, {})", app.site_id, uuid_of(&guest))),
         "{out}"
     );
-    assert!(out.contains(&format!("({}, {paid})", app.site_id)), "{out}");
+    assert!(
+        out.contains(&format!("({}, {})", app.site_id, uuid_of(&paid))),
+        "{out}"
+    );
     assert!(out.contains("site_counters"), "{out}");
     assert!(out.contains("3 differences found"), "{out}");
     let (status, out) = run(&["check-access", "--repair"]);

@@ -295,6 +295,18 @@ fn call(op: &str, app: &TestApp, w: &World) -> (String, Value) {
             "query($u: ID!) { user(id: $u) { id email } }",
             json!({ "u": w.guest_free }),
         ),
+        "node" => (
+            "query($s: ID!) { node(id: $s) { id ... on Space { key } } }",
+            json!({ "s": w.space }),
+        ),
+        "nodes" => (
+            "query($s: ID!, $t: ID!) { nodes(ids: [$s, $t]) { id } }",
+            json!({ "s": w.space, "t": gid("Site", site) }),
+        ),
+        "invite" => (
+            "query($i: ID!) { invite(id: $i) { id status emailDelivery { status } } }",
+            json!({ "i": w.invites[0] }),
+        ),
         "createSpace" => (
             "mutation($i: CreateSpaceInput!) { createSpace(input: $i) { id } }",
             json!({ "i": { "siteId": site, "key": "NEW", "name": "New" } }),
@@ -735,7 +747,7 @@ async fn only_identity_answers_while_reverification_is_due() {
         )
         .await;
     assert_eq!(res["data"]["me"]["email"], "due@partner.example");
-    assert_eq!(res["data"]["me"]["id"], g);
+    assert_eq!(res["data"]["me"]["id"], gid("User", &g));
     assert!(res["data"]["me"]["access"].is_null(), "{res}");
     assert!(res["data"]["me"]["status"].is_null(), "{res}");
     let codes: Vec<&str> = res["errors"]
@@ -833,5 +845,209 @@ async fn site_admins_manage_only_groups_that_reach_only_their_sites() {
         )
         .await,
     );
+    app.stop().await;
+}
+
+// Relay's Global Object Identification (issue 17): `node(id:)` answers every type with an identity
+// through the same policy as the type's own lookup.
+
+const NODE: &str = "query($id: ID!) { node(id: $id) { __typename id } me { id } }";
+
+/// One object of each `Node` type, with its global id, and who may and may not see it.
+struct NodeCase {
+    type_name: &'static str,
+    id: String,
+    /// A viewer of the same organization who may not see it, and the code they get.
+    denied: Option<(String, &'static str)>,
+}
+
+#[actix_rt::test]
+async fn every_node_type_answers_node_to_who_may_see_it_and_only_to_them() {
+    let app = spawn_app().await;
+    let space_a = app.create_space("A").await;
+    let space_b = app.create_space("B").await;
+    let page_b = data(
+        app.admin(
+            "mutation($i: CreatePageInput!) { createPage(input: $i) { id } }",
+            json!({ "i": { "spaceId": space_b, "title": "Plans", "body": "secret" } }),
+        )
+        .await,
+    )["createPage"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let guest = app
+        .add_user("guest@partner.example", Some(ProductRole::Guest))
+        .await;
+    data(app.assign(&space_a, std::slice::from_ref(&guest)).await);
+    let guest_token = app.session_for(&guest).await;
+    let other_guest = app
+        .add_user("other@partner.example", Some(ProductRole::Guest))
+        .await;
+    let site2 = app.add_site("Elsewhere");
+    let group = app.create_group("Writers").await;
+    let invite = data(app.invite(&["new@partner.example"], "GUEST").await)["inviteUsers"]
+        ["invites"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ids = data(
+        app.admin(
+            "query($u: ID!, $s2: ID!, $s: ID!) { organization { id } site: site(id: $s) { id } site2: site(id: $s2) { id } user(id: $u) { id } auditEvents(first: 1) { edges { node { id } } } }",
+            json!({ "u": other_guest, "s2": site2, "s": app.site_id }),
+        )
+        .await,
+    );
+    let mut res = app
+        .client()
+        .post(format!(
+            "{}/admin/invites.csv?siteId={}",
+            app.address, app.site_id
+        ))
+        .insert_header(("Authorization", format!("Bearer {}", app.admin_token)))
+        .insert_header(("Content-Type", "text/csv"))
+        .send_body("email,role\nbulk@partner.example,GUEST\n")
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 202);
+    let bulk = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The admin's own session (a second one, signed in) and API token.
+    let admin_session = app.session_for(&gid("User", &app.admin_id)).await;
+    let own = data(
+        app.gql(
+            Some(&admin_session),
+            "{ sessions { id } apiTokens { id } }",
+            json!({}),
+        )
+        .await,
+    );
+    let id = |v: &Value| v.as_str().unwrap().to_string();
+    let denied = |code: &'static str| Some((guest_token.clone(), code));
+    let cases = [
+        NodeCase {
+            type_name: "Organization",
+            id: id(&ids["organization"]["id"]),
+            denied: None,
+        },
+        NodeCase {
+            type_name: "Site",
+            id: id(&ids["site2"]["id"]),
+            denied: denied("FORBIDDEN"),
+        },
+        NodeCase {
+            type_name: "Space",
+            id: space_b.clone(),
+            denied: denied("FORBIDDEN"),
+        },
+        NodeCase {
+            type_name: "Page",
+            id: page_b,
+            denied: denied("FORBIDDEN"),
+        },
+        NodeCase {
+            type_name: "User",
+            id: id(&ids["user"]["id"]),
+            denied: denied("FORBIDDEN"),
+        },
+        NodeCase {
+            type_name: "Invite",
+            id: invite,
+            denied: denied("FORBIDDEN"),
+        },
+        NodeCase {
+            type_name: "Group",
+            id: group,
+            denied: denied("FORBIDDEN"),
+        },
+        NodeCase {
+            type_name: "AuditEvent",
+            id: id(&ids["auditEvents"]["edges"][0]["node"]["id"]),
+            denied: denied("FORBIDDEN"),
+        },
+        NodeCase {
+            type_name: "BulkInvite",
+            id: bulk,
+            denied: denied("FORBIDDEN"),
+        },
+        NodeCase {
+            type_name: "Session",
+            id: id(&own["sessions"][0]["id"]),
+            denied: denied("NOT_FOUND"),
+        },
+        NodeCase {
+            type_name: "ApiToken",
+            id: id(&own["apiTokens"][0]["id"]),
+            denied: denied("NOT_FOUND"),
+        },
+    ];
+
+    // Someone of another organization is told nothing exists, whatever the type.
+    let foreign = app
+        .bootstrap("Elsewhere Inc", "Wiki", "admin@elsewhere.example", &[])
+        .await;
+    let foreign_token = app.session_for(&foreign.admin.id.to_string()).await;
+
+    let mut wrong = Vec::new();
+    for case in &cases {
+        // The organization admin sees every object, typed, with the id it was asked by.
+        let r = data(app.admin(NODE, json!({ "id": case.id })).await);
+        if r["node"]["__typename"] != case.type_name || r["node"]["id"] != json!(case.id) {
+            wrong.push(format!("{}: the admin got {}", case.type_name, r["node"]));
+        }
+        let mut refused = vec![(foreign_token.clone(), "NOT_FOUND")];
+        refused.extend(case.denied.clone());
+        for (token, expected) in refused {
+            let r = app.gql(Some(&token), NODE, json!({ "id": case.id })).await;
+            // Null on its own path with the expected code; the other field still answers.
+            let ok = r["data"]["node"].is_null()
+                && r["data"]["me"]["id"].is_string()
+                && r["errors"].as_array().map(Vec::len) == Some(1)
+                && r["errors"][0]["path"] == json!(["node"])
+                && r["errors"][0]["extensions"]["code"] == expected;
+            if !ok {
+                wrong.push(format!("{} expected {expected}: {r}", case.type_name));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // `nodes` answers what may be seen and nulls the rest, each refusal at its own index.
+    let r = app
+        .gql(
+            Some(&guest_token),
+            "query($ids: [ID!]!) { nodes(ids: $ids) { __typename id } }",
+            json!({ "ids": [space_a, space_b, "not an id"] }),
+        )
+        .await;
+    assert_eq!(r["data"]["nodes"][0]["id"], json!(space_a), "{r}");
+    assert!(r["data"]["nodes"][1].is_null(), "{r}");
+    assert!(r["data"]["nodes"][2].is_null(), "{r}");
+    let errors = r["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "{r}");
+    assert_eq!(errors[0]["path"], json!(["nodes", 1]));
+    assert_eq!(errors[0]["extensions"]["code"], "FORBIDDEN");
+    assert_eq!(errors[1]["path"], json!(["nodes", 2]));
+    assert_eq!(errors[1]["extensions"]["code"], "NOT_FOUND");
+
+    // An id of one type is not taken where another is asked for; a bare UUID still is (one release).
+    let as_user = gid("User", &uuid_of(&space_a).to_string());
+    let r = app
+        .admin(
+            "query($id: ID!) { space(id: $id) { id } }",
+            json!({ "id": as_user }),
+        )
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("NOT_FOUND"), "{r}");
+    let r = data(
+        app.admin(
+            "query($id: ID!) { space(id: $id) { id } }",
+            json!({ "id": uuid_of(&space_a).to_string() }),
+        )
+        .await,
+    );
+    assert_eq!(r["space"]["id"], json!(space_a));
     app.stop().await;
 }

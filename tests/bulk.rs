@@ -168,7 +168,7 @@ async fn a_file_past_the_guest_allowance_invites_exactly_up_to_it_and_refuses_th
     }
     let (status, body) = upload(&app, Some(&app.admin_token), &app.site_id, csv.as_bytes()).await;
     assert_eq!(status, 202, "{body}");
-    let id: uuid::Uuid = body["id"].as_str().unwrap().parse().unwrap();
+    let id = uuid_of(body["id"].as_str().unwrap());
 
     // Two workers on the same file at once: rows are taken one at a time, never twice.
     let run = |app: &TestApp| {
@@ -381,7 +381,7 @@ async fn the_guest_export_lists_guests_and_open_invites_with_formulas_defused() 
 
 /// Runs a bulk invite's job to the end in this test (the app runs no workers).
 async fn run_job(app: &TestApp, id: &str) {
-    let id: uuid::Uuid = id.parse().unwrap();
+    let id = uuid_of(id);
     loop {
         let (policy, now) = (app.state.delivery.clone(), app.state.clock.now());
         let step = app

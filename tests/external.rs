@@ -313,7 +313,7 @@ async fn blocking_api_tokens_stops_external_tokens_only_and_unblocking_restores_
     assert_eq!(filtered["auditEvents"]["totalCount"], 2);
     assert_eq!(
         filtered["auditEvents"]["edges"][0]["node"]["actorId"],
-        json!(app.admin_id)
+        json!(gid("User", &app.admin_id))
     );
     app.stop().await;
 }
@@ -514,7 +514,7 @@ async fn an_at_sign_in_a_quoted_local_part_never_makes_an_external_user_internal
     );
     assert_eq!(listed["users"]["totalCount"], 1, "{listed}");
     let user = &listed["users"]["edges"][0]["node"]["user"];
-    assert_eq!(user["id"], json!(id));
+    assert_eq!(user["id"], json!(gid("User", &id)));
     assert_eq!(user["email"], email);
     assert_eq!(user["isExternal"], true);
     let internal = data(

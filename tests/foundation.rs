@@ -306,6 +306,103 @@ async fn graphql_js_reads_the_checked_in_schema_from_the_server() {
     app.stop().await;
 }
 
+/// A frontend engineer reads the schema, not the code: every type, field, argument, input field and
+/// enum value of `schema.graphql` has a description, and the connections follow the Relay
+/// specification, as graphql-schema-linter judges them (`tests/tools/lint-schema.mjs`, which names
+/// its rules; `scripts/ensure-node-tools` installs it). `schema_graphql_is_current` ties the file to
+/// what the server says.
+#[test]
+fn schema_graphql_passes_the_schema_linter() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    assert!(
+        std::path::Path::new(&format!(
+            "{root}/tests/tools/node_modules/graphql-schema-linter"
+        ))
+        .exists(),
+        "graphql-schema-linter is not installed: run scripts/ensure-node-tools (scripts/test does)"
+    );
+    let out = Command::new("node")
+        .current_dir(root)
+        .arg("tests/tools/lint-schema.mjs")
+        .arg("schema.graphql")
+        .output()
+        .expect("node (scripts/ensure-node-tools installs it)");
+    assert!(
+        out.status.success(),
+        "schema.graphql fails the schema linter (exit {:?}): describe what it lists with doc comments \
+         (`#[graphql(desc = ...)]` for arguments, `build_schema` for generated types), then run \
+         `cargo run -- export-schema > schema.graphql`\n{}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The same rule without Node.js, on the schema the server builds: every type, field, argument, input
+/// field and enum value has a description, and none is the engine's own placeholder (a type the
+/// engine generates or describes generically gets one in `build_schema`).
+#[test]
+fn every_part_of_the_schema_has_a_description() {
+    use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+    let sdl = guestpass::graphql::build_schema(None, guestpass::graphql::Limits::default()).sdl();
+    let doc = async_graphql::parser::parse_schema(&sdl).expect("the SDL parses");
+    let described = |d: &Option<async_graphql::Positioned<String>>| {
+        d.as_ref().is_some_and(|d| {
+            let d = d.node.trim();
+            !d.is_empty() && !d.starts_with("Implement the ")
+        })
+    };
+    let mut missing = Vec::new();
+    for def in &doc.definitions {
+        let TypeSystemDefinition::Type(t) = def else {
+            continue;
+        };
+        let t = &t.node;
+        let name = t.name.node.as_str();
+        if !described(&t.description) {
+            missing.push(name.to_string());
+        }
+        let fields = match &t.kind {
+            TypeKind::Object(o) => &o.fields,
+            TypeKind::Interface(i) => &i.fields,
+            TypeKind::Enum(e) => {
+                for v in &e.values {
+                    if !described(&v.node.description) {
+                        missing.push(format!("{name}.{}", v.node.value.node));
+                    }
+                }
+                continue;
+            }
+            TypeKind::InputObject(i) => {
+                for f in &i.fields {
+                    if !described(&f.node.description) {
+                        missing.push(format!("{name}.{}", f.node.name.node));
+                    }
+                }
+                continue;
+            }
+            TypeKind::Scalar | TypeKind::Union(_) => continue,
+        };
+        for f in fields {
+            let field = format!("{name}.{}", f.node.name.node);
+            if !described(&f.node.description) {
+                missing.push(field.clone());
+            }
+            for a in &f.node.arguments {
+                if !described(&a.node.description) {
+                    missing.push(format!("{field}({}:)", a.node.name.node));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} part(s) of the schema have no description of their own:\n{}",
+        missing.len(),
+        missing.join("\n")
+    );
+}
+
 /// Text PostgreSQL cannot store (a NUL character) is the caller's mistake, not an internal error,
 /// wherever it is sent (the fuzzer found it in `login`'s organization).
 #[actix_rt::test]

@@ -646,7 +646,8 @@ async fn accepting_skips_groups_the_inviter_can_no_longer_grant_and_records_it()
     assert_eq!(
         app.db.scalar_i64(&format!(
             "SELECT count(*) FROM audit_events WHERE action = 'invite.accept'
-             AND after->'groupsSkipped' = '[\"{later}\"]'::jsonb"
+             AND after->'groupsSkipped' = '[\"{}\"]'::jsonb",
+            uuid_of(&later)
         )),
         1,
         "the accept event says which groups were skipped"

@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, async_graphql::Enum)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TwoStep {
+    /// No second step for external users as such (a person's own flag or authenticator app still
+    /// applies).
     Off,
+    /// Every external user gives a code at sign-in: emailed, or from their authenticator app.
     Required,
 }
 
@@ -16,7 +19,10 @@ pub enum TwoStep {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, async_graphql::Enum)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ApiTokenAccess {
+    /// External users' API tokens work.
     Allowed,
+    /// External users' API tokens stop working (`API_TOKENS_BLOCKED`) and they cannot create new
+    /// ones.
     Blocked,
 }
 

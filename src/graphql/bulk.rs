@@ -1,8 +1,9 @@
 //! Bulk invites: the progress and per-row results of a file uploaded to `POST /admin/invites.csv`.
 
+use super::ids::{Kind, global as gid};
 use super::query::paginate;
 use super::types::{Page, User};
-use super::{caller, page, parse_id, state};
+use super::{page, parse_id, state};
 use crate::domain::ProductRole;
 use crate::error::AppResult;
 use crate::store::bulk::{self, Progress};
@@ -16,18 +17,17 @@ pub struct BulkQuery;
 #[Object]
 impl BulkQuery {
     /// A bulk invite of a site the caller administers: where its job is, and each row's outcome.
-    async fn bulk_invite(&self, ctx: &Context<'_>, id: ID) -> AppResult<BulkInvite> {
-        let who = caller(ctx).await?;
-        let id = parse_id(&id, "Bulk invite")?;
-        let (row, progress) = state(ctx)
-            .db
-            .run(move |c| {
-                let b = bulk::get(c, &who, id)?;
-                let p = bulk::progress(c, id)?;
-                Ok((b, p))
-            })
-            .await?;
-        Ok(BulkInvite { row, progress })
+    async fn bulk_invite(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The id the upload answered with. An unknown one is `NOT_FOUND`; `FORBIDDEN` unless the caller administers the bulk invite's site."
+        )]
+        id: ID,
+    ) -> AppResult<Option<BulkInvite>> {
+        super::node::bulk_invite(ctx, parse_id(&id, "Bulk invite")?)
+            .await
+            .map(Some)
     }
 }
 
@@ -75,20 +75,24 @@ impl BulkRowStatus {
     }
 }
 
-/// A CSV file of invites and its progress.
 pub struct BulkInvite {
-    row: bulk::BulkInvite,
-    progress: Progress,
+    pub(crate) row: bulk::BulkInvite,
+    pub(crate) progress: Progress,
 }
 
+/// A CSV file of invites uploaded to `POST /admin/invites.csv`, and its progress. A worker invites
+/// its valid rows one at a time, each as `inviteUsers` would (and as the uploader).
 #[Object]
 impl BulkInvite {
-    async fn id(&self) -> ID {
-        ID(self.row.id.to_string())
+    /// The bulk invite's id, as the upload answered it.
+    pub async fn id(&self) -> AppResult<ID> {
+        Ok(gid(Kind::BulkInvite, self.row.id))
     }
+    /// The id of the site the file invites people to.
     async fn site_id(&self) -> ID {
-        ID(self.row.site_id.to_string())
+        gid(Kind::Site, self.row.site_id)
     }
+    /// Where its job is.
     async fn status(&self) -> BulkInviteStatus {
         match self.row.status.as_str() {
             "QUEUED" => BulkInviteStatus::Queued,
@@ -96,7 +100,8 @@ impl BulkInvite {
             _ => BulkInviteStatus::Done,
         }
     }
-    /// Who uploaded the file; the invites are theirs (`Invite.invitedBy`).
+    /// Who uploaded the file; the invites are theirs (`Invite.invitedBy`). Null if that account no
+    /// longer exists.
     async fn uploaded_by(&self, ctx: &Context<'_>) -> AppResult<Option<User>> {
         let Some(id) = self.row.uploaded_by else {
             return Ok(None);
@@ -108,12 +113,15 @@ impl BulkInvite {
             .await?;
         Ok(Some(User::new(u)))
     }
+    /// When the file was uploaded.
     async fn created_at(&self) -> DateTime<Utc> {
         self.row.created_at
     }
+    /// When the worker began on it; null while `QUEUED`.
     async fn started_at(&self) -> Option<DateTime<Utc>> {
         self.row.started_at
     }
+    /// When every valid row had been tried; null until `DONE`.
     async fn finished_at(&self) -> Option<DateTime<Utc>> {
         self.row.finished_at
     }
@@ -121,15 +129,20 @@ impl BulkInvite {
     async fn total_rows(&self) -> i64 {
         self.progress.total
     }
+    /// Valid rows still waiting to be tried (`PENDING`).
     async fn pending_rows(&self) -> i64 {
         self.progress.pending
     }
+    /// Rows that created an invite (`INVITED`).
     async fn invited_rows(&self) -> i64 {
         self.progress.invited
     }
+    /// Rows tried and refused (`REFUSED`; each row's `code` says why).
     async fn refused_rows(&self) -> i64 {
         self.progress.refused
     }
+    /// Rows found wrong at upload and never tried (`INVALID`; each row's `code` and `message` say
+    /// how).
     async fn invalid_rows(&self) -> i64 {
         self.progress.invalid
     }
@@ -138,8 +151,16 @@ impl BulkInvite {
     async fn rows(
         &self,
         ctx: &Context<'_>,
-        status: Option<BulkRowStatus>,
+        #[graphql(desc = "Only rows with this status; every row when left out.")] status: Option<
+            BulkRowStatus,
+        >,
+        #[graphql(
+            desc = "How many rows to return, 0 to 100 (20 when left out); anything else is `INVALID_INPUT`."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Continue after this cursor: `pageInfo.endCursor` (or an edge's `cursor`) from this same list; anything else is `INVALID_INPUT`."
+        )]
         after: Option<String>,
     ) -> AppResult<Page<BulkInviteRow>> {
         let (limit, after) = page::<i32>(first, after)?;
@@ -159,9 +180,9 @@ impl BulkInvite {
     }
 }
 
-/// One row of a bulk invite file and its outcome.
 pub struct BulkInviteRow(bulk::BulkRow);
 
+/// One row of a bulk invite file and its outcome.
 #[Object]
 impl BulkInviteRow {
     /// The line in the file, counting the header as line 1.
@@ -172,29 +193,39 @@ impl BulkInviteRow {
     async fn email(&self) -> &str {
         &self.0.email
     }
+    /// The role the row asks for; null when it names groups only, or when its role was not
+    /// understood (the row is then `INVALID`).
     async fn role(&self) -> Option<ProductRole> {
         self.0.role.as_deref().and_then(ProductRole::from_code)
     }
+    /// The key of the space a guest is put in, as written; null when the row names none.
     async fn space_key(&self) -> Option<&str> {
         self.0.space_key.as_deref()
     }
+    /// The groups the person is added to, as written (empty when none).
     async fn group_names(&self) -> &[String] {
         &self.0.group_names
     }
+    /// What happened to the row.
     async fn status(&self) -> BulkRowStatus {
         BulkRowStatus::parse(&self.0.status)
     }
     /// Why the row was refused or is invalid: the same codes as `inviteUsers`' `extensions.code`.
-    async fn code(&self) -> Option<&str> {
-        self.0.code.as_deref()
+    async fn code(&self) -> Option<crate::error::ErrorCode> {
+        self.0
+            .code
+            .as_deref()
+            .and_then(crate::error::ErrorCode::parse)
     }
+    /// Why, in words, for a refused or invalid row; null otherwise.
     async fn message(&self) -> Option<&str> {
         self.0.message.as_deref()
     }
-    /// The invite the row created.
+    /// The invite the row created; null unless `INVITED`.
     async fn invite_id(&self) -> Option<ID> {
-        self.0.invite_id.map(|i| ID(i.to_string()))
+        self.0.invite_id.map(|i| gid(Kind::Invite, i))
     }
+    /// When the row was tried, or found invalid at upload; null while `PENDING`.
     async fn finished_at(&self) -> Option<DateTime<Utc>> {
         self.0.finished_at
     }

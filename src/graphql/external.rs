@@ -17,6 +17,8 @@ pub struct ExternalUserSecurity {
     pub two_step_verification: TwoStep,
     /// Minutes between re-verifications (15 to 43,200).
     pub reverification_interval: i32,
+    /// `BLOCKED`: external users' API tokens stop working (their requests answer
+    /// `API_TOKENS_BLOCKED`) and they cannot create new ones.
     pub api_token_access: ApiTokenAccess,
     /// External users' sessions end after this many idle minutes (null: the global idle timeout).
     pub session_idle_timeout_minutes: Option<i32>,
@@ -36,9 +38,15 @@ impl From<ExternalPolicy> for ExternalUserSecurity {
 /// A whole policy: every field is given, so a review covers exactly what will apply.
 #[derive(InputObject)]
 pub struct ExternalUserSecurityInput {
+    /// `REQUIRED`: every external user gives a code (emailed, or from their authenticator app) at
+    /// sign-in.
     pub two_step_verification: TwoStep,
+    /// Minutes between re-verifications, 15 to 43,200 (30 days); `INVALID_INPUT` otherwise.
     pub reverification_interval: i32,
+    /// `BLOCKED`: external users' API tokens stop working and they cannot create new ones.
     pub api_token_access: ApiTokenAccess,
+    /// External users' sessions end after this many idle minutes, 5 to 43,200 (`INVALID_INPUT`
+    /// otherwise); null: only the global idle timeout applies.
     pub session_idle_timeout_minutes: Option<i32>,
 }
 
@@ -53,28 +61,38 @@ impl ExternalUserSecurityInput {
     }
 }
 
+/// The policy to apply, exactly as previewed, with the review the preview gave. Every field must
+/// equal the previewed one (`REVIEW_STALE` otherwise).
 #[derive(InputObject)]
 pub struct UpdateExternalUserSecurityInput {
+    /// `REQUIRED`: every external user gives a code (emailed, or from their authenticator app) at
+    /// sign-in.
     pub two_step_verification: TwoStep,
+    /// Minutes between re-verifications, 15 to 43,200 (30 days); `INVALID_INPUT` otherwise.
     pub reverification_interval: i32,
+    /// `BLOCKED`: external users' API tokens stop working and they cannot create new ones.
     pub api_token_access: ApiTokenAccess,
+    /// External users' sessions end after this many idle minutes, 5 to 43,200 (`INVALID_INPUT`
+    /// otherwise); null: only the global idle timeout applies.
     pub session_idle_timeout_minutes: Option<i32>,
     /// From `previewExternalUserSecurityChange` of exactly this policy, less than 30 minutes ago.
     pub review_id: ID,
 }
 
-/// One person a policy change affects, and how.
 pub struct AffectedPerson {
     user: crate::store::models::User,
     effects: policy::Effects,
 }
 
+/// One external user a policy change affects, and how (at least one of the effects is true).
 #[Object]
 impl AffectedPerson {
+    /// The person.
     async fn user(&self) -> User {
         User::new(self.user.clone())
     }
-    /// Must verify again at their next request.
+    /// Not due under the current policy but due under the new one: must verify again at their next
+    /// request.
     async fn must_reverify(&self) -> bool {
         self.effects.must_reverify
     }
@@ -86,18 +104,25 @@ impl AffectedPerson {
     async fn tokens_stop(&self) -> bool {
         self.effects.tokens_stop
     }
-    /// Some of their sessions end.
+    /// Some of their sessions end (idle longer than the new timeout).
     async fn sessions_end(&self) -> bool {
         self.effects.sessions_end
     }
 }
 
+/// How many people a policy change affects, in all and by effect (one person may count under
+/// several effects).
 #[derive(SimpleObject, Default)]
 pub struct AffectedCounts {
+    /// People affected in any way (the length of `people`).
     pub people: i64,
+    /// People who must verify their address again at their next request.
     pub must_reverify: i64,
+    /// People who will have to give a code at sign-in.
     pub must_use_two_step: i64,
+    /// People whose API tokens stop working.
     pub tokens_stop: i64,
+    /// People some of whose sessions end.
     pub sessions_end: i64,
 }
 
@@ -106,59 +131,85 @@ pub struct AffectedCounts {
 pub struct ExternalUserSecurityPreview {
     /// Pass it to `updateExternalUserSecurity` with the same policy.
     pub review_id: ID,
+    /// When the review stops being usable (30 minutes after the preview).
     pub expires_at: DateTime<Utc>,
+    /// How many people the change affects, by effect.
     pub counts: AffectedCounts,
+    /// Every active external user the change affects, by email; people it leaves alone are not
+    /// listed.
     pub people: Vec<AffectedPerson>,
 }
 
 /// The re-verification scheduler, as admins see it.
 #[derive(SimpleObject)]
 pub struct ReverificationStatus {
+    /// When the last completed sweep started (scheduled or run with `runReverificationSweep`);
+    /// null: none has completed yet. The sweep serves every organization of the service.
     pub last_run_at: Option<DateTime<Utc>>,
-    /// When the schedule fires next.
+    /// When the schedule fires next (null when the configured schedule cannot be read).
     pub next_run_at: Option<DateTime<Utc>>,
+    /// How many reminder emails that sweep queued, counting every organization it served; null: no
+    /// sweep has completed yet.
     pub last_run_emailed: Option<i32>,
     /// External users of the organization whose verification period has ended.
     pub pending: i64,
 }
 
+/// A re-verification code on its way to the caller's address.
 #[derive(SimpleObject)]
 pub struct ReverificationCodePayload {
+    /// When the emailed code stops working (10 minutes after the request).
     pub expires_at: DateTime<Utc>,
 }
 
+/// The code `requestReverificationCode` emailed.
 #[derive(InputObject)]
 pub struct CompleteReverificationInput {
+    /// The code from the newest email (earlier ones stop working). A wrong, expired or used code is
+    /// `CODE_INVALID`; after 5 wrong codes, request a new one.
     pub code: String,
 }
 
+/// The caller's new verification period.
 #[derive(SimpleObject)]
 pub struct ReverifiedPayload {
+    /// When the caller must verify again: now plus the policy's re-verification interval.
     pub verified_until: DateTime<Utc>,
 }
 
+/// One email domain of the organization.
 #[derive(InputObject)]
 pub struct DomainInput {
+    /// A domain name such as `example.com`, without wildcards (letter case and surrounding dots or
+    /// spaces do not matter); anything else is `INVALID_INPUT`.
     pub domain: String,
 }
 
+/// How many sessions `resetExternalUserSessions` ended.
 #[derive(SimpleObject)]
 pub struct CountPayload {
+    /// Sessions ended, over every active external user of the organization.
     pub count: i64,
 }
 
 /// Which email domains may be invited as guests.
 #[derive(SimpleObject)]
 pub struct GuestDomainRules {
+    /// `ALLOW`: only addresses matching `domains` may be invited as guests; `BLOCK`: any but those;
+    /// `NONE`: no rule (`domains` is empty).
     pub mode: DomainMode,
     /// `example.com`, or `*.example.com` for its subdomains.
     pub domains: Vec<String>,
 }
 
+/// The organization's new guest domain rules, replacing the current ones.
 #[derive(InputObject)]
 pub struct SetGuestDomainRulesInput {
     /// `ALLOW`: only these domains; `BLOCK`: any but these; `NONE`: no rule (and no domains).
     pub mode: DomainMode,
+    /// Patterns: `example.com`, or `*.example.com` for its subdomains (not `example.com` itself).
+    /// At most 500; none with `NONE` and at least one with `ALLOW` (`INVALID_INPUT` otherwise).
+    /// Empty when left out.
     #[graphql(default)]
     pub domains: Vec<String>,
 }
@@ -196,7 +247,7 @@ impl ExternalQuery {
     async fn guests_outside_domain_rules(
         &self,
         ctx: &Context<'_>,
-        site_id: ID,
+        #[graphql(desc = "The site; `FORBIDDEN` unless the caller administers it.")] site_id: ID,
     ) -> AppResult<Vec<User>> {
         let who = caller(ctx).await?;
         let site = super::parse_id(&site_id, "Site")?;
@@ -234,10 +285,12 @@ pub struct ExternalMutation;
 
 #[Object]
 impl ExternalMutation {
-    /// Adds a verified domain: its people are internal from now on (organization admins).
+    /// Adds a verified domain: its people are internal from now on (organization admins). Answers
+    /// the organization's verified domains after the change.
     async fn add_verified_domain(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The domain to verify (adding one already verified changes nothing).")]
         input: DomainInput,
     ) -> AppResult<Vec<String>> {
         set_domain(ctx, &input.domain, true).await
@@ -248,7 +301,7 @@ impl ExternalMutation {
     async fn set_guest_domain_rules(
         &self,
         ctx: &Context<'_>,
-        input: SetGuestDomainRulesInput,
+        #[graphql(desc = "The mode and its domain patterns.")] input: SetGuestDomainRulesInput,
     ) -> AppResult<GuestDomainRules> {
         let who = caller(ctx).await?;
         let now = state(ctx).clock.now();
@@ -261,20 +314,23 @@ impl ExternalMutation {
         Ok(GuestDomainRules { mode, domains })
     }
 
-    /// Removes a verified domain: its people become external users.
+    /// Removes a verified domain: its people become external users (organization admins). Answers
+    /// the organization's verified domains after the change.
     async fn remove_verified_domain(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The domain to remove (removing one not verified changes nothing).")]
         input: DomainInput,
     ) -> AppResult<Vec<String>> {
         set_domain(ctx, &input.domain, false).await
     }
 
-    /// Shows what a new policy would do to whom, and gives the review needed to apply it.
+    /// Shows what a new policy would do to whom, and gives the review needed to apply it
+    /// (organization admins). Changes nothing.
     async fn preview_external_user_security_change(
         &self,
         ctx: &Context<'_>,
-        input: ExternalUserSecurityInput,
+        #[graphql(desc = "The whole policy to preview.")] input: ExternalUserSecurityInput,
     ) -> AppResult<ExternalUserSecurityPreview> {
         let who = caller(ctx).await?;
         let new = input.policy();
@@ -308,6 +364,7 @@ impl ExternalMutation {
     async fn update_external_user_security(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The previewed policy and its `reviewId`.")]
         input: UpdateExternalUserSecurityInput,
     ) -> AppResult<ExternalUserSecurity> {
         let who = caller(ctx).await?;
@@ -350,7 +407,8 @@ impl ExternalMutation {
             .await
     }
 
-    /// Emails the caller a code to verify their address again (works while verification is due).
+    /// Emails the caller a code to verify their address again (works while verification is due);
+    /// earlier codes stop working. Limited per client address and per person (`RATE_LIMITED`).
     async fn request_reverification_code(
         &self,
         ctx: &Context<'_>,
@@ -369,11 +427,12 @@ impl ExternalMutation {
         Ok(ReverificationCodePayload { expires_at })
     }
 
-    /// Verifies the caller's address with the emailed code: a new period starts now.
+    /// Verifies the caller's address with the emailed code: a new period starts now. Attempts are
+    /// limited per client address (`RATE_LIMITED`).
     async fn complete_reverification(
         &self,
         ctx: &Context<'_>,
-        input: CompleteReverificationInput,
+        #[graphql(desc = "The emailed code.")] input: CompleteReverificationInput,
     ) -> AppResult<ReverifiedPayload> {
         let who = caller_to_reverify(ctx).await?;
         let st = state(ctx);

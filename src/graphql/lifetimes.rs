@@ -1,6 +1,7 @@
 //! Guest lifetimes and sponsors: extending access, naming sponsors, the sponsor's and the guest's own
 //! views, asking for more time and leaving.
 
+use super::ids::{Kind, global as gid};
 use super::types::{Site, Space, User};
 use super::{caller, parse_id, state};
 use crate::domain::{ProductRole, text};
@@ -10,38 +11,45 @@ use crate::store::models::GuestTerms;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-/// A guest's terms on a site.
 pub struct GuestTermsPayload(GuestTerms);
 
+/// A guest's terms on a site: when their access ends and who answers for it.
 #[Object]
 impl GuestTermsPayload {
+    /// The guest's id.
     async fn user_id(&self) -> ID {
-        ID(self.0.user_id.to_string())
+        gid(Kind::User, self.0.user_id)
     }
+    /// The site's id.
     async fn site_id(&self) -> ID {
-        ID(self.0.site_id.to_string())
+        gid(Kind::Site, self.0.site_id)
     }
     /// When the guest's access ends (null: it does not).
     async fn access_ends_at(&self) -> Option<DateTime<Utc>> {
         self.0.ends_at
     }
+    /// The sponsor on record (null: none). A sponsor who may no longer sponsor on the site still
+    /// shows here but answers for nobody: `guestsWithoutSponsor` lists such guests.
     async fn sponsor_id(&self) -> Option<ID> {
-        self.0.sponsor_id.map(|s| ID(s.to_string()))
+        self.0.sponsor_id.map(|s| gid(Kind::User, s))
     }
 }
 
-/// Where the caller stands on one site.
 pub struct MyAccess(pub lifetimes::MyAccess, pub Option<DateTime<Utc>>);
 
+/// Where the caller stands on one site where they have access.
 #[Object]
 impl MyAccess {
+    /// The site.
     async fn site(&self) -> Site {
         Site(self.0.site.clone())
     }
+    /// The caller's effective role there: the highest of their own role and their groups' roles.
     async fn role(&self) -> ProductRole {
         self.0.role
     }
-    /// A guest's one space.
+    /// A guest's one space (null for paid roles, and for a guest not given a space yet: they reach
+    /// no content).
     async fn space(&self, ctx: &Context<'_>) -> AppResult<Option<Space>> {
         match self.0.space.clone() {
             Some(s) => Ok(Some(Space::seen(ctx, s).await?)),
@@ -49,7 +57,8 @@ impl MyAccess {
         }
     }
     /// Who answers for a guest's access (a guest sees their display name only; ask for more time
-    /// with `requestExtension`, which emails them).
+    /// with `requestExtension`, which emails them). Null when nobody does, or the sponsor on record
+    /// may no longer sponsor on the site.
     async fn sponsor(&self, ctx: &Context<'_>) -> AppResult<Option<User>> {
         match self.0.sponsor.clone() {
             Some(u) => Ok(Some(User::seen(ctx, u).await?)),
@@ -60,37 +69,48 @@ impl MyAccess {
     async fn access_ends_at(&self) -> Option<DateTime<Utc>> {
         self.0.ends_at
     }
-    /// For an external user, when they must next verify their address.
+    /// For an external user, when they must next verify their address; null for internal users.
     async fn verified_until(&self) -> Option<DateTime<Utc>> {
         self.1
     }
 }
 
+/// A new end for a guest's access on a site.
 #[derive(InputObject)]
 pub struct ExtendGuestAccessInput {
+    /// The site.
     pub site_id: ID,
+    /// The guest; someone who is not a guest of the site is `INVALID_INPUT`.
     pub user_id: ID,
-    /// The new end; at most the site's maximum lifetime from now.
+    /// The new end: in the future (`INVALID_INPUT` otherwise) and at most the site's maximum
+    /// lifetime from now (`EXTENSION_NOT_ALLOWED` otherwise, with `maxDays`).
     pub ends_at: DateTime<Utc>,
 }
 
+/// Who answers for a guest on a site.
 #[derive(InputObject)]
 pub struct SetSponsorInput {
+    /// The site.
     pub site_id: ID,
+    /// The guest; someone who is not a guest of the site is `INVALID_INPUT`.
     pub user_id: ID,
-    /// An admin or paid user of the site.
+    /// An active admin or paid user of the site; anyone else is `INVALID_INPUT`.
     pub sponsor_id: ID,
 }
 
+/// A guest's request to their sponsor for more time on a site.
 #[derive(InputObject)]
 pub struct RequestExtensionInput {
+    /// A site where the caller is a guest (`INVALID_INPUT` otherwise).
     pub site_id: ID,
     /// Why, for the sponsor (at most 1,000 characters).
     pub message: Option<String>,
 }
 
+/// A plain acknowledgement.
 #[derive(SimpleObject)]
 pub struct OkPayload {
+    /// Always true: failures are errors.
     pub ok: bool,
 }
 
@@ -101,7 +121,11 @@ pub struct LifetimesQuery;
 impl LifetimesQuery {
     /// The guests the caller sponsors on a site. Only someone who may sponsor there (an admin of the
     /// site, or a paid user of it) asks: anyone else, a former sponsor included, is `FORBIDDEN`.
-    async fn sponsored_guests(&self, ctx: &Context<'_>, site_id: ID) -> AppResult<Vec<User>> {
+    async fn sponsored_guests(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The site.")] site_id: ID,
+    ) -> AppResult<Vec<User>> {
         let who = caller(ctx).await?;
         let site = parse_id(&site_id, "Site")?;
         let rows = state(ctx)
@@ -114,7 +138,11 @@ impl LifetimesQuery {
     /// Guests nobody answers for any more (site admins): no sponsor, or one who left, was
     /// deactivated, or no longer holds a paid role (or an admin role) on the site. Reassign them with
     /// `setSponsor`.
-    async fn guests_without_sponsor(&self, ctx: &Context<'_>, site_id: ID) -> AppResult<Vec<User>> {
+    async fn guests_without_sponsor(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The site; `FORBIDDEN` unless the caller administers it.")] site_id: ID,
+    ) -> AppResult<Vec<User>> {
         let who = caller(ctx).await?;
         let site = parse_id(&site_id, "Site")?;
         let rows = state(ctx)
@@ -136,7 +164,7 @@ impl LifetimesMutation {
     async fn extend_guest_access(
         &self,
         ctx: &Context<'_>,
-        input: ExtendGuestAccessInput,
+        #[graphql(desc = "The site, the guest and the new end.")] input: ExtendGuestAccessInput,
     ) -> AppResult<GuestTermsPayload> {
         let who = caller(ctx).await?;
         let site = parse_id(&input.site_id, "Site")?;
@@ -149,11 +177,11 @@ impl LifetimesMutation {
             .map(GuestTermsPayload)
     }
 
-    /// Names who answers for a guest (site admins).
+    /// Names who answers for a guest (site admins; `FORBIDDEN` otherwise).
     async fn set_sponsor(
         &self,
         ctx: &Context<'_>,
-        input: SetSponsorInput,
+        #[graphql(desc = "The site, the guest and the new sponsor.")] input: SetSponsorInput,
     ) -> AppResult<GuestTermsPayload> {
         let who = caller(ctx).await?;
         let site = parse_id(&input.site_id, "Site")?;
@@ -168,10 +196,12 @@ impl LifetimesMutation {
     }
 
     /// A guest asks their sponsor, by email, to extend their access (`INVALID_INPUT` when nobody
-    /// sponsors them any more: their sponsor may no longer sponsor on the site).
+    /// sponsors them any more: their sponsor may no longer sponsor on the site). Limited per person
+    /// (`RATE_LIMITED`).
     async fn request_extension(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The site and an optional message for the sponsor.")]
         input: RequestExtensionInput,
     ) -> AppResult<OkPayload> {
         let who = caller(ctx).await?;
@@ -193,8 +223,15 @@ impl LifetimesMutation {
         Ok(OkPayload { ok: true })
     }
 
-    /// A guest ends their own access to a site, at once.
-    async fn leave_site(&self, ctx: &Context<'_>, site_id: ID) -> AppResult<OkPayload> {
+    /// A guest ends their own access to a site, at once; their sessions stay. A group of theirs
+    /// that also grants a role on another site refuses it (`GROUP_REACHES_OTHER_SITES`, with
+    /// `groups`).
+    async fn leave_site(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A site where the caller is a guest (`INVALID_INPUT` otherwise).")]
+        site_id: ID,
+    ) -> AppResult<OkPayload> {
         let who = caller(ctx).await?;
         let site = parse_id(&site_id, "Site")?;
         let now = state(ctx).clock.now();

@@ -3,9 +3,11 @@
 
 mod bulk;
 mod external;
+pub mod ids;
 mod lifetimes;
 pub mod loaders;
 mod mutation;
+mod node;
 mod people;
 mod query;
 mod signin;
@@ -29,6 +31,7 @@ pub use signin::reset_password;
 #[derive(MergedObject, Default)]
 pub struct QueryRoot(
     query::CoreQuery,
+    node::NodeQuery,
     people::PeopleQuery,
     signin::SignInQuery,
     external::ExternalQuery,
@@ -75,6 +78,20 @@ impl Limits {
 
 /// Built once at start-up (outside `HttpServer::new`) and shared by every worker thread.
 pub fn build_schema(state: Option<AppState>, limits: Limits) -> GuestpassSchema {
+    // The description of a connection type: what its list holds, then how every list pages.
+    macro_rules! paged {
+        ($what:literal) => {
+            concat!(
+                $what,
+                ". `totalCount` counts the whole list. Lists page forward only: while \
+                 `pageInfo.hasNextPage`, ask for the next page with `after: pageInfo.endCursor`."
+            )
+        };
+    }
+
+    // The edge type of a [`types::Page`] of `N`.
+    type Edge<N> =
+        async_graphql::connection::Edge<String, N, async_graphql::connection::EmptyFields>;
     let mut b = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
@@ -83,7 +100,52 @@ pub fn build_schema(state: Option<AppState>, limits: Limits) -> GuestpassSchema 
     // Depth is bounded before execution by the HTTP layer (`http::graphql::Depth`), which judges
     // introspection by its own bound: the engine's limit counts the standard introspection query's
     // `ofType` chain like data and refused it.
-    .limit_complexity(limits.complexity);
+    .limit_complexity(limits.complexity)
+    // Not returned by any field: published so clients can generate a type for `extensions.code`.
+    .register_output_type::<crate::error::ErrorCode>()
+    // What the engine generates or describes generically (each list's connection and edge types,
+    // `DateTime`) gets a description of its own, like every other type (`tests/tools/lint-schema.mjs`).
+    .override_output_type_description::<chrono::DateTime<chrono::Utc>>(
+        "A point in time, as an RFC 3339 timestamp. The server answers in UTC, with a `+00:00` offset \
+         and fractional seconds only when there are some (e.g. `2026-12-06T09:30:00+00:00`); what you \
+         send may use `Z` or any offset (e.g. `2026-12-06T09:30:00Z`, `2026-12-06T10:30:00+01:00`).",
+    )
+    .override_output_type_description::<types::Page<types::User>>(paged!(
+        "A page of a list of people, in the order the field that answers it gives"
+    ))
+    .override_output_type_description::<Edge<types::User>>(
+        "One person of a list, and the cursor to continue after them.",
+    )
+    .override_output_type_description::<types::Page<types::SiteUser>>(paged!(
+        "A page of a site's people directory, by email"
+    ))
+    .override_output_type_description::<Edge<types::SiteUser>>(
+        "One person of a site's people directory, and the cursor to continue after them.",
+    )
+    .override_output_type_description::<types::Page<types::Group>>(paged!(
+        "A page of the organization's groups, by name"
+    ))
+    .override_output_type_description::<Edge<types::Group>>(
+        "One group of a list, and the cursor to continue after it.",
+    )
+    .override_output_type_description::<types::Page<types::Invite>>(paged!(
+        "A page of a site's invites, newest first"
+    ))
+    .override_output_type_description::<Edge<types::Invite>>(
+        "One invite of a list, and the cursor to continue after it.",
+    )
+    .override_output_type_description::<types::Page<types::AuditEvent>>(paged!(
+        "A page of the organization's audit trail, newest first"
+    ))
+    .override_output_type_description::<Edge<types::AuditEvent>>(
+        "One audit event of a list, and the cursor to continue after it.",
+    )
+    .override_output_type_description::<types::Page<bulk::BulkInviteRow>>(paged!(
+        "A page of a bulk invite's rows, in the order of the file"
+    ))
+    .override_output_type_description::<Edge<bulk::BulkInviteRow>>(
+        "One row of a bulk invite, and the cursor to continue after it.",
+    );
     if !limits.introspection {
         b = b.disable_introspection();
     }
@@ -299,9 +361,15 @@ pub(crate) async fn caller_to_reverify_ref<'a>(ctx: &Context<'a>) -> AppResult<&
     Ok(who)
 }
 
-/// Ids are opaque; a malformed one is answered exactly like one that does not exist.
+/// Ids are opaque; a malformed one, or the global id of another type, is answered exactly like one
+/// that does not exist. `what` names the type (`"Site"`, `"Bulk invite"`): a global id of that type
+/// or a bare UUID (earlier releases) is taken; ids that name no object (`"Challenge"`, `"Review"`)
+/// are bare UUIDs.
 pub(crate) fn parse_id(id: &async_graphql::ID, what: &'static str) -> AppResult<Uuid> {
-    Uuid::try_parse(id.as_str()).map_err(|_| AppError::NotFound(what))
+    match ids::Kind::named(what) {
+        Some(kind) => ids::uuid_of(id.as_str(), kind),
+        None => Uuid::try_parse(id.as_str()).map_err(|_| AppError::NotFound(what)),
+    }
 }
 
 /// What a page of a list costs against the complexity limit: each item costs its selection, so

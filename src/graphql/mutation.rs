@@ -12,23 +12,36 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 #[derive(Default)]
 pub struct CoreMutation;
 
+/// A new space on a site.
 #[derive(InputObject)]
 pub struct CreateSpaceInput {
+    /// The site (global id): `NOT_FOUND` unless it is one of the caller's organization, `FORBIDDEN`
+    /// unless the caller administers it or is a product admin there.
     pub site_id: ID,
     /// Upper-case letters and digits, starting with a letter (at most 32).
     pub key: String,
+    /// The space's name: one line, 1 to 200 characters once trimmed (`INVALID_INPUT` otherwise).
     pub name: String,
 }
 
+/// A new page in a space.
 #[derive(InputObject)]
 pub struct CreatePageInput {
+    /// The space (global id): one the caller reaches (a guest: their own space), `FORBIDDEN`
+    /// otherwise; `NOT_FOUND` unless it is one of the caller's organization.
     pub space_id: ID,
+    /// One line, 1 to 200 characters once trimmed (`INVALID_INPUT` otherwise).
     pub title: String,
+    /// Plain text, at most 100,000 characters; line breaks are kept (stored as `\n`), other control
+    /// characters are `INVALID_INPUT`. May be empty.
     pub body: String,
 }
 
+/// Who to invite to a site, and the access they get on accepting.
 #[derive(InputObject)]
 pub struct InviteUsersInput {
+    /// The site (global id): `NOT_FOUND` unless it is one of the caller's organization, `FORBIDDEN`
+    /// unless the caller administers it.
     pub site_id: ID,
     /// 1 to 10 addresses; duplicates (ignoring case) count once.
     pub emails: Vec<String>,
@@ -51,11 +64,14 @@ pub struct InviteUsersInput {
     pub access_days: Option<i32>,
 }
 
+/// The invites `inviteUsers` created.
 #[derive(SimpleObject)]
 pub struct InviteUsersPayload {
+    /// One pending invite per address, its email queued (see `emailDelivery`).
     pub invites: Vec<Invite>,
 }
 
+/// Accepting an invitation: its token, and the account's name and password.
 #[derive(InputObject)]
 pub struct AcceptInviteInput {
     /// The token from the invitation link.
@@ -71,16 +87,24 @@ pub struct AcceptInviteInput {
 /// the authenticator app), `challengeId` is, exactly as `login` answers: `completeLogin` gives the session.
 #[derive(SimpleObject)]
 pub struct AcceptInvitePayload {
+    /// The account that accepted: the new one, or the existing account with the invited address.
     pub user: User,
     #[graphql(flatten)]
     pub sign_in: LoginPayload,
 }
 
+/// New limits for a site; a field left out keeps its current value.
 #[derive(InputObject)]
 pub struct UpdateSiteSettingsInput {
+    /// The site (global id): `NOT_FOUND` unless it is one of the caller's organization, `FORBIDDEN`
+    /// unless the caller administers it.
     pub site_id: ID,
+    /// Seats: paid users plus guests (pending invites included) may never exceed it; 0 to 10,000,000
+    /// (`INVALID_INPUT` otherwise).
     pub user_limit: Option<i32>,
+    /// Guests allowed per paid user, 0 to 1,000 (`INVALID_INPUT` otherwise).
     pub guest_ratio: Option<i32>,
+    /// Default lifetime of new invites, 1 to 90 days (`INVALID_INPUT` otherwise).
     pub invite_expiry_days: Option<i32>,
     /// Every guest's access ends at most this many days after it starts (null: no maximum).
     #[graphql(default)]
@@ -89,9 +113,13 @@ pub struct UpdateSiteSettingsInput {
     pub guest_reminder_days: Option<i32>,
 }
 
+/// The site's new settings, and its seats under them.
 #[derive(SimpleObject)]
 pub struct UpdateSiteSettingsPayload {
+    /// The site, with its new settings.
     pub site: Site,
+    /// Seat usage under the new settings (negative `remainingSeats` when a lowered limit left the site
+    /// over it).
     pub seat_usage: SeatUsage,
 }
 
@@ -102,7 +130,11 @@ fn field(name: &str, r: Result<String, String>) -> AppResult<String> {
 #[Object]
 impl CoreMutation {
     /// Creates a space (admins and product admins of the site).
-    async fn create_space(&self, ctx: &Context<'_>, input: CreateSpaceInput) -> AppResult<Space> {
+    async fn create_space(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The site, the key and the name.")] input: CreateSpaceInput,
+    ) -> AppResult<Space> {
         let who = caller(ctx).await?;
         let site = parse_id(&input.site_id, "Site")?;
         let key = input.key.trim().to_string();
@@ -128,7 +160,11 @@ impl CoreMutation {
     }
 
     /// Creates a page in a space the caller reaches (a guest: their own space).
-    async fn create_page(&self, ctx: &Context<'_>, input: CreatePageInput) -> AppResult<Page_> {
+    async fn create_page(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The space, the title and the body.")] input: CreatePageInput,
+    ) -> AppResult<Page_> {
         let who = caller(ctx).await?;
         let space = parse_id(&input.space_id, "Space")?;
         let title = field("title", text::single_line(&input.title, 200))?;
@@ -147,6 +183,7 @@ impl CoreMutation {
     async fn invite_users(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The site, the addresses and the access they get.")]
         input: InviteUsersInput,
     ) -> AppResult<InviteUsersPayload> {
         let who = caller(ctx).await?;
@@ -236,7 +273,14 @@ impl CoreMutation {
     }
 
     /// Issues a new link (the old one stops working), renews the expiry and sends a fresh email.
-    async fn resend_invite(&self, ctx: &Context<'_>, id: ID) -> AppResult<Invite> {
+    async fn resend_invite(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The invite (global id): a pending or expired one (`INVALID_INPUT` otherwise). `NOT_FOUND` unless it is one of the caller's organization, `FORBIDDEN` unless the caller administers its site."
+        )]
+        id: ID,
+    ) -> AppResult<Invite> {
         let who = caller(ctx).await?;
         let id = parse_id(&id, "Invite")?;
         let st = state(ctx);
@@ -248,7 +292,14 @@ impl CoreMutation {
     }
 
     /// Ends a pending invite; its link stops working and its seat is freed.
-    async fn revoke_invite(&self, ctx: &Context<'_>, id: ID) -> AppResult<Invite> {
+    async fn revoke_invite(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The invite (global id): a pending or expired one (`INVALID_INPUT` otherwise). `NOT_FOUND` unless it is one of the caller's organization, `FORBIDDEN` unless the caller administers its site."
+        )]
+        id: ID,
+    ) -> AppResult<Invite> {
         let who = caller(ctx).await?;
         let id = parse_id(&id, "Invite")?;
         let now = state(ctx).clock.now();
@@ -265,6 +316,7 @@ impl CoreMutation {
     async fn accept_invite(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The token from the link, and the account's name and password.")]
         input: AcceptInviteInput,
     ) -> AppResult<AcceptInvitePayload> {
         let st = state(ctx);
@@ -291,7 +343,7 @@ impl CoreMutation {
     async fn update_site_settings(
         &self,
         ctx: &Context<'_>,
-        input: UpdateSiteSettingsInput,
+        #[graphql(desc = "The site, and the settings to change.")] input: UpdateSiteSettingsInput,
     ) -> AppResult<UpdateSiteSettingsPayload> {
         let who = caller(ctx).await?;
         let site_id = parse_id(&input.site_id, "Site")?;

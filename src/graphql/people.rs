@@ -77,9 +77,19 @@ impl PeopleQuery {
     async fn guests(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The site; `FORBIDDEN` to anyone who neither sees it whole nor administers one of its spaces."
+        )]
         site_id: ID,
+        #[graphql(
+            desc = "How many guests to return, 0 to 100 (20 when left out); anything else is `INVALID_INPUT`."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Continue after this cursor: `pageInfo.endCursor` (or an edge's `cursor`) from this same list; anything else is `INVALID_INPUT`."
+        )]
         after: Option<String>,
+        #[graphql(desc = "Narrows the list; every guest of the site when left out.")]
         filter: Option<GuestFilterInput>,
     ) -> AppResult<Page<User>> {
         let site = parse_id(&site_id, "Site")?;
@@ -109,9 +119,16 @@ impl PeopleQuery {
     async fn inactive_guests(
         &self,
         ctx: &Context<'_>,
-        site_id: ID,
+        #[graphql(desc = "The site; `FORBIDDEN` unless the caller administers it.")] site_id: ID,
+        #[graphql(desc = "Days without activity, 1 to 3,650 (`INVALID_INPUT` otherwise).")]
         inactive_for_days: i32,
+        #[graphql(
+            desc = "How many guests to return, 0 to 100 (20 when left out); anything else is `INVALID_INPUT`."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Continue after this cursor: `pageInfo.endCursor` (or an edge's `cursor`) from this same list; anything else is `INVALID_INPUT`."
+        )]
         after: Option<String>,
     ) -> AppResult<Page<User>> {
         let site = parse_id(&site_id, "Site")?;
@@ -133,12 +150,18 @@ impl PeopleQuery {
         guest_page(ctx, site, filter, limit, after).await
     }
 
-    /// The organization's groups, by name (staff).
+    /// The organization's groups, by name (staff: admins and paid users; `FORBIDDEN` to others).
     #[graphql(complexity = "super::page_cost(first, child_complexity)")]
     async fn groups(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "How many groups to return, 0 to 100 (20 when left out); anything else is `INVALID_INPUT`."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Continue after this cursor: `pageInfo.endCursor` (or an edge's `cursor`) from this same list; anything else is `INVALID_INPUT`."
+        )]
         after: Option<String>,
     ) -> AppResult<Page<Group>> {
         let who = caller(ctx).await?;
@@ -159,8 +182,13 @@ impl PeopleQuery {
         ))
     }
 
-    /// One group (staff).
-    async fn group(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Group>> {
+    /// One group (staff: admins and paid users; `FORBIDDEN` to others).
+    async fn group(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The group's id; one not of the caller's organization is `NOT_FOUND`.")]
+        id: ID,
+    ) -> AppResult<Option<Group>> {
         let who = caller(ctx).await?;
         let id = parse_id(&id, "Group")?;
         state(ctx)
@@ -175,7 +203,14 @@ impl PeopleQuery {
 
     /// Someone's account, if the caller may see them: themselves, the people of the sites they see
     /// whole (or administer), and, for guests, the name of whoever invited or sponsors them.
-    async fn user(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<User>> {
+    async fn user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The person's id: one not of the caller's organization is `NOT_FOUND`; someone the caller may not see at all is `FORBIDDEN`."
+        )]
+        id: ID,
+    ) -> AppResult<Option<User>> {
         let who = caller(ctx).await?;
         let id = parse_id(&id, "User")?;
         let u = state(ctx)
@@ -186,20 +221,30 @@ impl PeopleQuery {
     }
 }
 
+/// A new group of the caller's organization.
 #[derive(InputObject)]
 pub struct CreateGroupInput {
+    /// One line, 1 to 200 characters, not the name of another group of the organization (letter
+    /// case aside); `INVALID_INPUT` otherwise.
     pub name: String,
 }
 
+/// A group's new name.
 #[derive(InputObject)]
 pub struct RenameGroupInput {
+    /// The group; one not of the caller's organization is `NOT_FOUND`.
     pub id: ID,
+    /// One line, 1 to 200 characters, not the name of another group of the organization (letter
+    /// case aside); `INVALID_INPUT` otherwise.
     pub name: String,
 }
 
+/// A group's role on one site.
 #[derive(InputObject)]
 pub struct SetGroupProductRoleInput {
+    /// The group; one not of the caller's organization is `NOT_FOUND`.
     pub group_id: ID,
+    /// The site.
     pub site_id: ID,
     /// Null takes the group's role on the site away. `GUEST` makes it a guest group.
     pub role: Option<ProductRole>,
@@ -208,53 +253,77 @@ pub struct SetGroupProductRoleInput {
     pub dry_run: bool,
 }
 
+/// People to add to or take out of a group.
 #[derive(InputObject)]
 pub struct GroupMembersInput {
+    /// The group; one not of the caller's organization is `NOT_FOUND`.
     pub group_id: ID,
-    /// At most 200.
+    /// 1 to 200 people of the organization (`INVALID_INPUT` otherwise; an unknown id is
+    /// `NOT_FOUND`).
     pub user_ids: Vec<ID>,
+    /// True: check and report what would change, then change nothing (a refusal is answered as for
+    /// the real change).
     #[graphql(default)]
     pub dry_run: bool,
 }
 
+/// A person's direct role on one site.
 #[derive(InputObject)]
 pub struct SetProductRoleInput {
+    /// The site; `FORBIDDEN` unless the caller administers it.
     pub site_id: ID,
+    /// The person; one not of the caller's organization is `NOT_FOUND`.
     pub user_id: ID,
     /// Null removes the direct role (group roles still apply).
     pub role: Option<ProductRole>,
+    /// True: check and report what would change, then change nothing (a refusal is answered as for
+    /// the real change).
     #[graphql(default)]
     pub dry_run: bool,
 }
 
+/// Whom to take off which site.
 #[derive(InputObject)]
 pub struct RemoveProductAccessInput {
+    /// The site; `FORBIDDEN` unless the caller administers it.
     pub site_id: ID,
+    /// The person; one not of the caller's organization is `NOT_FOUND`.
     pub user_id: ID,
+    /// True: check and report what would change, then change nothing (a refusal is answered as for
+    /// the real change).
     #[graphql(default)]
     pub dry_run: bool,
 }
 
+/// Guests to put in one space.
 #[derive(InputObject)]
 pub struct AssignGuestSpaceInput {
+    /// The space.
     pub space_id: ID,
     /// Guests of the space's site, at most 200; those with another space are moved.
     pub user_ids: Vec<ID>,
 }
 
+/// Guests to take out of their space on one site.
 #[derive(InputObject)]
 pub struct UnassignGuestSpaceInput {
+    /// The site.
     pub site_id: ID,
+    /// 1 to 200 guests of the site (`INVALID_INPUT` otherwise, naming who is not a guest).
     pub user_ids: Vec<ID>,
 }
 
+/// Where each guest's space stands after an assignment.
 #[derive(SimpleObject)]
 pub struct GuestSpacePayload {
+    /// One per guest given, with their space before and after.
     pub assignments: Vec<GuestAssignment>,
 }
 
+/// Guests to remove from one site at once.
 #[derive(InputObject)]
 pub struct RemoveGuestsInput {
+    /// The site; `FORBIDDEN` unless the caller administers it.
     pub site_id: ID,
     /// Guests of the site, at most 200; all are removed or none.
     pub user_ids: Vec<ID>,
@@ -262,14 +331,20 @@ pub struct RemoveGuestsInput {
     pub reason: Option<String>,
 }
 
+/// The guests a removal took off the site.
 #[derive(SimpleObject)]
 pub struct RemoveGuestsPayload {
+    /// Every guest given (the removal is all or nothing).
     pub removed: Vec<User>,
 }
 
+/// An admin role to grant or revoke.
 #[derive(InputObject)]
 pub struct SetAdminRoleInput {
+    /// The person; one not of the caller's organization is `NOT_FOUND`.
     pub user_id: ID,
+    /// `ORG_ADMIN` (only organization admins grant or revoke it) or `SITE_ADMIN` (organization
+    /// admins and the site's own admins).
     pub role: AdminRole,
     /// Required for `SITE_ADMIN`.
     pub site_id: Option<ID>,
@@ -277,9 +352,13 @@ pub struct SetAdminRoleInput {
     pub granted: bool,
 }
 
+/// A space and a person, for `addSpaceAdmin` and `removeSpaceAdmin`.
 #[derive(InputObject)]
 pub struct SpaceAdminInput {
+    /// The space.
     pub space_id: ID,
+    /// The person; to become a space admin they must be a paid user or an admin of the space's site
+    /// (`INVALID_INPUT` otherwise).
     pub user_id: ID,
 }
 
@@ -288,8 +367,13 @@ pub struct PeopleMutation;
 
 #[Object]
 impl PeopleMutation {
-    /// Creates a group (organization and site admins).
-    async fn create_group(&self, ctx: &Context<'_>, input: CreateGroupInput) -> AppResult<Group> {
+    /// Creates a group (organization and site admins; `FORBIDDEN` to others). It holds no role
+    /// until `setGroupProductRole` gives it one.
+    async fn create_group(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The group's name.")] input: CreateGroupInput,
+    ) -> AppResult<Group> {
         let who = caller(ctx).await?;
         let name = group_name(&input.name)?;
         let now = state(ctx).clock.now();
@@ -300,7 +384,13 @@ impl PeopleMutation {
             .map(Group)
     }
 
-    async fn rename_group(&self, ctx: &Context<'_>, input: RenameGroupInput) -> AppResult<Group> {
+    /// Renames a group (organization admins, and site admins when every site the group holds a role
+    /// on is one they administer; `FORBIDDEN` otherwise).
+    async fn rename_group(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The group and its new name.")] input: RenameGroupInput,
+    ) -> AppResult<Group> {
         let who = caller(ctx).await?;
         let id = parse_id(&input.id, "Group")?;
         let name = group_name(&input.name)?;
@@ -316,8 +406,12 @@ impl PeopleMutation {
     async fn delete_group(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        #[graphql(default)] dry_run: bool,
+        #[graphql(desc = "The group; one not of the caller's organization is `NOT_FOUND`.")] id: ID,
+        #[graphql(
+            default,
+            desc = "True: check and report what would change, then change nothing (a refusal is answered as for the real change)."
+        )]
+        dry_run: bool,
     ) -> AppResult<AccessChangePayload> {
         let who = caller(ctx).await?;
         let id = parse_id(&id, "Group")?;
@@ -329,11 +423,12 @@ impl PeopleMutation {
             .map(AccessChangePayload)
     }
 
-    /// Gives a group a role on a site (refused as a whole if its members do not fit), or takes it away.
+    /// Gives a group a role on a site, or takes it away. Giving one is refused as a whole if its
+    /// members do not fit (`SEAT_LIMIT_REACHED` or `GUEST_LIMIT_REACHED`, with `remaining`).
     async fn set_group_product_role(
         &self,
         ctx: &Context<'_>,
-        input: SetGroupProductRoleInput,
+        #[graphql(desc = "The group, the site and the role.")] input: SetGroupProductRoleInput,
     ) -> AppResult<AccessChangePayload> {
         let who = caller(ctx).await?;
         let group = parse_id(&input.group_id, "Group")?;
@@ -348,11 +443,12 @@ impl PeopleMutation {
             .map(AccessChangePayload)
     }
 
-    /// Adds people to a group; refused as a whole if a site the group reaches cannot take them.
+    /// Adds people to a group; refused as a whole if a site the group reaches cannot take them
+    /// (`SEAT_LIMIT_REACHED` or `GUEST_LIMIT_REACHED`, with `remaining`).
     async fn add_group_members(
         &self,
         ctx: &Context<'_>,
-        input: GroupMembersInput,
+        #[graphql(desc = "The group and the people to add.")] input: GroupMembersInput,
     ) -> AppResult<AccessChangePayload> {
         let who = caller(ctx).await?;
         let group = parse_id(&input.group_id, "Group")?;
@@ -369,7 +465,7 @@ impl PeopleMutation {
     async fn remove_group_members(
         &self,
         ctx: &Context<'_>,
-        input: GroupMembersInput,
+        #[graphql(desc = "The group and the people to take out.")] input: GroupMembersInput,
     ) -> AppResult<AccessChangePayload> {
         let who = caller(ctx).await?;
         let group = parse_id(&input.group_id, "Group")?;
@@ -383,11 +479,12 @@ impl PeopleMutation {
     }
 
     /// Sets or removes a person's direct role on a site. Current and former paid users cannot be made
-    /// guests (`PAID_USER_CANNOT_BE_GUEST`).
+    /// guests (`PAID_USER_CANNOT_BE_GUEST`). A role the site has no room for is refused
+    /// (`SEAT_LIMIT_REACHED` or `GUEST_LIMIT_REACHED`, with `remaining`); removing one never is.
     async fn set_product_role(
         &self,
         ctx: &Context<'_>,
-        input: SetProductRoleInput,
+        #[graphql(desc = "The site, the person and the role.")] input: SetProductRoleInput,
     ) -> AppResult<AccessChangePayload> {
         let who = caller(ctx).await?;
         let site = parse_id(&input.site_id, "Site")?;
@@ -410,7 +507,7 @@ impl PeopleMutation {
     async fn remove_product_access(
         &self,
         ctx: &Context<'_>,
-        input: RemoveProductAccessInput,
+        #[graphql(desc = "The site and the person.")] input: RemoveProductAccessInput,
     ) -> AppResult<AccessChangePayload> {
         let who = caller(ctx).await?;
         let site = parse_id(&input.site_id, "Site")?;
@@ -428,7 +525,7 @@ impl PeopleMutation {
     async fn assign_guest_space(
         &self,
         ctx: &Context<'_>,
-        input: AssignGuestSpaceInput,
+        #[graphql(desc = "The space and the guests.")] input: AssignGuestSpaceInput,
     ) -> AppResult<GuestSpacePayload> {
         let who = caller(ctx).await?;
         let space = parse_id(&input.space_id, "Space")?;
@@ -447,7 +544,7 @@ impl PeopleMutation {
     async fn unassign_guest_space(
         &self,
         ctx: &Context<'_>,
-        input: UnassignGuestSpaceInput,
+        #[graphql(desc = "The site and the guests.")] input: UnassignGuestSpaceInput,
     ) -> AppResult<GuestSpacePayload> {
         let who = caller(ctx).await?;
         let site = parse_id(&input.site_id, "Site")?;
@@ -467,7 +564,7 @@ impl PeopleMutation {
     async fn remove_guests(
         &self,
         ctx: &Context<'_>,
-        input: RemoveGuestsInput,
+        #[graphql(desc = "The site, the guests and an optional reason.")] input: RemoveGuestsInput,
     ) -> AppResult<RemoveGuestsPayload> {
         let who = caller(ctx).await?;
         let site = parse_id(&input.site_id, "Site")?;
@@ -487,7 +584,14 @@ impl PeopleMutation {
     }
 
     /// Grants or revokes an admin role. The last organization admin cannot be removed (`LAST_ORG_ADMIN`).
-    async fn set_admin_role(&self, ctx: &Context<'_>, input: SetAdminRoleInput) -> AppResult<User> {
+    async fn set_admin_role(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The person, the role (with its site) and whether to grant or revoke it."
+        )]
+        input: SetAdminRoleInput,
+    ) -> AppResult<User> {
         let who = caller(ctx).await?;
         let user = parse_id(&input.user_id, "User")?;
         let site = input
@@ -506,26 +610,42 @@ impl PeopleMutation {
     }
 
     /// Makes a paid user of the site an admin of one space (admins and product admins).
-    async fn add_space_admin(&self, ctx: &Context<'_>, input: SpaceAdminInput) -> AppResult<Space> {
+    async fn add_space_admin(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The space and the person.")] input: SpaceAdminInput,
+    ) -> AppResult<Space> {
         space_admin(ctx, input, true).await
     }
 
+    /// Takes away a person's admin role on one space (admins and product admins).
     async fn remove_space_admin(
         &self,
         ctx: &Context<'_>,
-        input: SpaceAdminInput,
+        #[graphql(desc = "The space and the person.")] input: SpaceAdminInput,
     ) -> AppResult<Space> {
         space_admin(ctx, input, false).await
     }
 
     /// Deactivates an account (organization admins): it keeps its grants, holds no seat, and its
     /// sessions and tokens stop working at once.
-    async fn deactivate_user(&self, ctx: &Context<'_>, id: ID) -> AppResult<User> {
+    async fn deactivate_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account; one not of the caller's organization is `NOT_FOUND`.")]
+        id: ID,
+    ) -> AppResult<User> {
         set_active(ctx, id, false).await
     }
 
-    /// Reactivates an account; refused if a site cannot take its seats back.
-    async fn reactivate_user(&self, ctx: &Context<'_>, id: ID) -> AppResult<User> {
+    /// Reactivates an account (organization admins); refused if a site cannot take its seats back
+    /// (`SEAT_LIMIT_REACHED` or `GUEST_LIMIT_REACHED`, with `remaining`).
+    async fn reactivate_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account; one not of the caller's organization is `NOT_FOUND`.")]
+        id: ID,
+    ) -> AppResult<User> {
         set_active(ctx, id, true).await
     }
 }

@@ -1,6 +1,5 @@
 use super::types::*;
 use super::{caller, cursor, page, parse_id, state};
-use crate::domain::authorization::Object;
 use crate::error::{AppError, AppResult};
 use crate::store::models::InviteStatus;
 use crate::store::{access, content, directory, invites, org};
@@ -12,6 +11,7 @@ use uuid::Uuid;
 /// Narrows the audit trail; every given field applies.
 #[derive(async_graphql::InputObject, Default)]
 pub struct AuditFilterInput {
+    /// Only what this user did (a user's global id; anything else is `INVALID_INPUT`).
     pub actor_id: Option<ID>,
     /// The id of the changed object (a user, invite, group, organization...).
     pub target_id: Option<ID>,
@@ -34,41 +34,42 @@ impl CoreQuery {
     }
 
     /// The caller's organization.
-    async fn organization(&self, ctx: &Context<'_>) -> AppResult<Organization> {
-        let who = caller(ctx).await?;
-        let id = who.user.organization_id;
-        state(ctx)
-            .db
-            .run(move |c| org::organization(c, id))
-            .await
-            .map(Organization)
+    async fn organization(&self, ctx: &Context<'_>) -> AppResult<Option<Organization>> {
+        let org = caller(ctx).await?.user.organization_id;
+        super::node::organization(ctx, org).await.map(Some)
     }
 
     /// Sites the caller can see (all of them for organization admins).
-    async fn sites(&self, ctx: &Context<'_>) -> AppResult<Vec<Site>> {
+    async fn sites(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<Site>>> {
         let who = caller(ctx).await?;
         let rows = state(ctx)
             .db
             .run(move |c| org::visible_sites(c, &who))
             .await?;
-        Ok(rows.into_iter().map(Site).collect())
+        Ok(Some(rows.into_iter().map(Site).collect()))
     }
 
     /// A site of the caller's organization where they have access (null with `NOT_FOUND` or
     /// `FORBIDDEN` otherwise).
-    async fn site(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Site>> {
-        let who = caller(ctx).await?;
-        let id = parse_id(&id, "Site")?;
-        let site = state(ctx)
-            .db
-            .run(move |c| access::site_in_org(c, who.user.organization_id, id))
-            .await?;
-        super::require_sight(ctx, Object::Site { site: id }).await?;
-        Ok(Some(Site(site)))
+    async fn site(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The site's global id.")] id: ID,
+    ) -> AppResult<Option<Site>> {
+        super::node::site(ctx, parse_id(&id, "Site")?)
+            .await
+            .map(Some)
     }
 
     /// Seat usage of a site (admins).
-    async fn seat_usage(&self, ctx: &Context<'_>, site_id: ID) -> AppResult<SeatUsage> {
+    async fn seat_usage(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The site (global id): `NOT_FOUND` unless it is one of the caller's organization, `FORBIDDEN` unless the caller administers it."
+        )]
+        site_id: ID,
+    ) -> AppResult<Option<SeatUsage>> {
         let who = caller(ctx).await?;
         let id = parse_id(&site_id, "Site")?;
         let now = state(ctx).clock.now();
@@ -80,29 +81,36 @@ impl CoreQuery {
                 directory::seat_usage(c, &a.site, now)
             })
             .await
-            .map(|u| SeatUsage::new(id, u))
+            .map(|u| Some(SeatUsage::new(id, u)))
     }
 
     /// Spaces of a site the caller reaches: all for admins and paid users, their one space for a guest.
-    async fn spaces(&self, ctx: &Context<'_>, site_id: ID) -> AppResult<Vec<Space>> {
+    async fn spaces(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The site (global id): `NOT_FOUND` unless it is one of the caller's organization, `FORBIDDEN` to someone with no access there or a guest without a space."
+        )]
+        site_id: ID,
+    ) -> AppResult<Option<Vec<Space>>> {
         let who = caller(ctx).await?;
         let id = parse_id(&site_id, "Site")?;
         let rows = state(ctx)
             .db
             .run(move |c| content::visible_spaces(c, &who, id))
             .await?;
-        Ok(rows.into_iter().map(Space).collect())
+        Ok(Some(rows.into_iter().map(Space).collect()))
     }
 
     /// A space the caller reaches (null with `NOT_FOUND` or `FORBIDDEN` otherwise).
-    async fn space(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Space>> {
-        let who = caller(ctx).await?;
-        let id = parse_id(&id, "Space")?;
-        let space = state(ctx)
-            .db
-            .run(move |c| content::space_in_org(c, who.user.organization_id, id))
-            .await?;
-        Ok(Some(Space::seen(ctx, space).await?))
+    async fn space(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The space's global id.")] id: ID,
+    ) -> AppResult<Option<Space>> {
+        super::node::space(ctx, parse_id(&id, "Space")?)
+            .await
+            .map(Some)
     }
 
     /// The people directory of a site: every user with access (admins and paid users only).
@@ -110,11 +118,20 @@ impl CoreQuery {
     async fn users(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The site (global id): `NOT_FOUND` unless it is one of the caller's organization, `FORBIDDEN` unless the caller is an admin or a paid user there."
+        )]
         site_id: ID,
+        #[graphql(
+            desc = "How many users to return, 0 to 100 (20 when left out); anything else is `INVALID_INPUT`."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Continue after this cursor: `pageInfo.endCursor` (or an edge's `cursor`) from this same list; anything else is `INVALID_INPUT`."
+        )]
         after: Option<String>,
         #[graphql(desc = "Only external (true) or internal (false) users.")] external: Option<bool>,
-    ) -> AppResult<Page<SiteUser>> {
+    ) -> AppResult<Option<Page<SiteUser>>> {
         let who = caller(ctx).await?;
         let id = parse_id(&site_id, "Site")?;
         let (limit, after) = page::<(String, Uuid)>(first, after)?;
@@ -125,7 +142,7 @@ impl CoreQuery {
                 directory::users_with_access(c, id, None, external, after, limit + 1)
             })
             .await?;
-        Ok(paginate(
+        Ok(Some(paginate(
             rows,
             limit,
             total,
@@ -134,7 +151,7 @@ impl CoreQuery {
                 user: User::new(u),
                 role,
             },
-        ))
+        )))
     }
 
     /// Invites of a site, newest first (admins).
@@ -142,11 +159,23 @@ impl CoreQuery {
     async fn invites(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The site (global id): `NOT_FOUND` unless it is one of the caller's organization, `FORBIDDEN` unless the caller administers it."
+        )]
         site_id: ID,
+        #[graphql(
+            desc = "Only invites with this status (a pending invite past its expiry is `EXPIRED`); every invite when left out."
+        )]
         status: Option<InviteStatus>,
+        #[graphql(
+            desc = "How many invites to return, 0 to 100 (20 when left out); anything else is `INVALID_INPUT`."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Continue after this cursor: `pageInfo.endCursor` (or an edge's `cursor`) from this same list; anything else is `INVALID_INPUT`."
+        )]
         after: Option<String>,
-    ) -> AppResult<Page<Invite>> {
+    ) -> AppResult<Option<Page<Invite>>> {
         let who = caller(ctx).await?;
         let id = parse_id(&site_id, "Site")?;
         let (limit, after) = page::<(DateTime<Utc>, Uuid)>(first, after)?;
@@ -158,13 +187,13 @@ impl CoreQuery {
                 invites::list(c, id, status, after, limit + 1, now)
             })
             .await?;
-        Ok(paginate(
+        Ok(Some(paginate(
             rows,
             limit,
             total,
             |i| (i.created_at, i.id),
             Invite,
-        ))
+        )))
     }
 
     /// The organization's audit trail, newest first (organization admins).
@@ -172,10 +201,18 @@ impl CoreQuery {
     async fn audit_events(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "How many events to return, 0 to 100 (20 when left out); anything else is `INVALID_INPUT`."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Continue after this cursor: `pageInfo.endCursor` (or an edge's `cursor`) from this same list; anything else is `INVALID_INPUT`."
+        )]
         after: Option<String>,
-        filter: Option<AuditFilterInput>,
-    ) -> AppResult<Page<AuditEvent>> {
+        #[graphql(desc = "Narrows the trail; the whole trail when left out.")] filter: Option<
+            AuditFilterInput,
+        >,
+    ) -> AppResult<Option<Page<AuditEvent>>> {
         let who = caller(ctx).await?;
         if !who.org_admin {
             return Err(AppError::Forbidden);
@@ -187,10 +224,14 @@ impl CoreQuery {
             actor_id: f
                 .actor_id
                 .as_ref()
-                .map(|a| Uuid::try_parse(a.as_str()))
+                .map(|a| super::ids::uuid_of(a.as_str(), super::ids::Kind::User))
                 .transpose()
                 .map_err(|_| AppError::invalid("actorId", "is not a user id"))?,
-            target_id: f.target_id.map(|t| t.to_string()),
+            // Audit events name their target by its key: a global id is read back to it.
+            target_id: f.target_id.map(|t| match super::ids::decode(&t) {
+                Some((_, key)) => key,
+                None => t.to_string(),
+            }),
             action: f.action,
             since: f.since,
             until: f.until,
@@ -199,7 +240,7 @@ impl CoreQuery {
             .db
             .run(move |c| directory::audit_events(c, org, &filter, after, limit + 1))
             .await?;
-        Ok(paginate(rows, limit, total, |e| e.id, AuditEvent))
+        Ok(Some(paginate(rows, limit, total, |e| e.id, AuditEvent)))
     }
 }
 

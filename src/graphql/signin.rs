@@ -1,6 +1,7 @@
 //! Signing in and out: passwords, two-step codes, authenticator apps, password resets, sessions and
 //! API tokens. Rate limits apply per client address and per account before any work is done.
 
+use super::ids::{Kind, global as gid};
 use super::types::User;
 use super::{caller, client_address, parse_id, state};
 use crate::auth::password::check_strength;
@@ -10,11 +11,15 @@ use crate::store::signin::{self, LoginOutcome};
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
+/// A password sign-in: which organization, which account, and its password.
 #[derive(InputObject)]
 pub struct LoginInput {
     /// The organization's id or slug.
     pub organization: String,
+    /// The account's email address (surrounding spaces and letter case do not matter).
     pub email: String,
+    /// The account's password. A wrong one, an unknown account and a deactivated one all answer
+    /// `INVALID_CREDENTIALS`.
     pub password: String,
 }
 
@@ -22,8 +27,13 @@ pub struct LoginInput {
 /// emailed (or authenticator) code with `completeLogin`.
 #[derive(SimpleObject, Default)]
 pub struct LoginPayload {
+    /// The new session's bearer token (send it as `Authorization: Bearer <token>`); null when a
+    /// two-step challenge was issued instead.
     pub session_token: Option<String>,
+    /// The challenge to answer with `completeLogin`; null when `sessionToken` is set.
     pub challenge_id: Option<ID>,
+    /// When the challenge's code stops working (10 minutes after `login`); null without a
+    /// challenge.
     pub challenge_expires_at: Option<DateTime<Utc>>,
     /// `EMAIL` or `AUTHENTICATOR`, when there is a challenge.
     pub challenge_method: Option<String>,
@@ -50,57 +60,81 @@ impl From<LoginOutcome> for LoginPayload {
     }
 }
 
+/// The second step of a sign-in: the challenge `login` gave, and its code.
 #[derive(InputObject)]
 pub struct CompleteLoginInput {
+    /// `LoginPayload.challengeId`. An unknown, expired or malformed one is `CODE_INVALID`, like a
+    /// wrong code.
     pub challenge_id: ID,
     /// The 6-digit code (emailed or from the authenticator app), or a recovery code.
     pub code: String,
 }
 
+/// A new session, after the second step of a sign-in.
 #[derive(SimpleObject)]
 pub struct SessionTokenPayload {
+    /// The session's bearer token: send it as `Authorization: Bearer <token>`.
     pub session_token: String,
 }
 
+/// Whose password to reset. The answer is the same whether or not the account exists.
 #[derive(InputObject)]
 pub struct RequestPasswordResetInput {
+    /// The organization's id or slug.
     pub organization: String,
+    /// The account's email address (surrounding spaces and letter case do not matter).
     pub email: String,
 }
 
+/// A new password, with the token of the emailed reset link.
 #[derive(InputObject)]
 pub struct ResetPasswordInput {
-    /// The token from the emailed link.
+    /// The token from the emailed link. An unknown, used or expired one (or one of a deactivated
+    /// account) is `LINK_INVALID`.
     pub token: String,
+    /// 10 to 1,024 characters, not one of the most common passwords, not the email address and not
+    /// one character repeated; otherwise `WEAK_PASSWORD`, with the reason in the message.
     pub new_password: String,
 }
 
-/// The same answer whatever happened, so it never tells whether an account exists.
+/// A plain acknowledgement. `requestPasswordReset` gives the same answer whatever happened, so it
+/// never tells whether an account exists.
 #[derive(SimpleObject)]
 pub struct DonePayload {
+    /// Always true: failures are errors.
     pub ok: bool,
 }
 
+/// Whether one person must give an emailed code at every sign-in.
 #[derive(InputObject)]
 pub struct SetTwoStepRequiredInput {
+    /// The person; an id outside the caller's organization is `NOT_FOUND`.
     pub user_id: ID,
+    /// True: a code at every sign-in. False: no longer required of this person (an external user
+    /// policy that requires codes, or an authenticator app, still applies).
     pub required: bool,
 }
 
+/// A new API token of the caller.
 #[derive(InputObject)]
 pub struct CreateApiTokenInput {
+    /// A label to tell tokens apart: one line, 1 to 100 characters (`INVALID_INPUT` otherwise).
     pub name: String,
-    /// 1 to 365; no expiry when left out.
+    /// Days until it stops working, 1 to 365 (`INVALID_INPUT` otherwise); no expiry when left out.
     pub expires_in_days: Option<i32>,
 }
 
+/// A new API token: the secret, this once, and its record.
 #[derive(SimpleObject)]
 pub struct CreateApiTokenPayload {
-    /// Shown once: only its hash is stored.
+    /// The token itself, for `Authorization: Bearer <token>`. Shown once: only its hash is stored.
     pub token: String,
+    /// The token's record, as `apiTokens` lists it.
     pub api_token: ApiToken,
 }
 
+/// An authenticator app waiting to be confirmed: add the secret to the app (by hand or by QR code),
+/// then call `confirmAuthenticator` with the first code it shows.
 #[derive(SimpleObject)]
 pub struct AuthenticatorEnrollment {
     /// The shared secret in base32, for typing into an app.
@@ -109,29 +143,35 @@ pub struct AuthenticatorEnrollment {
     pub otpauth_url: String,
 }
 
+/// The recovery codes of an authenticator app that has just become active.
 #[derive(SimpleObject)]
 pub struct RecoveryCodesPayload {
     /// Ten one-time codes for when the app is not at hand. Shown once.
     pub recovery_codes: Vec<String>,
 }
 
-/// A signed-in session of the caller.
 pub struct SessionInfo {
-    row: models::Session,
-    current: bool,
+    pub(crate) row: models::Session,
+    pub(crate) current: bool,
 }
 
+/// A signed-in session of the caller.
 #[Object(name = "Session")]
 impl SessionInfo {
-    async fn id(&self) -> ID {
-        ID(self.row.id.to_string())
+    /// The session's id, for `revokeSession`.
+    pub async fn id(&self) -> AppResult<ID> {
+        Ok(gid(Kind::Session, self.row.id))
     }
+    /// When it started (the sign-in).
     async fn created_at(&self) -> DateTime<Utc> {
         self.row.created_at
     }
+    /// When a request last used it (recorded at most once a minute). A session unused for the idle
+    /// timeout ends.
     async fn last_seen_at(&self) -> DateTime<Utc> {
         self.row.last_seen_at
     }
+    /// When it ends at the latest, however much it is used.
     async fn expires_at(&self) -> DateTime<Utc> {
         self.row.expires_at
     }
@@ -141,23 +181,30 @@ impl SessionInfo {
     }
 }
 
-/// An API token of the caller (never the token itself).
-pub struct ApiToken(models::ApiToken);
+pub struct ApiToken(pub(crate) models::ApiToken);
 
+/// An API token of the caller (never the token itself). It acts as the caller, and stops working
+/// when revoked, when it expires, while the caller holds neither an admin role nor a role on any
+/// site, and, for an external user, while the organization's policy blocks API tokens.
 #[Object]
 impl ApiToken {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    /// The token's id, for `revokeApiToken`.
+    pub async fn id(&self) -> AppResult<ID> {
+        Ok(gid(Kind::ApiToken, self.0.id))
     }
+    /// The label given when it was created.
     async fn name(&self) -> &str {
         &self.0.name
     }
+    /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// When a request last used it (recorded at most once a minute); null: never used.
     async fn last_used_at(&self) -> Option<DateTime<Utc>> {
         self.0.last_used_at
     }
+    /// When it stops working; null: it never expires.
     async fn expires_at(&self) -> Option<DateTime<Utc>> {
         self.0.expires_at
     }
@@ -203,8 +250,14 @@ pub struct SignInMutation;
 #[Object]
 impl SignInMutation {
     /// Signs in with a password. A wrong password, an unknown account and a deactivated one all
-    /// answer `INVALID_CREDENTIALS`, after the same password work.
-    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> AppResult<LoginPayload> {
+    /// answer `INVALID_CREDENTIALS`, after the same password work. Attempts are limited per client
+    /// address and per account (`RATE_LIMITED`, with `retryAfterSeconds`).
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The organization, the account's email and its password.")]
+        input: LoginInput,
+    ) -> AppResult<LoginPayload> {
         let st = state(ctx);
         let user = verify_password(
             st,
@@ -224,11 +277,12 @@ impl SignInMutation {
     }
 
     /// Finishes a two-step sign-in. Codes expire after 10 minutes and work once; a challenge dies
-    /// after 5 wrong codes. Every failure answers `CODE_INVALID`.
+    /// after 5 wrong codes. Every failure answers `CODE_INVALID`; attempts are limited per client
+    /// address (`RATE_LIMITED`).
     async fn complete_login(
         &self,
         ctx: &Context<'_>,
-        input: CompleteLoginInput,
+        #[graphql(desc = "The challenge `login` gave and its code.")] input: CompleteLoginInput,
     ) -> AppResult<SessionTokenPayload> {
         let st = state(ctx);
         st.limits.code_address.check(&client_address(ctx))?;
@@ -243,7 +297,8 @@ impl SignInMutation {
         })
     }
 
-    /// Ends the session this request was made with.
+    /// Ends the session this request was made with. A request made with an API token is
+    /// `INVALID_INPUT` (revoke the token with `revokeApiToken`).
     async fn logout(&self, ctx: &Context<'_>) -> AppResult<DonePayload> {
         let who = caller(ctx).await?;
         let Some(session) = who.session_id else {
@@ -261,7 +316,14 @@ impl SignInMutation {
     }
 
     /// Ends one of the caller's sessions.
-    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> AppResult<DonePayload> {
+    async fn revoke_session(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "`Session.id` of one of the caller's live sessions; any other id is `NOT_FOUND`."
+        )]
+        id: ID,
+    ) -> AppResult<DonePayload> {
         let who = caller(ctx).await?;
         let id = parse_id(&id, "Session")?;
         let now = state(ctx).clock.now();
@@ -272,10 +334,13 @@ impl SignInMutation {
         Ok(DonePayload { ok: true })
     }
 
-    /// Requires (or stops requiring) an emailed code at every sign-in of a person (admins).
+    /// Requires (or stops requiring) an emailed code at every sign-in of a person: organization
+    /// admins for anyone, site admins for people whose every site is one they administer
+    /// (`FORBIDDEN` otherwise).
     async fn set_two_step_required(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The person, and whether a code is required of them.")]
         input: SetTwoStepRequiredInput,
     ) -> AppResult<User> {
         let who = caller(ctx).await?;
@@ -288,7 +353,8 @@ impl SignInMutation {
             .map(User::new)
     }
 
-    /// Starts enrolling an authenticator app; confirm with its first code.
+    /// Starts enrolling an authenticator app (replacing an unconfirmed enrolment); confirm with its
+    /// first code. `INVALID_INPUT` when an app is already active: remove it first.
     async fn enroll_authenticator(&self, ctx: &Context<'_>) -> AppResult<AuthenticatorEnrollment> {
         let who = caller(ctx).await?;
         let now = state(ctx).clock.now();
@@ -306,6 +372,9 @@ impl SignInMutation {
     async fn confirm_authenticator(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The code the newly added app shows now. A wrong one is `CODE_INVALID`; `INVALID_INPUT` when no enrolment was started or the app is already active."
+        )]
         code: String,
     ) -> AppResult<RecoveryCodesPayload> {
         let who = caller(ctx).await?;
@@ -321,6 +390,9 @@ impl SignInMutation {
     async fn remove_authenticator(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "A code the app shows now, or one of the unused recovery codes; anything else is `CODE_INVALID`."
+        )]
         code: String,
     ) -> AppResult<DonePayload> {
         let who = caller(ctx).await?;
@@ -332,10 +404,13 @@ impl SignInMutation {
         Ok(DonePayload { ok: true })
     }
 
-    /// Emails a reset link valid for an hour when the account exists; answers the same either way.
+    /// Emails a reset link valid for an hour when the account exists and is active (earlier links
+    /// stop working); answers the same either way. Limited per client address and per account
+    /// (`RATE_LIMITED`).
     async fn request_password_reset(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The organization and the account's email address.")]
         input: RequestPasswordResetInput,
     ) -> AppResult<DonePayload> {
         let st = state(ctx);
@@ -358,9 +433,12 @@ impl SignInMutation {
     }
 
     /// Sets a new password with the emailed link's token (once); every session of the person ends.
+    /// `LINK_INVALID` for a bad link, `WEAK_PASSWORD` for a refused password; limited per client
+    /// address (`RATE_LIMITED`).
     async fn reset_password(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The emailed link's token and the new password.")]
         input: ResetPasswordInput,
     ) -> AppResult<DonePayload> {
         let st = state(ctx);
@@ -369,11 +447,12 @@ impl SignInMutation {
         Ok(DonePayload { ok: true })
     }
 
-    /// Creates an API token acting as the caller; the token is shown once.
+    /// Creates an API token acting as the caller; the token is shown once. An external user is
+    /// refused with `API_TOKENS_BLOCKED` while the organization's policy blocks API tokens.
     async fn create_api_token(
         &self,
         ctx: &Context<'_>,
-        input: CreateApiTokenInput,
+        #[graphql(desc = "The token's name and lifetime.")] input: CreateApiTokenInput,
     ) -> AppResult<CreateApiTokenPayload> {
         let who = caller(ctx).await?;
         if who.external
@@ -405,7 +484,14 @@ impl SignInMutation {
     }
 
     /// Revokes one of the caller's API tokens; it stops working on its next request.
-    async fn revoke_api_token(&self, ctx: &Context<'_>, id: ID) -> AppResult<ApiToken> {
+    async fn revoke_api_token(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "`ApiToken.id` of one of the caller's tokens not yet revoked; any other id is `NOT_FOUND`."
+        )]
+        id: ID,
+    ) -> AppResult<ApiToken> {
         let who = caller(ctx).await?;
         let id = parse_id(&id, "ApiToken")?;
         let now = state(ctx).clock.now();

@@ -1,5 +1,6 @@
 //! GraphQL output types: thin wrappers around store rows. Doc comments become schema descriptions.
 
+use super::ids::{Kind, global as gid};
 use super::loaders::{DomainsOf, GroupsOf, GuestCountOf, GuestSpaceOf, PolicyOf, UserById};
 use super::{caller, state};
 use crate::domain::ProductRole;
@@ -26,9 +27,11 @@ pub struct Organization(pub models::Organization);
 /// An organization: the owner of accounts, sites and groups.
 #[Object]
 impl Organization {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    /// The organization's global id.
+    pub async fn id(&self) -> AppResult<ID> {
+        Ok(gid(Kind::Organization, self.0.id))
     }
+    /// The organization's name.
     async fn name(&self) -> &str {
         &self.0.name
     }
@@ -64,10 +67,12 @@ impl Site {
 /// A site: where product roles, seats and spaces live. Guests see its id and name only.
 #[Object]
 impl Site {
-    async fn id(&self, ctx: &Context<'_>) -> AppResult<ID> {
+    /// The site's global id (anyone with access to the site, guests included; `FORBIDDEN` to others).
+    pub async fn id(&self, ctx: &Context<'_>) -> AppResult<ID> {
         self.require(ctx, Object::Site { site: self.0.id }).await?;
-        Ok(ID(self.0.id.to_string()))
+        Ok(gid(Kind::Site, self.0.id))
     }
+    /// The site's name (anyone with access to the site, guests included; `FORBIDDEN` to others).
     async fn name(&self, ctx: &Context<'_>) -> AppResult<&str> {
         self.require(ctx, Object::Site { site: self.0.id }).await?;
         Ok(&self.0.name)
@@ -124,8 +129,9 @@ impl SeatUsage {
 /// Who occupies a site's seats, and what is left.
 #[Object]
 impl SeatUsage {
+    /// The site these numbers are for (global id).
     async fn site_id(&self) -> ID {
-        ID(self.site_id.to_string())
+        gid(Kind::Site, self.site_id)
     }
     /// Active users whose effective role is USER or PRODUCT_ADMIN.
     async fn paid_users(&self) -> i64 {
@@ -135,15 +141,20 @@ impl SeatUsage {
     async fn guests(&self) -> i64 {
         self.usage.counts.guests
     }
+    /// Pending invites that make a paid user (USER or PRODUCT_ADMIN) on acceptance: each holds a seat.
     async fn pending_paid_invites(&self) -> i64 {
         self.usage.counts.pending_paid
     }
+    /// Pending invites that make a guest on acceptance: each holds a seat and a place in the guest
+    /// allowance.
     async fn pending_guest_invites(&self) -> i64 {
         self.usage.counts.pending_guests
     }
+    /// The site's `userLimit`: paid users plus guests (pending invites included) may never exceed it.
     async fn user_limit(&self) -> i64 {
         self.usage.limits.user_limit
     }
+    /// The site's `guestRatio`: guests allowed per paid user.
     async fn guest_ratio(&self) -> i64 {
         self.usage.limits.guest_ratio
     }
@@ -183,21 +194,26 @@ impl Space {
 /// A space: guests reach exactly one per site.
 #[Object]
 impl Space {
-    async fn id(&self, ctx: &Context<'_>) -> AppResult<ID> {
+    /// The space's global id.
+    pub async fn id(&self, ctx: &Context<'_>) -> AppResult<ID> {
         self.require(ctx).await?;
-        Ok(ID(self.0.id.to_string()))
+        Ok(gid(Kind::Space, self.0.id))
     }
+    /// Its short key, unique on the site: upper-case letters and digits, starting with a letter
+    /// (e.g. `DOCS`).
     async fn key(&self, ctx: &Context<'_>) -> AppResult<&str> {
         self.require(ctx).await?;
         Ok(&self.0.key)
     }
+    /// The space's name.
     async fn name(&self, ctx: &Context<'_>) -> AppResult<&str> {
         self.require(ctx).await?;
         Ok(&self.0.name)
     }
+    /// The site the space belongs to (global id).
     async fn site_id(&self, ctx: &Context<'_>) -> AppResult<ID> {
         self.require(ctx).await?;
-        Ok(ID(self.0.site_id.to_string()))
+        Ok(gid(Kind::Site, self.0.site_id))
     }
     /// Guests of the site whose one space this is (people who see the whole site, and space admins).
     async fn guest_count(&self, ctx: &Context<'_>) -> AppResult<Option<i64>> {
@@ -225,18 +241,24 @@ pub struct Page_(pub models::Page);
 /// A page of content inside a space.
 #[Object(name = "Page")]
 impl Page_ {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    /// The page's global id.
+    pub async fn id(&self) -> AppResult<ID> {
+        Ok(gid(Kind::Page, self.0.id))
     }
+    /// The title: one line, at most 200 characters.
     async fn title(&self) -> &str {
         &self.0.title
     }
+    /// The text, at most 100,000 characters: plain text whose line breaks are `\n` (empty when the
+    /// page was created without one).
     async fn body(&self) -> &str {
         &self.0.body
     }
+    /// The space the page belongs to (global id).
     async fn space_id(&self) -> ID {
-        ID(self.0.space_id.to_string())
+        gid(Kind::Space, self.0.space_id)
     }
+    /// When the page was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -348,12 +370,18 @@ impl User {
     }
 }
 
+/// A person's account in the organization. What the caller sees of it depends on who they are:
+/// everything, or (a guest looking at whoever invited or sponsors them) only `id` and `displayName`,
+/// every other field then answering null with `FORBIDDEN`. The person themselves always sees their own
+/// identity (`id`, `displayName`, `email`, `isExternal`).
 #[Object]
 impl User {
-    async fn id(&self, ctx: &Context<'_>) -> AppResult<ID> {
+    /// The person's global id.
+    pub async fn id(&self, ctx: &Context<'_>) -> AppResult<ID> {
         self.require_identity(ctx, Sight::NameOnly).await?;
-        Ok(ID(self.user.id.to_string()))
+        Ok(gid(Kind::User, self.user.id))
     }
+    /// The person's name, as they gave it.
     async fn display_name(&self, ctx: &Context<'_>) -> AppResult<&str> {
         self.require_identity(ctx, Sight::NameOnly).await?;
         Ok(&self.user.display_name)
@@ -368,6 +396,7 @@ impl User {
         self.require(ctx, Sight::Full).await?;
         Ok(Some(&self.user.status))
     }
+    /// When the account was created.
     async fn created_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
         self.require(ctx, Sight::Full).await?;
         Ok(Some(self.user.created_at))
@@ -376,6 +405,9 @@ impl User {
     async fn effective_role(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The site (global id). `FORBIDDEN` unless the caller is this person or sees the site's guests (its admins and paid users, and admins of one of its spaces)."
+        )]
         site_id: ID,
     ) -> AppResult<Option<ProductRole>> {
         let site = self.require_on_site(ctx, &site_id).await?;
@@ -386,7 +418,14 @@ impl User {
             .await
     }
     /// Has held a paid role on that site at some point: can never be a guest there.
-    async fn is_former_paid(&self, ctx: &Context<'_>, site_id: ID) -> AppResult<Option<bool>> {
+    async fn is_former_paid(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The site (global id). `FORBIDDEN` unless the caller is this person or sees the site's guests (its admins and paid users, and admins of one of its spaces)."
+        )]
+        site_id: ID,
+    ) -> AppResult<Option<bool>> {
         let site = self.require_on_site(ctx, &site_id).await?;
         let uid = self.user.id;
         state(ctx)
@@ -396,7 +435,12 @@ impl User {
             .map(Some)
     }
     /// Why this person is or is not counted as a paid seat on that site (site admins).
-    async fn billing(&self, ctx: &Context<'_>, site_id: ID) -> AppResult<Option<Billing>> {
+    async fn billing(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The site (global id); `FORBIDDEN` unless the caller administers it.")]
+        site_id: ID,
+    ) -> AppResult<Option<Billing>> {
         let site = super::parse_id(&site_id, "Site")?;
         self.require(ctx, Sight::Full).await?;
         self.require_object(ctx, Object::SiteAdministration { site })
@@ -485,6 +529,9 @@ impl User {
     async fn access_ends_at(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The site (global id). `FORBIDDEN` unless the caller is this person or sees the site's guests (its admins and paid users, and admins of one of its spaces)."
+        )]
         site_id: ID,
     ) -> AppResult<Option<DateTime<Utc>>> {
         let site = self.require_on_site(ctx, &site_id).await?;
@@ -496,7 +543,14 @@ impl User {
             .and_then(|t| t.ends_at))
     }
     /// The guest's one space on that site, if they are a guest there and have one.
-    async fn space(&self, ctx: &Context<'_>, site_id: ID) -> AppResult<Option<Space>> {
+    async fn space(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The site (global id). `FORBIDDEN` unless the caller is this person or sees the site's guests (its admins and paid users, and admins of one of its spaces)."
+        )]
+        site_id: ID,
+    ) -> AppResult<Option<Space>> {
         let site = self.require_on_site(ctx, &site_id).await?;
         let uid = self.user.id;
         match super::loaders(ctx)?
@@ -525,15 +579,16 @@ impl User {
     }
 }
 
-/// Why a person is or is not a paid seat on a site.
 pub struct Billing(pub crate::domain::billing::Billing<models::Group>);
 
+/// Why a person is or is not a paid seat on a site.
 #[Object]
 impl Billing {
     /// Counted as a paid seat.
     async fn billable(&self) -> bool {
         self.0.billable
     }
+    /// What decides `billable`.
     async fn reason(&self) -> crate::domain::billing::BillingReason {
         self.0.reason
     }
@@ -547,17 +602,19 @@ impl Billing {
     }
 }
 
-/// One site's user and their effective role there (the people directory).
 pub struct SiteUser {
     pub user: User,
     pub role: ProductRole,
 }
 
+/// One person of a site's people directory, with their effective role there.
 #[Object]
 impl SiteUser {
+    /// The person.
     async fn user(&self) -> &User {
         &self.user
     }
+    /// Their effective role on the site: the highest of their direct role and their groups' roles.
     async fn role(&self) -> ProductRole {
         self.role
     }
@@ -575,10 +632,13 @@ impl Invite {
 /// An invitation of one address to one site (admins of the site).
 #[Object]
 impl Invite {
-    async fn id(&self, ctx: &Context<'_>) -> AppResult<ID> {
+    /// The invite's global id.
+    pub async fn id(&self, ctx: &Context<'_>) -> AppResult<ID> {
         self.require(ctx).await?;
-        Ok(ID(self.0.id.to_string()))
+        Ok(gid(Kind::Invite, self.0.id))
     }
+    /// The invited address: the email goes there, and accepting signs in the account with this
+    /// address (created when there is none).
     async fn email(&self, ctx: &Context<'_>) -> AppResult<&str> {
         self.require(ctx).await?;
         Ok(&self.0.email)
@@ -587,11 +647,13 @@ impl Invite {
     async fn role(&self) -> Option<ProductRole> {
         self.0.role()
     }
+    /// Where the invite stands now: a pending invite past `expiresAt` is `EXPIRED`.
     async fn status(&self, ctx: &Context<'_>) -> InviteStatus {
         self.0.status_at(state(ctx).clock.now())
     }
+    /// The site the invite gives access to (global id).
     async fn site_id(&self) -> ID {
-        ID(self.0.site_id.to_string())
+        gid(Kind::Site, self.0.site_id)
     }
     /// The space a guest is assigned on acceptance.
     async fn space(&self, ctx: &Context<'_>) -> AppResult<Option<Space>> {
@@ -606,10 +668,12 @@ impl Invite {
             .await?;
         Ok(Some(Space::seen(ctx, s).await?))
     }
+    /// The inviter's own words, shown in the email (null: none); line breaks are `\n`.
     async fn personal_message(&self, ctx: &Context<'_>) -> AppResult<Option<&str>> {
         self.require(ctx).await?;
         Ok(self.0.personal_message.as_deref())
     }
+    /// The admin who sent the invite.
     async fn invited_by(&self, ctx: &Context<'_>) -> AppResult<Option<User>> {
         self.require(ctx).await?;
         let who = caller(ctx).await?;
@@ -620,12 +684,16 @@ impl Invite {
             .await?;
         Ok(Some(User::seen(ctx, u).await?))
     }
+    /// When the invite was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// Until when the link works: not accepted by then, the invite is `EXPIRED` (`resendInvite`
+    /// renews it).
     async fn expires_at(&self) -> DateTime<Utc> {
         self.0.expires_at
     }
+    /// When it was accepted (null: not accepted).
     async fn accepted_at(&self) -> Option<DateTime<Utc>> {
         self.0.accepted_at
     }
@@ -654,10 +722,17 @@ impl Invite {
 /// What happened to one email.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
 pub enum DeliveryStatus {
+    /// Waiting for its first attempt.
     Queued,
+    /// An attempt is under way.
     Sending,
+    /// The mail server accepted it (`sentAt` says when). Final.
     Sent,
+    /// An attempt failed for a reason that may pass (`lastError`); the next is due at
+    /// `nextAttemptAt`.
     Retrying,
+    /// Given up (`lastError` says why): the recipient's server refused it, or it could not go out
+    /// while it was still useful. Final; `resendInvite` sends a new email.
     Failed,
     /// Superseded by a resend, or the invite was revoked or accepted before it went out.
     Cancelled,
@@ -665,8 +740,11 @@ pub enum DeliveryStatus {
 
 pub struct EmailDelivery(pub models::EmailDelivery);
 
+/// One email sent, or to be sent, for an invite, and how its delivery went. Emails go out in the
+/// background, with retries: poll this after `inviteUsers` or `resendInvite`.
 #[Object]
 impl EmailDelivery {
+    /// Where the delivery stands.
     async fn status(&self) -> DeliveryStatus {
         match self.0.status.as_str() {
             "QUEUED" => DeliveryStatus::Queued,
@@ -677,9 +755,11 @@ impl EmailDelivery {
             _ => DeliveryStatus::Cancelled,
         }
     }
+    /// The address it goes to.
     async fn recipient(&self) -> &str {
         &self.0.recipient
     }
+    /// How many attempts were started so far (0 while `QUEUED`).
     async fn attempts(&self) -> i32 {
         self.0.attempts
     }
@@ -687,12 +767,16 @@ impl EmailDelivery {
     async fn last_error(&self) -> Option<&str> {
         self.0.last_error.as_deref()
     }
+    /// When the email was queued.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// When the mail server accepted it (null until `SENT`).
     async fn sent_at(&self) -> Option<DateTime<Utc>> {
         self.0.sent_at
     }
+    /// When the next attempt is due while `RETRYING` (while `SENDING`, when the attempt under way is
+    /// given up on and may be made again); null otherwise.
     async fn next_attempt_at(&self) -> Option<DateTime<Utc>> {
         self.0.next_attempt_at
     }
@@ -703,30 +787,46 @@ pub struct AuditEvent(pub models::AuditEvent);
 /// One recorded change: who did what to what, with the state before and after.
 #[Object]
 impl AuditEvent {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    /// The event's global id.
+    pub async fn id(&self) -> AppResult<ID> {
+        Ok(gid(Kind::AuditEvent, self.0.id))
     }
+    /// What happened, as `object.verb`: e.g. `invite.create`, `policy.update`, `access.change`,
+    /// `login.failure`.
     async fn action(&self) -> &str {
         &self.0.action
     }
+    /// Who did it (a user's global id); null: Guestpass itself rather than a person (e.g. the
+    /// organization's bootstrap, or a scheduled job).
     async fn actor_id(&self) -> Option<ID> {
-        self.0.actor_id.map(|a| ID(a.to_string()))
+        self.0.actor_id.map(|a| gid(Kind::User, a))
     }
+    /// The kind of object changed, in lower case: e.g. `user`, `invite`, `group`, `site`, `space`,
+    /// `page`, `organization`, `bulk_invite`.
     async fn target_type(&self) -> &str {
         &self.0.target_type
     }
+    /// The changed object's key: the UUID its global id carries, as text (`auditEvents(filter:
+    /// { targetId })` takes either).
     async fn target_id(&self) -> &str {
         &self.0.target_id
     }
+    /// The site the change concerns (global id); null when it concerns no one site (e.g. a sign-in,
+    /// or an organization setting).
     async fn site_id(&self) -> Option<ID> {
-        self.0.site_id.map(|a| ID(a.to_string()))
+        self.0.site_id.map(|a| gid(Kind::Site, a))
     }
+    /// The changed values as they were before, as a JSON object whose keys depend on `action`
+    /// (null: nothing before, e.g. for a creation, or nothing to record).
     async fn before(&self) -> Option<async_graphql::Json<serde_json::Value>> {
         self.0.before.clone().map(async_graphql::Json)
     }
+    /// The changed values as they are after, as a JSON object whose keys depend on `action` (null:
+    /// nothing to record).
     async fn after(&self) -> Option<async_graphql::Json<serde_json::Value>> {
         self.0.after.clone().map(async_graphql::Json)
     }
+    /// When it happened.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -738,14 +838,17 @@ pub struct Group(pub models::Group);
 /// members get (a guest group makes them guests).
 #[Object]
 impl Group {
-    async fn id(&self, ctx: &Context<'_>) -> AppResult<ID> {
+    /// The group's global id.
+    pub async fn id(&self, ctx: &Context<'_>) -> AppResult<ID> {
         self.require(ctx).await?;
-        Ok(ID(self.0.id.to_string()))
+        Ok(gid(Kind::Group, self.0.id))
     }
+    /// The group's name (one line, at most 200 characters).
     async fn name(&self, ctx: &Context<'_>) -> AppResult<&str> {
         self.require(ctx).await?;
         Ok(&self.0.name)
     }
+    /// When the group was created.
     async fn created_at(&self, ctx: &Context<'_>) -> AppResult<DateTime<Utc>> {
         self.require(ctx).await?;
         Ok(self.0.created_at)
@@ -757,7 +860,7 @@ impl Group {
         Ok(Some(
             rows.into_iter()
                 .map(|(site_id, role)| GroupSiteRole {
-                    site_id: ID(site_id.to_string()),
+                    site_id: gid(Kind::Site, site_id),
                     role,
                 })
                 .collect(),
@@ -768,7 +871,13 @@ impl Group {
     async fn members(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "How many members to return, 0 to 100 (20 when left out); anything else is `INVALID_INPUT`."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Continue after this cursor: `pageInfo.endCursor` (or an edge's `cursor`) from this same list; anything else is `INVALID_INPUT`."
+        )]
         after: Option<String>,
     ) -> AppResult<Option<Page<User>>> {
         self.require_details(ctx).await?;
@@ -813,21 +922,27 @@ impl Group {
 /// A group's role on one site.
 #[derive(SimpleObject)]
 pub struct GroupSiteRole {
+    /// The site (global id).
     pub site_id: ID,
+    /// The role the group's members get there (a higher role of their own, or of another group,
+    /// wins).
     pub role: ProductRole,
 }
 
-/// One person's effective role on one site, before and after a change.
 pub struct AccessChangeEntry(pub crate::store::changes::ChangedAccess);
 
+/// One person's effective role on one site, before and after a change.
 #[Object]
 impl AccessChangeEntry {
+    /// The person whose access changes.
     async fn user(&self) -> User {
         User::new(self.0.user.clone())
     }
+    /// The site where it changes.
     async fn site(&self) -> Site {
         Site(self.0.site.clone())
     }
+    /// Their effective role before the change (null: no access).
     async fn role_before(&self) -> Option<ProductRole> {
         self.0.change.before
     }
@@ -841,11 +956,12 @@ impl AccessChangeEntry {
     }
 }
 
-/// What an access change did, or with `dryRun` would do (a dry run changes nothing).
 pub struct AccessChangePayload(pub crate::store::changes::AccessChange);
 
+/// What an access change did, or with `dryRun` would do (a dry run changes nothing).
 #[Object]
 impl AccessChangePayload {
+    /// True: nothing was changed, and this is what the change would do.
     async fn dry_run(&self) -> bool {
         self.0.dry_run
     }
@@ -868,11 +984,12 @@ impl AccessChangePayload {
     }
 }
 
-/// One guest's space before and after an assignment.
 pub struct GuestAssignment(pub crate::store::guests::Assignment);
 
+/// One guest's space before and after an assignment.
 #[Object]
 impl GuestAssignment {
+    /// The guest.
     async fn user(&self) -> User {
         User::new(self.0.user.clone())
     }

@@ -307,7 +307,7 @@ pub async fn bulk_invite(
         Err(e) => return error(&e),
     };
     HttpResponse::Accepted().json(serde_json::json!({
-        "id": b.id,
+        "id": crate::graphql::ids::global(crate::graphql::ids::Kind::BulkInvite, b.id),
         "status": b.status,
         "totalRows": progress.total,
         "validRows": progress.pending,

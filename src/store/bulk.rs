@@ -362,16 +362,18 @@ fn invite_row(
 }
 
 /// A bulk invite of the caller's organization, for an admin of its site.
-pub fn get(conn: &mut PgConnection, caller: &Caller, id: Uuid) -> AppResult<BulkInvite> {
+/// A bulk invite of an organization, with its progress; any other id is `NOT_FOUND`. Who may see it
+/// is the policy's decision (its site's administration), asked by the caller.
+pub fn in_org(conn: &mut PgConnection, org: Uuid, id: Uuid) -> AppResult<(BulkInvite, Progress)> {
     let bulk = bulk_invites::table
         .find(id)
-        .filter(bulk_invites::organization_id.eq(caller.user.organization_id))
+        .filter(bulk_invites::organization_id.eq(org))
         .select(BulkInvite::as_select())
         .first(conn)
         .optional()?
         .ok_or(AppError::NotFound("Bulk invite"))?;
-    access::site_access(conn, caller, bulk.site_id)?.require_admin()?;
-    Ok(bulk)
+    let progress = progress(conn, id)?;
+    Ok((bulk, progress))
 }
 
 pub fn progress(conn: &mut PgConnection, id: Uuid) -> AppResult<Progress> {

@@ -32,6 +32,19 @@ pub fn space_in_org(conn: &mut PgConnection, org: Uuid, space_id: Uuid) -> AppRe
         .ok_or(AppError::NotFound("Space"))
 }
 
+/// A page of an organization, with its space (which decides who reaches it); any other id is
+/// `NOT_FOUND`, exactly like a missing one.
+pub fn page_in_org(conn: &mut PgConnection, org: Uuid, page_id: Uuid) -> AppResult<(Page, Space)> {
+    pages::table
+        .inner_join(spaces::table.inner_join(sites::table))
+        .filter(pages::id.eq(page_id))
+        .filter(sites::organization_id.eq(org))
+        .select((Page::as_select(), Space::as_select()))
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound("Page"))
+}
+
 /// The spaces of a site the caller reaches: all for admins and paid users, their own for a guest.
 pub fn visible_spaces(
     conn: &mut PgConnection,

@@ -206,6 +206,21 @@ pub struct AuditFilter {
     pub until: Option<DateTime<Utc>>,
 }
 
+/// One event of an organization's audit trail; any other id is `NOT_FOUND`.
+pub fn audit_event_in_org(
+    conn: &mut PgConnection,
+    org: Uuid,
+    id: i64,
+) -> AppResult<crate::store::models::AuditEvent> {
+    audit_events::table
+        .filter(audit_events::organization_id.eq(org))
+        .filter(audit_events::id.eq(id))
+        .select(crate::store::models::AuditEvent::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound("Audit event"))
+}
+
 pub fn audit_events(
     conn: &mut PgConnection,
     org: Uuid,

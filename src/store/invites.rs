@@ -868,6 +868,18 @@ pub fn accept(
     })
 }
 
+/// An invite of an organization's site; any other id is `NOT_FOUND`, exactly like a missing one.
+pub fn invite_in_org(conn: &mut PgConnection, org: Uuid, id: Uuid) -> AppResult<Invite> {
+    invites::table
+        .inner_join(sites::table)
+        .filter(invites::id.eq(id))
+        .filter(sites::organization_id.eq(org))
+        .select(Invite::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound("Invite"))
+}
+
 /// Invites of a site, newest first, with keyset pagination on `(created_at, id)`.
 pub fn list(
     conn: &mut PgConnection,

@@ -134,9 +134,15 @@ pub struct Invite {
 /// An invite's state as clients see it: a pending invite past its expiry is `EXPIRED`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
 pub enum InviteStatus {
+    /// Sent, and waiting to be accepted before `expiresAt`; meanwhile it holds a place in the
+    /// site's seats (or guest allowance).
     Pending,
+    /// Accepted: the person has the invite's access (`acceptedAt` says since when).
     Accepted,
+    /// Withdrawn with `revokeInvite`: its link no longer works.
     Revoked,
+    /// Not accepted before `expiresAt`: its link no longer works and it holds no place
+    /// (`resendInvite` renews it).
     Expired,
 }
 

@@ -150,6 +150,7 @@ impl TestDb {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
             v: i64,
         }
+        let sql = with_keys(sql);
         let r: Row = diesel::sql_query(format!("SELECT ({sql})::bigint AS v"))
             .get_result(&mut self.conn())
             .unwrap();
@@ -161,7 +162,7 @@ impl TestDb {
     /// maintained access state exactly as the engine derives it (see `repair_access`).
     pub fn execute(&self, sql: &str) {
         use diesel::connection::SimpleConnection;
-        self.conn().batch_execute(sql).unwrap();
+        self.conn().batch_execute(&with_keys(sql)).unwrap();
         self.repair_access();
     }
 
@@ -192,4 +193,23 @@ impl Drop for TestDb {
         })
         .join();
     }
+}
+
+/// Test SQL names rows by the ids the API answered: each quoted global id (`'VXNlcjo...'`) becomes
+/// the key it stands for, so a test can write `WHERE id = '{user}'` with the id it was given.
+pub fn with_keys(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut parts = sql.split('\'');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    for (i, part) in parts.enumerate() {
+        out.push('\'');
+        // Odd parts (0-based here) sit inside quotes.
+        match guestpass::graphql::ids::decode(part) {
+            Some((_, key)) if i % 2 == 0 => out.push_str(&key),
+            _ => out.push_str(part),
+        }
+    }
+    out
 }

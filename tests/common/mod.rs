@@ -181,7 +181,8 @@ impl TestApp {
         }
     }
 
-    /// Creates a user with a direct role on the test site (setup shortcut for tests).
+    /// Creates a user with a direct role on the test site (setup shortcut for tests), and answers
+    /// their id as the API does (a global id).
     pub async fn add_user(
         &self,
         email: &str,
@@ -213,15 +214,16 @@ impl TestApp {
                     }
                 }
                 guestpass::store::changes::check::run(c, true, chrono::Utc::now())?;
-                Ok(id.to_string())
+                Ok(id)
             })
             .await
+            .map(|id| gid("User", &id.to_string()))
             .unwrap()
     }
 
     /// Sets a user's password (setup shortcut; hashed like a real one).
     pub async fn set_password(&self, user_id: &str, password: &str) {
-        let id: uuid::Uuid = user_id.parse().unwrap();
+        let id = uuid_of(user_id);
         let hash = self
             .state
             .passwords
@@ -244,7 +246,7 @@ impl TestApp {
 
     /// A session token for a user (setup shortcut).
     pub async fn session_for(&self, user_id: &str) -> String {
-        let id: uuid::Uuid = user_id.parse().unwrap();
+        let id = uuid_of(user_id);
         self.state
             .db
             .run(move |c| {
@@ -294,7 +296,7 @@ impl TestApp {
 
     /// The current link token of an invite, derived the same way the email worker does.
     pub async fn invite_token(&self, invite_id: &str) -> String {
-        let id: uuid::Uuid = invite_id.parse().unwrap();
+        let id = uuid_of(invite_id);
         let nonce: Vec<u8> = self
             .state
             .db
@@ -405,7 +407,7 @@ impl TestApp {
 
     /// A new API token for a user (setup shortcut).
     pub async fn api_token_for(&self, user_id: &str) -> String {
-        let id: uuid::Uuid = user_id.parse().unwrap();
+        let id = uuid_of(user_id);
         self.state
             .db
             .run(move |c| {
@@ -581,6 +583,21 @@ impl TestApp {
             .await
             .unwrap()
     }
+}
+
+/// The key behind an id the API answered (a global id) or a test made (a bare UUID).
+pub fn uuid_of(id: &str) -> uuid::Uuid {
+    match guestpass::graphql::ids::decode(id) {
+        Some((_, key)) => key.parse().unwrap(),
+        None => id.parse().unwrap(),
+    }
+}
+
+/// The global id the API answers for the object of this type (`"User"`, `"Site"`...) and key.
+pub fn gid(type_name: &str, key: &str) -> String {
+    use guestpass::graphql::ids::{Kind, global};
+    let kind = Kind::named(type_name).unwrap();
+    global(kind, uuid_of(key)).to_string()
 }
 
 /// The root fields of a type in `schema.graphql`.
