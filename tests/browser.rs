@@ -179,6 +179,24 @@ async fn an_admin_runs_a_query_in_graphiql_offline() {
         "no email in the result pane: {result}"
     );
 
+    // GraphiQL keeps its tabs in localStorage, the query included, but not the token.
+    let start = Instant::now();
+    let stored = loop {
+        let stored = browser
+            .execute("return JSON.stringify(Object.assign({}, localStorage))")
+            .await;
+        let stored = stored.as_str().unwrap_or_default().to_string();
+        if stored.contains("{ me { email } }") || start.elapsed() > WAIT {
+            break stored;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(stored.contains("{ me { email } }"), "{stored}");
+    assert!(
+        !stored.contains(&app.admin_token),
+        "the token is stored: {stored}"
+    );
+
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));

@@ -24,6 +24,51 @@
     '',
   ].join('\n');
 
+  // GraphiQL keeps its tabs, its history and its favorites in localStorage. It leaves the headers out
+  // of its tabs (shouldPersistHeaders below), but GraphiQL 4's history keeps the headers of every
+  // query run, a bearer token included, for anyone who later reads the browser's storage. So its
+  // storage is this one, which writes every value without any `headers`, as GraphiQL does for tabs
+  // (a history entry chosen after a reload then leaves the headers editor empty: paste the token
+  // again).
+  function withoutHeaders(key, value) {
+    if (/:headers$/.test(key)) {
+      return '';
+    }
+    try {
+      return JSON.stringify(JSON.parse(value), function (k, v) {
+        return k === 'headers' ? null : v;
+      });
+    } catch (notJson) {
+      return value;
+    }
+  }
+  var storage = null; // no storage at all where the browser refuses it
+  try {
+    var local = window.localStorage;
+    var ours = function (key) {
+      return key.indexOf('graphiql:') === 0;
+    };
+    storage = {
+      getItem: function (key) {
+        return local.getItem(key);
+      },
+      setItem: function (key, value) {
+        local.setItem(key, withoutHeaders(key, value));
+      },
+      removeItem: function (key) {
+        local.removeItem(key);
+      },
+      clear: function () {
+        Object.keys(local).filter(ours).forEach(function (key) {
+          local.removeItem(key);
+        });
+      },
+      get length() {
+        return Object.keys(local).filter(ours).length;
+      },
+    };
+  } catch (refused) {}
+
   ReactDOM.createRoot(document.getElementById('graphiql')).render(
     React.createElement(GraphiQL, {
       // Our own endpoint, relative: the page's CSP lets it talk to its own origin only.
@@ -32,8 +77,9 @@
       defaultHeaders: defaultHeaders,
       isHeadersEditorEnabled: true,
       defaultEditorToolsVisibility: 'headers',
-      // Headers stay out of GraphiQL's saved tabs (`false` also hides its setting to keep them).
+      // Never kept: `false` also hides GraphiQL's setting that would keep them in localStorage.
       shouldPersistHeaders: false,
+      storage: storage,
     }),
   );
 })();
