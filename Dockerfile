@@ -22,11 +22,12 @@ RUN mkdir src \
  && cargo build --release --locked \
  && rm -rf src
 
-# Real sources. migrations/ (diesel embed_migrations!) and templates/ (askama) are
-# compiled into the binary, so the runtime image needs neither.
+# Real sources. migrations/ (diesel embed_migrations!), templates/ (askama) and assets/ (GraphiQL,
+# include_bytes!) are compiled into the binary, so the runtime image needs none of them.
 COPY src ./src
 COPY migrations ./migrations
 COPY templates ./templates
+COPY assets ./assets
 # COPY keeps the files' original mtimes, which can be older than the dummy build:
 # touch the crate roots so cargo rebuilds the guestpass crate itself.
 RUN touch src/main.rs src/lib.rs \

@@ -1,6 +1,7 @@
 //! End to end in a real browser: headless Chromium, driven through chromedriver's W3C WebDriver
 //! HTTP API, follows the link of a real invite email, fills in the accept form and submits it, the
-//! way a guest would (CSRF cookie, SameSite, CSP and all).
+//! way a guest would (CSRF cookie, SameSite, CSP and all); and an admin runs a query in GraphiQL.
+//! The browser reaches the loopback addresses only, as on a machine with no internet.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (`apt-get install chromium
 //! chromium-driver`; CI installs them).
@@ -100,6 +101,255 @@ async fn a_guest_accepts_an_emailed_invite_in_a_real_browser() {
         1
     );
     app.stop().await;
+}
+
+/// An admin opens GraphiQL with no internet, puts their token in the headers editor and a query in
+/// the query editor by typing, runs it with the run button and reads their email in the result; the
+/// page loaded nothing from another origin and broke no CSP rule on the way.
+#[actix_rt::test]
+async fn an_admin_runs_a_query_in_graphiql_offline() {
+    require_browser();
+    let app = spawn_app().await;
+    let driver = Chromedriver::start();
+    let browser = Browser::open(&driver).await;
+
+    // The browser is offline: a host elsewhere is never reached (`.invalid` never resolves anyway).
+    let away = browser
+        .command(
+            Method::POST,
+            "/url",
+            Some(json!({ "url": "http://offline-check.invalid/" })),
+        )
+        .await;
+    assert!(
+        away.as_ref()
+            .is_err_and(|e| e.to_string().contains("ERR_PROXY_CONNECTION_FAILED")),
+        "another host answered or failed otherwise: {away:?}"
+    );
+
+    browser.goto(&format!("{}/graphiql", app.address)).await;
+    browser.wait_for("button.graphiql-execute-button").await;
+    // The placeholder the page starts with, in the headers editor shown open.
+    let editors = "return Array.from(document.querySelectorAll('.graphiql-editors .CodeMirror'), \
+                   e => e.CodeMirror.getValue())";
+    let before = browser.execute(editors).await.to_string();
+    assert!(
+        before.contains("Bearer <paste a token>"),
+        "no header placeholder: {before}"
+    );
+    assert!(
+        before.contains("me { email }"),
+        "no default query: {before}"
+    );
+
+    // CodeMirror reads keys from its hidden textarea; Ctrl-A then Backspace empties the editor, and
+    // its bracket closing skips over the closing brackets and quotes typed after it.
+    const CLEAR: &str = "\u{E009}a\u{E000}\u{E003}";
+    let headers = json!({ "Authorization": format!("Bearer {}", app.admin_token) }).to_string();
+    browser
+        .type_into(
+            "section.graphiql-editor-tool .graphiql-editor:not(.hidden) textarea",
+            &format!("{CLEAR}{headers}"),
+        )
+        .await;
+    browser
+        .type_into(
+            "section.graphiql-query-editor textarea",
+            &format!("{CLEAR}{{ me {{ email }} }}"),
+        )
+        .await;
+    let typed = browser.execute(editors).await;
+    assert_eq!(typed[0], "{ me { email } }", "{typed}");
+    assert!(
+        typed.as_array().unwrap().contains(&json!(headers)),
+        "the headers editor holds {typed}"
+    );
+
+    browser.click("button.graphiql-execute-button").await;
+    let start = Instant::now();
+    let result = loop {
+        let text = browser.text("section.result-window").await;
+        if text.contains("admin@acme.example") || start.elapsed() > WAIT {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        result.contains(r#""email": "admin@acme.example""#),
+        "no email in the result pane: {result}"
+    );
+
+    // GraphiQL keeps its tabs in localStorage, the query included, but not the token.
+    let start = Instant::now();
+    let stored = loop {
+        let stored = browser
+            .execute("return JSON.stringify(Object.assign({}, localStorage))")
+            .await;
+        let stored = stored.as_str().unwrap_or_default().to_string();
+        if stored.contains("{ me { email } }") || start.elapsed() > WAIT {
+            break stored;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(stored.contains("{ me { email } }"), "{stored}");
+    assert!(
+        !stored.contains(&app.admin_token),
+        "the token is stored: {stored}"
+    );
+
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    browser
+        .screenshot(&target.join("test-artifacts/graphiql.png"))
+        .await;
+
+    // A dialog: GraphiQL adds a <style> element for it, which the page's CSP allows by nonce.
+    browser
+        .click("button[aria-label='Open settings dialog']")
+        .await;
+    browser.wait_for("[role=dialog]").await;
+
+    let loaded = browser
+        .execute("return performance.getEntriesByType('resource').map(e => e.name)")
+        .await;
+    let loaded: Vec<&str> = loaded
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    let own = format!("{}/", app.address);
+    assert!(
+        loaded.iter().all(|u| u.starts_with(&own)),
+        "loaded from another origin: {loaded:?}"
+    );
+    for file in [
+        "graphiql.min.js",
+        "graphiql.min.css",
+        "guestpass-graphiql.js",
+    ] {
+        assert!(
+            loaded.iter().any(|u| u.ends_with(&format!("/{file}"))),
+            "{file} not loaded: {loaded:?}"
+        );
+    }
+    assert!(
+        loaded.contains(&format!("{}/graphql", app.address).as_str()),
+        "{loaded:?}"
+    );
+    let log = browser.log().await;
+    let bad: Vec<&Value> = log
+        .iter()
+        .filter(|e| e["level"] == "SEVERE" || e["source"] == "security")
+        .collect();
+    assert!(bad.is_empty(), "the page logged errors: {bad:#?}");
+
+    browser.quit().await;
+    drop(driver);
+    app.stop().await;
+}
+
+/// The page's policy and the assets' caching, over plain HTTP: the page allows only its own origin
+/// and no inline script, every asset URL it names answers with its type and a year's immutable
+/// caching, and nothing answers while GraphiQL is switched off.
+#[actix_rt::test]
+async fn graphiql_has_a_strict_policy_and_immutable_assets() {
+    let app = spawn_app().await;
+    let c = app.client();
+    let get = |path: String| c.get(format!("{}{path}", app.address)).send();
+    let mut page = get("/graphiql".into()).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let header = |res: &awc::ClientResponse<_>, name: &str| {
+        res.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    let csp = header(&page, "content-security-policy");
+    for directive in [
+        "default-src 'self'",
+        "script-src 'self';",
+        "connect-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self' data:",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+    ] {
+        assert!(csp.contains(directive), "{directive} missing: {csp}");
+    }
+    assert!(!csp.contains("unsafe"), "{csp}");
+    assert!(csp.contains("style-src 'self' 'nonce-"), "{csp}");
+    assert_eq!(header(&page, "cache-control"), "no-store");
+    let body = String::from_utf8(page.body().await.unwrap().to_vec()).unwrap();
+    assert!(!body.contains("<script>"), "an inline script: {body}");
+    assert!(!body.contains("style="), "an inline style: {body}");
+    let again = get("/graphiql".into()).await.unwrap();
+    assert_ne!(
+        header(&again, "content-security-policy"),
+        csp,
+        "two responses share a nonce"
+    );
+
+    let assets: Vec<String> = body
+        .split('"')
+        .filter(|s| s.starts_with("/graphiql/assets/"))
+        .map(String::from)
+        .collect();
+    assert_eq!(assets.len(), 6, "{body}");
+    for url in &assets {
+        let mut res = get(url.clone()).await.unwrap();
+        assert_eq!(res.status(), 200, "{url}");
+        let kind = if url.ends_with(".js") {
+            "text/javascript"
+        } else {
+            "text/css"
+        };
+        assert_eq!(
+            header(&res, "content-type"),
+            format!("{kind}; charset=utf-8"),
+            "{url}"
+        );
+        assert_eq!(
+            header(&res, "cache-control"),
+            "public, max-age=31536000, immutable",
+            "{url}"
+        );
+        assert_eq!(header(&res, "x-content-type-options"), "nosniff", "{url}");
+        let len = res.body().limit(8 << 20).await.unwrap().len();
+        let head = c
+            .head(format!("{}{url}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status(), 200, "{url}");
+        assert_eq!(header(&head, "content-length"), len.to_string(), "{url}");
+    }
+    // A URL whose hash is not the content's is not that content.
+    let (_, name) = assets[0].rsplit_once('/').unwrap();
+    let stale = get(format!("/graphiql/assets/0000000000000000/{name}"))
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 404);
+    app.stop().await;
+
+    let off = spawn_app_with(AppOptions {
+        workers: false,
+        configure: Some(|c| c.graphiql = false),
+        ..Default::default()
+    })
+    .await;
+    for path in ["/graphiql", assets[0].as_str()] {
+        let res = off
+            .client()
+            .get(format!("{}{path}", off.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{path}");
+    }
+    off.stop().await;
 }
 
 /// Fails (never skips) when the browser is not installed.
@@ -217,6 +467,8 @@ impl Browser {
             .finish();
         let caps = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
+            // The page's console, CSP violations included, for `Browser::log`.
+            "goog:loggingPrefs": { "browser": "ALL" },
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
                 "args": [
@@ -228,6 +480,13 @@ impl Browser {
                     "--disable-background-networking",
                     "--disable-component-update",
                     "--disable-sync",
+                    "--window-size=1280,800",
+                    // No request leaves the machine: every name but the loopback address resolves
+                    // to nothing, and whatever would still go out (an address literal) goes to a
+                    // proxy on the discard port, where nothing listens. Loopback bypasses proxies.
+                    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+                    "--proxy-server=http://127.0.0.1:9",
+                    "--proxy-bypass-list=127.0.0.1",
                     format!("--user-data-dir={}", driver.profile.display()),
                 ],
             },
@@ -340,6 +599,33 @@ impl Browser {
         src.as_str().unwrap_or_default().to_string()
     }
 
+    /// Runs a script in the page; its return value.
+    async fn execute(&self, script: &str) -> Value {
+        self.expect(
+            Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": script, "args": [] })),
+        )
+        .await
+    }
+
+    /// What the page logged since the last call: console messages, failed loads and CSP violations
+    /// (chromedriver's log endpoint, enabled by `goog:loggingPrefs`).
+    async fn log(&self) -> Vec<Value> {
+        let log = self
+            .expect(Method::POST, "/se/log", Some(json!({ "type": "browser" })))
+            .await;
+        log.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Saves a PNG of the window.
+    async fn screenshot(&self, path: &Path) {
+        let png = self.expect(Method::GET, "/screenshot", None).await;
+        let png = base64_decode(png.as_str().expect("a base64 PNG"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, png).unwrap();
+    }
+
     /// Ends the session, which closes the browser.
     async fn quit(self) {
         self.expect(Method::DELETE, "", None).await;
@@ -365,4 +651,22 @@ async fn request(
         .await
         .unwrap_or_else(|e| panic!("chromedriver {method} {url}: not JSON: {e}"));
     (res.status().as_u16(), json)
+}
+
+/// Standard base64 (a WebDriver screenshot), padding and all.
+fn base64_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut bits, mut n) = (0u32, 0);
+    for c in text.bytes().filter(|&c| c != b'=') {
+        let v = ALPHABET.iter().position(|&a| a == c).expect("base64") as u32;
+        bits = bits << 6 | v;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    out
 }

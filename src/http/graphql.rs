@@ -1,4 +1,4 @@
-//! `/graphql` over POST (queries and mutations, single or batched) and GET (queries only), and GraphiQL.
+//! `/graphql` over POST (queries and mutations, single or batched) and GET (queries only).
 //! Everything a request can abuse is bounded before execution: the body size, the batch size, the
 //! aliases and depth per operation (here; introspection by its own bound) and complexity (the
 //! schema). Errors the GraphQL engine raises itself get stable codes here too.
@@ -8,7 +8,6 @@ use crate::graphql::{GuestpassSchema, RequestAuth};
 use crate::state::AppState;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{BatchRequest, BatchResponse, Request, Response};
 use futures_util::StreamExt;
@@ -440,18 +439,4 @@ pub async fn get(
         changes,
     )
     .await
-}
-
-pub async fn graphiql(state: web::Data<AppState>) -> HttpResponse {
-    if !state.config.graphiql {
-        return super::pages::not_found().await;
-    }
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(
-            GraphiQLSource::build()
-                .endpoint("/graphql")
-                .title("Guestpass GraphiQL")
-                .finish(),
-        )
 }

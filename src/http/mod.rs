@@ -2,6 +2,7 @@
 //! pages that email recipients open.
 
 mod exports;
+mod graphiql;
 mod graphql;
 mod pages;
 
@@ -40,7 +41,11 @@ pub fn serve(
                     .route(web::post().to(graphql::post))
                     .route(web::get().to(graphql::get)),
             )
-            .route("/graphiql", web::get().to(graphql::graphiql))
+            .route("/graphiql", web::get().to(graphiql::page))
+            .route(
+                "/graphiql/assets/{hash}/{name}",
+                web::get().to(graphiql::asset),
+            )
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics))
