@@ -202,22 +202,7 @@ async fn world(app: &TestApp) -> World {
         .await
         .unwrap();
 
-    let mut res = app
-        .client()
-        .post(format!(
-            "{}/admin/invites.csv?siteId={}",
-            app.address, app.site_id
-        ))
-        .insert_header(("Authorization", format!("Bearer {}", app.admin_token)))
-        .insert_header(("Content-Type", "text/csv"))
-        .send_body("email,role\nbulk@partner.example,GUEST\n")
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 202);
-    let bulk = res.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let bulk = app.bulk_invite_id("bulk@partner.example").await;
 
     let mut tokens = BTreeMap::new();
     tokens.insert("org admin", Some(app.admin_token.clone()));
@@ -898,22 +883,7 @@ async fn every_node_type_answers_node_to_who_may_see_it_and_only_to_them() {
         )
         .await,
     );
-    let mut res = app
-        .client()
-        .post(format!(
-            "{}/admin/invites.csv?siteId={}",
-            app.address, app.site_id
-        ))
-        .insert_header(("Authorization", format!("Bearer {}", app.admin_token)))
-        .insert_header(("Content-Type", "text/csv"))
-        .send_body("email,role\nbulk@partner.example,GUEST\n")
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 202);
-    let bulk = res.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let bulk = app.bulk_invite_id("bulk@partner.example").await;
     // The admin's own session (a second one, signed in) and API token.
     let admin_session = app.session_for(&gid("User", &app.admin_id)).await;
     let own = data(

@@ -12,15 +12,7 @@ use std::time::Duration;
 const STATUS: &str = "query($b: ID!, $s: BulkRowStatus) { bulkInvite(id: $b) { status totalRows pendingRows invitedRows refusedRows invalidRows finishedAt rows(status: $s, first: 100) { totalCount edges { node { line email status code message inviteId } } } } }";
 
 async fn upload(app: &TestApp, token: Option<&str>, site: &str, csv: &[u8]) -> (u16, Value) {
-    let mut req = app
-        .client()
-        .post(format!("{}/admin/invites.csv?siteId={site}", app.address))
-        .insert_header(("Content-Type", "text/csv"));
-    if let Some(t) = token {
-        req = req.insert_header(("Authorization", format!("Bearer {t}")));
-    }
-    let mut res = req.send_body(csv.to_vec()).await.unwrap();
-    (res.status().as_u16(), res.json().await.unwrap())
+    app.upload_invites(token, site, csv).await
 }
 
 /// Polls `bulkInvite` until its job is done.

@@ -221,6 +221,34 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Uploads a bulk invite file (`POST /admin/invites.csv`): the status and the JSON answer.
+    pub async fn upload_invites(
+        &self,
+        token: Option<&str>,
+        site: &str,
+        csv: &[u8],
+    ) -> (u16, Value) {
+        let mut req = self
+            .client()
+            .post(format!("{}/admin/invites.csv?siteId={site}", self.address))
+            .insert_header(("Content-Type", "text/csv"));
+        if let Some(t) = token {
+            req = req.insert_header(("Authorization", format!("Bearer {t}")));
+        }
+        let mut res = req.send_body(csv.to_vec()).await.unwrap();
+        (res.status().as_u16(), res.json().await.unwrap())
+    }
+
+    /// Uploads a one-guest bulk invite file as the organization admin and answers its id.
+    pub async fn bulk_invite_id(&self, email: &str) -> String {
+        let csv = format!("email,role\n{email},GUEST\n");
+        let (status, body) = self
+            .upload_invites(Some(&self.admin_token), &self.site_id, csv.as_bytes())
+            .await;
+        assert_eq!(status, 202, "{body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
     /// Sets a user's password (setup shortcut; hashed like a real one).
     pub async fn set_password(&self, user_id: &str, password: &str) {
         let id = uuid_of(user_id);
