@@ -1101,6 +1101,7 @@ async fn ok_as(app: &TestApp, token: &str, q: &str, vars: Value) -> Value {
 }
 
 async fn id_of(app: &TestApp, sql: String) -> String {
+    let sql = common::db::with_keys(&sql);
     app.state
         .db
         .run(move |c| {
