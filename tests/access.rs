@@ -360,7 +360,7 @@ async fn unassigned_guests_reach_nothing_and_removed_guests_lose_their_sessions(
     let content = "query($s: ID!, $site: ID!) { space(id: $s) { name pages { title } } spaces(siteId: $site) { id } }";
     let vars = json!({ "s": space, "site": app.site_id });
     data(app.gql(Some(&session), content, vars.clone()).await);
-    let create = "mutation($i: CreatePageInput!) { createPage(input: $i) { id } }";
+    let create = "mutation($i: CreatePageInput!) { createPage(input: $i) { page { id } } }";
     let page = json!({ "i": { "spaceId": space, "title": "Notes", "body": "hi" } });
     data(app.gql(Some(&session), create, page.clone()).await);
 
@@ -479,7 +479,7 @@ async fn concurrent_role_changes_never_pass_the_guest_allowance() {
 #[actix_rt::test]
 async fn admin_roles_keep_one_org_admin_and_deactivation_frees_the_seat() {
     let app = spawn_app().await;
-    let set_admin = "mutation($i: SetAdminRoleInput!) { setAdminRole(input: $i) { id } }";
+    let set_admin = "mutation($i: SetAdminRoleInput!) { setAdminRole(input: $i) { user { id } } }";
     let r = app
         .admin(
             set_admin,
@@ -489,7 +489,7 @@ async fn admin_roles_keep_one_org_admin_and_deactivation_frees_the_seat() {
     assert_eq!(code(&r).as_deref(), Some("LAST_ORG_ADMIN"));
     let r = app
         .admin(
-            "mutation($u: ID!) { deactivateUser(id: $u) { id } }",
+            "mutation($u: ID!) { deactivateUser(id: $u) { user { id } } }",
             json!({ "u": app.admin_id }),
         )
         .await;
@@ -529,12 +529,12 @@ async fn admin_roles_keep_one_org_admin_and_deactivation_frees_the_seat() {
         .await;
     let session = app.session_for(&guest).await;
     let before = app.seats().await;
-    let deactivate = "mutation($u: ID!) { deactivateUser(id: $u) { status } }";
+    let deactivate = "mutation($u: ID!) { deactivateUser(id: $u) { user { status } } }";
     let r = data(
         app.gql(Some(&site_admin), deactivate, json!({ "u": guest }))
             .await,
     );
-    assert_eq!(r["deactivateUser"]["status"], "DEACTIVATED");
+    assert_eq!(r["deactivateUser"]["user"]["status"], "DEACTIVATED");
     assert_eq!(
         app.seats().await["guests"].as_i64().unwrap(),
         before["guests"].as_i64().unwrap() - 1
@@ -547,7 +547,7 @@ async fn admin_roles_keep_one_org_admin_and_deactivation_frees_the_seat() {
         1
     );
     app.set_limits(Some(100), Some(0)).await;
-    let reactivate = "mutation($u: ID!) { reactivateUser(id: $u) { status } }";
+    let reactivate = "mutation($u: ID!) { reactivateUser(id: $u) { user { status } } }";
     let r = app
         .gql(Some(&site_admin), reactivate, json!({ "u": guest }))
         .await;
@@ -557,7 +557,7 @@ async fn admin_roles_keep_one_org_admin_and_deactivation_frees_the_seat() {
         app.gql(Some(&site_admin), reactivate, json!({ "u": guest }))
             .await,
     );
-    assert_eq!(r["reactivateUser"]["status"], "ACTIVE");
+    assert_eq!(r["reactivateUser"]["user"]["status"], "ACTIVE");
     assert_eq!(app.seats().await, before);
 
     // With a second organization admin, the first may step down.
@@ -987,5 +987,259 @@ async fn check_access_reports_and_repairs_a_corrupted_maintained_row() {
     let (guests, total) = app.guest_ids(json!(null)).await;
     assert_eq!((guests, total), (vec![guest.clone()], 1));
     assert_eq!(app.seats().await["paidUsers"], 2);
+    app.stop().await;
+}
+
+/// Pages through a connection `first` at a time and answers each node's `key`, in order, after
+/// checking every page: the same `totalCount`, no more than `first` nodes (exactly `first` before the
+/// last), `hasNextPage` true until the last page, every node once, and as many as `totalCount`.
+/// `query` takes `$first: Int` and `$after: String`; `path` leads from `data` to the connection.
+async fn page_through(
+    app: &TestApp,
+    query: &str,
+    vars: Value,
+    path: &[&str],
+    first: usize,
+    key: impl Fn(&Value) -> String,
+) -> Vec<String> {
+    let (mut out, mut after, mut total) = (Vec::new(), Value::Null, None);
+    loop {
+        let mut v = vars.clone();
+        v["first"] = json!(first);
+        v["after"] = after;
+        let mut c = data(app.admin(query, v).await);
+        for p in path {
+            c = c[*p].clone();
+        }
+        let t = c["totalCount"].as_u64().unwrap() as usize;
+        assert_eq!(*total.get_or_insert(t), t, "totalCount on every page: {c}");
+        let edges = c["edges"].as_array().unwrap();
+        out.extend(edges.iter().map(|e| key(&e["node"])));
+        if c["pageInfo"]["hasNextPage"] == json!(false) {
+            assert!(edges.len() <= first, "{c}");
+            break;
+        }
+        assert_eq!(edges.len(), first, "a page before the last is full: {c}");
+        assert_eq!(edges[first - 1]["cursor"], c["pageInfo"]["endCursor"]);
+        after = c["pageInfo"]["endCursor"].clone();
+    }
+    let unique: std::collections::HashSet<&String> = out.iter().collect();
+    assert_eq!(unique.len(), out.len(), "no node twice: {out:?}");
+    assert_eq!(
+        Some(out.len()),
+        total,
+        "as many nodes as totalCount: {out:?}"
+    );
+    out
+}
+
+const ORDERED: &str = "query($s: ID!, $o: GuestOrder, $first: Int, $after: String) { guests(siteId: $s, orderBy: $o, first: $first, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id } } } }";
+
+/// One guest as the test set them up: what each order sorts by.
+struct Set {
+    id: String,
+    email: &'static str,
+    name: &'static str,
+    last_active: Option<&'static str>,
+    ends: Option<&'static str>,
+    terms: bool,
+}
+
+#[actix_rt::test]
+async fn guests_are_ordered_by_each_field_both_ways_with_ties_and_missing_values_in_place() {
+    let app = spawn_app().await;
+    let site = app.site_id.clone();
+    // Ties on every key (lower-case names, times, ends), missing values (never active; no end, with
+    // terms and without), so each order shows its tie-breaker and where missing values go.
+    let rows = [
+        (
+            "g-a@partner.example",
+            "Mia",
+            Some("2026-01-03"),
+            Some("2100-03-01"),
+            true,
+        ),
+        ("g-b@partner.example", "alex", None, None, false),
+        ("g-c@partner.example", "Zoe", Some("2026-01-01"), None, true),
+        (
+            "g-d@partner.example",
+            "bea",
+            Some("2026-01-03"),
+            Some("2100-02-01"),
+            true,
+        ),
+        (
+            "g-e@partner.example",
+            "Alex",
+            Some("2026-01-02"),
+            None,
+            false,
+        ),
+        (
+            "g-f@partner.example",
+            "carl",
+            None,
+            Some("2100-03-01"),
+            true,
+        ),
+        (
+            "g-g@partner.example",
+            "Dana",
+            Some("2026-01-05"),
+            None,
+            false,
+        ),
+    ];
+    let mut set = Vec::new();
+    for (email, name, last_active, ends, terms) in rows {
+        let id = app.add_user(email, Some(ProductRole::Guest)).await;
+        let when = |d: Option<&str>| d.map_or("NULL".to_string(), |d| format!("'{d} 00:00:00+00'"));
+        app.db.execute(&format!(
+            "UPDATE users SET display_name = '{name}', last_active_at = {} WHERE id = '{id}'",
+            when(last_active)
+        ));
+        if terms {
+            app.db.execute(&format!(
+                "INSERT INTO guest_terms (site_id, user_id, ends_at, updated_at) VALUES ('{site}', '{id}', {}, now())",
+                when(ends)
+            ));
+        }
+        set.push(Set {
+            id,
+            email,
+            name,
+            last_active,
+            ends,
+            terms,
+        });
+    }
+    // Not guests of this site: a paid user (of this site and another), and a guest of the other.
+    let paid = app
+        .add_user("paid@acme.example", Some(ProductRole::User))
+        .await;
+    let wiki = app.create_site("Wiki").await;
+    app.set_role(&wiki, &paid, Some("USER")).await;
+    let elsewhere = app.add_user("g-0@partner.example", None).await;
+    app.set_role(&wiki, &elsewhere, Some("GUEST")).await;
+
+    type Key = Box<dyn Fn(&Set) -> (bool, String, uuid::Uuid)>;
+    let orders: [(&str, Key); 4] = [
+        (
+            "EMAIL",
+            Box::new(|s: &Set| (false, s.email.to_string(), uuid_of(&s.id))),
+        ),
+        (
+            "DISPLAY_NAME",
+            Box::new(|s: &Set| (false, s.name.to_lowercase(), uuid_of(&s.id))),
+        ),
+        // Never active: the earliest activity.
+        (
+            "LAST_ACTIVE_AT",
+            Box::new(|s: &Set| {
+                (
+                    s.last_active.is_some(),
+                    s.last_active.unwrap_or("").to_string(),
+                    uuid_of(&s.id),
+                )
+            }),
+        ),
+        // No end (no terms, or terms without one): the latest end.
+        (
+            "ACCESS_ENDS_AT",
+            Box::new(|s: &Set| {
+                assert!(s.terms || s.ends.is_none());
+                (
+                    s.ends.is_none(),
+                    s.ends.unwrap_or("").to_string(),
+                    uuid_of(&s.id),
+                )
+            }),
+        ),
+    ];
+    let id = |n: &Value| n["id"].as_str().unwrap().to_string();
+    for (field, key) in &orders {
+        let mut ascending: Vec<&Set> = set.iter().collect();
+        ascending.sort_by_key(|s| key(s));
+        let ascending: Vec<String> = ascending.iter().map(|s| s.id.clone()).collect();
+        let descending: Vec<String> = ascending.iter().rev().cloned().collect();
+        for (direction, expected) in [("ASC", &ascending), ("DESC", &descending)] {
+            let vars = json!({ "s": site, "o": { "field": field, "direction": direction } });
+            for first in [1, 2] {
+                let got = page_through(&app, ORDERED, vars.clone(), &["guests"], first, id).await;
+                assert_eq!(&got, expected, "{field} {direction}, {first} at a time");
+            }
+        }
+    }
+    // Left out, the order is by email ascending, as it always was; the direction defaults to ASC.
+    let by_email = page_through(&app, ORDERED, json!({ "s": site }), &["guests"], 3, id).await;
+    let by_email_asc = page_through(
+        &app,
+        ORDERED,
+        json!({ "s": site, "o": { "field": "EMAIL" } }),
+        &["guests"],
+        3,
+        id,
+    )
+    .await;
+    assert_eq!(by_email, by_email_asc);
+
+    // A cursor belongs to the order it was cut in.
+    let cursor = |o: Value| {
+        let app = &app;
+        let site = site.clone();
+        async move {
+            let r = data(
+                app.admin(ORDERED, json!({ "s": site, "o": o, "first": 1 }))
+                    .await,
+            );
+            r["guests"]["pageInfo"]["endCursor"].clone()
+        }
+    };
+    let by_name = json!({ "field": "DISPLAY_NAME" });
+    let by_name_desc = json!({ "field": "DISPLAY_NAME", "direction": "DESC" });
+    for (from, to) in [
+        (Value::Null, by_name.clone()),
+        (by_name.clone(), Value::Null),
+        (by_name.clone(), by_name_desc.clone()),
+        (
+            json!({ "field": "LAST_ACTIVE_AT" }),
+            json!({ "field": "ACCESS_ENDS_AT" }),
+        ),
+    ] {
+        let after = cursor(from.clone()).await;
+        let r = app
+            .admin(
+                ORDERED,
+                json!({ "s": site, "o": to, "first": 1, "after": after }),
+            )
+            .await;
+        assert_eq!(
+            code(&r).as_deref(),
+            Some("INVALID_INPUT"),
+            "{from} -> {to}: {r}"
+        );
+    }
+
+    // The last activity is the admins' to see, and so is the order it makes.
+    let paid = app
+        .add_user("reader@acme.example", Some(ProductRole::User))
+        .await;
+    let session = app.session_for(&paid).await;
+    let r = app
+        .gql(
+            Some(&session),
+            ORDERED,
+            json!({ "s": site, "o": { "field": "LAST_ACTIVE_AT" } }),
+        )
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"), "{r}");
+    let r = app
+        .gql(
+            Some(&session),
+            ORDERED,
+            json!({ "s": site, "o": by_name_desc, "first": 10 }),
+        )
+        .await;
+    assert_eq!(data(r)["guests"]["totalCount"], 7);
     app.stop().await;
 }

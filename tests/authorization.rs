@@ -79,7 +79,7 @@ async fn world(app: &TestApp) -> World {
     let site_admin = user(app, "siteadmin@acme.example", None).await;
     data(
         app.admin(
-            "mutation($i: SetAdminRoleInput!) { setAdminRole(input: $i) { id } }",
+            "mutation($i: SetAdminRoleInput!) { setAdminRole(input: $i) { user { id } } }",
             json!({ "i": { "userId": site_admin, "role": "SITE_ADMIN", "siteId": app.site_id, "granted": true } }),
         )
         .await,
@@ -88,7 +88,8 @@ async fn world(app: &TestApp) -> World {
     let space_admin = user(app, "sadmin@acme.example", Some(ProductRole::User)).await;
     let other_space_admin = user(app, "oadmin@acme.example", Some(ProductRole::User)).await;
     let space_admin_to_remove = user(app, "sadmin2@acme.example", Some(ProductRole::User)).await;
-    let add_space_admin = "mutation($i: SpaceAdminInput!) { addSpaceAdmin(input: $i) { id } }";
+    let add_space_admin =
+        "mutation($i: SpaceAdminInput!) { addSpaceAdmin(input: $i) { space { id } } }";
     for (s, u) in [
         (&space, &space_admin),
         (&other_space, &other_space_admin),
@@ -122,7 +123,7 @@ async fn world(app: &TestApp) -> World {
     let to_reactivate = user(app, "back@acme.example", Some(ProductRole::User)).await;
     data(
         app.admin(
-            "mutation($u: ID!) { deactivateUser(id: $u) { id } }",
+            "mutation($u: ID!) { deactivateUser(id: $u) { user { id } } }",
             json!({ "u": to_reactivate }),
         )
         .await,
@@ -293,11 +294,11 @@ fn call(op: &str, app: &TestApp, w: &World) -> (String, Value) {
             json!({ "i": w.invites[0] }),
         ),
         "createSpace" => (
-            "mutation($i: CreateSpaceInput!) { createSpace(input: $i) { id } }",
+            "mutation($i: CreateSpaceInput!) { createSpace(input: $i) { space { id } } }",
             json!({ "i": { "siteId": site, "key": "NEW", "name": "New" } }),
         ),
         "createPage" => (
-            "mutation($i: CreatePageInput!) { createPage(input: $i) { id } }",
+            "mutation($i: CreatePageInput!) { createPage(input: $i) { page { id } } }",
             json!({ "i": { "spaceId": w.space, "title": "Hello", "body": "" } }),
         ),
         "inviteUsers" => (
@@ -305,11 +306,11 @@ fn call(op: &str, app: &TestApp, w: &World) -> (String, Value) {
             json!({ "i": { "siteId": site, "emails": ["new@partner.example"], "role": "GUEST" } }),
         ),
         "resendInvite" => (
-            "mutation($i: ID!) { resendInvite(id: $i) { id } }",
+            "mutation($i: ID!) { resendInvite(id: $i) { invite { id } } }",
             json!({ "i": w.invites[0] }),
         ),
         "revokeInvite" => (
-            "mutation($i: ID!) { revokeInvite(id: $i) { id } }",
+            "mutation($i: ID!) { revokeInvite(id: $i) { invite { id } } }",
             json!({ "i": w.invites[1] }),
         ),
         "acceptInvite" => (
@@ -321,11 +322,11 @@ fn call(op: &str, app: &TestApp, w: &World) -> (String, Value) {
             json!({ "i": { "siteId": site, "inviteExpiryDays": 7 } }),
         ),
         "createGroup" => (
-            "mutation { createGroup(input: { name: \"Brand new\" }) { id } }",
+            "mutation { createGroup(input: { name: \"Brand new\" }) { group { id } } }",
             json!({}),
         ),
         "renameGroup" => (
-            "mutation($g: ID!) { renameGroup(input: { id: $g, name: \"Renamed\" }) { id } }",
+            "mutation($g: ID!) { renameGroup(input: { id: $g, name: \"Renamed\" }) { group { id } } }",
             json!({ "g": w.group_free }),
         ),
         "deleteGroup" => (
@@ -361,23 +362,23 @@ fn call(op: &str, app: &TestApp, w: &World) -> (String, Value) {
             json!({ "i": { "siteId": site, "userIds": [w.guest_in_space] } }),
         ),
         "setAdminRole" => (
-            "mutation($i: SetAdminRoleInput!) { setAdminRole(input: $i) { id } }",
+            "mutation($i: SetAdminRoleInput!) { setAdminRole(input: $i) { user { id } } }",
             json!({ "i": { "userId": w.paid_spare, "role": "SITE_ADMIN", "siteId": site, "granted": true } }),
         ),
         "addSpaceAdmin" => (
-            "mutation($i: SpaceAdminInput!) { addSpaceAdmin(input: $i) { id } }",
+            "mutation($i: SpaceAdminInput!) { addSpaceAdmin(input: $i) { space { id } } }",
             json!({ "i": { "spaceId": w.space, "userId": w.paid_spare } }),
         ),
         "removeSpaceAdmin" => (
-            "mutation($i: SpaceAdminInput!) { removeSpaceAdmin(input: $i) { id } }",
+            "mutation($i: SpaceAdminInput!) { removeSpaceAdmin(input: $i) { space { id } } }",
             json!({ "i": { "spaceId": w.space, "userId": w.space_admin_to_remove } }),
         ),
         "deactivateUser" => (
-            "mutation($u: ID!) { deactivateUser(id: $u) { id } }",
+            "mutation($u: ID!) { deactivateUser(id: $u) { user { id } } }",
             json!({ "u": w.to_deactivate }),
         ),
         "reactivateUser" => (
-            "mutation($u: ID!) { reactivateUser(id: $u) { id } }",
+            "mutation($u: ID!) { reactivateUser(id: $u) { user { id } } }",
             json!({ "u": w.to_reactivate }),
         ),
         "sessions" => ("{ sessions { id current } }", json!({})),
@@ -396,7 +397,7 @@ fn call(op: &str, app: &TestApp, w: &World) -> (String, Value) {
             json!({ "i": uuid::Uuid::new_v4().to_string() }),
         ),
         "setTwoStepRequired" => (
-            "mutation($i: SetTwoStepRequiredInput!) { setTwoStepRequired(input: $i) { id } }",
+            "mutation($i: SetTwoStepRequiredInput!) { setTwoStepRequired(input: $i) { user { id } } }",
             json!({ "i": { "userId": w.paid_spare, "required": false } }),
         ),
         "enrollAuthenticator" => (
@@ -424,7 +425,7 @@ fn call(op: &str, app: &TestApp, w: &World) -> (String, Value) {
             json!({}),
         ),
         "revokeApiToken" => (
-            "mutation($i: ID!) { revokeApiToken(id: $i) { id } }",
+            "mutation($i: ID!) { revokeApiToken(id: $i) { apiToken { id } } }",
             json!({ "i": uuid::Uuid::new_v4().to_string() }),
         ),
         "externalUserSecurity" => (
@@ -436,11 +437,11 @@ fn call(op: &str, app: &TestApp, w: &World) -> (String, Value) {
             json!({}),
         ),
         "addVerifiedDomain" => (
-            "mutation { addVerifiedDomain(input: { domain: \"example.org\" }) }",
+            "mutation { addVerifiedDomain(input: { domain: \"example.org\" }) { verifiedDomains } }",
             json!({}),
         ),
         "removeVerifiedDomain" => (
-            "mutation { removeVerifiedDomain(input: { domain: \"example.org\" }) }",
+            "mutation { removeVerifiedDomain(input: { domain: \"example.org\" }) { verifiedDomains } }",
             json!({}),
         ),
         "previewExternalUserSecurityChange" => (
@@ -448,14 +449,14 @@ fn call(op: &str, app: &TestApp, w: &World) -> (String, Value) {
             json!({ "i": { "twoStepVerification": "REQUIRED", "reverificationInterval": 1440, "apiTokenAccess": "ALLOWED" } }),
         ),
         "updateExternalUserSecurity" => (
-            "mutation($i: UpdateExternalUserSecurityInput!) { updateExternalUserSecurity(input: $i) { twoStepVerification } }",
+            "mutation($i: UpdateExternalUserSecurityInput!) { updateExternalUserSecurity(input: $i) { externalUserSecurity { twoStepVerification } } }",
             json!({ "i": { "twoStepVerification": "REQUIRED", "reverificationInterval": 1440, "apiTokenAccess": "ALLOWED", "reviewId": uuid::Uuid::new_v4().to_string() } }),
         ),
         "resetExternalUserSessions" => (
             "mutation { resetExternalUserSessions { count } }",
             json!({}),
         ),
-        "runReverificationSweep" => ("mutation { runReverificationSweep }", json!({})),
+        "runReverificationSweep" => ("mutation { runReverificationSweep { queued } }", json!({})),
         "requestReverificationCode" => (
             "mutation { requestReverificationCode { expiresAt } }",
             json!({}),
@@ -465,11 +466,11 @@ fn call(op: &str, app: &TestApp, w: &World) -> (String, Value) {
             json!({}),
         ),
         "sponsoredGuests" => (
-            "query($s: ID!) { sponsoredGuests(siteId: $s) { id } }",
+            "query($s: ID!) { sponsoredGuests(siteId: $s) { totalCount edges { node { id } } } }",
             json!({ "s": site }),
         ),
         "guestsWithoutSponsor" => (
-            "query($s: ID!) { guestsWithoutSponsor(siteId: $s) { id } }",
+            "query($s: ID!) { guestsWithoutSponsor(siteId: $s) { totalCount edges { node { id } } } }",
             json!({ "s": site }),
         ),
         "extendGuestAccess" => (
@@ -498,11 +499,15 @@ fn call(op: &str, app: &TestApp, w: &World) -> (String, Value) {
         ),
         "guestDomainRules" => ("{ guestDomainRules { mode domains } }", json!({})),
         "guestsOutsideDomainRules" => (
-            "query($s: ID!) { guestsOutsideDomainRules(siteId: $s) { id } }",
+            "query($s: ID!) { guestsOutsideDomainRules(siteId: $s) { totalCount edges { node { id } } } }",
+            json!({ "s": site }),
+        ),
+        "bulkInvites" => (
+            "query($s: ID!) { bulkInvites(siteId: $s) { totalCount edges { node { id totalRows } } } }",
             json!({ "s": site }),
         ),
         "setGuestDomainRules" => (
-            "mutation { setGuestDomainRules(input: { mode: BLOCK, domains: [\"*.blocked.example\"] }) { mode } }",
+            "mutation { setGuestDomainRules(input: { mode: BLOCK, domains: [\"*.blocked.example\"] }) { guestDomainRules { mode } } }",
             json!({}),
         ),
         "bulkInvite" => (
@@ -689,8 +694,7 @@ async fn site_admins_set_two_step_only_for_people_of_their_sites() {
         .add_user("both@acme.example", Some(ProductRole::User))
         .await;
     app.set_role(&site2, &both, Some("USER")).await;
-    let q =
-        "mutation($u: ID!) { setTwoStepRequired(input: { userId: $u, required: true }) { id } }";
+    let q = "mutation($u: ID!) { setTwoStepRequired(input: { userId: $u, required: true }) { user { id } } }";
     let flag = |u: &str| {
         app.db.scalar_i64(&format!(
             "SELECT count(*) FROM users WHERE id = '{u}' AND two_step_required"
@@ -762,7 +766,7 @@ async fn site_admins_manage_only_groups_that_reach_only_their_sites() {
     let r = app
         .gql(
             Some(&t),
-            "mutation($g: ID!) { renameGroup(input: { id: $g, name: \"Mine now\" }) { id } }",
+            "mutation($g: ID!) { renameGroup(input: { id: $g, name: \"Mine now\" }) { group { id } } }",
             json!({ "g": empty }),
         )
         .await;
@@ -825,7 +829,7 @@ async fn site_admins_manage_only_groups_that_reach_only_their_sites() {
     data(
         app.gql(
             Some(&t),
-            "mutation($g: ID!) { renameGroup(input: { id: $g, name: \"Docs people\" }) { id } }",
+            "mutation($g: ID!) { renameGroup(input: { id: $g, name: \"Docs people\" }) { group { id } } }",
             json!({ "g": empty }),
         )
         .await,
@@ -853,11 +857,11 @@ async fn every_node_type_answers_node_to_who_may_see_it_and_only_to_them() {
     let space_b = app.create_space("B").await;
     let page_b = data(
         app.admin(
-            "mutation($i: CreatePageInput!) { createPage(input: $i) { id } }",
+            "mutation($i: CreatePageInput!) { createPage(input: $i) { page { id } } }",
             json!({ "i": { "spaceId": space_b, "title": "Plans", "body": "secret" } }),
         )
         .await,
-    )["createPage"]["id"]
+    )["createPage"]["page"]["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -972,7 +976,7 @@ async fn every_node_type_answers_node_to_who_may_see_it_and_only_to_them() {
         for (token, expected) in refused {
             let r = app.gql(Some(&token), NODE, json!({ "id": case.id })).await;
             // Null on its own path with the expected code; the other field still answers.
-            let ok = r["data"]["node"].is_null()
+            let ok = r["data"].get("node") == Some(&Value::Null)
                 && r["data"]["me"]["id"].is_string()
                 && r["errors"].as_array().map(Vec::len) == Some(1)
                 && r["errors"][0]["path"] == json!(["node"])
@@ -1019,5 +1023,348 @@ async fn every_node_type_answers_node_to_who_may_see_it_and_only_to_them() {
         .await,
     );
     assert_eq!(r["space"]["id"], json!(space_a));
+    app.stop().await;
+}
+
+// Readable state (issue 17): what `setAdminRole`, `addSpaceAdmin` and `setTwoStepRequired` write,
+// and an enrolled authenticator, can be read back through the same policy; the `viewerCan*` flags
+// answer what the mutations do.
+
+const MY_STATE: &str = "{ me { adminRoles { organizationAdmin sites { id } spaces { id } } twoStepRequired hasAuthenticator } }";
+const SPACE_ADMIN: &str =
+    "mutation($i: SpaceAdminInput!) { addSpaceAdmin(input: $i) { space { __typename } } }";
+
+/// Enrols an authenticator app for a person (setup shortcut): confirmed or still waiting for its
+/// first code.
+fn enrol_authenticator(app: &TestApp, user: &str, confirmed: bool) {
+    app.db.execute(&format!(
+        "INSERT INTO totp_credentials (user_id, secret, created_at, confirmed_at)
+         VALUES ('{}', decode(repeat('ab', 20), 'hex'), now(), {})",
+        uuid_of(user),
+        if confirmed { "now()" } else { "NULL" }
+    ));
+}
+
+#[actix_rt::test]
+async fn each_person_reads_their_own_admin_roles_and_two_step_state() {
+    let app = spawn_app().await;
+    let space = app.create_space("MINE").await;
+    let site_admin = app.add_user("sa@acme.example", None).await;
+    app.site_admin_of(&site_admin, &app.site_id).await;
+    let space_admin = app
+        .add_user("spaceadmin@acme.example", Some(ProductRole::User))
+        .await;
+    data(
+        app.admin(
+            SPACE_ADMIN,
+            json!({ "i": { "spaceId": space, "userId": space_admin } }),
+        )
+        .await,
+    );
+    let paid = app
+        .add_user("paid@acme.example", Some(ProductRole::User))
+        .await;
+    data(
+        app.admin(
+            "mutation($u: ID!) { setTwoStepRequired(input: { userId: $u, required: true }) { user { __typename } } }",
+            json!({ "u": paid }),
+        )
+        .await,
+    );
+    let guest = app
+        .add_user("guest@partner.example", Some(ProductRole::Guest))
+        .await;
+    data(app.assign(&space, std::slice::from_ref(&guest)).await);
+    enrol_authenticator(&app, &guest, true);
+    // Started, never confirmed: sign-ins do not ask for its codes.
+    enrol_authenticator(&app, &space_admin, false);
+
+    let site = gid("Site", &app.site_id);
+    let org_admin = gid("User", &app.admin_id);
+    // Who, then their truth: organization admin, sites, spaces, two-step required, authenticator.
+    let cases = [
+        ("org admin", &org_admin, json!([true, [], [], false, false])),
+        (
+            "site admin",
+            &site_admin,
+            json!([false, [site], [], false, false]),
+        ),
+        (
+            "space admin",
+            &space_admin,
+            json!([false, [], [space], false, false]),
+        ),
+        ("paid user", &paid, json!([false, [], [], true, false])),
+        ("guest", &guest, json!([false, [], [], false, true])),
+    ];
+    let mut wrong = Vec::new();
+    for (who, id, expected) in cases {
+        let token = if id == &org_admin {
+            app.admin_token.clone()
+        } else {
+            app.session_for(id).await
+        };
+        let r = app.gql(Some(&token), MY_STATE, json!({})).await;
+        let me = &r["data"]["me"];
+        let ids = |list: &Value| -> Value {
+            list.as_array()
+                .map(|l| l.iter().map(|o| o["id"].clone()).collect())
+                .unwrap_or(Value::Null)
+        };
+        let got = json!([
+            me["adminRoles"]["organizationAdmin"],
+            ids(&me["adminRoles"]["sites"]),
+            ids(&me["adminRoles"]["spaces"]),
+            me["twoStepRequired"],
+            me["hasAuthenticator"],
+        ]);
+        if got != expected || r.get("errors").is_some() {
+            wrong.push(format!("{who}: expected {expected}, got {r}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // While re-verification is due the person still reads their security state (like
+    // `verifiedUntil`), but not their admin roles (like `access`).
+    app.db.execute(&format!(
+        "UPDATE users SET created_at = now() - interval '90 days', verified_at = now() - interval '60 days' WHERE id = '{}'",
+        uuid_of(&guest)
+    ));
+    let token = app.session_for(&guest).await;
+    let r = app.gql(Some(&token), MY_STATE, json!({})).await;
+    assert!(r["data"]["me"]["adminRoles"].is_null(), "{r}");
+    assert_eq!(r["data"]["me"]["twoStepRequired"], false, "{r}");
+    assert_eq!(r["data"]["me"]["hasAuthenticator"], true, "{r}");
+    assert_eq!(r["errors"].as_array().map(Vec::len), Some(1), "{r}");
+    assert_eq!(r["errors"][0]["path"], json!(["me", "adminRoles"]));
+    assert_eq!(
+        r["errors"][0]["extensions"]["code"],
+        "REVERIFICATION_REQUIRED"
+    );
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn capability_flags_answer_what_the_mutations_do() {
+    let app = spawn_app().await;
+    let space = app.create_space("MINE").await;
+    let other_space = app.create_space("THEIRS").await;
+    let site_admin = app.add_user("sa@acme.example", None).await;
+    app.site_admin_of(&site_admin, &app.site_id).await;
+    let product_admin = app
+        .add_user("padmin@acme.example", Some(ProductRole::ProductAdmin))
+        .await;
+    let space_admin = app
+        .add_user("spaceadmin@acme.example", Some(ProductRole::User))
+        .await;
+    let other_space_admin = app
+        .add_user("otheradmin@acme.example", Some(ProductRole::User))
+        .await;
+    for (s, u) in [(&space, &space_admin), (&other_space, &other_space_admin)] {
+        data(
+            app.admin(SPACE_ADMIN, json!({ "i": { "spaceId": s, "userId": u } }))
+                .await,
+        );
+    }
+    let paid = app
+        .add_user("paid@acme.example", Some(ProductRole::User))
+        .await;
+    let guest = app
+        .add_user("guest@partner.example", Some(ProductRole::Guest))
+        .await;
+    data(app.assign(&space, std::slice::from_ref(&guest)).await);
+    // Assigned by whoever may, into the space it is already in after the first: never a move.
+    let free_guest = app
+        .add_user("free@partner.example", Some(ProductRole::Guest))
+        .await;
+
+    let mut people = vec![("org admin", app.admin_token.clone())];
+    for (who, id) in [
+        ("site admin", &site_admin),
+        ("product admin", &product_admin),
+        ("space admin", &space_admin),
+        ("other space admin", &other_space_admin),
+        ("paid user", &paid),
+        ("guest", &guest),
+    ] {
+        people.push((who, app.session_for(id).await));
+    }
+    // viewerCanInvite, viewerCanAdminister, viewerCanManage, as the policy has it.
+    let expected: BTreeMap<&str, [bool; 3]> = [
+        ("org admin", [true, true, true]),
+        ("site admin", [true, true, true]),
+        ("product admin", [false, false, true]),
+        ("space admin", [false, false, true]),
+        ("other space admin", [false, false, false]),
+        ("paid user", [false, false, false]),
+        ("guest", [false, false, false]),
+    ]
+    .into_iter()
+    .collect();
+
+    let flags = "query($s: ID!, $sp: ID!) { site(id: $s) { viewerCanInvite viewerCanAdminister } space(id: $sp) { viewerCanManage } }";
+    let mut wrong = Vec::new();
+    for (i, (who, token)) in people.iter().enumerate() {
+        let f = data(
+            app.gql(Some(token), flags, json!({ "s": app.site_id, "sp": space }))
+                .await,
+        );
+        let got = [
+            f["site"]["viewerCanInvite"].as_bool().unwrap(),
+            f["site"]["viewerCanAdminister"].as_bool().unwrap(),
+            f["space"]["viewerCanManage"].as_bool().unwrap(),
+        ];
+        if got != expected[who] {
+            wrong.push(format!(
+                "{who}: flags {got:?}, expected {:?}",
+                expected[who]
+            ));
+        }
+        let calls = [
+            (
+                "inviteUsers",
+                "mutation($i: InviteUsersInput!) { inviteUsers(input: $i) { __typename } }",
+                json!({ "i": { "siteId": app.site_id, "emails": [format!("new{i}@partner.example")], "role": "GUEST" } }),
+            ),
+            (
+                "updateSiteSettings",
+                "mutation($i: UpdateSiteSettingsInput!) { updateSiteSettings(input: $i) { __typename } }",
+                json!({ "i": { "siteId": app.site_id, "inviteExpiryDays": 7 } }),
+            ),
+            (
+                "assignGuestSpace",
+                "mutation($i: AssignGuestSpaceInput!) { assignGuestSpace(input: $i) { __typename } }",
+                json!({ "i": { "spaceId": space, "userIds": [free_guest] } }),
+            ),
+        ];
+        for ((op, q, v), flag) in calls.into_iter().zip(got) {
+            let r = app.gql(Some(token), q, v).await;
+            // The flag is true exactly when the mutation is not refused (and then it succeeds).
+            let answered = code(&r);
+            let agrees = if flag {
+                answered.is_none() && r["data"][op].is_object()
+            } else {
+                answered.as_deref() == Some("FORBIDDEN")
+            };
+            if !agrees {
+                wrong.push(format!(
+                    "{who}: flag for {op} is {flag}, the mutation answered {r}"
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn others_admin_roles_and_two_step_state_answer_only_through_the_policy() {
+    let app = spawn_app().await;
+    let space = app.create_space("MINE").await;
+    let site2 = app.create_site("Hidden Wiki").await;
+    // A site admin of both sites, and admin of the space.
+    let both = app.add_user("both@acme.example", None).await;
+    app.site_admin_of(&both, &app.site_id).await;
+    app.site_admin_of(&both, &site2).await;
+    data(
+        app.admin(
+            SPACE_ADMIN,
+            json!({ "i": { "spaceId": space, "userId": both } }),
+        )
+        .await,
+    );
+    let guest = app
+        .add_user("guest@partner.example", Some(ProductRole::Guest))
+        .await;
+    data(app.assign(&space, std::slice::from_ref(&guest)).await);
+    // The guest's inviter is the organization admin: the guest sees their name, nothing more.
+    app.db.execute(&format!(
+        "UPDATE users SET invited_by = '{}' WHERE id = '{}'",
+        app.admin_id,
+        uuid_of(&guest)
+    ));
+    let paid = app
+        .add_user("paid@acme.example", Some(ProductRole::User))
+        .await;
+
+    // A guest: other people's admin roles and security state, and the space's admins, are null with
+    // FORBIDDEN on their own paths; everything else answers.
+    let q = "query($sp: ID!) { me { displayName invitedBy { id displayName adminRoles { organizationAdmin } twoStepRequired hasAuthenticator } } space(id: $sp) { name viewerCanManage admins { id } } }";
+    let r = app
+        .gql(
+            Some(&app.session_for(&guest).await),
+            q,
+            json!({ "sp": space }),
+        )
+        .await;
+    assert_eq!(r["data"]["me"]["displayName"], "guest", "{r}");
+    let inviter = &r["data"]["me"]["invitedBy"];
+    assert_eq!(inviter["id"], json!(gid("User", &app.admin_id)), "{r}");
+    assert!(inviter["displayName"].is_string(), "{r}");
+    for field in ["adminRoles", "twoStepRequired", "hasAuthenticator"] {
+        assert!(inviter[field].is_null(), "{field}: {r}");
+    }
+    assert_eq!(r["data"]["space"]["name"], "Space MINE", "{r}");
+    assert_eq!(r["data"]["space"]["viewerCanManage"], false, "{r}");
+    assert!(r["data"]["space"]["admins"].is_null(), "{r}");
+    let mut refused: Vec<(String, String)> = r["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["path"].to_string(),
+                e["extensions"]["code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    refused.sort();
+    let forbidden = |path: Value| (path.to_string(), "FORBIDDEN".to_string());
+    let mut expected = vec![
+        forbidden(json!(["me", "invitedBy", "adminRoles"])),
+        forbidden(json!(["me", "invitedBy", "twoStepRequired"])),
+        forbidden(json!(["me", "invitedBy", "hasAuthenticator"])),
+        forbidden(json!(["space", "admins"])),
+    ];
+    expected.sort();
+    assert_eq!(refused, expected, "{r}");
+    assert!(!r.to_string().contains("organizationAdmin\":true"), "{r}");
+
+    // A paid user sees the person whole, so their admin roles, but only on what they may see (not
+    // site 2), and not their security state (admins only).
+    let q = "query($u: ID!, $sp: ID!) { user(id: $u) { email adminRoles { organizationAdmin sites { id name } spaces { id } } twoStepRequired } space(id: $sp) { admins { id } } }";
+    let r = app
+        .gql(
+            Some(&app.session_for(&paid).await),
+            q,
+            json!({ "u": both, "sp": space }),
+        )
+        .await;
+    let roles = &r["data"]["user"]["adminRoles"];
+    assert_eq!(roles["organizationAdmin"], false, "{r}");
+    assert_eq!(
+        roles["sites"],
+        json!([{ "id": gid("Site", &app.site_id), "name": "Docs" }]),
+        "{r}"
+    );
+    assert_eq!(roles["spaces"], json!([{ "id": space }]), "{r}");
+    assert!(
+        !r.to_string().contains("Hidden Wiki") && !r.to_string().contains(&gid("Site", &site2))
+    );
+    assert!(r["data"]["user"]["twoStepRequired"].is_null(), "{r}");
+    assert_eq!(r["errors"].as_array().map(Vec::len), Some(1), "{r}");
+    assert_eq!(r["errors"][0]["path"], json!(["user", "twoStepRequired"]));
+    assert_eq!(r["data"]["space"]["admins"], json!([{ "id": both }]), "{r}");
+
+    // The organization admin sees both sites, and the security state.
+    let r = data(app.admin(q, json!({ "u": both, "sp": space })).await);
+    let sites: Vec<&str> = r["user"]["adminRoles"]["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(sites, ["Docs", "Hidden Wiki"]);
+    assert_eq!(r["user"]["twoStepRequired"], false);
     app.stop().await;
 }

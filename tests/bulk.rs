@@ -445,3 +445,133 @@ async fn a_site_admins_file_cannot_grant_groups_with_roles_on_other_sites() {
     assert_eq!(app.db.scalar_i64("SELECT count(*) FROM invite_groups"), 1);
     app.stop().await;
 }
+
+/// Pages through a connection `first` at a time and answers each node's `key`, in order, after
+/// checking every page: the same `totalCount`, no more than `first` nodes (exactly `first` before the
+/// last), `hasNextPage` true until the last page, every node once, and as many as `totalCount`.
+/// `query` takes `$first: Int` and `$after: String`; `path` leads from `data` to the connection.
+async fn page_through(
+    app: &TestApp,
+    query: &str,
+    vars: Value,
+    path: &[&str],
+    first: usize,
+    key: impl Fn(&Value) -> String,
+) -> Vec<String> {
+    let (mut out, mut after, mut total) = (Vec::new(), Value::Null, None);
+    loop {
+        let mut v = vars.clone();
+        v["first"] = json!(first);
+        v["after"] = after;
+        let mut c = data(app.admin(query, v).await);
+        for p in path {
+            c = c[*p].clone();
+        }
+        let t = c["totalCount"].as_u64().unwrap() as usize;
+        assert_eq!(*total.get_or_insert(t), t, "totalCount on every page: {c}");
+        let edges = c["edges"].as_array().unwrap();
+        out.extend(edges.iter().map(|e| key(&e["node"])));
+        if c["pageInfo"]["hasNextPage"] == json!(false) {
+            assert!(edges.len() <= first, "{c}");
+            break;
+        }
+        assert_eq!(edges.len(), first, "a page before the last is full: {c}");
+        assert_eq!(edges[first - 1]["cursor"], c["pageInfo"]["endCursor"]);
+        after = c["pageInfo"]["endCursor"].clone();
+    }
+    let unique: std::collections::HashSet<&String> = out.iter().collect();
+    assert_eq!(unique.len(), out.len(), "no node twice: {out:?}");
+    assert_eq!(
+        Some(out.len()),
+        total,
+        "as many nodes as totalCount: {out:?}"
+    );
+    out
+}
+
+const FILES: &str = "query($s: ID!, $first: Int, $after: String) { bulkInvites(siteId: $s, first: $first, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id status createdAt totalRows pendingRows invitedRows refusedRows invalidRows } } } }";
+const PROGRESS: &str = "query($b: ID!) { bulkInvite(id: $b) { id status createdAt totalRows pendingRows invitedRows refusedRows invalidRows } }";
+
+#[actix_rt::test]
+async fn a_sites_bulk_invites_page_newest_first_with_their_progress() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    let site2 = app.add_site("Second");
+    let mut files = Vec::new();
+    for (i, day) in [1, 3, 2, 2, 4].into_iter().enumerate() {
+        // Files of 1 to 5 rows, one in two of them invalid.
+        let mut csv = String::from("email,role\n");
+        for r in 0..=i {
+            let role = if r % 2 == 1 { "NOT_A_ROLE" } else { "GUEST" };
+            csv.push_str(&format!("f{i}r{r}@partner.example,{role}\n"));
+        }
+        let (status, body) =
+            upload(&app, Some(&app.admin_token), &app.site_id, csv.as_bytes()).await;
+        assert_eq!(status, 202, "{body}");
+        let id = body["id"].as_str().unwrap().to_string();
+        app.db.execute(&format!(
+            "UPDATE bulk_invites SET created_at = '2026-01-0{day} 12:00:00+00' WHERE id = '{id}'"
+        ));
+        files.push((day, id));
+    }
+    // Another site's file is not listed.
+    let (status, body) = upload(
+        &app,
+        Some(&app.admin_token),
+        &site2,
+        b"email,role\nx@partner.example,GUEST\n",
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    // Newest first; two files of the same time by id, descending too.
+    files.sort_by_key(|(day, id)| std::cmp::Reverse((*day, uuid_of(id))));
+    let expected: Vec<String> = files.into_iter().map(|(_, id)| id).collect();
+    let vars = json!({ "s": app.site_id });
+    let id = |n: &Value| n["id"].as_str().unwrap().to_string();
+    for first in [1, 2] {
+        let got = page_through(&app, FILES, vars.clone(), &["bulkInvites"], first, id).await;
+        assert_eq!(got, expected, "{first} at a time");
+    }
+    // Each file's progress is the one `bulkInvite` answers.
+    let r = data(
+        app.admin(FILES, json!({ "s": app.site_id, "first": 10 }))
+            .await,
+    );
+    for e in r["bulkInvites"]["edges"].as_array().unwrap() {
+        let one = data(app.admin(PROGRESS, json!({ "b": e["node"]["id"] })).await);
+        assert_eq!(e["node"], one["bulkInvite"]);
+    }
+    let last = &r["bulkInvites"]["edges"][4]["node"];
+    assert_eq!(
+        (
+            &last["totalRows"],
+            &last["pendingRows"],
+            &last["invalidRows"]
+        ),
+        (&json!(1), &json!(1), &json!(0)),
+        "the oldest file: one valid row"
+    );
+
+    // Site admins only; a site of no organization of the caller's is not found.
+    let paid = app
+        .add_user("paid@acme.example", Some(ProductRole::User))
+        .await;
+    let session = app.session_for(&paid).await;
+    let r = app.gql(Some(&session), FILES, vars.clone()).await;
+    assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"), "{r}");
+    let other = app.add_user("other@acme.example", None).await;
+    let other_admin = app.site_admin_of(&other, &site2).await;
+    let r = app.gql(Some(&other_admin), FILES, vars.clone()).await;
+    assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"), "{r}");
+    let r = app
+        .gql(Some(&other_admin), FILES, json!({ "s": site2, "first": 5 }))
+        .await;
+    assert_eq!(data(r)["bulkInvites"]["totalCount"], 1);
+    let nowhere = gid("Site", &uuid::Uuid::new_v4().to_string());
+    let r = app.admin(FILES, json!({ "s": nowhere })).await;
+    assert_eq!(code(&r).as_deref(), Some("NOT_FOUND"), "{r}");
+    app.stop().await;
+}

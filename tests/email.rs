@@ -384,14 +384,14 @@ async fn revoked_and_superseded_invites_send_nothing() {
         .to_string();
     data(
         app.admin(
-            "mutation($id: ID!) { revokeInvite(id: $id) { id } }",
+            "mutation($id: ID!) { revokeInvite(id: $id) { invite { id } } }",
             json!({ "id": revoke }),
         )
         .await,
     );
     data(
         app.admin(
-            "mutation($id: ID!) { resendInvite(id: $id) { id } }",
+            "mutation($id: ID!) { resendInvite(id: $id) { invite { id } } }",
             json!({ "id": resend }),
         )
         .await,
@@ -545,7 +545,7 @@ async fn an_email_job_stuck_in_a_live_worker_goes_out_after_the_next_sweep() {
         1
     );
 
-    let run = "mutation { runReverificationSweep }";
+    let run = "mutation { runReverificationSweep { queued } }";
     data(app.admin(run, json!({})).await);
     let msgs = sink.wait_for(2, WAIT).await;
     assert_eq!(msgs[1].to, vec!["stuck@partner.example".to_string()]);

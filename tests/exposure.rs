@@ -179,20 +179,28 @@ async fn person(
         .unwrap()
 }
 
-/// A GraphQL call that must succeed; `field`'s `id`.
+/// A GraphQL call that must succeed; the `id` of the one object its payload `field` carries.
 async fn id_of(app: &TestApp, token: &str, q: &str, vars: Value, field: &str) -> String {
     let r = data(app.gql(Some(token), q, vars).await);
-    r[field]["id"].as_str().unwrap().to_string()
+    let payload = r[field].as_object().unwrap();
+    payload.values().next().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 async fn must(app: &TestApp, token: &str, q: &str, vars: Value) -> Value {
     data(app.gql(Some(token), q, vars).await)
 }
 
-const CREATE_SPACE: &str = "mutation($i: CreateSpaceInput!) { createSpace(input: $i) { id } }";
-const CREATE_PAGE: &str = "mutation($i: CreatePageInput!) { createPage(input: $i) { id } }";
-const CREATE_GROUP: &str = "mutation($i: CreateGroupInput!) { createGroup(input: $i) { id } }";
-const ADMIN_ROLE: &str = "mutation($i: SetAdminRoleInput!) { setAdminRole(input: $i) { id } }";
+const CREATE_SPACE: &str =
+    "mutation($i: CreateSpaceInput!) { createSpace(input: $i) { space { id } } }";
+const CREATE_PAGE: &str =
+    "mutation($i: CreatePageInput!) { createPage(input: $i) { page { id } } }";
+const CREATE_GROUP: &str =
+    "mutation($i: CreateGroupInput!) { createGroup(input: $i) { group { id } } }";
+const ADMIN_ROLE: &str =
+    "mutation($i: SetAdminRoleInput!) { setAdminRole(input: $i) { user { id } } }";
 const ASSIGN: &str = "mutation($i: AssignGuestSpaceInput!) { assignGuestSpace(input: $i) { assignments { user { id } } } }";
 const GROUP_ROLE: &str =
     "mutation($i: SetGroupProductRoleInput!) { setGroupProductRole(input: $i) { dryRun } }";
@@ -344,7 +352,7 @@ async fn world(app: &TestApp) -> World {
     must(
         app,
         &admin,
-        "mutation($i: SpaceAdminInput!) { addSpaceAdmin(input: $i) { id } }",
+        "mutation($i: SpaceAdminInput!) { addSpaceAdmin(input: $i) { space { id } } }",
         json!({ "i": { "spaceId": sa, "userId": space_admin } }),
     )
     .await;

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
 const PASSWORD: &str = GUEST_PASSWORD;
-const PREVIEW: &str = "mutation($i: ExternalUserSecurityInput!) { previewExternalUserSecurityChange(input: $i) { reviewId counts { people mustReverify mustUseTwoStep tokensStop sessionsEnd } people { user { email } mustReverify mustUseTwoStep tokensStop sessionsEnd } } }";
-const UPDATE: &str = "mutation($i: UpdateExternalUserSecurityInput!) { updateExternalUserSecurity(input: $i) { twoStepVerification reverificationInterval apiTokenAccess sessionIdleTimeoutMinutes } }";
+const PREVIEW: &str = "mutation($i: ExternalUserSecurityInput!) { previewExternalUserSecurityChange(input: $i) { reviewId counts { people mustReverify mustUseTwoStep tokensStop sessionsEnd } people(first: 100) { totalCount nodes { user { email } mustReverify mustUseTwoStep tokensStop sessionsEnd } } } }";
+const UPDATE: &str = "mutation($i: UpdateExternalUserSecurityInput!) { updateExternalUserSecurity(input: $i) { externalUserSecurity { twoStepVerification reverificationInterval apiTokenAccess sessionIdleTimeoutMinutes } } }";
 
 fn policy(two_step: &str, interval: i32, tokens: &str) -> Value {
     json!({ "twoStepVerification": two_step, "reverificationInterval": interval, "apiTokenAccess": tokens })
@@ -61,9 +61,9 @@ async fn an_overdue_guest_reaches_only_me_until_they_follow_the_emailed_link() {
 
     // 13 minutes on, within the lead time (a fifth of 15 minutes): the sweep, run by hand, emails them.
     app.clock.advance(chrono::Duration::minutes(13));
-    let run = "mutation { runReverificationSweep }";
+    let run = "mutation { runReverificationSweep { queued } }";
     assert_eq!(
-        data(app.admin(run, json!({})).await)["runReverificationSweep"],
+        data(app.admin(run, json!({})).await)["runReverificationSweep"]["queued"],
         true
     );
     let msgs = sink.wait_for(2, WAIT).await;
@@ -271,7 +271,10 @@ async fn blocking_api_tokens_stops_external_tokens_only_and_unblocking_restores_
     let blocked = policy("OFF", 43200, "BLOCKED");
     let p = preview(&app, &blocked).await;
     assert_eq!(p["counts"]["tokensStop"], 1);
-    assert_eq!(p["people"][0]["user"]["email"], "ext@partner.example");
+    assert_eq!(
+        p["people"]["nodes"][0]["user"]["email"],
+        "ext@partner.example"
+    );
     data(apply(&app, &blocked, &p["reviewId"]).await);
     let r = app.gql(Some(&ext_token), me, json!({})).await;
     assert_eq!(code(&r).as_deref(), Some("API_TOKENS_BLOCKED"));
@@ -332,7 +335,7 @@ async fn a_review_goes_stale_when_the_affected_people_change() {
         .await;
     let required = policy("REQUIRED", 43200, "ALLOWED");
     let p = preview(&app, &required).await;
-    let mut emails: Vec<&str> = p["people"]
+    let mut emails: Vec<&str> = p["people"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -555,7 +558,7 @@ async fn an_at_sign_in_a_quoted_local_part_never_makes_an_external_user_internal
     let blocked = policy("OFF", 43200, "BLOCKED");
     let p = preview(&app, &blocked).await;
     assert_eq!(p["counts"]["people"], 1);
-    assert_eq!(p["people"][0]["user"]["email"], email);
+    assert_eq!(p["people"]["nodes"][0]["user"]["email"], email);
     data(apply(&app, &blocked, &p["reviewId"]).await);
     let r = app.gql(Some(&token), "{ me { id } }", json!({})).await;
     assert_eq!(code(&r).as_deref(), Some("API_TOKENS_BLOCKED"));
@@ -572,5 +575,163 @@ async fn an_at_sign_in_a_quoted_local_part_never_makes_an_external_user_internal
             .scalar_i64("SELECT count(*) FROM invites WHERE email_normalized LIKE '%evil.example'"),
         0
     );
+    app.stop().await;
+}
+
+/// Pages through a connection `first` at a time and answers each node's `key`, in order, after
+/// checking every page: the same `totalCount`, no more than `first` nodes (exactly `first` before the
+/// last), `hasNextPage` true until the last page, every node once, and as many as `totalCount`.
+/// `query` takes `$first: Int` and `$after: String`; `path` leads from `data` to the connection.
+async fn page_through(
+    app: &TestApp,
+    query: &str,
+    vars: Value,
+    path: &[&str],
+    first: usize,
+    key: impl Fn(&Value) -> String,
+) -> Vec<String> {
+    let (mut out, mut after, mut total) = (Vec::new(), Value::Null, None);
+    loop {
+        let mut v = vars.clone();
+        v["first"] = json!(first);
+        v["after"] = after;
+        let mut c = data(app.admin(query, v).await);
+        for p in path {
+            c = c[*p].clone();
+        }
+        let t = c["totalCount"].as_u64().unwrap() as usize;
+        assert_eq!(*total.get_or_insert(t), t, "totalCount on every page: {c}");
+        let edges = c["edges"].as_array().unwrap();
+        out.extend(edges.iter().map(|e| key(&e["node"])));
+        if c["pageInfo"]["hasNextPage"] == json!(false) {
+            assert!(edges.len() <= first, "{c}");
+            break;
+        }
+        assert_eq!(edges.len(), first, "a page before the last is full: {c}");
+        assert_eq!(edges[first - 1]["cursor"], c["pageInfo"]["endCursor"]);
+        after = c["pageInfo"]["endCursor"].clone();
+    }
+    let unique: std::collections::HashSet<&String> = out.iter().collect();
+    assert_eq!(unique.len(), out.len(), "no node twice: {out:?}");
+    assert_eq!(
+        Some(out.len()),
+        total,
+        "as many nodes as totalCount: {out:?}"
+    );
+    out
+}
+
+const PREVIEW_PAGE: &str = "mutation($i: ExternalUserSecurityInput!, $first: Int, $after: String) { previewExternalUserSecurityChange(input: $i) { counts { people mustUseTwoStep } people(first: $first, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { user { email } mustUseTwoStep } } } } }";
+
+#[actix_rt::test]
+async fn a_preview_pages_through_the_people_it_affects_by_email() {
+    let app = spawn_app().await;
+    let mut affected = Vec::new();
+    for email in [
+        "e@partner.example",
+        "b@partner.example",
+        "d@other.example",
+        "a@partner.example",
+        "c@other.example",
+    ] {
+        app.add_user(email, Some(ProductRole::Guest)).await;
+        affected.push(email.to_string());
+    }
+    // Internal people are not affected.
+    app.add_user("staff@acme.example", Some(ProductRole::User))
+        .await;
+    affected.sort();
+    let required = json!({ "i": policy("REQUIRED", 43200, "ALLOWED") });
+    let email = |n: &Value| n["user"]["email"].as_str().unwrap().to_string();
+    let path = ["previewExternalUserSecurityChange", "people"];
+    for first in [1, 2] {
+        let got = page_through(&app, PREVIEW_PAGE, required.clone(), &path, first, email).await;
+        assert_eq!(got, affected, "{first} at a time");
+    }
+    // The counts stay the totals, whatever the page.
+    let mut v = required.clone();
+    v["first"] = json!(2);
+    let p = data(app.admin(PREVIEW_PAGE, v).await);
+    let p = &p["previewExternalUserSecurityChange"];
+    assert_eq!(p["counts"], json!({ "people": 5, "mustUseTwoStep": 5 }));
+    assert_eq!(p["people"]["edges"].as_array().unwrap().len(), 2);
+    let mut v = required.clone();
+    v["after"] = json!("not a cursor");
+    let r = app.admin(PREVIEW_PAGE, v).await;
+    assert_eq!(code(&r).as_deref(), Some("INVALID_INPUT"), "{r}");
+    app.stop().await;
+}
+
+const OUTSIDE: &str = "query($s: ID!, $first: Int, $after: String) { guestsOutsideDomainRules(siteId: $s, first: $first, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id email } } } }";
+
+/// The list of guests outside the rules matches the patterns in SQL; the invite check matches them
+/// in Rust (`domains::allowed`). On addresses chosen to sit on each edge of a pattern, both agree.
+#[actix_rt::test]
+async fn guests_outside_the_domain_rules_page_by_email_and_agree_with_the_invite_check() {
+    let app = spawn_app().await;
+    let addresses = [
+        "a@partner.example",
+        "b@eu.partner.example",
+        "c@a.b.partner.example",
+        "d@evilpartner.example",
+        "e@partner.example.com",
+        "f@other.example",
+        "g@sub.other.example",
+        "h@xother.example",
+        "i@unrelated.example",
+        "j@eu.partner.example",
+        "k@other.example",
+    ];
+    for email in addresses {
+        app.add_user(email, Some(ProductRole::Guest)).await;
+    }
+    // Paid people are not guests: the rules do not list them.
+    app.add_user("paid@unrelated.example", Some(ProductRole::User))
+        .await;
+    let set = "mutation($i: SetGuestDomainRulesInput!) { setGuestDomainRules(input: $i) { guestDomainRules { mode domains } } }";
+    let vars = json!({ "s": app.site_id });
+    let email = |n: &Value| n["email"].as_str().unwrap().to_string();
+    for (mode, rule) in [
+        ("ALLOW", guestpass::domain::domains::DomainMode::Allow),
+        ("BLOCK", guestpass::domain::domains::DomainMode::Block),
+    ] {
+        let r = data(
+            app.admin(
+                set,
+                json!({ "i": { "mode": mode, "domains": ["*.partner.example", "other.example"] } }),
+            )
+            .await,
+        );
+        let patterns: Vec<String> =
+            serde_json::from_value(r["setGuestDomainRules"]["guestDomainRules"]["domains"].clone())
+                .unwrap();
+        let expected: Vec<String> = addresses
+            .iter()
+            .filter(|a| {
+                let domain = a.rsplit('@').next().unwrap();
+                !guestpass::domain::domains::allowed(rule, &patterns, domain)
+            })
+            .map(|a| a.to_string())
+            .collect();
+        assert!(!expected.is_empty() && expected.len() < addresses.len());
+        for first in [1, 2] {
+            let got = page_through(
+                &app,
+                OUTSIDE,
+                vars.clone(),
+                &["guestsOutsideDomainRules"],
+                first,
+                email,
+            )
+            .await;
+            assert_eq!(got, expected, "{mode}, {first} at a time");
+        }
+    }
+    data(
+        app.admin(set, json!({ "i": { "mode": "NONE", "domains": [] } }))
+            .await,
+    );
+    let got = page_through(&app, OUTSIDE, vars, &["guestsOutsideDomainRules"], 2, email).await;
+    assert!(got.is_empty(), "no rule refuses nobody");
     app.stop().await;
 }

@@ -535,22 +535,22 @@ async fn spaces_pages_directory_and_audit() {
     let app = spawn_app().await;
     let space = data(
         app.admin(
-            "mutation($s: ID!) { createSpace(input: { siteId: $s, key: \"ENG\", name: \"Engineering\" }) { id key } }",
+            "mutation($s: ID!) { createSpace(input: { siteId: $s, key: \"ENG\", name: \"Engineering\" }) { space { id key } } }",
             json!({ "s": app.site_id }),
         )
         .await,
-    )["createSpace"]["id"]
+    )["createSpace"]["space"]["id"]
         .clone();
     let dup = app
         .admin(
-            "mutation($s: ID!) { createSpace(input: { siteId: $s, key: \"ENG\", name: \"Again\" }) { id } }",
+            "mutation($s: ID!) { createSpace(input: { siteId: $s, key: \"ENG\", name: \"Again\" }) { space { id } } }",
             json!({ "s": app.site_id }),
         )
         .await;
     assert_eq!(code(&dup).as_deref(), Some("INVALID_INPUT"));
     data(
         app.admin(
-            "mutation($s: ID!) { createPage(input: { spaceId: $s, title: \"Hello\", body: \"World\" }) { id } }",
+            "mutation($s: ID!) { createPage(input: { spaceId: $s, title: \"Hello\", body: \"World\" }) { page { id } } }",
             json!({ "s": space }),
         )
         .await,

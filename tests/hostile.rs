@@ -281,25 +281,25 @@ async fn hostile_requests_are_refused_with_their_code_and_change_nothing() {
     for (name, q, vars, field) in [
         (
             "space name",
-            "mutation($i: CreateSpaceInput!) { createSpace(input: $i) { id } }",
+            "mutation($i: CreateSpaceInput!) { createSpace(input: $i) { space { id } } }",
             json!({ "i": { "siteId": site, "key": "NEW", "name": crlf } }),
             "name",
         ),
         (
             "page title",
-            "mutation($i: CreatePageInput!) { createPage(input: $i) { id } }",
+            "mutation($i: CreatePageInput!) { createPage(input: $i) { page { id } } }",
             json!({ "i": { "spaceId": space, "title": crlf, "body": "x" } }),
             "title",
         ),
         (
             "group name",
-            "mutation($i: CreateGroupInput!) { createGroup(input: $i) { id } }",
+            "mutation($i: CreateGroupInput!) { createGroup(input: $i) { group { id } } }",
             json!({ "i": { "name": crlf } }),
             "name",
         ),
         (
             "group rename",
-            "mutation($i: RenameGroupInput!) { renameGroup(input: $i) { id } }",
+            "mutation($i: RenameGroupInput!) { renameGroup(input: $i) { group { id } } }",
             json!({ "i": { "id": group, "name": crlf } }),
             "name",
         ),
@@ -311,25 +311,25 @@ async fn hostile_requests_are_refused_with_their_code_and_change_nothing() {
         ),
         (
             "bidi override",
-            "mutation($i: CreateGroupInput!) { createGroup(input: $i) { id } }",
+            "mutation($i: CreateGroupInput!) { createGroup(input: $i) { group { id } } }",
             json!({ "i": { "name": "admins\u{202E}txt.exe" } }),
             "name",
         ),
         (
             "zero-width",
-            "mutation($i: CreateSpaceInput!) { createSpace(input: $i) { id } }",
+            "mutation($i: CreateSpaceInput!) { createSpace(input: $i) { space { id } } }",
             json!({ "i": { "siteId": site, "key": "ZW", "name": "Do\u{200B}cs" } }),
             "name",
         ),
         (
             "confusable key",
-            "mutation($i: CreateSpaceInput!) { createSpace(input: $i) { id } }",
+            "mutation($i: CreateSpaceInput!) { createSpace(input: $i) { space { id } } }",
             json!({ "i": { "siteId": site, "key": "\u{0410}BC", "name": "Abc" } }),
             "key",
         ),
         (
             "lower-case key",
-            "mutation($i: CreateSpaceInput!) { createSpace(input: $i) { id } }",
+            "mutation($i: CreateSpaceInput!) { createSpace(input: $i) { space { id } } }",
             json!({ "i": { "siteId": site, "key": "docs; DROP TABLE spaces", "name": "Abc" } }),
             "key",
         ),
@@ -353,7 +353,7 @@ async fn hostile_requests_are_refused_with_their_code_and_change_nothing() {
         ),
         (
             "domain",
-            "mutation { addVerifiedDomain(input: { domain: \"not a domain\" }) }",
+            "mutation { addVerifiedDomain(input: { domain: \"not a domain\" }) { verifiedDomains } }",
             json!({}),
             "domain",
         ),
@@ -476,7 +476,7 @@ async fn hostile_requests_are_refused_with_their_code_and_change_nothing() {
     let token = app.invite_token(&invite).await;
     data(
         app.admin(
-            "mutation($i: ID!) { revokeInvite(id: $i) { id } }",
+            "mutation($i: ID!) { revokeInvite(id: $i) { invite { id } } }",
             json!({ "i": invite }),
         )
         .await,
@@ -609,12 +609,12 @@ async fn hostile_requests_are_refused_with_their_code_and_change_nothing() {
         ),
         (
             "createSpace",
-            "mutation($x: ID!) { createSpace(input: { siteId: $x, key: \"X\", name: \"X\" }) { id } }",
+            "mutation($x: ID!) { createSpace(input: { siteId: $x, key: \"X\", name: \"X\" }) { space { id } } }",
             json!({ "x": site }),
         ),
         (
             "createPage",
-            "mutation($x: ID!) { createPage(input: { spaceId: $x, title: \"X\", body: \"\" }) { id } }",
+            "mutation($x: ID!) { createPage(input: { spaceId: $x, title: \"X\", body: \"\" }) { page { id } } }",
             json!({ "x": space }),
         ),
         (
@@ -624,12 +624,12 @@ async fn hostile_requests_are_refused_with_their_code_and_change_nothing() {
         ),
         (
             "resendInvite",
-            "mutation($x: ID!) { resendInvite(id: $x) { id } }",
+            "mutation($x: ID!) { resendInvite(id: $x) { invite { id } } }",
             json!({ "x": invite }),
         ),
         (
             "revokeInvite",
-            "mutation($x: ID!) { revokeInvite(id: $x) { id } }",
+            "mutation($x: ID!) { revokeInvite(id: $x) { invite { id } } }",
             json!({ "x": invite }),
         ),
         (
@@ -639,7 +639,7 @@ async fn hostile_requests_are_refused_with_their_code_and_change_nothing() {
         ),
         (
             "renameGroup",
-            "mutation($x: ID!) { renameGroup(input: { id: $x, name: \"Y\" }) { id } }",
+            "mutation($x: ID!) { renameGroup(input: { id: $x, name: \"Y\" }) { group { id } } }",
             json!({ "x": group }),
         ),
         (
@@ -659,7 +659,7 @@ async fn hostile_requests_are_refused_with_their_code_and_change_nothing() {
         ),
         (
             "addGroupMembers (user)",
-            "mutation($u: ID!) { createGroup(input: { name: \"R\" }) { id } }",
+            "mutation($u: ID!) { createGroup(input: { name: \"R\" }) { group { id } } }",
             json!({ "u": guest }),
         ),
         (
@@ -689,32 +689,32 @@ async fn hostile_requests_are_refused_with_their_code_and_change_nothing() {
         ),
         (
             "setAdminRole",
-            "mutation($u: ID!) { setAdminRole(input: { userId: $u, role: ORG_ADMIN, granted: true }) { id } }",
+            "mutation($u: ID!) { setAdminRole(input: { userId: $u, role: ORG_ADMIN, granted: true }) { user { id } } }",
             json!({ "u": guest }),
         ),
         (
             "addSpaceAdmin",
-            "mutation($x: ID!, $u: ID!) { addSpaceAdmin(input: { spaceId: $x, userId: $u }) { id } }",
+            "mutation($x: ID!, $u: ID!) { addSpaceAdmin(input: { spaceId: $x, userId: $u }) { space { id } } }",
             json!({ "x": space, "u": other.admin.id.to_string() }),
         ),
         (
             "removeSpaceAdmin",
-            "mutation($x: ID!, $u: ID!) { removeSpaceAdmin(input: { spaceId: $x, userId: $u }) { id } }",
+            "mutation($x: ID!, $u: ID!) { removeSpaceAdmin(input: { spaceId: $x, userId: $u }) { space { id } } }",
             json!({ "x": space, "u": other.admin.id.to_string() }),
         ),
         (
             "deactivateUser",
-            "mutation($u: ID!) { deactivateUser(id: $u) { id } }",
+            "mutation($u: ID!) { deactivateUser(id: $u) { user { id } } }",
             json!({ "u": guest }),
         ),
         (
             "reactivateUser",
-            "mutation($u: ID!) { reactivateUser(id: $u) { id } }",
+            "mutation($u: ID!) { reactivateUser(id: $u) { user { id } } }",
             json!({ "u": guest }),
         ),
         (
             "setTwoStepRequired",
-            "mutation($u: ID!) { setTwoStepRequired(input: { userId: $u, required: true }) { id } }",
+            "mutation($u: ID!) { setTwoStepRequired(input: { userId: $u, required: true }) { user { id } } }",
             json!({ "u": guest }),
         ),
     ] {
@@ -988,17 +988,21 @@ fn expected(who: Who, reqs: &[Req]) -> Option<&'static str> {
 /// The document of each mutation the test calls (input as `$i`).
 fn document(op: &str) -> &'static str {
     match op {
-        "createSpace" => "mutation($i: CreateSpaceInput!) { createSpace(input: $i) { id } }",
-        "createPage" => "mutation($i: CreatePageInput!) { createPage(input: $i) { id } }",
+        "createSpace" => {
+            "mutation($i: CreateSpaceInput!) { createSpace(input: $i) { space { id } } }"
+        }
+        "createPage" => "mutation($i: CreatePageInput!) { createPage(input: $i) { page { id } } }",
         "inviteUsers" => {
             "mutation($i: InviteUsersInput!) { inviteUsers(input: $i) { invites { id } } }"
         }
-        "resendInvite" => "mutation($i: ID!) { resendInvite(id: $i) { id } }",
-        "revokeInvite" => "mutation($i: ID!) { revokeInvite(id: $i) { id } }",
+        "resendInvite" => "mutation($i: ID!) { resendInvite(id: $i) { invite { id } } }",
+        "revokeInvite" => "mutation($i: ID!) { revokeInvite(id: $i) { invite { id } } }",
         "updateSiteSettings" => {
             "mutation($i: UpdateSiteSettingsInput!) { updateSiteSettings(input: $i) { site { id } } }"
         }
-        "renameGroup" => "mutation($i: RenameGroupInput!) { renameGroup(input: $i) { id } }",
+        "renameGroup" => {
+            "mutation($i: RenameGroupInput!) { renameGroup(input: $i) { group { id } } }"
+        }
         "deleteGroup" => "mutation($i: ID!) { deleteGroup(id: $i) { dryRun } }",
         "setGroupProductRole" => {
             "mutation($i: SetGroupProductRoleInput!) { setGroupProductRole(input: $i) { dryRun } }"
@@ -1024,15 +1028,19 @@ fn document(op: &str) -> &'static str {
         "removeGuests" => {
             "mutation($i: RemoveGuestsInput!) { removeGuests(input: $i) { removed { id } } }"
         }
-        "setAdminRole" => "mutation($i: SetAdminRoleInput!) { setAdminRole(input: $i) { id } }",
-        "addSpaceAdmin" => "mutation($i: SpaceAdminInput!) { addSpaceAdmin(input: $i) { id } }",
-        "removeSpaceAdmin" => {
-            "mutation($i: SpaceAdminInput!) { removeSpaceAdmin(input: $i) { id } }"
+        "setAdminRole" => {
+            "mutation($i: SetAdminRoleInput!) { setAdminRole(input: $i) { user { id } } }"
         }
-        "deactivateUser" => "mutation($i: ID!) { deactivateUser(id: $i) { id } }",
-        "reactivateUser" => "mutation($i: ID!) { reactivateUser(id: $i) { id } }",
+        "addSpaceAdmin" => {
+            "mutation($i: SpaceAdminInput!) { addSpaceAdmin(input: $i) { space { id } } }"
+        }
+        "removeSpaceAdmin" => {
+            "mutation($i: SpaceAdminInput!) { removeSpaceAdmin(input: $i) { space { id } } }"
+        }
+        "deactivateUser" => "mutation($i: ID!) { deactivateUser(id: $i) { user { id } } }",
+        "reactivateUser" => "mutation($i: ID!) { reactivateUser(id: $i) { user { id } } }",
         "setTwoStepRequired" => {
-            "mutation($i: SetTwoStepRequiredInput!) { setTwoStepRequired(input: $i) { id } }"
+            "mutation($i: SetTwoStepRequiredInput!) { setTwoStepRequired(input: $i) { user { id } } }"
         }
         "extendGuestAccess" => {
             "mutation($i: ExtendGuestAccessInput!) { extendGuestAccess(input: $i) { accessEndsAt } }"
@@ -1043,7 +1051,7 @@ fn document(op: &str) -> &'static str {
         }
         "leaveSite" => "mutation($i: ID!) { leaveSite(siteId: $i) { ok } }",
         "revokeSession" => "mutation($i: ID!) { revokeSession(id: $i) { ok } }",
-        "revokeApiToken" => "mutation($i: ID!) { revokeApiToken(id: $i) { id } }",
+        "revokeApiToken" => "mutation($i: ID!) { revokeApiToken(id: $i) { apiToken { id } } }",
         other => panic!("no document for {other}"),
     }
 }
@@ -1136,7 +1144,7 @@ async fn no_mutation_reaches_what_is_not_the_callers() {
             json!({ "i": { "siteId": s2, "key": "C", "name": "Space C" } }),
         )
         .await,
-    )["createSpace"]["id"]
+    )["createSpace"]["space"]["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -1150,7 +1158,8 @@ async fn no_mutation_reaches_what_is_not_the_callers() {
     let spa = app
         .add_user("spa@acme.example", Some(ProductRole::User))
         .await;
-    let space_admin = "mutation($i: SpaceAdminInput!) { addSpaceAdmin(input: $i) { id } }";
+    let space_admin =
+        "mutation($i: SpaceAdminInput!) { addSpaceAdmin(input: $i) { space { id } } }";
     data(
         app.admin(
             space_admin,
@@ -1291,7 +1300,7 @@ async fn no_mutation_reaches_what_is_not_the_callers() {
         document("createSpace"),
         json!({ "i": { "siteId": rsite, "key": "R", "name": "Theirs" } }),
     )
-    .await["createSpace"]["id"]
+    .await["createSpace"]["space"]["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -1342,10 +1351,10 @@ async fn no_mutation_reaches_what_is_not_the_callers() {
     let rgroup = ok_as(
         &app,
         &rt,
-        "mutation { createGroup(input: { name: \"Theirs\" }) { id } }",
+        "mutation { createGroup(input: { name: \"Theirs\" }) { group { id } } }",
         json!({}),
     )
-    .await["createGroup"]["id"]
+    .await["createGroup"]["group"]["id"]
         .as_str()
         .unwrap()
         .to_string();

@@ -80,12 +80,12 @@ async fn guest_allowance_revoke_and_expiry_free_slots() {
         .clone();
     let revoked = data(
         app.admin(
-            "mutation($id: ID!) { revokeInvite(id: $id) { status } }",
+            "mutation($id: ID!) { revokeInvite(id: $id) { invite { status } } }",
             json!({ "id": victim }),
         )
         .await,
     );
-    assert_eq!(revoked["revokeInvite"]["status"], "REVOKED");
+    assert_eq!(revoked["revokeInvite"]["invite"]["status"], "REVOKED");
     assert_eq!(app.seats().await["remainingGuestSlots"], 1);
     data(invite_n(&app, &["eleven@partner.example".into()], "GUEST", Some(30)).await);
     assert_eq!(app.seats().await["remainingGuestSlots"], 0);
@@ -313,14 +313,14 @@ async fn resend_replaces_the_token() {
     let old = app.invite_token(&id).await;
     let res = data(
         app.admin(
-            "mutation($id: ID!) { resendInvite(id: $id) { status emailDeliveries { status } } }",
+            "mutation($id: ID!) { resendInvite(id: $id) { invite { status emailDeliveries { status } } } }",
             json!({ "id": id }),
         )
         .await,
     );
-    assert_eq!(res["resendInvite"]["status"], "PENDING");
+    assert_eq!(res["resendInvite"]["invite"]["status"], "PENDING");
     assert_eq!(
-        res["resendInvite"]["emailDeliveries"]
+        res["resendInvite"]["invite"]["emailDeliveries"]
             .as_array()
             .unwrap()
             .len(),
@@ -461,7 +461,7 @@ async fn domain_rules_refuse_a_batch_naming_each_address_and_list_earlier_guests
     let earlier = app
         .add_user("old@other.example", Some(ProductRole::Guest))
         .await;
-    let set = "mutation($i: SetGuestDomainRulesInput!) { setGuestDomainRules(input: $i) { mode domains } }";
+    let set = "mutation($i: SetGuestDomainRulesInput!) { setGuestDomainRules(input: $i) { guestDomainRules { mode domains } } }";
     let r = data(
         app.admin(
             set,
@@ -470,7 +470,7 @@ async fn domain_rules_refuse_a_batch_naming_each_address_and_list_earlier_guests
         .await,
     );
     assert_eq!(
-        r["setGuestDomainRules"],
+        r["setGuestDomainRules"]["guestDomainRules"],
         json!({ "mode": "ALLOW", "domains": ["*.partner.example"] })
     );
     let before = counts(&app);
@@ -486,10 +486,10 @@ async fn domain_rules_refuse_a_batch_naming_each_address_and_list_earlier_guests
     data(app.invite(&["a@eu.partner.example"], "GUEST").await);
     // Paid users are not guests: the rules do not apply to them.
     data(app.invite(&["c@other.example"], "USER").await);
-    let outside = "query($s: ID!) { guestsOutsideDomainRules(siteId: $s) { id } }";
+    let outside = "query($s: ID!) { guestsOutsideDomainRules(siteId: $s) { nodes { id } } }";
     let r = data(app.admin(outside, json!({ "s": app.site_id })).await);
     assert_eq!(
-        r["guestsOutsideDomainRules"],
+        r["guestsOutsideDomainRules"]["nodes"],
         json!([{ "id": earlier }]),
         "listed, not removed"
     );
@@ -663,5 +663,212 @@ async fn accepting_skips_groups_the_inviter_can_no_longer_grant_and_records_it()
         .await,
     );
     assert_eq!(member("kept@partner.example"), 1);
+    app.stop().await;
+}
+
+/// Every mutation answers a payload holding what it changed, in its new state, with ids, so a
+/// normalized client cache (Relay, Apollo) updates from the answer alone (issue 17).
+#[actix_rt::test]
+async fn each_payload_carries_the_objects_it_changed_in_their_new_state() {
+    let app = spawn_app().await;
+    app.set_limits(Some(20), Some(5)).await;
+    let m = |q: &'static str, v: Value| {
+        let app = &app;
+        async move { data(app.admin(q, v).await) }
+    };
+
+    // An invite and the seat it holds; revoking it frees the seat in the same answer.
+    let r = m(
+        "mutation($i: InviteUsersInput!) { inviteUsers(input: $i) { invites { id status } seatUsage { siteId pendingGuestInvites remainingGuestSlots } } }",
+        json!({ "i": { "siteId": app.site_id, "emails": ["p1@partner.example"], "role": "GUEST" } }),
+    )
+    .await;
+    let invited = &r["inviteUsers"];
+    assert_eq!(invited["invites"][0]["status"], "PENDING");
+    assert_eq!(
+        invited["seatUsage"]["siteId"],
+        json!(gid("Site", &app.site_id))
+    );
+    assert_eq!(invited["seatUsage"]["pendingGuestInvites"], 1);
+    let slots = invited["seatUsage"]["remainingGuestSlots"]
+        .as_i64()
+        .unwrap();
+    let invite = invited["invites"][0]["id"].as_str().unwrap().to_string();
+    let r = m(
+        "mutation($i: ID!) { resendInvite(id: $i) { invite { id status } } }",
+        json!({ "i": invite }),
+    )
+    .await;
+    assert_eq!(r["resendInvite"]["invite"]["id"], json!(invite));
+    assert_eq!(r["resendInvite"]["invite"]["status"], "PENDING");
+    let r = m(
+        "mutation($i: ID!) { revokeInvite(id: $i) { invite { id status } seatUsage { pendingGuestInvites remainingGuestSlots } } }",
+        json!({ "i": invite }),
+    )
+    .await;
+    let revoked = &r["revokeInvite"];
+    assert_eq!(revoked["invite"]["id"], json!(invite));
+    assert_eq!(revoked["invite"]["status"], "REVOKED");
+    assert_eq!(revoked["seatUsage"]["pendingGuestInvites"], 0);
+    assert_eq!(revoked["seatUsage"]["remainingGuestSlots"], slots + 1);
+
+    // Content.
+    let r = m(
+        "mutation($s: ID!) { createSpace(input: { siteId: $s, key: \"PAY\", name: \"Payloads\" }) { space { id key name } } }",
+        json!({ "s": app.site_id }),
+    )
+    .await;
+    let space = r["createSpace"]["space"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(r["createSpace"]["space"]["key"], "PAY");
+    let r = m(
+        "mutation($s: ID!) { createPage(input: { spaceId: $s, title: \"Plan\", body: \"b\" }) { page { id title spaceId } } }",
+        json!({ "s": space }),
+    )
+    .await;
+    assert_eq!(r["createPage"]["page"]["title"], "Plan");
+    assert_eq!(r["createPage"]["page"]["spaceId"], json!(space));
+
+    // Groups.
+    let r = m(
+        "mutation { createGroup(input: { name: \"Writers\" }) { group { id name } } }",
+        json!({}),
+    )
+    .await;
+    let group = r["createGroup"]["group"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = m(
+        "mutation($g: ID!) { renameGroup(input: { id: $g, name: \"Editors\" }) { group { id name } } }",
+        json!({ "g": group }),
+    )
+    .await;
+    assert_eq!(r["renameGroup"]["group"]["id"], json!(group));
+    assert_eq!(r["renameGroup"]["group"]["name"], "Editors");
+
+    // People: admin roles, space admins, activation (the seat comes back in the same answer).
+    let paid = app
+        .add_user("paid@acme.example", Some(ProductRole::User))
+        .await;
+    let r = m(
+        "mutation($u: ID!, $s: ID!) { setAdminRole(input: { userId: $u, role: SITE_ADMIN, siteId: $s, granted: true }) { user { id } } }",
+        json!({ "u": paid, "s": app.site_id }),
+    )
+    .await;
+    assert_eq!(r["setAdminRole"]["user"]["id"], json!(paid));
+    for (mutation, field) in [
+        (
+            "mutation($s: ID!, $u: ID!) { addSpaceAdmin(input: { spaceId: $s, userId: $u }) { space { id } user { id } } }",
+            "addSpaceAdmin",
+        ),
+        (
+            "mutation($s: ID!, $u: ID!) { removeSpaceAdmin(input: { spaceId: $s, userId: $u }) { space { id } user { id } } }",
+            "removeSpaceAdmin",
+        ),
+    ] {
+        let r = m(mutation, json!({ "s": space, "u": paid })).await;
+        assert_eq!(r[field]["space"]["id"], json!(space), "{r}");
+        assert_eq!(r[field]["user"]["id"], json!(paid), "{r}");
+    }
+    let before = app.seats().await["paidUsers"].as_i64().unwrap();
+    let r = m(
+        "mutation($u: ID!) { deactivateUser(id: $u) { user { id status } seatUsage { siteId paidUsers } } }",
+        json!({ "u": paid }),
+    )
+    .await;
+    assert_eq!(r["deactivateUser"]["user"]["status"], "DEACTIVATED");
+    assert_eq!(r["deactivateUser"]["seatUsage"][0]["paidUsers"], before - 1);
+    let r = m(
+        "mutation($u: ID!) { reactivateUser(id: $u) { user { id status } seatUsage { paidUsers } } }",
+        json!({ "u": paid }),
+    )
+    .await;
+    assert_eq!(r["reactivateUser"]["user"]["status"], "ACTIVE");
+    assert_eq!(r["reactivateUser"]["seatUsage"][0]["paidUsers"], before);
+    let r = m(
+        "mutation($u: ID!) { setTwoStepRequired(input: { userId: $u, required: true }) { user { id } } }",
+        json!({ "u": paid }),
+    )
+    .await;
+    assert_eq!(r["setTwoStepRequired"]["user"]["id"], json!(paid));
+
+    // Credentials.
+    let r = m(
+        "mutation { createApiToken(input: { name: \"ci\" }) { apiToken { id } } }",
+        json!({}),
+    )
+    .await;
+    let token = r["createApiToken"]["apiToken"]["id"].clone();
+    let r = m(
+        "mutation($t: ID!) { revokeApiToken(id: $t) { apiToken { id name } } }",
+        json!({ "t": token }),
+    )
+    .await;
+    assert_eq!(r["revokeApiToken"]["apiToken"]["id"], token);
+    assert_eq!(r["revokeApiToken"]["apiToken"]["name"], "ci");
+
+    // Organization policy: the organization comes back with its new state.
+    let r = m(
+        "mutation { addVerifiedDomain(input: { domain: \"acme-labs.example\" }) { organization { id verifiedDomains } verifiedDomains } }",
+        json!({}),
+    )
+    .await;
+    let added = &r["addVerifiedDomain"];
+    assert!(added["organization"]["id"].is_string());
+    assert!(
+        added["organization"]["verifiedDomains"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("acme-labs.example")),
+        "{r}"
+    );
+    assert_eq!(
+        added["verifiedDomains"],
+        added["organization"]["verifiedDomains"]
+    );
+    let r = m(
+        "mutation { removeVerifiedDomain(input: { domain: \"acme-labs.example\" }) { organization { verifiedDomains } } }",
+        json!({}),
+    )
+    .await;
+    assert!(
+        !r["removeVerifiedDomain"]["organization"]["verifiedDomains"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("acme-labs.example"))
+    );
+    let r = m(
+        "mutation { setGuestDomainRules(input: { mode: BLOCK, domains: [\"blocked.example\"] }) { guestDomainRules { mode domains } organization { id } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        r["setGuestDomainRules"]["guestDomainRules"]["mode"],
+        "BLOCK"
+    );
+    assert!(r["setGuestDomainRules"]["organization"]["id"].is_string());
+    let policy = json!({ "twoStepVerification": "OFF", "reverificationInterval": 43200, "apiTokenAccess": "ALLOWED" });
+    let review = m(
+        "mutation($i: ExternalUserSecurityInput!) { previewExternalUserSecurityChange(input: $i) { reviewId } }",
+        json!({ "i": policy }),
+    )
+    .await["previewExternalUserSecurityChange"]["reviewId"]
+        .clone();
+    let mut input = policy.clone();
+    input["reviewId"] = review;
+    let r = m(
+        "mutation($i: UpdateExternalUserSecurityInput!) { updateExternalUserSecurity(input: $i) { externalUserSecurity { reverificationInterval } } }",
+        json!({ "i": input }),
+    )
+    .await;
+    assert_eq!(
+        r["updateExternalUserSecurity"]["externalUserSecurity"]["reverificationInterval"],
+        43200
+    );
+    let r = m("mutation { runReverificationSweep { queued } }", json!({})).await;
+    assert_eq!(r["runReverificationSweep"]["queued"], true);
     app.stop().await;
 }

@@ -18,7 +18,7 @@ async fn guest(app: &TestApp, sink: &SmtpSink, email: &str, extra: Value) -> (St
 /// Runs the scheduled work now (the sweep tick also handles lifetimes) and waits for its emails.
 async fn tick(app: &TestApp) {
     data(
-        app.admin("mutation { runReverificationSweep }", json!({}))
+        app.admin("mutation { runReverificationSweep { queued } }", json!({}))
             .await,
     );
     app.drain_jobs(WAIT).await;
@@ -254,15 +254,15 @@ async fn guests_of_a_removed_sponsor_are_listed_for_reassignment() {
     let mine = data(
         app.gql(
             Some(&session),
-            "query($s: ID!) { sponsoredGuests(siteId: $s) { id } }",
+            "query($s: ID!) { sponsoredGuests(siteId: $s) { nodes { id } } }",
             json!({ "s": app.site_id }),
         )
         .await,
     );
-    assert_eq!(mine["sponsoredGuests"], json!([{ "id": g1 }]));
-    let orphans = "query($s: ID!) { guestsWithoutSponsor(siteId: $s) { id } }";
+    assert_eq!(mine["sponsoredGuests"]["nodes"], json!([{ "id": g1 }]));
+    let orphans = "query($s: ID!) { guestsWithoutSponsor(siteId: $s) { nodes { id } } }";
     assert_eq!(
-        data(app.admin(orphans, json!({ "s": app.site_id })).await)["guestsWithoutSponsor"],
+        data(app.admin(orphans, json!({ "s": app.site_id })).await)["guestsWithoutSponsor"]["nodes"],
         json!([])
     );
     // A sponsor must be someone who can answer for guests.
@@ -282,7 +282,7 @@ async fn guests_of_a_removed_sponsor_are_listed_for_reassignment() {
         .await,
     );
     let r = data(app.admin(orphans, json!({ "s": app.site_id })).await);
-    assert_eq!(r["guestsWithoutSponsor"], json!([{ "id": g1 }]));
+    assert_eq!(r["guestsWithoutSponsor"]["nodes"], json!([{ "id": g1 }]));
     data(
         app.admin(
             set,
@@ -291,7 +291,7 @@ async fn guests_of_a_removed_sponsor_are_listed_for_reassignment() {
         .await,
     );
     assert_eq!(
-        data(app.admin(orphans, json!({ "s": app.site_id })).await)["guestsWithoutSponsor"],
+        data(app.admin(orphans, json!({ "s": app.site_id })).await)["guestsWithoutSponsor"]["nodes"],
         json!([])
     );
     app.drain_jobs(WAIT).await;
@@ -319,8 +319,8 @@ async fn a_sponsor_who_loses_their_paid_role_stops_acting_for_their_guests() {
         .await,
     );
     let session = app.session_for(&sponsor).await;
-    let mine = "query($s: ID!) { sponsoredGuests(siteId: $s) { id } }";
-    let orphans = "query($s: ID!) { guestsWithoutSponsor(siteId: $s) { id } }";
+    let mine = "query($s: ID!) { sponsoredGuests(siteId: $s) { nodes { id } } }";
+    let orphans = "query($s: ID!) { guestsWithoutSponsor(siteId: $s) { nodes { id } } }";
     let extend =
         "mutation($i: ExtendGuestAccessInput!) { extendGuestAccess(input: $i) { accessEndsAt } }";
     let extend_to = |days: i64| json!({ "i": { "siteId": site, "userId": guest, "endsAt": (app.clock.now() + chrono::Duration::days(days)).to_rfc3339() } });
@@ -331,7 +331,7 @@ async fn a_sponsor_who_loses_their_paid_role_stops_acting_for_their_guests() {
 
     // While paid here, the sponsor acts for the guest.
     let r = data(app.gql(Some(&session), mine, json!({ "s": site })).await);
-    assert_eq!(r["sponsoredGuests"], json!([{ "id": guest }]));
+    assert_eq!(r["sponsoredGuests"]["nodes"], json!([{ "id": guest }]));
     data(app.gql(Some(&session), extend, extend_to(10)).await);
 
     // Two ways to lose the paid role here: taken off the site, or the direct role set to none.
@@ -360,15 +360,295 @@ async fn a_sponsor_who_loses_their_paid_role_stops_acting_for_their_guests() {
         let r = app.gql(Some(&session), mine, json!({ "s": site })).await;
         assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"), "{how}: {r}");
         let r = data(app.admin(orphans, json!({ "s": site })).await);
-        assert_eq!(r["guestsWithoutSponsor"], json!([{ "id": guest }]), "{how}");
+        assert_eq!(
+            r["guestsWithoutSponsor"]["nodes"],
+            json!([{ "id": guest }]),
+            "{how}"
+        );
 
         // Paid again, the sponsorship acts again: the lists and the checks agree.
         app.set_role(&site, &sponsor, Some("USER")).await;
         let r = data(app.gql(Some(&session), mine, json!({ "s": site })).await);
-        assert_eq!(r["sponsoredGuests"], json!([{ "id": guest }]), "{how}");
+        assert_eq!(
+            r["sponsoredGuests"]["nodes"],
+            json!([{ "id": guest }]),
+            "{how}"
+        );
         let r = data(app.admin(orphans, json!({ "s": site })).await);
-        assert_eq!(r["guestsWithoutSponsor"], json!([]), "{how}");
+        assert_eq!(r["guestsWithoutSponsor"]["nodes"], json!([]), "{how}");
         data(app.gql(Some(&session), extend, extend_to(5)).await);
+    }
+    app.stop().await;
+}
+
+/// Pages through a connection `first` at a time and answers each node's `key`, in order, after
+/// checking every page: the same `totalCount`, no more than `first` nodes (exactly `first` before the
+/// last), `hasNextPage` true until the last page, every node once, and as many as `totalCount`.
+/// `query` takes `$first: Int` and `$after: String`; `path` leads from `data` to the connection.
+async fn page_through(
+    app: &TestApp,
+    token: Option<&str>,
+    query: &str,
+    vars: Value,
+    path: &[&str],
+    first: usize,
+    key: impl Fn(&Value) -> String,
+) -> Vec<String> {
+    let (mut out, mut after, mut total) = (Vec::new(), Value::Null, None);
+    loop {
+        let mut v = vars.clone();
+        v["first"] = json!(first);
+        v["after"] = after;
+        let mut c = data(app.gql(token, query, v).await);
+        for p in path {
+            c = c[*p].clone();
+        }
+        let t = c["totalCount"].as_u64().unwrap() as usize;
+        assert_eq!(*total.get_or_insert(t), t, "totalCount on every page: {c}");
+        let edges = c["edges"].as_array().unwrap();
+        out.extend(edges.iter().map(|e| key(&e["node"])));
+        if c["pageInfo"]["hasNextPage"] == json!(false) {
+            assert!(edges.len() <= first, "{c}");
+            break;
+        }
+        assert_eq!(edges.len(), first, "a page before the last is full: {c}");
+        assert_eq!(edges[first - 1]["cursor"], c["pageInfo"]["endCursor"]);
+        after = c["pageInfo"]["endCursor"].clone();
+    }
+    let unique: std::collections::HashSet<&String> = out.iter().collect();
+    assert_eq!(unique.len(), out.len(), "no node twice: {out:?}");
+    assert_eq!(
+        Some(out.len()),
+        total,
+        "as many nodes as totalCount: {out:?}"
+    );
+    out
+}
+
+fn id_of(node: &Value) -> String {
+    node["id"].as_str().unwrap().to_string()
+}
+
+const SPONSORED: &str = "query($s: ID!, $first: Int, $after: String) { sponsoredGuests(siteId: $s, first: $first, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id } } } }";
+const ORPHANS: &str = "query($s: ID!, $first: Int, $after: String) { guestsWithoutSponsor(siteId: $s, first: $first, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id } } } }";
+
+#[actix_rt::test]
+async fn sponsored_and_orphaned_guests_page_by_email() {
+    let app = spawn_app().await;
+    let site = app.site_id.clone();
+    let sponsor = app
+        .add_user("sponsor@acme.example", Some(ProductRole::User))
+        .await;
+    let leaving = app
+        .add_user("leaving@acme.example", Some(ProductRole::User))
+        .await;
+    let set = "mutation($i: SetSponsorInput!) { setSponsor(input: $i) { sponsorId } }";
+    // Added out of email order: the lists are by email whatever the order of creation.
+    let (mut mine, mut orphans) = (Vec::new(), Vec::new());
+    for (email, who) in [
+        ("g5@partner.example", Some(&sponsor)),
+        ("g1@partner.example", Some(&sponsor)),
+        ("o3@partner.example", None),
+        ("g3@partner.example", Some(&sponsor)),
+        ("o1@partner.example", Some(&leaving)),
+        ("g2@partner.example", Some(&sponsor)),
+        ("o2@partner.example", None),
+        ("g4@partner.example", Some(&sponsor)),
+    ] {
+        let g = app.add_user(email, Some(ProductRole::Guest)).await;
+        if let Some(s) = who {
+            data(
+                app.admin(
+                    set,
+                    json!({ "i": { "siteId": site, "userId": g, "sponsorId": s } }),
+                )
+                .await,
+            );
+        }
+        if who == Some(&sponsor) {
+            mine.push((email, g));
+        } else {
+            orphans.push((email, g));
+        }
+    }
+    // The sponsor of o1 is deactivated: nobody answers for o1 any more.
+    data(
+        app.admin(
+            "mutation($u: ID!) { deactivateUser(id: $u) { user { id } } }",
+            json!({ "u": leaving }),
+        )
+        .await,
+    );
+    mine.sort();
+    orphans.sort();
+    let mine: Vec<String> = mine.into_iter().map(|(_, g)| g).collect();
+    let orphans: Vec<String> = orphans.into_iter().map(|(_, g)| g).collect();
+    let session = app.session_for(&sponsor).await;
+    let vars = json!({ "s": site });
+    for first in [1, 2] {
+        let got = page_through(
+            &app,
+            Some(&session),
+            SPONSORED,
+            vars.clone(),
+            &["sponsoredGuests"],
+            first,
+            id_of,
+        )
+        .await;
+        assert_eq!(got, mine, "sponsoredGuests, {first} at a time");
+        let got = page_through(
+            &app,
+            Some(&app.admin_token),
+            ORPHANS,
+            vars.clone(),
+            &["guestsWithoutSponsor"],
+            first,
+            id_of,
+        )
+        .await;
+        assert_eq!(got, orphans, "guestsWithoutSponsor, {first} at a time");
+    }
+    // Anything but a cursor of the list is refused.
+    let r = app
+        .admin(
+            ORPHANS,
+            json!({ "s": site, "first": 1, "after": "not a cursor" }),
+        )
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("INVALID_INPUT"), "{r}");
+    app.stop().await;
+}
+
+/// The list of guests nobody answers for and the check of one sponsor (`me.access.sponsor`, which
+/// names the sponsor only while they may sponsor) evaluate one rule: they agree on every kind of
+/// sponsor.
+#[actix_rt::test]
+async fn the_orphan_list_and_the_check_of_each_sponsor_agree() {
+    let app = spawn_app().await;
+    let site = app.site_id.clone();
+    let wiki = app.create_site("Wiki").await;
+    let set = "mutation($i: SetSponsorInput!) { setSponsor(input: $i) { sponsorId } }";
+    let sponsor_of = |g: String, s: String| {
+        let app = &app;
+        let site = site.clone();
+        async move {
+            data(
+                app.admin(
+                    set,
+                    json!({ "i": { "siteId": site, "userId": g, "sponsorId": s } }),
+                )
+                .await,
+            );
+        }
+    };
+    let user = |email: &'static str, role| app.add_user(email, role);
+    let paid = user("paid@acme.example", Some(ProductRole::User)).await;
+    let padmin = user("padmin@acme.example", Some(ProductRole::ProductAdmin)).await;
+    let site_admin = user("siteadmin@acme.example", None).await;
+    app.site_admin_of(&site_admin, &site).await;
+    let wiki_admin = user("wikiadmin@acme.example", Some(ProductRole::User)).await;
+    let gone = user("gone@acme.example", Some(ProductRole::User)).await;
+    let demoted = user("demoted@acme.example", Some(ProductRole::User)).await;
+    app.set_role(&wiki, &demoted, Some("USER")).await;
+
+    let g = |email: &'static str| user(email, Some(ProductRole::Guest));
+    let no_terms = g("a-no-terms@partner.example").await;
+    let no_sponsor = g("b-no-sponsor@partner.example").await;
+    let by_paid = g("c-paid@partner.example").await;
+    let by_padmin = g("d-padmin@partner.example").await;
+    let by_site_admin = g("e-siteadmin@partner.example").await;
+    let by_org_admin = g("f-orgadmin@partner.example").await;
+    let by_gone = g("g-gone@partner.example").await;
+    let by_demoted = g("h-demoted@partner.example").await;
+    let by_guest = g("i-guest@partner.example").await;
+    let by_other_site_admin = g("j-wikiadmin@partner.example").await;
+    let guests = [
+        &no_terms,
+        &no_sponsor,
+        &by_paid,
+        &by_padmin,
+        &by_site_admin,
+        &by_org_admin,
+        &by_gone,
+        &by_demoted,
+        &by_guest,
+        &by_other_site_admin,
+    ];
+    // Terms without a sponsor: an admin moved the end only.
+    data(
+        app.admin(
+            "mutation($i: ExtendGuestAccessInput!) { extendGuestAccess(input: $i) { accessEndsAt } }",
+            json!({ "i": { "siteId": site, "userId": no_sponsor, "endsAt": (app.clock.now() + chrono::Duration::days(9)).to_rfc3339() } }),
+        )
+        .await,
+    );
+    for (g, s) in [
+        (&by_paid, &paid),
+        (&by_padmin, &padmin),
+        (&by_site_admin, &site_admin),
+        (&by_org_admin, &app.admin_id),
+        (&by_gone, &gone),
+        (&by_demoted, &demoted),
+        (&by_other_site_admin, &paid),
+    ] {
+        sponsor_of(g.clone(), s.clone()).await;
+    }
+    // Sponsors who lost their footing: deactivated; paid only on another site now; a guest (written
+    // directly: `setSponsor` refuses one); an admin of another site only.
+    data(
+        app.admin(
+            "mutation($u: ID!) { deactivateUser(id: $u) { user { id } } }",
+            json!({ "u": gone }),
+        )
+        .await,
+    );
+    app.set_role(&site, &demoted, None).await;
+    app.db.execute(&format!(
+        "INSERT INTO guest_terms (site_id, user_id, sponsor_id, updated_at)
+           VALUES ('{site}', '{by_guest}', '{by_paid}', now())"
+    ));
+    app.site_admin_of(&wiki_admin, &wiki).await;
+    app.set_role(&site, &wiki_admin, None).await;
+    app.db.execute(&format!(
+        "UPDATE guest_terms SET sponsor_id = '{wiki_admin}' WHERE user_id = '{by_other_site_admin}'"
+    ));
+
+    let listed = page_through(
+        &app,
+        Some(&app.admin_token),
+        ORPHANS,
+        json!({ "s": site }),
+        &["guestsWithoutSponsor"],
+        3,
+        id_of,
+    )
+    .await;
+    let orphans = [
+        &no_terms,
+        &no_sponsor,
+        &by_gone,
+        &by_demoted,
+        &by_guest,
+        &by_other_site_admin,
+    ];
+    assert_eq!(listed.iter().collect::<Vec<_>>(), orphans, "by email");
+    for g in guests {
+        let session = app.session_for(g).await;
+        let r = data(
+            app.gql(
+                Some(&session),
+                "{ me { access { sponsor { id } } } }",
+                json!({}),
+            )
+            .await,
+        );
+        let sponsor = &r["me"]["access"][0]["sponsor"];
+        assert_eq!(
+            sponsor.is_null(),
+            listed.contains(g),
+            "{g}: listed exactly when nobody acts as their sponsor ({r})"
+        );
     }
     app.stop().await;
 }

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use guestpass::domain::ProductRole;
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[actix_rt::test]
 async fn an_admin_has_a_daily_invite_cap_and_an_address_a_cooldown() {
@@ -47,12 +47,12 @@ async fn an_admin_has_a_daily_invite_cap_and_an_address_a_cooldown() {
     // The same address cannot be emailed again within a minute: neither resent nor re-invited.
     let r = data(app.invite(&["c@partner.example"], "GUEST").await);
     let id = r["inviteUsers"]["invites"][0]["id"].clone();
-    let resend = "mutation($i: ID!) { resendInvite(id: $i) { id } }";
+    let resend = "mutation($i: ID!) { resendInvite(id: $i) { invite { __typename } } }";
     let r = app.admin(resend, json!({ "i": id })).await;
     assert_eq!(code(&r).as_deref(), Some("RATE_LIMITED"));
     data(
         app.admin(
-            "mutation($i: ID!) { revokeInvite(id: $i) { id } }",
+            "mutation($i: ID!) { revokeInvite(id: $i) { invite { __typename } } }",
             json!({ "i": id }),
         )
         .await,
@@ -233,5 +233,631 @@ async fn retention_deletes_what_is_past_its_period_and_keeps_the_rest() {
     assert_eq!(app.db.scalar_i64("SELECT count(*) FROM apalis.jobs"), 1);
     assert_eq!(app.db.scalar_i64("SELECT count(*) FROM bulk_invites"), 2);
     data(app.gql(Some(&live), "{ me { id } }", json!({})).await);
+    app.stop().await;
+}
+
+// GraphQL over HTTP (issue 17): media types, statuses and persisted queries on /graphql.
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
+/// What `/graphql` answered: status, `Content-Type`, `Allow` and the body (null when not JSON).
+struct Answer {
+    status: u16,
+    content_type: String,
+    allow: Option<String>,
+    body: Value,
+}
+
+async fn call(req: awc::ClientRequest, body: Option<String>) -> Answer {
+    let sent = match body {
+        Some(b) => req.send_body(b),
+        None => req.send(),
+    };
+    let mut res = sent.await.unwrap();
+    let header = |name: &str| {
+        res.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (content_type, allow) = (header("content-type").unwrap_or_default(), header("allow"));
+    let status = res.status().as_u16();
+    let bytes = res.body().limit(1 << 24).await.unwrap();
+    Answer {
+        status,
+        content_type,
+        allow,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    }
+}
+
+/// A POST to /graphql as the admin, with these `Accept` and `Content-Type` (none when `None`).
+async fn post_as(
+    app: &TestApp,
+    accept: Option<&str>,
+    content_type: Option<&str>,
+    body: &Value,
+) -> Answer {
+    let mut req = app
+        .client()
+        .post(format!("{}/graphql", app.address))
+        .insert_header(("Authorization", format!("Bearer {}", app.admin_token)));
+    if let Some(a) = accept {
+        req = req.insert_header(("Accept", a));
+    }
+    if let Some(c) = content_type {
+        req = req.insert_header(("Content-Type", c));
+    }
+    call(req, Some(body.to_string())).await
+}
+
+async fn post_accepting(app: &TestApp, accept: Option<&str>, body: &Value) -> Answer {
+    post_as(app, accept, Some("application/json"), body).await
+}
+
+/// A GET of /graphql as the admin, with these query parameters.
+async fn get_as(app: &TestApp, accept: Option<&str>, params: &[(&str, &str)]) -> Answer {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
+    let mut req = app
+        .client()
+        .get(format!("{}/graphql?{query}", app.address))
+        .insert_header(("Authorization", format!("Bearer {}", app.admin_token)));
+    if let Some(a) = accept {
+        req = req.insert_header(("Accept", a));
+    }
+    call(req, None).await
+}
+
+#[actix_rt::test]
+async fn graphql_response_json_answers_400_when_nothing_ran_and_200_once_execution_started() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    let gr = Some(GRAPHQL_RESPONSE);
+    // A field error: execution started, so 200 and `data`, with the failed (nullable) field present
+    // as null in its place (`graphql::nulls`).
+    let field_error = json!({ "query": "{ user(id: \"nope\") { id } }" });
+    let a = post_accepting(&app, gr, &field_error).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(
+        a.content_type.starts_with(GRAPHQL_RESPONSE),
+        "{}",
+        a.content_type
+    );
+    assert_eq!(a.body["data"], json!({ "user": null }), "{}", a.body);
+    assert_eq!(a.body["errors"][0]["path"], json!(["user"]), "{}", a.body);
+    assert_eq!(code(&a.body).as_deref(), Some("NOT_FOUND"));
+    let both = json!({ "query": "{ user(id: \"nope\") { id } me { id } }" });
+    let a = post_accepting(&app, gr, &both).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        a.body["data"],
+        json!({ "user": null, "me": { "id": gid("User", &app.admin_id) } }),
+        "{}",
+        a.body
+    );
+    assert_eq!(code(&a.body).as_deref(), Some("NOT_FOUND"));
+    // Validation and syntax errors: nothing ran, 400 and no `data` at all.
+    for (query, want) in [
+        ("{ noSuchField }", "GRAPHQL_VALIDATION_FAILED"),
+        ("{ me { id }", "GRAPHQL_PARSE_FAILED"),
+        (
+            "query A { me { id } } query B { me { id } }",
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+    ] {
+        let a = post_accepting(&app, gr, &json!({ "query": query })).await;
+        assert_eq!(a.status, 400, "{query}: {}", a.body);
+        assert!(a.content_type.starts_with(GRAPHQL_RESPONSE));
+        assert!(a.body.get("data").is_none(), "{query}: {}", a.body);
+        assert_eq!(code(&a.body).as_deref(), Some(want), "{query}: {}", a.body);
+    }
+    // The HTTP layer's own refusals: 400 too, even the one JSON clients get with 200.
+    let deep = format!("{{ {}x{} }}", "a { ".repeat(20), " }".repeat(20));
+    let a = post_accepting(&app, gr, &json!({ "query": deep })).await;
+    assert_eq!(
+        (a.status, code(&a.body).as_deref()),
+        (400, Some("QUERY_TOO_DEEP"))
+    );
+    assert!(a.body.get("data").is_none() && a.content_type.starts_with(GRAPHQL_RESPONSE));
+    let aliases: String = (0..40).map(|i| format!("a{i}: __typename ")).collect();
+    let a = post_accepting(&app, gr, &json!({ "query": format!("{{ {aliases} }}") })).await;
+    assert_eq!(
+        (a.status, code(&a.body).as_deref()),
+        (400, Some("TOO_MANY_ALIASES"))
+    );
+    let a = post_accepting(&app, gr, &json!([])).await;
+    assert_eq!(
+        (a.status, code(&a.body).as_deref()),
+        (400, Some("BATCH_TOO_LARGE"))
+    );
+    assert!(a.content_type.starts_with(GRAPHQL_RESPONSE));
+    // A batch that ran: 200, and the operation that did not run has no `data`.
+    let a = post_accepting(
+        &app,
+        gr,
+        &json!([{ "query": "{ me { id } }" }, { "query": "{ noSuchField }" }]),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        a.body[0]["data"]["me"]["id"],
+        json!(gid("User", &app.admin_id))
+    );
+    assert!(
+        a.body[1].get("data").is_none() && a.body[1]["errors"].is_array(),
+        "{}",
+        a.body
+    );
+
+    // application/json, or no Accept, or */*: as before, 200 with `data: null`, and the limits'
+    // own codes.
+    for accept in [
+        None,
+        Some("application/json"),
+        Some("*/*"),
+        Some("application/*"),
+    ] {
+        let a = post_accepting(&app, accept, &json!({ "query": "{ noSuchField }" })).await;
+        assert_eq!(a.status, 200, "{accept:?}");
+        assert_eq!(a.content_type, "application/json", "{accept:?}");
+        assert!(a.body["data"].is_null() && a.body.get("data").is_some());
+        assert_eq!(code(&a.body).as_deref(), Some("GRAPHQL_VALIDATION_FAILED"));
+    }
+    let a = post_accepting(&app, None, &json!({ "query": deep })).await;
+    assert_eq!(
+        (a.status, code(&a.body).as_deref()),
+        (200, Some("QUERY_TOO_DEEP"))
+    );
+    let a = post_accepting(&app, None, &json!([])).await;
+    assert_eq!(
+        (a.status, a.content_type.as_str()),
+        (400, "application/json")
+    );
+
+    // Negotiation: quality first, then the more specific range, then the order of the list.
+    for (accept, graphql) in [
+        (
+            "application/graphql-response+json, application/json;q=0.9",
+            true,
+        ),
+        ("application/json, application/graphql-response+json", false),
+        ("application/graphql-response+json, application/json", true),
+        (
+            "application/json;q=0.5, application/graphql-response+json",
+            true,
+        ),
+        (
+            "application/graphql-response+json;q=0.5, application/json",
+            false,
+        ),
+        ("application/graphql-response+json, */*", true),
+        ("*/*, application/graphql-response+json", true),
+        ("application/json;q=0, */*", true),
+        (
+            "text/html, application/graphql-response+json;charset=utf-8;q=0.8",
+            true,
+        ),
+        ("APPLICATION/JSON", false),
+        ("application/graphql-response+json;q=1.000", true),
+    ] {
+        let a = post_accepting(&app, Some(accept), &json!({ "query": "{ noSuchField }" })).await;
+        let want = if graphql {
+            (400, GRAPHQL_RESPONSE)
+        } else {
+            (200, "application/json")
+        };
+        assert_eq!(a.status, want.0, "{accept}");
+        assert!(
+            a.content_type.starts_with(want.1),
+            "{accept}: {}",
+            a.content_type
+        );
+    }
+    // GET answers the same way.
+    let a = get_as(&app, gr, &[("query", "{ noSuchField }")]).await;
+    assert_eq!(a.status, 400);
+    assert!(a.body.get("data").is_none());
+    let a = get_as(&app, gr, &[("query", "{ me { id } }")]).await;
+    assert_eq!(a.status, 200);
+    assert!(a.content_type.starts_with(GRAPHQL_RESPONSE));
+    assert!(a.body["data"]["me"]["id"].is_string());
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn an_accept_that_allows_neither_json_type_is_406() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    let body = json!({ "query": "{ me { id } }" });
+    for accept in [
+        "text/html",
+        "text/*",
+        "application/xml, text/plain;q=0.5",
+        "application/graphql-response+json;q=0",
+        "application/json;q=0, application/graphql-response+json;q=0, */*;q=0.5",
+        "application/json;q=2",
+    ] {
+        let a = post_accepting(&app, Some(accept), &body).await;
+        assert_eq!(a.status, 406, "{accept}: {}", a.body);
+        assert_eq!(a.content_type, "application/json");
+        assert_eq!(code(&a.body).as_deref(), Some("NOT_ACCEPTABLE"), "{accept}");
+        let a = get_as(&app, Some(accept), &[("query", "{ me { id } }")]).await;
+        assert_eq!(
+            (a.status, code(&a.body).as_deref()),
+            (406, Some("NOT_ACCEPTABLE"))
+        );
+    }
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_post_whose_body_is_not_declared_json_is_415_and_runs_nothing() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    // What a cross-site form or fetch may send without a preflight: the request must not run.
+    let rename = json!({ "query": "mutation { createGroup(input: { name: \"Pwned\" }) { group { __typename } } }" });
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("text/plain;charset=UTF-8"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        Some("application/json; charset=iso-8859-1"),
+        Some("application/graphql"),
+        Some("application/jsonp"),
+    ] {
+        let a = post_as(&app, None, content_type, &rename).await;
+        assert_eq!(a.status, 415, "{content_type:?}: {}", a.body);
+        assert_eq!(
+            code(&a.body).as_deref(),
+            Some("UNSUPPORTED_MEDIA_TYPE"),
+            "{content_type:?}"
+        );
+    }
+    let a = post_as(&app, Some(GRAPHQL_RESPONSE), Some("text/plain"), &rename).await;
+    assert_eq!(a.status, 415);
+    assert!(a.content_type.starts_with(GRAPHQL_RESPONSE));
+    assert_eq!(pwned(&app), 0);
+    for content_type in [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON;charset=\"UTF-8\"",
+    ] {
+        let a = post_as(
+            &app,
+            None,
+            Some(content_type),
+            &json!({ "query": "{ me { id } }" }),
+        )
+        .await;
+        assert_eq!(a.status, 200, "{content_type}");
+        assert!(
+            a.body["data"]["me"]["id"].is_string(),
+            "{content_type}: {}",
+            a.body
+        );
+    }
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn methods_graphql_does_not_serve_are_405_with_allow() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    let url = format!("{}/graphql", app.address);
+    for method in [
+        awc::http::Method::PUT,
+        awc::http::Method::DELETE,
+        awc::http::Method::PATCH,
+    ] {
+        let req = app
+            .client()
+            .request(method.clone(), &url)
+            .insert_header(("Content-Type", "application/json"));
+        let a = call(req, Some(json!({ "query": "{ me { id } }" }).to_string())).await;
+        assert_eq!(a.status, 405, "{method}");
+        assert_eq!(a.allow.as_deref(), Some("GET, HEAD, POST"), "{method}");
+        assert_eq!(
+            code(&a.body).as_deref(),
+            Some("METHOD_NOT_ALLOWED"),
+            "{method}"
+        );
+    }
+    // A GET that would run a mutation: 405, POST allowed; and the mutation did not run.
+    for accept in [None, Some(GRAPHQL_RESPONSE)] {
+        let a = get_as(
+            &app,
+            accept,
+            &[(
+                "query",
+                "mutation { createGroup(input: { name: \"Pwned\" }) { group { __typename } } }",
+            )],
+        )
+        .await;
+        assert_eq!(a.status, 405, "{accept:?}");
+        assert_eq!(a.allow.as_deref(), Some("POST"));
+        assert_eq!(code(&a.body).as_deref(), Some("METHOD_NOT_ALLOWED"));
+    }
+    assert_eq!(pwned(&app), 0);
+    // HEAD is still served (as GET).
+    let head = app
+        .client()
+        .head(format!("{url}?query=%7B__typename%7D"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_get_is_judged_by_the_operation_it_selects() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    let doc = "query Me { me { id } } mutation Rename { createGroup(input: { name: \"Pwned\" }) { group { __typename } } }";
+    // The query runs, though the document holds a mutation.
+    let a = get_as(&app, None, &[("query", doc), ("operationName", "Me")]).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        a.body["data"]["me"]["id"],
+        json!(gid("User", &app.admin_id)),
+        "{}",
+        a.body
+    );
+    // Selecting the mutation is refused.
+    let a = get_as(&app, None, &[("query", doc), ("operationName", "Rename")]).await;
+    assert_eq!(
+        (a.status, a.allow.as_deref()),
+        (405, Some("POST")),
+        "{}",
+        a.body
+    );
+    // With no operationName nothing runs (the engine asks for one): not a 405.
+    let a = get_as(&app, None, &[("query", doc)]).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(
+        a.body["data"].is_null() && a.body["errors"].is_array(),
+        "{}",
+        a.body
+    );
+    // A lone mutation, named or not, is the one that would run.
+    let a = get_as(
+        &app,
+        None,
+        &[(
+            "query",
+            "mutation Rename { createGroup(input: { name: \"Pwned\" }) { group { __typename } } }",
+        )],
+    )
+    .await;
+    assert_eq!(a.status, 405, "{}", a.body);
+    assert_eq!(pwned(&app), 0);
+    app.stop().await;
+}
+
+/// Groups named "Pwned": what the mutations these tests send would create.
+fn pwned(app: &TestApp) -> i64 {
+    app.db
+        .scalar_i64("SELECT count(*) FROM groups WHERE name = 'Pwned'")
+}
+
+fn sha256_hex(query: &str) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(query.as_bytes()))
+}
+
+fn persisted(hash: &str) -> Value {
+    json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } })
+}
+
+#[actix_rt::test]
+async fn automatic_persisted_queries_round_trip_over_post_and_get() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    let me = json!(gid("User", &app.admin_id));
+    let query = "query Apq { me { id } }";
+    let hash = sha256_hex(query);
+    let not_found = |a: &Answer| {
+        a.body["errors"][0]["message"] == "PersistedQueryNotFound"
+            && code(&a.body).as_deref() == Some("PERSISTED_QUERY_NOT_FOUND")
+    };
+    // The hash alone, unknown: Apollo's message and code, 200 in JSON, 400 and no data otherwise.
+    let only = json!({ "extensions": persisted(&hash) });
+    let a = post_accepting(&app, None, &only).await;
+    assert_eq!(a.status, 200);
+    assert!(not_found(&a), "{}", a.body);
+    let a = post_accepting(&app, Some(GRAPHQL_RESPONSE), &only).await;
+    assert_eq!(a.status, 400);
+    assert!(not_found(&a) && a.body.get("data").is_none(), "{}", a.body);
+    // With the query: it runs and is remembered; the hash alone then runs it.
+    let full = json!({ "query": query, "extensions": persisted(&hash) });
+    let a = post_accepting(&app, None, &full).await;
+    assert_eq!(a.body["data"]["me"]["id"], me, "{}", a.body);
+    let a = post_accepting(&app, None, &only).await;
+    assert_eq!(a.body["data"]["me"]["id"], me, "{}", a.body);
+    let a = post_accepting(&app, Some(GRAPHQL_RESPONSE), &only).await;
+    assert_eq!(
+        (a.status, &a.body["data"]["me"]["id"]),
+        (200, &me),
+        "{}",
+        a.body
+    );
+    // In a batch, each operation on its own.
+    let a = post_accepting(
+        &app,
+        None,
+        &json!([only, { "extensions": persisted(&sha256_hex("{ nothing }")) }]),
+    )
+    .await;
+    assert_eq!(a.body[0]["data"]["me"]["id"], me, "{}", a.body);
+    assert_eq!(
+        code(&a.body[1]).as_deref(),
+        Some("PERSISTED_QUERY_NOT_FOUND")
+    );
+    // A hash that is not the query's: refused, and nothing is remembered under it.
+    let other = "query Other { __typename }";
+    let wrong = sha256_hex("query Else { __typename }");
+    let a = post_accepting(
+        &app,
+        None,
+        &json!({ "query": other, "extensions": persisted(&wrong) }),
+    )
+    .await;
+    assert_eq!(
+        (a.status, code(&a.body).as_deref()),
+        (400, Some("BAD_REQUEST")),
+        "{}",
+        a.body
+    );
+    assert_eq!(
+        a.body["errors"][0]["message"],
+        "provided sha does not match query"
+    );
+    let a = post_accepting(&app, None, &json!({ "extensions": persisted(&wrong) })).await;
+    assert!(not_found(&a), "{}", a.body);
+    for bad in [
+        json!({ "persistedQuery": { "version": 2, "sha256Hash": hash } }),
+        json!({ "persistedQuery": { "version": 1 } }),
+        json!({ "persistedQuery": "x" }),
+    ] {
+        let a = post_accepting(&app, None, &json!({ "extensions": bad })).await;
+        assert_eq!(
+            (a.status, code(&a.body).as_deref()),
+            (400, Some("BAD_REQUEST")),
+            "{bad}"
+        );
+    }
+
+    // Over GET, as Apollo sends hashed queries: unknown, registered, then by hash alone.
+    let get_query = "query ApqGet { me { id } }";
+    let get_hash = sha256_hex(get_query);
+    let ext = persisted(&get_hash).to_string();
+    let a = get_as(&app, None, &[("extensions", &ext)]).await;
+    assert_eq!(a.status, 200);
+    assert!(not_found(&a), "{}", a.body);
+    let a = get_as(&app, None, &[("query", get_query), ("extensions", &ext)]).await;
+    assert_eq!(a.body["data"]["me"]["id"], me, "{}", a.body);
+    let a = get_as(
+        &app,
+        None,
+        &[("extensions", &ext), ("operationName", "ApqGet")],
+    )
+    .await;
+    assert_eq!(a.body["data"]["me"]["id"], me, "{}", a.body);
+    let a = get_as(&app, Some(GRAPHQL_RESPONSE), &[("extensions", &ext)]).await;
+    assert_eq!(
+        (a.status, &a.body["data"]["me"]["id"]),
+        (200, &me),
+        "{}",
+        a.body
+    );
+    // The one registered over POST too.
+    let a = get_as(&app, None, &[("extensions", &persisted(&hash).to_string())]).await;
+    assert_eq!(a.body["data"]["me"]["id"], me, "{}", a.body);
+
+    // A mutation known by its hash is still a mutation: GET refuses it, POST runs it.
+    let mutation =
+        "mutation Make { createGroup(input: { name: \"Pwned\" }) { group { __typename } } }";
+    let m_hash = sha256_hex(mutation);
+    let a = post_accepting(
+        &app,
+        None,
+        &json!({ "query": mutation, "extensions": persisted(&m_hash) }),
+    )
+    .await;
+    assert!(
+        a.body["data"]["createGroup"]["group"].is_object(),
+        "{}",
+        a.body
+    );
+    assert_eq!(pwned(&app), 1);
+    let a = get_as(
+        &app,
+        None,
+        &[("extensions", &persisted(&m_hash).to_string())],
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.allow.as_deref()),
+        (405, Some("POST")),
+        "{}",
+        a.body
+    );
+    assert_eq!(pwned(&app), 1);
+
+    // The limits judge the query a hash stands for: a refused query is not remembered.
+    let deep = format!("query Deep {{ {}x{} }}", "a { ".repeat(20), " }".repeat(20));
+    let deep_hash = sha256_hex(&deep);
+    let a = post_accepting(
+        &app,
+        None,
+        &json!({ "query": deep, "extensions": persisted(&deep_hash) }),
+    )
+    .await;
+    assert_eq!(
+        code(&a.body).as_deref(),
+        Some("QUERY_TOO_DEEP"),
+        "{}",
+        a.body
+    );
+    let a = post_accepting(&app, None, &json!({ "extensions": persisted(&deep_hash) })).await;
+    assert!(not_found(&a), "{}", a.body);
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn persisted_queries_are_bounded_least_recently_used_first() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    let register = |i: usize| {
+        let query = format!("query Q{i} {{ __typename }}");
+        json!({ "query": query, "extensions": persisted(&sha256_hex(&query)) })
+    };
+    let by_hash = |i: usize| json!({ "extensions": persisted(&sha256_hex(&format!("query Q{i} {{ __typename }}"))) });
+    for i in 0..1_000 {
+        let a = post_accepting(&app, None, &register(i)).await;
+        assert_eq!(a.body["data"]["__typename"], "QueryRoot", "{}", a.body);
+        if i == 500 {
+            // Q0 is used again: Q1 is now the least recently used.
+            let a = post_accepting(&app, None, &by_hash(0)).await;
+            assert_eq!(a.body["data"]["__typename"], "QueryRoot", "{}", a.body);
+        }
+    }
+    // One more than the store holds: the least recently used leaves.
+    post_accepting(&app, None, &register(1_000)).await;
+    let a = post_accepting(&app, None, &by_hash(1)).await;
+    assert_eq!(
+        code(&a.body).as_deref(),
+        Some("PERSISTED_QUERY_NOT_FOUND"),
+        "{}",
+        a.body
+    );
+    for i in [0, 2, 999, 1_000] {
+        let a = post_accepting(&app, None, &by_hash(i)).await;
+        assert_eq!(a.body["data"]["__typename"], "QueryRoot", "{i}: {}", a.body);
+    }
     app.stop().await;
 }

@@ -69,7 +69,7 @@ async fn a_guest_signs_in_with_a_password_and_an_emailed_code() {
 
     data(
         app.admin(
-            "mutation($i: SetTwoStepRequiredInput!) { setTwoStepRequired(input: $i) { id } }",
+            "mutation($i: SetTwoStepRequiredInput!) { setTwoStepRequired(input: $i) { user { id } } }",
             json!({ "i": { "userId": guest, "required": true } }),
         )
         .await,
@@ -151,7 +151,7 @@ async fn wrong_password_unknown_and_deactivated_accounts_look_the_same() {
     app.set_password(&gone, PASSWORD).await;
     data(
         app.admin(
-            "mutation($u: ID!) { deactivateUser(id: $u) { id } }",
+            "mutation($u: ID!) { deactivateUser(id: $u) { user { id } } }",
             json!({ "u": gone }),
         )
         .await,
@@ -326,7 +326,7 @@ async fn an_api_token_acts_as_its_owner_until_revoked() {
     let r = app
         .gql(
             Some(&other),
-            "mutation($i: ID!) { revokeApiToken(id: $i) { id } }",
+            "mutation($i: ID!) { revokeApiToken(id: $i) { apiToken { id } } }",
             json!({ "i": id }),
         )
         .await;
@@ -335,7 +335,7 @@ async fn an_api_token_acts_as_its_owner_until_revoked() {
     data(
         app.gql(
             Some(&session),
-            "mutation($i: ID!) { revokeApiToken(id: $i) { id } }",
+            "mutation($i: ID!) { revokeApiToken(id: $i) { apiToken { id } } }",
             json!({ "i": id }),
         )
         .await,

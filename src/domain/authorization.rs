@@ -1,7 +1,10 @@
 //! The one authorization policy: who may see which object, and who may change what. Every resolver,
-//! export and store mutation asks [`may_see`] or [`may_change`]; none decides on its own, so a rule
-//! changes here and nowhere else. Pure: the store loads the facts ([`Viewer`], [`Person`]) once per
-//! request (or inside a mutation's transaction) and hands them over.
+//! export and store mutation asks [`may_see`] or [`may_change`] (or, for a change on one site that
+//! the standing there decides alone, [`Standing::may`], which [`may_change`] asks too); none decides
+//! on its own, so a rule changes here and nowhere else. Pure: the store loads the facts ([`Viewer`],
+//! [`Person`]) once per request (or inside a mutation's transaction) and hands them over. What a
+//! client is told it may do (`Site.viewerCanInvite`, `Space.viewerCanManage`...) is the same call
+//! as the refusal of the change itself, so a menu and the server never disagree.
 //!
 //! The rules, in words (`docs/authorization.md` holds the same as a table, generated from this file
 //! by a test):
@@ -94,6 +97,31 @@ impl Standing {
     pub fn sees_guests(&self) -> bool {
         self.sees_whole_site() || !self.admin_of_spaces.is_empty()
     }
+
+    /// Whether this standing allows `action` on its site. The store checks it with the standing it
+    /// read for the change (`SiteAccess::require`), [`may_change`] with the request's [`Viewer`]: one
+    /// function either way.
+    pub fn may(&self, action: SiteAction) -> bool {
+        match action {
+            SiteAction::Manage => self.is_admin(),
+            SiteAction::ManageSpaces => self.manages_spaces(),
+            SiteAction::ManageGuestsOf { space } => self.manages_guests_of(space),
+            SiteAction::WriteSpace { space } => self.reaches_space(space),
+        }
+    }
+}
+
+/// A change on one site that the changer's standing there decides alone ([`Standing::may`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SiteAction {
+    /// Invites, product roles, settings, seat usage, removals, bulk files and sponsors of the site.
+    Manage,
+    /// Creating spaces and naming their admins.
+    ManageSpaces,
+    /// Putting guests in `space` or taking them out.
+    ManageGuestsOf { space: Uuid },
+    /// Creating pages in `space`.
+    WriteSpace { space: Uuid },
 }
 
 /// Who is asking, with their standing on every site of their organization.
@@ -175,13 +203,16 @@ pub enum Object<'a> {
     SiteAdministration { site: Uuid },
     /// A space and its pages.
     Space { site: Uuid, space: Uuid },
-    /// How many guests a space has.
+    /// How many guests a space has, and who administers it: the people who run the space, told to
+    /// whoever sees the people of its site or manages its guests (not to the space's guests).
     SpaceGuests { site: Uuid, space: Uuid },
-    /// A person's account: id and display name at least, the rest at [`Sight::Full`].
+    /// A person's account: id and display name at least, the rest (their admin roles included) at
+    /// [`Sight::Full`].
     Person(&'a Person),
     /// A person's standing on one site (role, space, end of access).
     PersonOnSite { person: &'a Person, site: Uuid },
-    /// A person's security state (verification, last activity, two-step): themselves and admins.
+    /// A person's security state (verification, last activity, two-step codes required, an
+    /// authenticator app enrolled): themselves and admins.
     PersonSecurity(&'a Person),
     /// A group's id and name.
     Group { org: Uuid },
@@ -277,7 +308,8 @@ fn person(v: &Viewer, p: &Person) -> Sight {
 /// A change someone asks for.
 #[derive(Clone, Copy, Debug)]
 pub enum Action<'a> {
-    /// Invites, product roles, settings, removals, bulk files and sponsors of a site.
+    /// Invites, product roles, settings, seat usage, removals, bulk files and sponsors of a site
+    /// ([`SiteAction::Manage`]).
     ManageSite { site: Uuid },
     /// Creating spaces and naming their admins.
     ManageSpaces { site: Uuid },
@@ -306,10 +338,10 @@ pub enum Action<'a> {
 pub fn may_change(a: &Viewer, action: Action<'_>) -> bool {
     use Action::*;
     match action {
-        ManageSite { site } => a.on(site).is_admin(),
-        ManageSpaces { site } => a.on(site).manages_spaces(),
-        ManageGuestsOf { site, space } => a.on(site).manages_guests_of(space),
-        WriteSpace { site, space } => a.on(site).reaches_space(space),
+        ManageSite { site } => a.on(site).may(SiteAction::Manage),
+        ManageSpaces { site } => a.on(site).may(SiteAction::ManageSpaces),
+        ManageGuestsOf { site, space } => a.on(site).may(SiteAction::ManageGuestsOf { space }),
+        WriteSpace { site, space } => a.on(site).may(SiteAction::WriteSpace { space }),
         CreateGroup { org } => org == a.org && (a.org_admin || a.site_admin_anywhere()),
         // A group that reaches no site yet may later reach any: only organization admins.
         ManageGroup { org, sites } => {
@@ -785,5 +817,115 @@ mod tests {
             Sight::Hidden
         );
         assert_eq!(may_see(&sa, Object::Person(&person(9, &[]))), Sight::Full);
+    }
+    /// What a client is told it may do (`viewerCan*`) and what the store lets it do are one
+    /// decision: [`may_change`]'s site actions are the standing's [`Standing::may`], which the
+    /// store's checks call.
+    #[test]
+    fn site_actions_are_the_standings_decision_for_flags_and_store_alike() {
+        use SiteAction::*;
+        let actions = [
+            Manage,
+            ManageSpaces,
+            ManageGuestsOf { space: SPACE_A },
+            ManageGuestsOf { space: SPACE_B },
+            WriteSpace { space: SPACE_A },
+        ];
+        let as_action = |a: SiteAction| match a {
+            Manage => Action::ManageSite { site: S1 },
+            ManageSpaces => Action::ManageSpaces { site: S1 },
+            ManageGuestsOf { space } => Action::ManageGuestsOf { site: S1, space },
+            WriteSpace { space } => Action::WriteSpace { site: S1, space },
+        };
+        let mut viewers = table::viewers();
+        viewers.push(("product admin", viewer(7, vec![(S1, role(ProductAdmin))])));
+        let mut answers = Vec::new();
+        for (name, v) in &viewers {
+            let row: Vec<bool> = actions.iter().map(|a| v.on(S1).may(*a)).collect();
+            for (a, may) in actions.iter().zip(&row) {
+                assert_eq!(may_change(v, as_action(*a)), *may, "{name}: {a:?}");
+            }
+            answers.push((*name, row));
+        }
+        // Manage, ManageSpaces, guests of A, guests of B, write in A.
+        let expected = [
+            ("guest of space A", [false, false, false, false, true]),
+            ("unassigned guest", [false, false, false, false, false]),
+            ("paid user", [false, false, false, false, true]),
+            ("space admin of A", [false, false, true, false, true]),
+            ("site admin of site 1", [true, true, true, true, true]),
+            ("org admin", [true, true, true, true, true]),
+            ("admin of another org", [false, false, false, false, false]),
+            ("product admin", [false, true, true, true, true]),
+        ];
+        let expected: Vec<(&str, Vec<bool>)> =
+            expected.iter().map(|(n, r)| (*n, r.to_vec())).collect();
+        assert_eq!(answers, expected);
+    }
+
+    /// A person's admin roles are part of their account (whoever sees it whole, themselves
+    /// included); their two-step state is security state (themselves and admins); a space's admins
+    /// go with its guests (not to the guests themselves).
+    #[test]
+    fn admin_roles_follow_the_account_and_two_step_state_the_security_state() {
+        let guest = viewer(
+            5,
+            vec![(
+                S1,
+                Standing {
+                    role: Some(Guest),
+                    guest_space: Some(SPACE_A),
+                    ..Default::default()
+                },
+            )],
+        );
+        let paid = viewer(6, vec![(S1, role(User))]);
+        let space_admin = viewer(
+            7,
+            vec![(
+                S1,
+                Standing {
+                    admin_of_spaces: vec![SPACE_A],
+                    ..role(User)
+                },
+            )],
+        );
+        let site_admin = viewer(
+            8,
+            vec![(
+                S1,
+                Standing {
+                    site_admin: true,
+                    ..Default::default()
+                },
+            )],
+        );
+        let other = person(9, &[S1]);
+        let full = |v: &Viewer, p: &Person| may_see(v, Object::Person(p)) == Sight::Full;
+        let security =
+            |v: &Viewer, p: &Person| may_see(v, Object::PersonSecurity(p)) == Sight::Full;
+        for v in [&guest, &paid, &space_admin, &site_admin] {
+            let me = person(v.user.as_u128(), &[S1]);
+            assert!(full(v, &me) && security(v, &me), "{}", v.user);
+        }
+        assert!(!full(&guest, &other) && !security(&guest, &other));
+        assert!(full(&paid, &other) && !security(&paid, &other));
+        assert!(full(&space_admin, &other) && !security(&space_admin, &other));
+        assert!(full(&site_admin, &other) && security(&site_admin, &other));
+        let admins =
+            |v: &Viewer, space| may_see(v, Object::SpaceGuests { site: S1, space }) == Sight::Full;
+        assert!(!admins(&guest, SPACE_A));
+        assert!(admins(&paid, SPACE_A) && admins(&space_admin, SPACE_A));
+        assert!(admins(&site_admin, SPACE_B));
+        assert!(admins(&site_admin, SPACE_A));
+        assert!(
+            may_see(
+                &site_admin,
+                Object::SpaceGuests {
+                    site: S2,
+                    space: SPACE_B
+                }
+            ) == Sight::Hidden
+        );
     }
 }

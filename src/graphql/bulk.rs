@@ -5,6 +5,7 @@ use super::query::paginate;
 use super::types::{Page, User};
 use super::{page, parse_id, state};
 use crate::domain::ProductRole;
+use crate::domain::authorization::Object;
 use crate::error::AppResult;
 use crate::store::bulk::{self, Progress};
 use crate::store::directory;
@@ -28,6 +29,48 @@ impl BulkQuery {
         super::node::bulk_invite(ctx, parse_id(&id, "Bulk invite")?)
             .await
             .map(Some)
+    }
+
+    /// The bulk invites of a site, newest first, with their progress (site admins: the people who
+    /// read `bulkInvite`).
+    #[graphql(complexity = "super::page_cost(first, child_complexity)")]
+    async fn bulk_invites(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The site (global id): `NOT_FOUND` unless it is one of the caller's organization, `FORBIDDEN` unless the caller administers it."
+        )]
+        site_id: ID,
+        #[graphql(
+            desc = "How many bulk invites to return, 0 to 100 (20 when left out); anything else is `INVALID_INPUT`."
+        )]
+        first: Option<i32>,
+        #[graphql(
+            desc = "Continue after this cursor: `pageInfo.endCursor` (or an edge's `cursor`) from this same list; anything else is `INVALID_INPUT`."
+        )]
+        after: Option<String>,
+    ) -> AppResult<Option<Page<BulkInvite>>> {
+        let site = parse_id(&site_id, "Site")?;
+        let (limit, after) = page::<(DateTime<Utc>, uuid::Uuid)>(first, after)?;
+        // A site of another organization is `NOT_FOUND`; then the policy decides, as for one file.
+        super::site_access(ctx, site).await?;
+        super::require_sight(ctx, Object::SiteAdministration { site }).await?;
+        let with_total = ctx.look_ahead().field("totalCount").exists();
+        let (rows, total) = state(ctx)
+            .db
+            .run(move |c| {
+                let rows = bulk::list(c, site, after, limit + 1)?;
+                let total = if with_total { bulk::count(c, site)? } else { 0 };
+                Ok((rows, total))
+            })
+            .await?;
+        Ok(Some(paginate(
+            rows,
+            limit,
+            total,
+            |(b, _)| (b.created_at, b.id),
+            |(row, progress)| BulkInvite { row, progress },
+        )))
     }
 }
 
@@ -89,8 +132,13 @@ impl BulkInvite {
         Ok(gid(Kind::BulkInvite, self.row.id))
     }
     /// The id of the site the file invites people to.
+    #[graphql(deprecation = "Use `site { id }`; removed in the next release.")]
     async fn site_id(&self) -> ID {
         gid(Kind::Site, self.row.site_id)
+    }
+    /// The site the file invites people to.
+    async fn site(&self, ctx: &Context<'_>) -> AppResult<Option<super::types::Site>> {
+        super::node::site(ctx, self.row.site_id).await.map(Some)
     }
     /// Where its job is.
     async fn status(&self) -> BulkInviteStatus {
@@ -221,9 +269,17 @@ impl BulkInviteRow {
     async fn message(&self) -> Option<&str> {
         self.0.message.as_deref()
     }
-    /// The invite the row created; null unless `INVITED`.
+    /// The id of the invite the row created; null unless `INVITED`.
+    #[graphql(deprecation = "Use `invite { id }`; removed in the next release.")]
     async fn invite_id(&self) -> Option<ID> {
         self.0.invite_id.map(|i| gid(Kind::Invite, i))
+    }
+    /// The invite the row created, with its delivery; null unless `INVITED`.
+    async fn invite(&self, ctx: &Context<'_>) -> AppResult<Option<super::types::Invite>> {
+        match self.0.invite_id {
+            Some(id) => super::node::invite(ctx, id).await.map(Some),
+            None => Ok(None),
+        }
     }
     /// When the row was tried, or found invalid at upload; null while `PENDING`.
     async fn finished_at(&self) -> Option<DateTime<Utc>> {

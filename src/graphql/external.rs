@@ -1,13 +1,14 @@
 //! External user security: verified domains, the policy (previewed, then applied with its review),
 //! re-verification, the scheduler's status, and resetting external users' sessions.
 
-use super::types::User;
+use super::types::{Organization, Page, User};
 use super::{caller, caller_to_reverify, client_address, state};
 use crate::domain::domains::DomainMode;
 use crate::domain::policy::{self, ApiTokenAccess, ExternalPolicy, TwoStep};
 use crate::error::{AppError, AppResult};
 use crate::store::external;
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use crate::store::guests::{GuestKey, GuestOrder};
+use async_graphql::{ComplexObject, Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 /// The organization's policy for external users.
@@ -79,6 +80,7 @@ pub struct UpdateExternalUserSecurityInput {
     pub review_id: ID,
 }
 
+#[derive(Clone)]
 pub struct AffectedPerson {
     user: crate::store::models::User,
     effects: policy::Effects,
@@ -114,7 +116,7 @@ impl AffectedPerson {
 /// several effects).
 #[derive(SimpleObject, Default)]
 pub struct AffectedCounts {
-    /// People affected in any way (the length of `people`).
+    /// People affected in any way (`people`'s `totalCount`).
     pub people: i64,
     /// People who must verify their address again at their next request.
     pub must_reverify: i64,
@@ -128,16 +130,59 @@ pub struct AffectedCounts {
 
 /// What a policy change would do, person by person.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct ExternalUserSecurityPreview {
     /// Pass it to `updateExternalUserSecurity` with the same policy.
     pub review_id: ID,
     /// When the review stops being usable (30 minutes after the preview).
     pub expires_at: DateTime<Utc>,
-    /// How many people the change affects, by effect.
+    /// How many people the change affects, by effect (over everyone, not one page of `people`).
     pub counts: AffectedCounts,
-    /// Every active external user the change affects, by email; people it leaves alone are not
-    /// listed.
-    pub people: Vec<AffectedPerson>,
+    /// The preview's affected people, by email: computed in memory by the preview (whose review
+    /// keeps only their fingerprint), paged here by position.
+    #[graphql(skip)]
+    pub affected: Vec<AffectedPerson>,
+}
+
+#[ComplexObject]
+impl ExternalUserSecurityPreview {
+    /// Every active external user the change affects, by email (then id); people it leaves alone are
+    /// not listed. The preview works out who is affected in memory, to fingerprint its review, and
+    /// does not store them: this list is that in-memory list, paged by position. A cursor is a
+    /// position in the list of the preview that gave it: to read further, preview the same policy
+    /// again with `after`; if who is affected changed in between, positions may have moved (and the
+    /// earlier review is stale anyway).
+    #[graphql(complexity = "super::page_cost(first, child_complexity)")]
+    async fn people(
+        &self,
+        #[graphql(
+            desc = "How many people to return, 0 to 100 (20 when left out); anything else is `INVALID_INPUT`."
+        )]
+        first: Option<i32>,
+        #[graphql(
+            desc = "Continue after this cursor: `pageInfo.endCursor` (or an edge's `cursor`) from this same list; anything else is `INVALID_INPUT`."
+        )]
+        after: Option<String>,
+    ) -> AppResult<Page<AffectedPerson>> {
+        let (limit, after) = super::page::<u64>(first, after)?;
+        let start = after.map_or(0, |p| p.saturating_add(1));
+        let start = usize::try_from(start).unwrap_or(usize::MAX);
+        let rows: Vec<(u64, AffectedPerson)> = self
+            .affected
+            .iter()
+            .enumerate()
+            .skip(start)
+            .take(limit as usize + 1)
+            .map(|(i, p)| (i as u64, p.clone()))
+            .collect();
+        Ok(super::query::paginate(
+            rows,
+            limit,
+            self.affected.len() as i64,
+            |(i, _)| *i,
+            |(_, p)| p,
+        ))
+    }
 }
 
 /// The re-verification scheduler, as admins see it.
@@ -242,20 +287,31 @@ impl ExternalQuery {
         Ok(GuestDomainRules { mode, domains })
     }
 
-    /// Guests of a site whose address the current domain rules would refuse (site admins): a rule
-    /// change never removes anyone by itself.
+    /// Guests of a site whose address the current domain rules would refuse (site admins), by
+    /// email: a rule change never removes anyone by itself. The rules are matched in the page's
+    /// query, so a page reads only the guests it walks.
+    #[graphql(complexity = "super::page_cost(first, child_complexity)")]
     async fn guests_outside_domain_rules(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The site; `FORBIDDEN` unless the caller administers it.")] site_id: ID,
-    ) -> AppResult<Vec<User>> {
+        #[graphql(
+            desc = "How many guests to return, 0 to 100 (20 when left out); anything else is `INVALID_INPUT`."
+        )]
+        first: Option<i32>,
+        #[graphql(
+            desc = "Continue after this cursor: `pageInfo.endCursor` (or an edge's `cursor`) from this same list; anything else is `INVALID_INPUT`."
+        )]
+        after: Option<String>,
+    ) -> AppResult<Page<User>> {
         let who = caller(ctx).await?;
         let site = super::parse_id(&site_id, "Site")?;
-        let rows = state(ctx)
-            .db
-            .run(move |c| crate::store::domain_rules::outside(c, &who, site))
-            .await?;
-        Ok(rows.into_iter().map(User::new).collect())
+        let (limit, after) = super::page::<GuestKey>(first, after)?;
+        let order = GuestOrder::default();
+        super::people::guest_page(ctx, site, order, limit, after, move |c| {
+            crate::store::domain_rules::outside(c, &who, site)
+        })
+        .await
     }
 
     /// The re-verification scheduler's last run, next run and backlog (organization admins).
@@ -292,8 +348,12 @@ impl ExternalMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The domain to verify (adding one already verified changes nothing).")]
         input: DomainInput,
-    ) -> AppResult<Vec<String>> {
-        set_domain(ctx, &input.domain, true).await
+    ) -> AppResult<AddVerifiedDomainPayload> {
+        let (organization, verified_domains) = set_domain(ctx, &input.domain, true).await?;
+        Ok(AddVerifiedDomainPayload {
+            organization,
+            verified_domains,
+        })
     }
 
     /// Replaces the organization's guest domain rules (organization admins). Invites of guests whose
@@ -302,16 +362,27 @@ impl ExternalMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The mode and its domain patterns.")] input: SetGuestDomainRulesInput,
-    ) -> AppResult<GuestDomainRules> {
+    ) -> AppResult<SetGuestDomainRulesPayload> {
         let who = caller(ctx).await?;
+        let org = who.user.organization_id;
         let now = state(ctx).clock.now();
-        let (mode, domains) = state(ctx)
+        let (mode, domains, organization) = state(ctx)
             .db
             .run(move |c| {
-                crate::store::domain_rules::set_rules(c, &who, input.mode, &input.domains, now)
+                let (mode, domains) = crate::store::domain_rules::set_rules(
+                    c,
+                    &who,
+                    input.mode,
+                    &input.domains,
+                    now,
+                )?;
+                Ok((mode, domains, crate::store::org::organization(c, org)?))
             })
             .await?;
-        Ok(GuestDomainRules { mode, domains })
+        Ok(SetGuestDomainRulesPayload {
+            guest_domain_rules: GuestDomainRules { mode, domains },
+            organization: Organization(organization),
+        })
     }
 
     /// Removes a verified domain: its people become external users (organization admins). Answers
@@ -321,8 +392,12 @@ impl ExternalMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The domain to remove (removing one not verified changes nothing).")]
         input: DomainInput,
-    ) -> AppResult<Vec<String>> {
-        set_domain(ctx, &input.domain, false).await
+    ) -> AppResult<RemoveVerifiedDomainPayload> {
+        let (organization, verified_domains) = set_domain(ctx, &input.domain, false).await?;
+        Ok(RemoveVerifiedDomainPayload {
+            organization,
+            verified_domains,
+        })
     }
 
     /// Shows what a new policy would do to whom, and gives the review needed to apply it
@@ -351,7 +426,7 @@ impl ExternalMutation {
             review_id: ID(review.id.to_string()),
             expires_at: review.expires_at,
             counts,
-            people: review
+            affected: review
                 .people
                 .into_iter()
                 .map(|(user, effects)| AffectedPerson { user, effects })
@@ -366,7 +441,7 @@ impl ExternalMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The previewed policy and its `reviewId`.")]
         input: UpdateExternalUserSecurityInput,
-    ) -> AppResult<ExternalUserSecurity> {
+    ) -> AppResult<UpdateExternalUserSecurityPayload> {
         let who = caller(ctx).await?;
         let review =
             super::parse_id(&input.review_id, "Review").map_err(|_| AppError::ReviewStale)?;
@@ -381,7 +456,9 @@ impl ExternalMutation {
             .db
             .run(move |c| external::update(c, &who, &new, review, now))
             .await
-            .map(Into::into)
+            .map(|p| UpdateExternalUserSecurityPayload {
+                external_user_security: p.into(),
+            })
     }
 
     /// Ends every session of the organization's external users (organization admins).
@@ -396,7 +473,10 @@ impl ExternalMutation {
     }
 
     /// Runs the re-verification sweep now, on a worker (organization admins).
-    async fn run_reverification_sweep(&self, ctx: &Context<'_>) -> AppResult<bool> {
+    async fn run_reverification_sweep(
+        &self,
+        ctx: &Context<'_>,
+    ) -> AppResult<RunReverificationSweepPayload> {
         let who = caller(ctx).await?;
         if !who.org_admin {
             return Err(AppError::Forbidden);
@@ -405,6 +485,7 @@ impl ExternalMutation {
             .db
             .run(|c| external::enqueue_sweep(c, "MANUAL", None))
             .await
+            .map(|queued| RunReverificationSweepPayload { queued })
     }
 
     /// Emails the caller a code to verify their address again (works while verification is due);
@@ -448,12 +529,63 @@ impl ExternalMutation {
     }
 }
 
-async fn set_domain(ctx: &Context<'_>, raw: &str, verified: bool) -> AppResult<Vec<String>> {
+/// Adds or removes a verified domain: the organization, and its verified domains now.
+async fn set_domain(
+    ctx: &Context<'_>,
+    raw: &str,
+    verified: bool,
+) -> AppResult<(Organization, Vec<String>)> {
     let who = caller(ctx).await?;
+    let org = who.user.organization_id;
     let domain = external::parse_domain(raw)?;
     let now = state(ctx).clock.now();
-    state(ctx)
+    let (organization, domains) = state(ctx)
         .db
-        .run(move |c| external::set_domain(c, &who, &domain, verified, now))
-        .await
+        .run(move |c| {
+            let domains = external::set_domain(c, &who, &domain, verified, now)?;
+            Ok((crate::store::org::organization(c, org)?, domains))
+        })
+        .await?;
+    Ok((Organization(organization), domains))
+}
+
+/// The organization after `addVerifiedDomain`.
+#[derive(SimpleObject)]
+pub struct AddVerifiedDomainPayload {
+    /// The organization (its `verifiedDomains` include the new one).
+    pub organization: Organization,
+    /// The organization's verified domains now.
+    pub verified_domains: Vec<String>,
+}
+
+/// The organization after `removeVerifiedDomain`.
+#[derive(SimpleObject)]
+pub struct RemoveVerifiedDomainPayload {
+    /// The organization (its `verifiedDomains` no longer include the removed one).
+    pub organization: Organization,
+    /// The organization's verified domains now.
+    pub verified_domains: Vec<String>,
+}
+
+/// The rules `setGuestDomainRules` set.
+#[derive(SimpleObject)]
+pub struct SetGuestDomainRulesPayload {
+    /// The organization's guest domain rules now.
+    pub guest_domain_rules: GuestDomainRules,
+    /// The organization they belong to.
+    pub organization: Organization,
+}
+
+/// The policy `updateExternalUserSecurity` applied.
+#[derive(SimpleObject)]
+pub struct UpdateExternalUserSecurityPayload {
+    /// The organization's external user security policy now.
+    pub external_user_security: ExternalUserSecurity,
+}
+
+/// What `runReverificationSweep` did.
+#[derive(SimpleObject)]
+pub struct RunReverificationSweepPayload {
+    /// The sweep was queued for the maintenance worker (its outcome shows in `reverificationStatus`).
+    pub queued: bool,
 }

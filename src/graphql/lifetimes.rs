@@ -2,10 +2,12 @@
 //! views, asking for more time and leaving.
 
 use super::ids::{Kind, global as gid};
-use super::types::{Site, Space, User};
+use super::people::guest_page;
+use super::types::{Page, Site, Space, User};
 use super::{caller, parse_id, state};
 use crate::domain::{ProductRole, text};
 use crate::error::{AppError, AppResult};
+use crate::store::guests::{GuestKey, GuestOrder};
 use crate::store::lifetimes;
 use crate::store::models::GuestTerms;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
@@ -17,12 +19,29 @@ pub struct GuestTermsPayload(GuestTerms);
 #[Object]
 impl GuestTermsPayload {
     /// The guest's id.
+    #[graphql(deprecation = "Use `user { id }`; removed in the next release.")]
     async fn user_id(&self) -> ID {
         gid(Kind::User, self.0.user_id)
     }
     /// The site's id.
+    #[graphql(deprecation = "Use `site { id }`; removed in the next release.")]
     async fn site_id(&self) -> ID {
         gid(Kind::Site, self.0.site_id)
+    }
+    /// The guest.
+    async fn user(&self, ctx: &Context<'_>) -> AppResult<Option<User>> {
+        super::node::user(ctx, self.0.user_id).await.map(Some)
+    }
+    /// The site.
+    async fn site(&self, ctx: &Context<'_>) -> AppResult<Option<Site>> {
+        super::node::site(ctx, self.0.site_id).await.map(Some)
+    }
+    /// The sponsor on record (null: none), as the caller may see them (a guest sees their name).
+    async fn sponsor(&self, ctx: &Context<'_>) -> AppResult<Option<User>> {
+        match self.0.sponsor_id {
+            Some(id) => super::node::user(ctx, id).await.map(Some),
+            None => Ok(None),
+        }
     }
     /// When the guest's access ends (null: it does not).
     async fn access_ends_at(&self) -> Option<DateTime<Utc>> {
@@ -30,6 +49,7 @@ impl GuestTermsPayload {
     }
     /// The sponsor on record (null: none). A sponsor who may no longer sponsor on the site still
     /// shows here but answers for nobody: `guestsWithoutSponsor` lists such guests.
+    #[graphql(deprecation = "Use `sponsor { id }`; removed in the next release.")]
     async fn sponsor_id(&self) -> Option<ID> {
         self.0.sponsor_id.map(|s| gid(Kind::User, s))
     }
@@ -119,37 +139,59 @@ pub struct LifetimesQuery;
 
 #[Object]
 impl LifetimesQuery {
-    /// The guests the caller sponsors on a site. Only someone who may sponsor there (an admin of the
-    /// site, or a paid user of it) asks: anyone else, a former sponsor included, is `FORBIDDEN`.
+    /// The guests the caller sponsors on a site, by email. Only someone who may sponsor there (an
+    /// admin of the site, or a paid user of it) asks: anyone else, a former sponsor included, is
+    /// `FORBIDDEN`.
+    #[graphql(complexity = "super::page_cost(first, child_complexity)")]
     async fn sponsored_guests(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The site.")] site_id: ID,
-    ) -> AppResult<Vec<User>> {
+        #[graphql(desc = "The site; one not of the caller's organization is `NOT_FOUND`.")]
+        site_id: ID,
+        #[graphql(
+            desc = "How many guests to return, 0 to 100 (20 when left out); anything else is `INVALID_INPUT`."
+        )]
+        first: Option<i32>,
+        #[graphql(
+            desc = "Continue after this cursor: `pageInfo.endCursor` (or an edge's `cursor`) from this same list; anything else is `INVALID_INPUT`."
+        )]
+        after: Option<String>,
+    ) -> AppResult<Page<User>> {
         let who = caller(ctx).await?;
         let site = parse_id(&site_id, "Site")?;
-        let rows = state(ctx)
-            .db
-            .run(move |c| lifetimes::sponsored(c, &who, site))
-            .await?;
-        Ok(rows.into_iter().map(User::new).collect())
+        let (limit, after) = super::page::<GuestKey>(first, after)?;
+        let order = GuestOrder::default();
+        guest_page(ctx, site, order, limit, after, move |c| {
+            lifetimes::sponsored(c, &who, site)
+        })
+        .await
     }
 
-    /// Guests nobody answers for any more (site admins): no sponsor, or one who left, was
+    /// Guests nobody answers for any more (site admins), by email: no sponsor, or one who left, was
     /// deactivated, or no longer holds a paid role (or an admin role) on the site. Reassign them with
     /// `setSponsor`.
+    #[graphql(complexity = "super::page_cost(first, child_complexity)")]
     async fn guests_without_sponsor(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The site; `FORBIDDEN` unless the caller administers it.")] site_id: ID,
-    ) -> AppResult<Vec<User>> {
+        #[graphql(
+            desc = "How many guests to return, 0 to 100 (20 when left out); anything else is `INVALID_INPUT`."
+        )]
+        first: Option<i32>,
+        #[graphql(
+            desc = "Continue after this cursor: `pageInfo.endCursor` (or an edge's `cursor`) from this same list; anything else is `INVALID_INPUT`."
+        )]
+        after: Option<String>,
+    ) -> AppResult<Page<User>> {
         let who = caller(ctx).await?;
         let site = parse_id(&site_id, "Site")?;
-        let rows = state(ctx)
-            .db
-            .run(move |c| lifetimes::without_sponsor(c, &who, site))
-            .await?;
-        Ok(rows.into_iter().map(User::new).collect())
+        let (limit, after) = super::page::<GuestKey>(first, after)?;
+        let order = GuestOrder::default();
+        guest_page(ctx, site, order, limit, after, move |c| {
+            lifetimes::without_sponsor(c, &who, site)
+        })
+        .await
     }
 }
 

@@ -10,7 +10,7 @@
 use crate::db::Db;
 use crate::domain::policy::ExternalPolicy;
 use crate::error::AppError;
-use crate::store::models::{Group, Space, User};
+use crate::store::models::{Group, Site, Space, User};
 use crate::store::{directory, groups, guests};
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use std::collections::HashMap;
@@ -153,6 +153,25 @@ pub struct GroupSitesOf(pub Uuid);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct GuestCountOf(pub Uuid);
 
+/// The admin grants a person holds: sites they are a site admin of, spaces they are a space admin of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AdminGrantsOf(pub Uuid);
+
+/// What [`AdminGrantsOf`] answers, as written (the caller's sight of each is for the field to judge).
+#[derive(Clone, Debug, Default)]
+pub struct AdminGrants {
+    pub sites: Vec<Site>,
+    pub spaces: Vec<Space>,
+}
+
+/// The people who hold a space admin role on a space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SpaceAdminsOf(pub Uuid);
+
+/// Whether a person has an authenticator app enrolled and confirmed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AuthenticatorOf(pub Uuid);
+
 impl Loader<UserById> for StoreLoader {
     type Value = User;
     type Error = AppError;
@@ -279,5 +298,72 @@ impl Loader<GuestCountOf> for StoreLoader {
             .iter()
             .map(|k| (*k, counts.get(&k.0).copied().unwrap_or(0)))
             .collect())
+    }
+}
+
+impl Loader<AdminGrantsOf> for StoreLoader {
+    type Value = AdminGrants;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[AdminGrantsOf],
+    ) -> Result<HashMap<AdminGrantsOf, AdminGrants>, AppError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let (sites, spaces) = self
+            .db
+            .run(move |c| crate::store::access::admin_grants(c, &ids))
+            .await?;
+        let mut out: HashMap<AdminGrantsOf, AdminGrants> =
+            keys.iter().map(|k| (*k, AdminGrants::default())).collect();
+        for (user, site) in sites {
+            out.entry(AdminGrantsOf(user)).or_default().sites.push(site);
+        }
+        for (user, space) in spaces {
+            out.entry(AdminGrantsOf(user))
+                .or_default()
+                .spaces
+                .push(space);
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<SpaceAdminsOf> for StoreLoader {
+    type Value = Vec<User>;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[SpaceAdminsOf],
+    ) -> Result<HashMap<SpaceAdminsOf, Vec<User>>, AppError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = self
+            .db
+            .run(move |c| crate::store::access::space_admins_of(c, &ids))
+            .await?;
+        let mut out: HashMap<SpaceAdminsOf, Vec<User>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for (space, user) in rows {
+            out.entry(SpaceAdminsOf(space)).or_default().push(user);
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<AuthenticatorOf> for StoreLoader {
+    type Value = bool;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[AuthenticatorOf],
+    ) -> Result<HashMap<AuthenticatorOf, bool>, AppError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let with = self
+            .db
+            .run(move |c| crate::store::access::with_authenticator(c, &ids))
+            .await?;
+        Ok(keys.iter().map(|k| (*k, with.contains(&k.0))).collect())
     }
 }

@@ -8,6 +8,7 @@ mod lifetimes;
 pub mod loaders;
 mod mutation;
 mod node;
+pub mod nulls;
 mod people;
 mod query;
 mod signin;
@@ -103,6 +104,8 @@ pub fn build_schema(state: Option<AppState>, limits: Limits) -> GuestpassSchema 
     .limit_complexity(limits.complexity)
     // Not returned by any field: published so clients can generate a type for `extensions.code`.
     .register_output_type::<crate::error::ErrorCode>()
+    // A failed nullable field answers null in place, as the spec says (see `nulls`).
+    .extension(nulls::NullOnError)
     // What the engine generates or describes generically (each list's connection and edge types,
     // `DateTime`) gets a description of its own, like every other type (`tests/tools/lint-schema.mjs`).
     .override_output_type_description::<chrono::DateTime<chrono::Utc>>(
@@ -127,6 +130,18 @@ pub fn build_schema(state: Option<AppState>, limits: Limits) -> GuestpassSchema 
     ))
     .override_output_type_description::<Edge<types::Group>>(
         "One group of a list, and the cursor to continue after it.",
+    )
+    .override_output_type_description::<types::Page<bulk::BulkInvite>>(paged!(
+        "A page of a site's bulk invites, newest first"
+    ))
+    .override_output_type_description::<Edge<bulk::BulkInvite>>(
+        "One bulk invite of a list, and the cursor to continue after it.",
+    )
+    .override_output_type_description::<types::Page<external::AffectedPerson>>(paged!(
+        "A page of the people a policy change affects, by email"
+    ))
+    .override_output_type_description::<Edge<external::AffectedPerson>>(
+        "One person a policy change affects, and the cursor to continue after them.",
     )
     .override_output_type_description::<types::Page<types::Invite>>(paged!(
         "A page of a site's invites, newest first"

@@ -69,6 +69,38 @@ pub struct InviteUsersInput {
 pub struct InviteUsersPayload {
     /// One pending invite per address, its email queued (see `emailDelivery`).
     pub invites: Vec<Invite>,
+    /// The site's seats with the new invites pending.
+    pub seat_usage: SeatUsage,
+}
+
+/// The space `createSpace` created.
+#[derive(SimpleObject)]
+pub struct CreateSpacePayload {
+    /// The new space.
+    pub space: Space,
+}
+
+/// The page `createPage` created.
+#[derive(SimpleObject)]
+pub struct CreatePagePayload {
+    /// The new page.
+    pub page: Page_,
+}
+
+/// The invite `resendInvite` renewed.
+#[derive(SimpleObject)]
+pub struct ResendInvitePayload {
+    /// The invite, pending again with its new expiry and a new email queued (`emailDelivery`).
+    pub invite: Invite,
+}
+
+/// The invite `revokeInvite` ended, and the seat it freed.
+#[derive(SimpleObject)]
+pub struct RevokeInvitePayload {
+    /// The invite, now `REVOKED`.
+    pub invite: Invite,
+    /// The site's seats without it (one more `remainingSeats`, or `remainingGuestSlots` for a guest).
+    pub seat_usage: SeatUsage,
 }
 
 /// Accepting an invitation: its token, and the account's name and password.
@@ -134,7 +166,7 @@ impl CoreMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The site, the key and the name.")] input: CreateSpaceInput,
-    ) -> AppResult<Space> {
+    ) -> AppResult<CreateSpacePayload> {
         let who = caller(ctx).await?;
         let site = parse_id(&input.site_id, "Site")?;
         let key = input.key.trim().to_string();
@@ -156,7 +188,9 @@ impl CoreMutation {
             .db
             .run(move |c| content::create_space(c, &who, site, &key, &name, now))
             .await
-            .map(Space)
+            .map(|space| CreateSpacePayload {
+                space: Space(space),
+            })
     }
 
     /// Creates a page in a space the caller reaches (a guest: their own space).
@@ -164,7 +198,7 @@ impl CoreMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The space, the title and the body.")] input: CreatePageInput,
-    ) -> AppResult<Page_> {
+    ) -> AppResult<CreatePagePayload> {
         let who = caller(ctx).await?;
         let space = parse_id(&input.space_id, "Space")?;
         let title = field("title", text::single_line(&input.title, 200))?;
@@ -176,7 +210,7 @@ impl CoreMutation {
             .db
             .run(move |c| content::create_page(c, &who, space, &title, &body, now))
             .await
-            .map(Page_)
+            .map(|page| CreatePagePayload { page: Page_(page) })
     }
 
     /// Invites 1 to 10 people to a site, atomically; each gets one personalized email.
@@ -203,7 +237,7 @@ impl CoreMutation {
         let st = state(ctx);
         let now = st.clock.now();
         let policy = st.delivery.clone();
-        let rows = st
+        let (rows, usage) = st
             .db
             .run(move |c| {
                 // Precedence: NOT_FOUND, FORBIDDEN, then input errors, then the rules.
@@ -248,7 +282,7 @@ impl CoreMutation {
                         "must be between 1 and 90",
                     ));
                 }
-                invites::invite_users(
+                let rows = invites::invite_users(
                     c,
                     &who,
                     NewInvites {
@@ -264,11 +298,14 @@ impl CoreMutation {
                     },
                     &policy,
                     now,
-                )
+                )?;
+                let usage = directory::seat_usage(c, &a.site, now)?;
+                Ok((rows, usage))
             })
             .await?;
         Ok(InviteUsersPayload {
             invites: rows.into_iter().map(Invite).collect(),
+            seat_usage: SeatUsage::new(site_id, usage),
         })
     }
 
@@ -280,7 +317,7 @@ impl CoreMutation {
             desc = "The invite (global id): a pending or expired one (`INVALID_INPUT` otherwise). `NOT_FOUND` unless it is one of the caller's organization, `FORBIDDEN` unless the caller administers its site."
         )]
         id: ID,
-    ) -> AppResult<Invite> {
+    ) -> AppResult<ResendInvitePayload> {
         let who = caller(ctx).await?;
         let id = parse_id(&id, "Invite")?;
         let st = state(ctx);
@@ -288,7 +325,9 @@ impl CoreMutation {
         st.db
             .run(move |c| invites::resend(c, &who, id, &policy, now))
             .await
-            .map(Invite)
+            .map(|invite| ResendInvitePayload {
+                invite: Invite(invite),
+            })
     }
 
     /// Ends a pending invite; its link stops working and its seat is freed.
@@ -299,15 +338,24 @@ impl CoreMutation {
             desc = "The invite (global id): a pending or expired one (`INVALID_INPUT` otherwise). `NOT_FOUND` unless it is one of the caller's organization, `FORBIDDEN` unless the caller administers its site."
         )]
         id: ID,
-    ) -> AppResult<Invite> {
+    ) -> AppResult<RevokeInvitePayload> {
         let who = caller(ctx).await?;
         let id = parse_id(&id, "Invite")?;
         let now = state(ctx).clock.now();
-        state(ctx)
+        let (invite, usage) = state(ctx)
             .db
-            .run(move |c| invites::revoke(c, &who, id, now))
-            .await
-            .map(Invite)
+            .run(move |c| {
+                let invite = invites::revoke(c, &who, id, now)?;
+                let site =
+                    crate::store::access::site_in_org(c, who.user.organization_id, invite.site_id)?;
+                let usage = directory::seat_usage(c, &site, now)?;
+                Ok((invite, usage))
+            })
+            .await?;
+        Ok(RevokeInvitePayload {
+            seat_usage: SeatUsage::new(invite.site_id, usage),
+            invite: Invite(invite),
+        })
     }
 
     /// Accepts an invite (no sign-in needed: the token is the proof) and signs the person in: a new

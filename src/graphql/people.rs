@@ -7,31 +7,42 @@ use crate::domain::{ProductRole, text};
 use crate::error::{AppError, AppResult};
 use crate::store::grants::{self, AdminRole};
 use crate::store::groups;
-use crate::store::guests::{self, GuestFilter};
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use crate::store::guests::{self, GuestFilter, GuestKey, GuestOrder, GuestSort};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use uuid::Uuid;
 
-/// A page of a site's guests; the total costs a count over the whole site, so only when asked for.
-async fn guest_page(
+/// A page of a site's guests in `order`, after the cursor `after` (which the store checks belongs to
+/// that order); `filter` runs first in the page's database call, checking who asks and answering the
+/// list's filter. The total costs a count over the whole site, so only when asked for.
+pub(crate) async fn guest_page<F>(
     ctx: &Context<'_>,
     site: Uuid,
-    filter: GuestFilter,
+    order: GuestOrder,
     limit: i64,
-    after: Option<(String, Uuid)>,
-) -> AppResult<Page<User>> {
+    after: Option<GuestKey>,
+    filter: F,
+) -> AppResult<Page<User>>
+where
+    F: FnOnce(&mut diesel::PgConnection) -> AppResult<GuestFilter> + Send + 'static,
+{
     let with_total = ctx.look_ahead().field("totalCount").exists();
     let wanted = super::loaders::Wanted::of(ctx);
     let (rows, total, fetched) = state(ctx)
         .db
         .run(move |c| {
-            let rows = guests::list(c, site, &filter, after, limit + 1)?;
+            let filter = filter(c)?;
+            let rows = guests::list(c, site, &filter, order, after, limit + 1)?;
             let total = if with_total {
                 guests::count(c, site, &filter)?
             } else {
                 0
             };
-            let shown = &rows[..rows.len().min(limit as usize)];
-            let fetched = super::loaders::prefetch(c, site, shown, &wanted)?;
+            let shown: Vec<_> = rows
+                .iter()
+                .take(limit as usize)
+                .map(|(_, u)| u.clone())
+                .collect();
+            let fetched = super::loaders::prefetch(c, site, &shown, &wanted)?;
             Ok((rows, total, fetched))
         })
         .await?;
@@ -40,8 +51,8 @@ async fn guest_page(
         rows,
         limit,
         total,
-        |u| (u.email_normalized.clone(), u.id),
-        User::new,
+        |(key, _)| key.clone(),
+        |(_, u)| User::new(u),
     ))
 }
 
@@ -70,9 +81,63 @@ pub struct GuestFilterInput {
     pub external: Option<bool>,
 }
 
+/// What the guest list is sorted by; the user id breaks ties, in the same direction.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
+pub enum GuestOrderField {
+    /// The address, letter case aside (the list's order when `orderBy` is left out).
+    #[default]
+    Email,
+    /// The display name, letter case aside.
+    DisplayName,
+    /// When the guest last used Guestpass (`lastActiveAt`, recorded at most hourly); a guest never
+    /// active counts as the least recently active: first ascending, last descending. Site admins
+    /// only (who see `lastActiveAt`): `FORBIDDEN` to others.
+    LastActiveAt,
+    /// When the guest's access to the site ends (`accessEndsAt(siteId)`); a guest whose access does
+    /// not end counts as ending last: last ascending, first descending.
+    AccessEndsAt,
+}
+
+/// Which way a list runs.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
+pub enum OrderDirection {
+    /// Smallest first: A to Z, earliest first.
+    #[default]
+    Asc,
+    /// Largest first: Z to A, latest first.
+    Desc,
+}
+
+/// The order of the guest list. A cursor (`after`) belongs to the order it was cut in: given with
+/// another field or direction it is `INVALID_INPUT`.
+#[derive(InputObject)]
+#[graphql(name = "GuestOrder")]
+pub struct GuestOrderInput {
+    /// What to sort by.
+    pub field: GuestOrderField,
+    /// `ASC` (when left out) or `DESC`.
+    #[graphql(default)]
+    pub direction: OrderDirection,
+}
+
+impl GuestOrderInput {
+    fn order(&self) -> GuestOrder {
+        GuestOrder {
+            by: match self.field {
+                GuestOrderField::Email => GuestSort::Email,
+                GuestOrderField::DisplayName => GuestSort::DisplayName,
+                GuestOrderField::LastActiveAt => GuestSort::LastActiveAt,
+                GuestOrderField::AccessEndsAt => GuestSort::AccessEndsAt,
+            },
+            descending: self.direction == OrderDirection::Desc,
+        }
+    }
+}
+
 #[Object]
 impl PeopleQuery {
-    /// The guests of a site, by email (whoever sees the whole site, and space admins).
+    /// The guests of a site, by email unless `orderBy` says otherwise (whoever sees the whole site,
+    /// and space admins).
     #[graphql(complexity = "super::page_cost(first, child_complexity)")]
     async fn guests(
         &self,
@@ -91,9 +156,14 @@ impl PeopleQuery {
         after: Option<String>,
         #[graphql(desc = "Narrows the list; every guest of the site when left out.")]
         filter: Option<GuestFilterInput>,
+        #[graphql(
+            desc = "The order: by email ascending when left out. Ordering by `LAST_ACTIVE_AT` is for site admins only (`FORBIDDEN` otherwise)."
+        )]
+        order_by: Option<GuestOrderInput>,
     ) -> AppResult<Page<User>> {
         let site = parse_id(&site_id, "Site")?;
-        let (limit, after) = page::<(String, Uuid)>(first, after)?;
+        let (limit, after) = page::<GuestKey>(first, after)?;
+        let order = order_by.map(|o| o.order()).unwrap_or_default();
         let f = filter.unwrap_or_default();
         let filter = GuestFilter {
             space_id: f
@@ -110,7 +180,13 @@ impl PeopleQuery {
         if !access.sees_whole_site() && access.admin_of_spaces.is_empty() {
             return Err(AppError::Forbidden);
         }
-        guest_page(ctx, site, filter, limit, after).await
+        // The order tells each guest's last activity relative to the others': only for those who
+        // see it (`lastActiveAt`), the site's admins.
+        if order.by == GuestSort::LastActiveAt {
+            let admin = crate::domain::authorization::Object::SiteAdministration { site };
+            super::require_sight(ctx, admin).await?;
+        }
+        guest_page(ctx, site, order, limit, after, move |_| Ok(filter)).await
     }
 
     /// Guests of a site not active for `inactiveForDays` days (site admins), for an access review:
@@ -132,7 +208,7 @@ impl PeopleQuery {
         after: Option<String>,
     ) -> AppResult<Page<User>> {
         let site = parse_id(&site_id, "Site")?;
-        let (limit, after) = page::<(String, Uuid)>(first, after)?;
+        let (limit, after) = page::<GuestKey>(first, after)?;
         if !(1..=3650).contains(&inactive_for_days) {
             return Err(AppError::invalid(
                 "inactiveForDays",
@@ -147,7 +223,8 @@ impl PeopleQuery {
             ),
             ..Default::default()
         };
-        guest_page(ctx, site, filter, limit, after).await
+        let order = GuestOrder::default();
+        guest_page(ctx, site, order, limit, after, move |_| Ok(filter)).await
     }
 
     /// The organization's groups, by name (staff: admins and paid users; `FORBIDDEN` to others).
@@ -373,7 +450,7 @@ impl PeopleMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The group's name.")] input: CreateGroupInput,
-    ) -> AppResult<Group> {
+    ) -> AppResult<CreateGroupPayload> {
         let who = caller(ctx).await?;
         let name = group_name(&input.name)?;
         let now = state(ctx).clock.now();
@@ -381,7 +458,7 @@ impl PeopleMutation {
             .db
             .run(move |c| groups::create(c, &who, &name, now))
             .await
-            .map(Group)
+            .map(|g| CreateGroupPayload { group: Group(g) })
     }
 
     /// Renames a group (organization admins, and site admins when every site the group holds a role
@@ -390,7 +467,7 @@ impl PeopleMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The group and its new name.")] input: RenameGroupInput,
-    ) -> AppResult<Group> {
+    ) -> AppResult<RenameGroupPayload> {
         let who = caller(ctx).await?;
         let id = parse_id(&input.id, "Group")?;
         let name = group_name(&input.name)?;
@@ -399,7 +476,7 @@ impl PeopleMutation {
             .db
             .run(move |c| groups::rename(c, &who, id, &name, now))
             .await
-            .map(Group)
+            .map(|g| RenameGroupPayload { group: Group(g) })
     }
 
     /// Deletes a group and recomputes its members' roles. Never refused for seats.
@@ -591,7 +668,7 @@ impl PeopleMutation {
             desc = "The person, the role (with its site) and whether to grant or revoke it."
         )]
         input: SetAdminRoleInput,
-    ) -> AppResult<User> {
+    ) -> AppResult<SetAdminRolePayload> {
         let who = caller(ctx).await?;
         let user = parse_id(&input.user_id, "User")?;
         let site = input
@@ -606,7 +683,7 @@ impl PeopleMutation {
                 grants::set_admin_role(c, &who, user, input.role, site, input.granted, now)
             })
             .await
-            .map(User::new)
+            .map(|u| SetAdminRolePayload { user: User::new(u) })
     }
 
     /// Makes a paid user of the site an admin of one space (admins and product admins).
@@ -614,8 +691,9 @@ impl PeopleMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The space and the person.")] input: SpaceAdminInput,
-    ) -> AppResult<Space> {
-        space_admin(ctx, input, true).await
+    ) -> AppResult<AddSpaceAdminPayload> {
+        let (space, user) = space_admin(ctx, input, true).await?;
+        Ok(AddSpaceAdminPayload { space, user })
     }
 
     /// Takes away a person's admin role on one space (admins and product admins).
@@ -623,8 +701,9 @@ impl PeopleMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The space and the person.")] input: SpaceAdminInput,
-    ) -> AppResult<Space> {
-        space_admin(ctx, input, false).await
+    ) -> AppResult<RemoveSpaceAdminPayload> {
+        let (space, user) = space_admin(ctx, input, false).await?;
+        Ok(RemoveSpaceAdminPayload { space, user })
     }
 
     /// Deactivates an account (organization admins): it keeps its grants, holds no seat, and its
@@ -634,8 +713,9 @@ impl PeopleMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The account; one not of the caller's organization is `NOT_FOUND`.")]
         id: ID,
-    ) -> AppResult<User> {
-        set_active(ctx, id, false).await
+    ) -> AppResult<DeactivateUserPayload> {
+        let (user, seat_usage) = set_active(ctx, id, false).await?;
+        Ok(DeactivateUserPayload { user, seat_usage })
     }
 
     /// Reactivates an account (organization admins); refused if a site cannot take its seats back
@@ -645,30 +725,104 @@ impl PeopleMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The account; one not of the caller's organization is `NOT_FOUND`.")]
         id: ID,
-    ) -> AppResult<User> {
-        set_active(ctx, id, true).await
+    ) -> AppResult<ReactivateUserPayload> {
+        let (user, seat_usage) = set_active(ctx, id, true).await?;
+        Ok(ReactivateUserPayload { user, seat_usage })
     }
 }
 
-async fn space_admin(ctx: &Context<'_>, input: SpaceAdminInput, granted: bool) -> AppResult<Space> {
+/// Grants or takes away a space admin role: the space and the person, as they are after it.
+async fn space_admin(
+    ctx: &Context<'_>,
+    input: SpaceAdminInput,
+    granted: bool,
+) -> AppResult<(Space, User)> {
     let who = caller(ctx).await?;
     let space = parse_id(&input.space_id, "Space")?;
     let user = parse_id(&input.user_id, "User")?;
     let now = state(ctx).clock.now();
-    state(ctx)
+    let org = who.user.organization_id;
+    let (space, user) = state(ctx)
         .db
-        .run(move |c| grants::set_space_admin(c, &who, space, user, granted, now))
-        .await
-        .map(Space)
+        .run(move |c| {
+            let space = grants::set_space_admin(c, &who, space, user, granted, now)?;
+            let user = crate::store::directory::user_in_org(c, org, user)?;
+            Ok((space, user))
+        })
+        .await?;
+    Ok((Space(space), User::new(user)))
 }
 
-async fn set_active(ctx: &Context<'_>, id: ID, active: bool) -> AppResult<User> {
+/// Deactivates or reactivates an account: the account, and the seats of every site it holds one on.
+async fn set_active(ctx: &Context<'_>, id: ID, active: bool) -> AppResult<(User, Vec<SeatUsage>)> {
     let who = caller(ctx).await?;
     let id = parse_id(&id, "User")?;
     let now = state(ctx).clock.now();
-    state(ctx)
+    let (user, change) = state(ctx)
         .db
         .run(move |c| grants::set_active(c, &who, id, active, now))
-        .await
-        .map(|(u, _)| User::new(u))
+        .await?;
+    let usage = change
+        .usage
+        .iter()
+        .map(|(site, u)| SeatUsage::new(site.id, *u))
+        .collect();
+    Ok((User::new(user), usage))
+}
+
+/// The group `createGroup` created.
+#[derive(SimpleObject)]
+pub struct CreateGroupPayload {
+    /// The new group, with no members and no role yet.
+    pub group: Group,
+}
+
+/// The group `renameGroup` renamed.
+#[derive(SimpleObject)]
+pub struct RenameGroupPayload {
+    /// The group, with its new name.
+    pub group: Group,
+}
+
+/// The person whose admin role `setAdminRole` granted or took away.
+#[derive(SimpleObject)]
+pub struct SetAdminRolePayload {
+    /// The person, as they are now.
+    pub user: User,
+}
+
+/// The space and the person `addSpaceAdmin` made its admin.
+#[derive(SimpleObject)]
+pub struct AddSpaceAdminPayload {
+    /// The space.
+    pub space: Space,
+    /// Its new admin.
+    pub user: User,
+}
+
+/// The space and the person `removeSpaceAdmin` took the admin role from.
+#[derive(SimpleObject)]
+pub struct RemoveSpaceAdminPayload {
+    /// The space.
+    pub space: Space,
+    /// The person, no longer its admin.
+    pub user: User,
+}
+
+/// The account `deactivateUser` deactivated, and the seats it freed.
+#[derive(SimpleObject)]
+pub struct DeactivateUserPayload {
+    /// The account, now `DEACTIVATED`.
+    pub user: User,
+    /// Seat usage of every site where the account held a seat, after the change.
+    pub seat_usage: Vec<SeatUsage>,
+}
+
+/// The account `reactivateUser` reactivated, and the seats it takes back.
+#[derive(SimpleObject)]
+pub struct ReactivateUserPayload {
+    /// The account, now `ACTIVE`.
+    pub user: User,
+    /// Seat usage of every site where the account takes a seat back, after the change.
+    pub seat_usage: Vec<SeatUsage>,
 }

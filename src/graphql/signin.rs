@@ -72,7 +72,7 @@ pub struct CompleteLoginInput {
 
 /// A new session, after the second step of a sign-in.
 #[derive(SimpleObject)]
-pub struct SessionTokenPayload {
+pub struct CompleteLoginPayload {
     /// The session's bearer token: send it as `Authorization: Bearer <token>`.
     pub session_token: String,
 }
@@ -97,12 +97,39 @@ pub struct ResetPasswordInput {
     pub new_password: String,
 }
 
-/// A plain acknowledgement. `requestPasswordReset` gives the same answer whatever happened, so it
-/// never tells whether an account exists.
+/// Payloads that only acknowledge: what changed is not an object the caller can read any more (a
+/// session ended, a credential removed) or must not learn about (whether an account exists). One
+/// type per mutation, so each can grow without touching the others.
+macro_rules! acknowledgements {
+    ($($(#[doc = $doc:literal])* $name:ident;)*) => {$(
+        $(#[doc = $doc])*
+        #[derive(SimpleObject)]
+        pub struct $name {
+            /// Always true: failures are errors.
+            pub ok: bool,
+        }
+    )*};
+}
+
+acknowledgements! {
+    /// The session `logout` ended (the one the request was made with).
+    LogoutPayload;
+    /// `removeAuthenticator` removed the authenticator app and its recovery codes.
+    RemoveAuthenticatorPayload;
+    /// `requestPasswordReset` gives the same answer whatever happened, so it never tells whether an
+    /// account exists.
+    RequestPasswordResetPayload;
+    /// `resetPassword` set the new password and ended the account's sessions.
+    ResetPasswordPayload;
+}
+
+/// The session `revokeSession` ended.
 #[derive(SimpleObject)]
-pub struct DonePayload {
+pub struct RevokeSessionPayload {
     /// Always true: failures are errors.
     pub ok: bool,
+    /// The id of the session that ended (it no longer appears in `sessions`).
+    pub revoked_session_id: ID,
 }
 
 /// Whether one person must give an emailed code at every sign-in.
@@ -136,7 +163,7 @@ pub struct CreateApiTokenPayload {
 /// An authenticator app waiting to be confirmed: add the secret to the app (by hand or by QR code),
 /// then call `confirmAuthenticator` with the first code it shows.
 #[derive(SimpleObject)]
-pub struct AuthenticatorEnrollment {
+pub struct EnrollAuthenticatorPayload {
     /// The shared secret in base32, for typing into an app.
     pub secret: String,
     /// An `otpauth://` URL (render it as a QR code).
@@ -145,7 +172,7 @@ pub struct AuthenticatorEnrollment {
 
 /// The recovery codes of an authenticator app that has just become active.
 #[derive(SimpleObject)]
-pub struct RecoveryCodesPayload {
+pub struct ConfirmAuthenticatorPayload {
     /// Ten one-time codes for when the app is not at hand. Shown once.
     pub recovery_codes: Vec<String>,
 }
@@ -283,7 +310,7 @@ impl SignInMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The challenge `login` gave and its code.")] input: CompleteLoginInput,
-    ) -> AppResult<SessionTokenPayload> {
+    ) -> AppResult<CompleteLoginPayload> {
         let st = state(ctx);
         st.limits.code_address.check(&client_address(ctx))?;
         let id = parse_id(&input.challenge_id, "Challenge").map_err(|_| AppError::CodeInvalid)?;
@@ -292,14 +319,14 @@ impl SignInMutation {
             .db
             .run(move |c| signin::complete_challenge(c, &signer, id, &input.code, lifetime, now))
             .await?;
-        Ok(SessionTokenPayload {
+        Ok(CompleteLoginPayload {
             session_token: token,
         })
     }
 
     /// Ends the session this request was made with. A request made with an API token is
     /// `INVALID_INPUT` (revoke the token with `revokeApiToken`).
-    async fn logout(&self, ctx: &Context<'_>) -> AppResult<DonePayload> {
+    async fn logout(&self, ctx: &Context<'_>) -> AppResult<LogoutPayload> {
         let who = caller(ctx).await?;
         let Some(session) = who.session_id else {
             return Err(AppError::invalid(
@@ -312,7 +339,7 @@ impl SignInMutation {
             .db
             .run(move |c| signin::revoke_session(c, &who.user, session, now))
             .await?;
-        Ok(DonePayload { ok: true })
+        Ok(LogoutPayload { ok: true })
     }
 
     /// Ends one of the caller's sessions.
@@ -323,7 +350,7 @@ impl SignInMutation {
             desc = "`Session.id` of one of the caller's live sessions; any other id is `NOT_FOUND`."
         )]
         id: ID,
-    ) -> AppResult<DonePayload> {
+    ) -> AppResult<RevokeSessionPayload> {
         let who = caller(ctx).await?;
         let id = parse_id(&id, "Session")?;
         let now = state(ctx).clock.now();
@@ -331,7 +358,10 @@ impl SignInMutation {
             .db
             .run(move |c| signin::revoke_session(c, &who.user, id, now))
             .await?;
-        Ok(DonePayload { ok: true })
+        Ok(RevokeSessionPayload {
+            ok: true,
+            revoked_session_id: gid(Kind::Session, id),
+        })
     }
 
     /// Requires (or stops requiring) an emailed code at every sign-in of a person: organization
@@ -342,7 +372,7 @@ impl SignInMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The person, and whether a code is required of them.")]
         input: SetTwoStepRequiredInput,
-    ) -> AppResult<User> {
+    ) -> AppResult<SetTwoStepRequiredPayload> {
         let who = caller(ctx).await?;
         let id = parse_id(&input.user_id, "User")?;
         let now = state(ctx).clock.now();
@@ -350,19 +380,22 @@ impl SignInMutation {
             .db
             .run(move |c| signin::set_two_step_required(c, &who, id, input.required, now))
             .await
-            .map(User::new)
+            .map(|u| SetTwoStepRequiredPayload { user: User::new(u) })
     }
 
     /// Starts enrolling an authenticator app (replacing an unconfirmed enrolment); confirm with its
     /// first code. `INVALID_INPUT` when an app is already active: remove it first.
-    async fn enroll_authenticator(&self, ctx: &Context<'_>) -> AppResult<AuthenticatorEnrollment> {
+    async fn enroll_authenticator(
+        &self,
+        ctx: &Context<'_>,
+    ) -> AppResult<EnrollAuthenticatorPayload> {
         let who = caller(ctx).await?;
         let now = state(ctx).clock.now();
         let (secret, otpauth_url) = state(ctx)
             .db
             .run(move |c| signin::begin_totp(c, &who.user, now))
             .await?;
-        Ok(AuthenticatorEnrollment {
+        Ok(EnrollAuthenticatorPayload {
             secret,
             otpauth_url,
         })
@@ -376,14 +409,14 @@ impl SignInMutation {
             desc = "The code the newly added app shows now. A wrong one is `CODE_INVALID`; `INVALID_INPUT` when no enrolment was started or the app is already active."
         )]
         code: String,
-    ) -> AppResult<RecoveryCodesPayload> {
+    ) -> AppResult<ConfirmAuthenticatorPayload> {
         let who = caller(ctx).await?;
         let now = state(ctx).clock.now();
         let recovery_codes = state(ctx)
             .db
             .run(move |c| signin::confirm_totp(c, &who.user, &code, now))
             .await?;
-        Ok(RecoveryCodesPayload { recovery_codes })
+        Ok(ConfirmAuthenticatorPayload { recovery_codes })
     }
 
     /// Removes the authenticator app, given one of its codes or a recovery code.
@@ -394,14 +427,14 @@ impl SignInMutation {
             desc = "A code the app shows now, or one of the unused recovery codes; anything else is `CODE_INVALID`."
         )]
         code: String,
-    ) -> AppResult<DonePayload> {
+    ) -> AppResult<RemoveAuthenticatorPayload> {
         let who = caller(ctx).await?;
         let now = state(ctx).clock.now();
         state(ctx)
             .db
             .run(move |c| signin::remove_totp(c, &who.user, &code, now))
             .await?;
-        Ok(DonePayload { ok: true })
+        Ok(RemoveAuthenticatorPayload { ok: true })
     }
 
     /// Emails a reset link valid for an hour when the account exists and is active (earlier links
@@ -412,7 +445,7 @@ impl SignInMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The organization and the account's email address.")]
         input: RequestPasswordResetInput,
-    ) -> AppResult<DonePayload> {
+    ) -> AppResult<RequestPasswordResetPayload> {
         let st = state(ctx);
         st.limits.reset_address.check(&client_address(ctx))?;
         let email = input.email.trim().to_lowercase();
@@ -429,7 +462,7 @@ impl SignInMutation {
                 Ok(())
             })
             .await?;
-        Ok(DonePayload { ok: true })
+        Ok(RequestPasswordResetPayload { ok: true })
     }
 
     /// Sets a new password with the emailed link's token (once); every session of the person ends.
@@ -440,11 +473,11 @@ impl SignInMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The emailed link's token and the new password.")]
         input: ResetPasswordInput,
-    ) -> AppResult<DonePayload> {
+    ) -> AppResult<ResetPasswordPayload> {
         let st = state(ctx);
         st.limits.reset_address.check(&client_address(ctx))?;
         reset_password(st, input.token, input.new_password).await?;
-        Ok(DonePayload { ok: true })
+        Ok(ResetPasswordPayload { ok: true })
     }
 
     /// Creates an API token acting as the caller; the token is shown once. An external user is
@@ -491,7 +524,7 @@ impl SignInMutation {
             desc = "`ApiToken.id` of one of the caller's tokens not yet revoked; any other id is `NOT_FOUND`."
         )]
         id: ID,
-    ) -> AppResult<ApiToken> {
+    ) -> AppResult<RevokeApiTokenPayload> {
         let who = caller(ctx).await?;
         let id = parse_id(&id, "ApiToken")?;
         let now = state(ctx).clock.now();
@@ -499,8 +532,24 @@ impl SignInMutation {
             .db
             .run(move |c| signin::revoke_api_token(c, &who.user, id, now))
             .await
-            .map(ApiToken)
+            .map(|t| RevokeApiTokenPayload {
+                api_token: ApiToken(t),
+            })
     }
+}
+
+/// The person `setTwoStepRequired` changed.
+#[derive(SimpleObject)]
+pub struct SetTwoStepRequiredPayload {
+    /// The person, as they are now.
+    pub user: User,
+}
+
+/// The API token `revokeApiToken` revoked.
+#[derive(SimpleObject)]
+pub struct RevokeApiTokenPayload {
+    /// The token, which no longer works and no longer appears in `apiTokens`.
+    pub api_token: ApiToken,
 }
 
 /// The one password check of a sign-in, shared by `login` and by accepting an invite with an existing

@@ -1,10 +1,13 @@
 //! GraphQL output types: thin wrappers around store rows. Doc comments become schema descriptions.
 
 use super::ids::{Kind, global as gid};
-use super::loaders::{DomainsOf, GroupsOf, GuestCountOf, GuestSpaceOf, PolicyOf, UserById};
+use super::loaders::{
+    AdminGrantsOf, AuthenticatorOf, DomainsOf, GroupsOf, GuestCountOf, GuestSpaceOf, PersonOf,
+    PolicyOf, SpaceAdminsOf, UserById,
+};
 use super::{caller, state};
 use crate::domain::ProductRole;
-use crate::domain::authorization::{Object, Person, Sight};
+use crate::domain::authorization::{Action, Object, Person, Sight, may_change, may_see};
 use crate::domain::seats::Usage;
 use crate::error::{AppError, AppResult};
 use crate::store::models::{self, InviteStatus};
@@ -21,6 +24,13 @@ pub struct Total {
 }
 
 pub type Page<N> = Connection<String, N, Total, EmptyFields>;
+
+/// Whether the caller may make a change: the policy's decision on the change itself
+/// ([`may_change`]), which the mutation making it asks too, so a `viewerCan*` field and the
+/// mutation's `FORBIDDEN` never disagree.
+async fn viewer_may(ctx: &Context<'_>, action: Action<'_>) -> AppResult<bool> {
+    Ok(may_change(&*super::viewer(ctx).await?, action))
+}
 
 pub struct Organization(pub models::Organization);
 
@@ -112,6 +122,20 @@ impl Site {
             .run(move |c| directory::seat_usage(c, &site, now))
             .await
             .map(|u| Some(SeatUsage::new(id, u)))
+    }
+    /// Whether the caller may invite people to this site (`inviteUsers`): its site admins and the
+    /// organization's admins. The same decision `inviteUsers` takes, which answers `FORBIDDEN`
+    /// exactly when this is false (inviting people into groups also needs the right to add members
+    /// to each group; addresses and seats are judged after).
+    async fn viewer_can_invite(&self, ctx: &Context<'_>) -> AppResult<bool> {
+        viewer_may(ctx, Action::ManageSite { site: self.0.id }).await
+    }
+    /// Whether the caller administers this site: may change its settings (`updateSiteSettings`) and
+    /// read its `seatUsage`, invites and bulk invites (its site admins and the organization's
+    /// admins). The same decision `updateSiteSettings` takes, which answers `FORBIDDEN` exactly when
+    /// this is false.
+    async fn viewer_can_administer(&self, ctx: &Context<'_>) -> AppResult<bool> {
+        viewer_may(ctx, Action::ManageSite { site: self.0.id }).await
     }
 }
 
@@ -232,6 +256,43 @@ impl Space {
         let id = self.0.id;
         let rows = state(ctx).db.run(move |c| content::pages(c, id)).await?;
         Ok(Some(rows.into_iter().map(Page_).collect()))
+    }
+    /// The people who hold a space admin role on this space (`addSpaceAdmin`), by email; a role kept
+    /// by someone who is no longer paid on the site is listed too (it gives nothing until they are
+    /// again). Told to whoever may see the space's guests, as `guestCount` is: the site's admins and
+    /// paid users, and the space's own admins, who see the people of the site anyway; not to the
+    /// space's guests, who see no one's roles. Only people the caller may see are listed.
+    async fn admins(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<User>>> {
+        let (site, space) = (self.0.site_id, self.0.id);
+        super::require_sight(ctx, Object::SpaceGuests { site, space }).await?;
+        let loaders = super::loaders(ctx)?;
+        let users = loaders
+            .load_one(SpaceAdminsOf(space))
+            .await?
+            .unwrap_or_default();
+        let persons = loaders
+            .load_many(users.iter().map(|u| PersonOf(u.id)))
+            .await?;
+        let v = super::viewer(ctx).await?;
+        Ok(Some(
+            users
+                .into_iter()
+                .filter(|u| {
+                    persons
+                        .get(&PersonOf(u.id))
+                        .is_some_and(|p| may_see(&v, Object::Person(p)) >= Sight::NameOnly)
+                })
+                .map(User::new)
+                .collect(),
+        ))
+    }
+    /// Whether the caller may put guests in this space and take them out (`assignGuestSpace`,
+    /// `unassignGuestSpace`): the site's admins and product admins, and this space's admins. The same
+    /// decision `assignGuestSpace` takes, which answers `FORBIDDEN` exactly when this is false (a
+    /// space admin still may not move a guest out of another space).
+    async fn viewer_can_manage(&self, ctx: &Context<'_>) -> AppResult<bool> {
+        let (site, space) = (self.0.site_id, self.0.id);
+        viewer_may(ctx, Action::ManageGuestsOf { site, space }).await
     }
 }
 
@@ -493,6 +554,57 @@ impl User {
         self.require_security(ctx).await?;
         Ok(self.user.last_active_at)
     }
+    /// Whether two-step codes are required of this person in particular (`setTwoStepRequired`):
+    /// every sign-in then asks for one. The organization's external user policy may require them of
+    /// an external user whatever this says. For the person and admins, like `verifiedUntil`.
+    async fn two_step_required(&self, ctx: &Context<'_>) -> AppResult<Option<bool>> {
+        self.require_security(ctx).await?;
+        Ok(Some(self.user.two_step_required))
+    }
+    /// Whether this person has an authenticator app enrolled and confirmed: their sign-ins then ask
+    /// for its codes (the person and admins, like `verifiedUntil`).
+    async fn has_authenticator(&self, ctx: &Context<'_>) -> AppResult<Option<bool>> {
+        self.require_security(ctx).await?;
+        Ok(Some(
+            super::loaders(ctx)?
+                .load_one(AuthenticatorOf(self.user.id))
+                .await?
+                .unwrap_or(false),
+        ))
+    }
+    /// The admin roles this person holds (`setAdminRole`, `addSpaceAdmin`). For the person
+    /// themselves and whoever sees their account whole; like `access`, not while the person must
+    /// verify again.
+    async fn admin_roles(&self, ctx: &Context<'_>) -> AppResult<Option<AdminRoles>> {
+        self.require(ctx, Sight::Full).await?;
+        let organization_admin = self.person(ctx).await?.org_admin;
+        let grants = super::loaders(ctx)?
+            .load_one(AdminGrantsOf(self.user.id))
+            .await?
+            .unwrap_or_default();
+        let v = super::viewer(ctx).await?;
+        let sees = |object| may_see(&v, object) == Sight::Full;
+        Ok(Some(AdminRoles {
+            organization_admin,
+            sites: grants
+                .sites
+                .into_iter()
+                .filter(|s| sees(Object::Site { site: s.id }))
+                .map(Site)
+                .collect(),
+            spaces: grants
+                .spaces
+                .into_iter()
+                .filter(|s| {
+                    sees(Object::Space {
+                        site: s.site_id,
+                        space: s.id,
+                    })
+                })
+                .map(Space)
+                .collect(),
+        }))
+    }
     /// Where this person stands on each site: role, space, sponsor (their name and email), end of
     /// access, next verification. Only for the person themselves (`me { access { ... } }`), and not
     /// while they must verify again.
@@ -577,6 +689,19 @@ impl User {
                 .collect(),
         ))
     }
+}
+
+/// The admin roles a person holds. Only the sites and spaces the caller may see are listed.
+#[derive(SimpleObject)]
+pub struct AdminRoles {
+    /// Organization admin: manages everything in the organization, every site and space included,
+    /// whatever `sites` and `spaces` list.
+    pub organization_admin: bool,
+    /// The sites they are a site admin of, by name.
+    pub sites: Vec<Site>,
+    /// The spaces they are a space admin of, by key (a role kept while they are no longer paid on
+    /// the space's site is listed too: it gives nothing until they are again).
+    pub spaces: Vec<Space>,
 }
 
 pub struct Billing(pub crate::domain::billing::Billing<models::Group>);

@@ -27,10 +27,13 @@ pub fn serve(
     if let Ok(u) = url::Url::parse(&state.config.public_url) {
         origins.push(u.origin().ascii_serialization());
     }
+    // Automatic persisted queries: one store for every worker of this process.
+    let persisted = web::Data::new(graphql::PersistedQueries::new());
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
             .app_data(web::Data::new(schema.clone()))
+            .app_data(persisted.clone())
             .app_data(web::PayloadConfig::new(body_limit))
             .app_data(web::FormConfig::default().limit(body_limit))
             .wrap(from_fn(observe))
@@ -39,7 +42,9 @@ pub fn serve(
                 web::resource("/graphql")
                     .wrap(cors(&origins))
                     .route(web::post().to(graphql::post))
-                    .route(web::get().to(graphql::get)),
+                    .route(web::get().to(graphql::get))
+                    // 405 with `Allow` (HEAD is routed as GET by `head_as_get`).
+                    .default_service(web::to(graphql::method_not_allowed)),
             )
             .route("/graphiql", web::get().to(graphiql::page))
             .route(

@@ -4,11 +4,11 @@
 use crate::auth::tokens::{TokenKind, hash_token};
 use crate::db::schema::*;
 use crate::domain::ProductRole;
-use crate::domain::authorization::{Grants, Person, Standing, Viewer};
+use crate::domain::authorization::{Grants, Person, SiteAction, Standing, Viewer};
 use crate::domain::policy::{self, ApiTokenAccess, ExternalPolicy, TwoStep};
 use crate::domain::seats::Counts;
 use crate::error::{AppError, AppResult};
-use crate::store::models::{Site, User};
+use crate::store::models::{Site, Space, User};
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Uuid as SqlUuid};
@@ -258,12 +258,19 @@ impl std::ops::Deref for SiteAccess {
 }
 
 impl SiteAccess {
-    pub fn require_admin(&self) -> AppResult<()> {
-        if self.is_admin() {
+    /// `FORBIDDEN` unless the policy lets this standing make the change ([`Standing::may`]: the
+    /// very decision `may_change` takes, and the `viewerCan*` fields answer).
+    pub fn require(&self, action: SiteAction) -> AppResult<()> {
+        if self.standing.may(action) {
             Ok(())
         } else {
             Err(AppError::Forbidden)
         }
+    }
+
+    /// The site's invites, roles, settings and seats ([`SiteAction::Manage`]: its admins).
+    pub fn require_admin(&self) -> AppResult<()> {
+        self.require(SiteAction::Manage)
     }
 }
 
@@ -430,6 +437,48 @@ pub fn person(conn: &mut PgConnection, id: Uuid) -> AppResult<Person> {
         .into_iter()
         .next()
         .ok_or(AppError::NotFound("User"))
+}
+
+/// What [`admin_grants`] answers: `(person, site)` for each site admin role, `(person, space)` for
+/// each space admin role.
+pub type AdminGrantRows = (Vec<(Uuid, Site)>, Vec<(Uuid, Space)>);
+
+/// The admin grants of each of `ids`, as written (`setAdminRole`, `addSpaceAdmin`): the sites
+/// they are a site admin of, by name, and the spaces they are a space admin of, by key. Two
+/// prepared statements, whatever the number of people.
+pub fn admin_grants(conn: &mut PgConnection, ids: &[Uuid]) -> AppResult<AdminGrantRows> {
+    let sites: Vec<(Uuid, Site)> = site_admins::table
+        .inner_join(sites::table.on(sites::id.eq(site_admins::site_id)))
+        .filter(site_admins::user_id.eq_any(ids))
+        .order((sites::name.asc(), sites::id.asc()))
+        .select((site_admins::user_id, Site::as_select()))
+        .load(conn)?;
+    let spaces: Vec<(Uuid, Space)> = space_admins::table
+        .inner_join(spaces::table)
+        .filter(space_admins::user_id.eq_any(ids))
+        .order((spaces::key.asc(), spaces::id.asc()))
+        .select((space_admins::user_id, Space::as_select()))
+        .load(conn)?;
+    Ok((sites, spaces))
+}
+
+/// The admins of each of `spaces` (their space admin grants, as written), by email.
+pub fn space_admins_of(conn: &mut PgConnection, spaces: &[Uuid]) -> AppResult<Vec<(Uuid, User)>> {
+    Ok(space_admins::table
+        .inner_join(users::table.on(users::id.eq(space_admins::user_id)))
+        .filter(space_admins::space_id.eq_any(spaces))
+        .order((users::email_normalized.asc(), users::id.asc()))
+        .select((space_admins::space_id, User::as_select()))
+        .load(conn)?)
+}
+
+/// Which of `ids` have an authenticator app enrolled and confirmed (sign-ins ask for its codes).
+pub fn with_authenticator(conn: &mut PgConnection, ids: &[Uuid]) -> AppResult<Vec<Uuid>> {
+    Ok(totp_credentials::table
+        .filter(totp_credentials::user_id.eq_any(ids))
+        .filter(totp_credentials::confirmed_at.is_not_null())
+        .select(totp_credentials::user_id)
+        .load(conn)?)
 }
 
 /// Sites the caller administers as a site admin.

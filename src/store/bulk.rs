@@ -384,13 +384,7 @@ pub fn progress(conn: &mut PgConnection, id: Uuid) -> AppResult<Progress> {
         .load(conn)?;
     let mut p = Progress::default();
     for (status, n) in counts {
-        p.total += n;
-        match status.as_str() {
-            "PENDING" => p.pending = n,
-            "INVITED" => p.invited = n,
-            "REFUSED" => p.refused = n,
-            _ => p.invalid = n,
-        }
+        p.add(&status, n);
     }
     Ok(p)
 }
@@ -414,4 +408,85 @@ pub fn rows(
         q = q.filter(bulk_invite_rows::status.eq(s.to_string()));
     }
     Ok(q.load(conn)?)
+}
+
+/// A page of a site's bulk invites, newest first (keyset on `(created_at, id)`, descending: the page
+/// walks `bulk_invites_site` from the cursor and stops at `limit`), each with its progress, read for
+/// the whole page in one statement.
+pub fn list(
+    conn: &mut PgConnection,
+    site_id: Uuid,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> AppResult<Vec<(BulkInvite, Progress)>> {
+    let mut q = bulk_invites::table
+        .filter(bulk_invites::site_id.eq(site_id))
+        .into_boxed();
+    if let Some((at, id)) = after {
+        q = q.filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "(bulk_invites.created_at, bulk_invites.id) < (",
+            )
+            .bind::<diesel::sql_types::Timestamptz, _>(at)
+            .sql(", ")
+            .bind::<diesel::sql_types::Uuid, _>(id)
+            .sql(")"),
+        );
+    }
+    let files: Vec<BulkInvite> = q
+        .order((bulk_invites::created_at.desc(), bulk_invites::id.desc()))
+        .limit(limit)
+        .select(BulkInvite::as_select())
+        .load(conn)?;
+    let ids: Vec<Uuid> = files.iter().map(|b| b.id).collect();
+    let mut progress = progress_of(conn, &ids)?;
+    Ok(files
+        .into_iter()
+        .map(|b| {
+            let p = progress.remove(&b.id).unwrap_or_default();
+            (b, p)
+        })
+        .collect())
+}
+
+/// How many bulk invites a site has.
+pub fn count(conn: &mut PgConnection, site_id: Uuid) -> AppResult<i64> {
+    Ok(bulk_invites::table
+        .filter(bulk_invites::site_id.eq(site_id))
+        .count()
+        .get_result(conn)?)
+}
+
+/// The progress of many bulk invites in one statement (a file without rows has none).
+fn progress_of(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> AppResult<std::collections::HashMap<Uuid, Progress>> {
+    let counts: Vec<(Uuid, String, i64)> = bulk_invite_rows::table
+        .filter(bulk_invite_rows::bulk_id.eq_any(ids))
+        .group_by((bulk_invite_rows::bulk_id, bulk_invite_rows::status))
+        .select((
+            bulk_invite_rows::bulk_id,
+            bulk_invite_rows::status,
+            diesel::dsl::count_star(),
+        ))
+        .load(conn)?;
+    let mut out: std::collections::HashMap<Uuid, Progress> = std::collections::HashMap::new();
+    for (id, status, n) in counts {
+        out.entry(id).or_default().add(&status, n);
+    }
+    Ok(out)
+}
+
+impl Progress {
+    /// Counts `n` rows in `status`.
+    fn add(&mut self, status: &str, n: i64) {
+        self.total += n;
+        match status {
+            "PENDING" => self.pending += n,
+            "INVITED" => self.invited += n,
+            "REFUSED" => self.refused += n,
+            _ => self.invalid += n,
+        }
+    }
 }

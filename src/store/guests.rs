@@ -2,6 +2,7 @@
 
 use crate::db::schema::*;
 use crate::domain::ProductRole;
+use crate::domain::domains::DomainMode;
 use crate::error::{AppError, AppResult};
 use crate::store::access::{self, Caller};
 use crate::store::audit::{self, Audit};
@@ -9,8 +10,10 @@ use crate::store::changes::{self, Reach};
 use crate::store::content;
 use crate::store::models::{Space, User};
 use chrono::{DateTime, Utc};
+use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Nullable, Text, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -31,6 +34,20 @@ pub struct GuestFilter {
     pub inactive_before: Option<DateTime<Utc>>,
     /// Only guests this person sponsors on the site.
     pub sponsor: Option<Uuid>,
+    /// Only guests nobody answers for: no sponsor, or one who may no longer sponsor on the site
+    /// (the rule is [`crate::store::lifetimes::sponsor_acts`]).
+    pub without_acting_sponsor: bool,
+    /// Only guests whose address these guest domain rules refuse (the rule in SQL is
+    /// [`crate::store::domain_rules::refused`]).
+    pub refused_by: Option<(DomainMode, Vec<String>)>,
+}
+
+impl GuestFilter {
+    /// Whether the filter keeps nobody whatever the site holds (domain rules of mode `NONE` refuse
+    /// no address): the list and its count are empty without a read.
+    fn keeps_nobody(&self) -> bool {
+        matches!(&self.refused_by, Some((DomainMode::None, _)))
+    }
 }
 
 /// `%term%` for LIKE, with the pattern characters of the term taken literally.
@@ -55,13 +72,12 @@ fn search_pattern(filter: &GuestFilter) -> Option<String> {
         .map(like_pattern)
 }
 
-/// The guest list's filters on the maintained rows (`site_members` joined with `users`), as a boxed
-/// query diesel prepares once per connection.
+/// The guest list's filters on the maintained rows (`site_members` joined with `users`, or `from` a
+/// join that holds both), as a boxed query diesel prepares once per connection.
 macro_rules! guests_of {
-    ($site:expr, $filter:expr) => {{
+    (from $from:expr; $site:expr, $filter:expr) => {{
         let f: &GuestFilter = $filter;
-        let mut q = site_members::table
-            .inner_join(users::table)
+        let mut q = $from
             .filter(site_members::site_id.eq($site))
             .filter(site_members::role.eq(ProductRole::Guest.rank()))
             .into_boxed::<diesel::pg::Pg>();
@@ -80,13 +96,14 @@ macro_rules! guests_of {
             q = q.filter(site_members::external.eq(e));
         }
         if let Some(sponsor) = f.sponsor {
+            // In SQL with its own alias: `from` may join guest_terms already.
             q = q.filter(
-                site_members::user_id.eq_any(
-                    guest_terms::table
-                        .filter(guest_terms::site_id.eq($site))
-                        .filter(guest_terms::sponsor_id.eq(sponsor))
-                        .select(guest_terms::user_id),
-                ),
+                diesel::dsl::sql::<Bool>(
+                    "EXISTS (SELECT 1 FROM guest_terms gsp WHERE gsp.site_id = site_members.site_id \
+                     AND gsp.user_id = site_members.user_id AND gsp.sponsor_id = ",
+                )
+                .bind::<SqlUuid, _>(sponsor)
+                .sql(")"),
             );
         }
         if let Some(t) = f.inactive_before {
@@ -96,49 +113,363 @@ macro_rules! guests_of {
                     .or(users::last_active_at.is_null().and(users::created_at.lt(t))),
             );
         }
+        if f.without_acting_sponsor {
+            // No terms row whose sponsor acts: no row, no sponsor, or a sponsor who may not.
+            q = q.filter(diesel::dsl::sql::<Bool>(&format!(
+                "NOT EXISTS (SELECT 1 FROM guest_terms gts WHERE gts.site_id = site_members.site_id \
+                 AND gts.user_id = site_members.user_id AND {})",
+                crate::store::lifetimes::sponsor_acts("gts.sponsor_id", "gts.site_id")
+            )));
+        }
+        if let Some((mode, patterns)) = &f.refused_by {
+            q = q.filter(crate::store::domain_rules::refused(*mode, patterns));
+        }
         q
     }};
+    ($site:expr, $filter:expr) => {
+        guests_of!(from site_members::table.inner_join(users::table); $site, $filter)
+    };
 }
 
-/// All guests of a site that `filter` keeps, by email (for lists that are not paged: a sponsor's
-/// guests, the guests outside the domain rules).
-pub fn all(conn: &mut PgConnection, site_id: Uuid, filter: &GuestFilter) -> AppResult<Vec<User>> {
-    Ok(guests_of!(site_id, filter)
-        .order((site_members::email_normalized, site_members::user_id))
-        .select(User::as_select())
-        .load(conn)?)
+/// What the guest list is sorted by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GuestSort {
+    /// The normalized address (`site_members_guests`).
+    #[default]
+    Email,
+    /// The display name, letter case aside (`users_org_display_name`).
+    DisplayName,
+    /// The last activity; never active counts as the earliest (`users_org_last_active`).
+    LastActiveAt,
+    /// The end of access on the site; no end counts as the latest (`guest_terms_site_ends`, and
+    /// `site_members_guests_by_id` for guests without terms).
+    AccessEndsAt,
 }
 
-/// The guests of a site (active accounts whose maintained role is GUEST), by email,
-/// keyset-paginated: the page walks `site_members_guests` from the key and stops at `limit`.
+/// The guest list's order: a sort value, then the user id, both ascending or both descending.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestOrder {
+    pub by: GuestSort,
+    pub descending: bool,
+}
+
+/// A guest list cursor's content: the order it was cut in, and the last guest's sort value and id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum GuestKey {
+    /// By email ascending, the list's first order: `[email, id]`, as cursors always were.
+    Email(String, Uuid),
+    /// Any other order: its sort value is a text (email, display name) or a time (null: none).
+    Ordered {
+        order: GuestOrder,
+        text: Option<String>,
+        time: Option<DateTime<Utc>>,
+        id: Uuid,
+    },
+}
+
+/// Where a page continues: the sort value (the text, or the time of a time order) and the id.
+struct After {
+    text: String,
+    time: Option<DateTime<Utc>>,
+    id: Uuid,
+}
+
+impl GuestOrder {
+    fn is_text(self) -> bool {
+        matches!(self.by, GuestSort::Email | GuestSort::DisplayName)
+    }
+
+    /// The cursor of a guest in this order (`ends_at`: their end of access on the site).
+    fn key(self, u: &User, ends_at: Option<DateTime<Utc>>) -> GuestKey {
+        let (text, time) = match self.by {
+            GuestSort::Email => (Some(u.email_normalized.clone()), None),
+            GuestSort::DisplayName => (Some(u.display_name.clone()), None),
+            GuestSort::LastActiveAt => (None, u.last_active_at),
+            GuestSort::AccessEndsAt => (None, ends_at),
+        };
+        match text {
+            Some(e) if self == Self::default() => GuestKey::Email(e, u.id),
+            _ => GuestKey::Ordered {
+                order: self,
+                text,
+                time,
+                id: u.id,
+            },
+        }
+    }
+
+    /// Where a cursor continues, if it was cut in this order (`INVALID_INPUT` otherwise: a cursor
+    /// of another order, or of another direction, names no position in this one).
+    fn after(self, key: GuestKey) -> AppResult<After> {
+        let (order, text, time, id) = match key {
+            GuestKey::Email(e, id) => (Self::default(), Some(e), None, id),
+            // The first order's cursors are the bare pair only.
+            GuestKey::Ordered { order, .. } if order == Self::default() => {
+                return Err(not_a_cursor());
+            }
+            GuestKey::Ordered {
+                order,
+                text,
+                time,
+                id,
+            } => (order, text, time, id),
+        };
+        let shaped = if self.is_text() {
+            text.is_some() && time.is_none()
+        } else {
+            text.is_none()
+        };
+        if order != self || !shaped {
+            return Err(not_a_cursor());
+        }
+        Ok(After {
+            text: text.unwrap_or_default(),
+            time,
+            id,
+        })
+    }
+}
+
+fn not_a_cursor() -> AppError {
+    AppError::invalid("after", "is not a cursor from this list")
+}
+
+/// `(key, id) > (value, after)` (`<` descending) as one row comparison on text, so the page walks
+/// the order's index from the cursor; `wrap` applies the key's function to the cursor's value.
+fn after_text(
+    key: &str,
+    wrap: &str,
+    id: &str,
+    desc: bool,
+    value: String,
+    after: Uuid,
+) -> SqlLiteral<
+    Bool,
+    impl diesel::query_builder::QueryFragment<diesel::pg::Pg> + diesel::query_builder::QueryId,
+> {
+    let op = if desc { "<" } else { ">" };
+    diesel::dsl::sql::<Bool>(&format!("({key}, {id}) {op} ({wrap}("))
+        .bind::<Text, _>(value)
+        .sql("), ")
+        .bind::<SqlUuid, _>(after)
+        .sql(")")
+}
+
+/// The same on a time key whose nulls stand for `missing` (`-infinity` or `infinity`).
+fn after_time(
+    key: &str,
+    missing: &str,
+    id: &str,
+    desc: bool,
+    value: Option<DateTime<Utc>>,
+    after: Uuid,
+) -> SqlLiteral<
+    Bool,
+    impl diesel::query_builder::QueryFragment<diesel::pg::Pg> + diesel::query_builder::QueryId,
+> {
+    let op = if desc { "<" } else { ">" };
+    diesel::dsl::sql::<Bool>(&format!("({key}, {id}) {op} (COALESCE("))
+        .bind::<Nullable<Timestamptz>, _>(value)
+        .sql(&format!("::timestamptz, '{missing}'::timestamptz), "))
+        .bind::<SqlUuid, _>(after)
+        .sql(")")
+}
+
+/// The display name as the list sorts it (letter case aside), in `users_org_display_name`.
+const NAME_KEY: &str = "lower(users.display_name)";
+/// The last activity as the list sorts it (never active: the earliest), in `users_org_last_active`.
+const ACTIVE_KEY: &str = "COALESCE(users.last_active_at, '-infinity'::timestamptz)";
+/// The end of access as the list sorts it (no end: the latest), in `guest_terms_site_ends`.
+const ENDS_KEY: &str = "COALESCE(guest_terms.ends_at, 'infinity'::timestamptz)";
+
+/// The guests of a site (active accounts whose maintained role is GUEST) that `filter` keeps, in
+/// `order`, keyset-paginated: each guest with the cursor that continues after them. A page walks one
+/// index from the cursor and stops at `limit`:
+/// - `EMAIL`: `site_members_guests`, the site's guests by address.
+/// - `DISPLAY_NAME`, `LAST_ACTIVE_AT`: the organization's people in that order
+///   (`users_org_display_name`, `users_org_last_active`), each looked up in `site_members` by key;
+///   the planner may instead sort the site's guests when they are few.
+/// - `ACCESS_ENDS_AT`: two walks of at most `limit` each, merged: the site's terms by end
+///   (`guest_terms_site_ends`) and the guests without terms by id (`site_members_guests_by_id`, all
+///   of them at "no end").
+///
+/// A cursor of another order is `INVALID_INPUT`.
 pub fn list(
     conn: &mut PgConnection,
     site_id: Uuid,
     filter: &GuestFilter,
-    after: Option<(String, Uuid)>,
+    order: GuestOrder,
+    after: Option<GuestKey>,
     limit: i64,
-) -> AppResult<Vec<User>> {
-    let mut q = guests_of!(site_id, filter);
-    if let Some((e, id)) = after {
-        q = q.filter(crate::store::after_key("site_members", e, id));
+) -> AppResult<Vec<(GuestKey, User)>> {
+    let after = after.map(|k| order.after(k)).transpose()?;
+    if filter.keeps_nobody() {
+        return Ok(Vec::new());
     }
-    Ok(
-        q.order((site_members::email_normalized, site_members::user_id))
-            .limit(limit)
-            .select(User::as_select())
-            .load(conn)?,
-    )
+    let desc = order.descending;
+    let in_org = || {
+        users::organization_id.nullable().eq(sites::table
+            .find(site_id)
+            .select(sites::organization_id)
+            .single_value())
+    };
+    let rows: Vec<(User, Option<DateTime<Utc>>)> = match order.by {
+        GuestSort::Email => {
+            let mut q = guests_of!(site_id, filter);
+            if let Some(a) = after {
+                q = q.filter(after_text(
+                    "site_members.email_normalized",
+                    "",
+                    "site_members.user_id",
+                    desc,
+                    a.text,
+                    a.id,
+                ));
+            }
+            q = if desc {
+                q.order((
+                    site_members::email_normalized.desc(),
+                    site_members::user_id.desc(),
+                ))
+            } else {
+                q.order((site_members::email_normalized, site_members::user_id))
+            };
+            let users: Vec<User> = q.limit(limit).select(User::as_select()).load(conn)?;
+            users.into_iter().map(|u| (u, None)).collect()
+        }
+        GuestSort::DisplayName => {
+            let mut q = guests_of!(site_id, filter).filter(in_org());
+            if let Some(a) = after {
+                q = q.filter(after_text(
+                    NAME_KEY, "lower", "users.id", desc, a.text, a.id,
+                ));
+            }
+            let key = diesel::dsl::sql::<Text>(NAME_KEY);
+            q = if desc {
+                q.order((key.desc(), users::id.desc()))
+            } else {
+                q.order((key.asc(), users::id.asc()))
+            };
+            let users: Vec<User> = q.limit(limit).select(User::as_select()).load(conn)?;
+            users.into_iter().map(|u| (u, None)).collect()
+        }
+        GuestSort::LastActiveAt => {
+            let mut q = guests_of!(site_id, filter).filter(in_org());
+            if let Some(a) = after {
+                q = q.filter(after_time(
+                    ACTIVE_KEY,
+                    "-infinity",
+                    "users.id",
+                    desc,
+                    a.time,
+                    a.id,
+                ));
+            }
+            let key = diesel::dsl::sql::<Timestamptz>(ACTIVE_KEY);
+            q = if desc {
+                q.order((key.desc(), users::id.desc()))
+            } else {
+                q.order((key.asc(), users::id.asc()))
+            };
+            let users: Vec<User> = q.limit(limit).select(User::as_select()).load(conn)?;
+            users.into_iter().map(|u| (u, None)).collect()
+        }
+        GuestSort::AccessEndsAt => ends_page(conn, site_id, filter, desc, after, limit)?,
+    };
+    Ok(rows
+        .into_iter()
+        .map(|(u, ends)| (order.key(&u, ends), u))
+        .collect())
+}
+
+/// A page of guests by end of access: the guests with terms on the site by their end (no end: the
+/// latest), and the guests without terms (whose access does not end either) by id, each walk
+/// stopping at `limit`, merged in the order's sense.
+fn ends_page(
+    conn: &mut PgConnection,
+    site_id: Uuid,
+    filter: &GuestFilter,
+    desc: bool,
+    after: Option<After>,
+    limit: i64,
+) -> AppResult<Vec<(User, Option<DateTime<Utc>>)>> {
+    let with_terms = site_members::table.inner_join(users::table).inner_join(
+        guest_terms::table.on(guest_terms::site_id
+            .eq(site_members::site_id)
+            .and(guest_terms::user_id.eq(site_members::user_id))),
+    );
+    let mut q = guests_of!(from with_terms; site_id, filter);
+    if let Some(a) = &after {
+        q = q.filter(after_time(
+            ENDS_KEY,
+            "infinity",
+            "guest_terms.user_id",
+            desc,
+            a.time,
+            a.id,
+        ));
+    }
+    let key = diesel::dsl::sql::<Timestamptz>(ENDS_KEY);
+    q = if desc {
+        q.order((key.desc(), guest_terms::user_id.desc()))
+    } else {
+        q.order((key.asc(), guest_terms::user_id.asc()))
+    };
+    let mut rows: Vec<(User, Option<DateTime<Utc>>)> = q
+        .limit(limit)
+        .select((User::as_select(), guest_terms::ends_at))
+        .load(conn)?;
+
+    // The guests without terms all sort at "no end", between each other by id: after a cursor with
+    // an end they all follow it ascending and precede it descending.
+    let bare_after = match &after {
+        None => Some(None),
+        Some(a) if a.time.is_none() => Some(Some(a.id)),
+        Some(_) if desc => None,
+        Some(_) => Some(None),
+    };
+    if let Some(bare_after) = bare_after {
+        let mut q = guests_of!(site_id, filter).filter(diesel::dsl::sql::<Bool>(
+            "NOT EXISTS (SELECT 1 FROM guest_terms gtn WHERE gtn.site_id = site_members.site_id \
+             AND gtn.user_id = site_members.user_id)",
+        ));
+        q = match (bare_after, desc) {
+            (Some(id), false) => q.filter(site_members::user_id.gt(id)),
+            (Some(id), true) => q.filter(site_members::user_id.lt(id)),
+            (None, _) => q,
+        };
+        q = if desc {
+            q.order(site_members::user_id.desc())
+        } else {
+            q.order(site_members::user_id.asc())
+        };
+        let bare: Vec<User> = q.limit(limit).select(User::as_select()).load(conn)?;
+        rows.extend(bare.into_iter().map(|u| (u, None)));
+    }
+    // Ascending: an end before no end, then by id (the uuid order is the database's, byte by byte).
+    rows.sort_by(|(a, ae), (b, be)| {
+        let o = (ae.is_none(), ae, a.id).cmp(&(be.is_none(), be, b.id));
+        if desc { o.reverse() } else { o }
+    });
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    Ok(rows)
 }
 
 /// How many guests the list holds with these filters (asked only when a client selects
 /// `totalCount`): the site's counter when nothing narrows the list.
 pub fn count(conn: &mut PgConnection, site_id: Uuid, filter: &GuestFilter) -> AppResult<i64> {
+    if filter.keeps_nobody() {
+        return Ok(0);
+    }
     let unfiltered = filter.space_id.is_none()
         && !filter.without_space
         && search_pattern(filter).is_none()
         && filter.external.is_none()
         && filter.inactive_before.is_none()
-        && filter.sponsor.is_none();
+        && filter.sponsor.is_none()
+        && !filter.without_acting_sponsor
+        && filter.refused_by.is_none();
     if unfiltered {
         return Ok(changes::state::stored_counts(conn, site_id)?.guests);
     }

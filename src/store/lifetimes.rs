@@ -3,13 +3,12 @@
 
 use crate::db::schema::*;
 use crate::domain::ProductRole;
-use crate::domain::roles::may_sponsor;
 use crate::error::{AppError, AppResult};
 use crate::store::access::{self, Caller};
 use crate::store::audit::{self, Audit};
 use crate::store::changes;
 use crate::store::directory::user_in_org;
-use crate::store::guests::{self, GuestFilter};
+use crate::store::guests::GuestFilter;
 use crate::store::invites::DeliveryPolicy;
 use crate::store::models::{GuestTerms, Invite, Site, Space, User};
 use crate::store::queue;
@@ -222,13 +221,45 @@ pub fn set_sponsor(
     })
 }
 
-/// Whether someone can answer for guests of a site now (the rule is `domain::roles::may_sponsor`).
-/// Every use of a sponsorship asks this, so one that lost its footing is inert everywhere at once.
+/// Who may answer for a site's guests (`domain::roles::may_sponsor`: an active account that
+/// administers the site, as an organization or site admin, or holds a paid role there), as one SQL
+/// condition on a sponsor's id and a site's id (two SQL expressions). It is where the rule is
+/// evaluated, by the check of one person ([`can_sponsor`]: `sponsoredGuests`, extending access as a
+/// sponsor, `access.sponsor`, reminders, extension requests) and by the list of guests nobody
+/// answers for ([`GuestFilter::without_acting_sponsor`], `guestsWithoutSponsor`) alike, so the two
+/// cannot disagree.
+pub(crate) fn sponsor_acts(sponsor: &str, site: &str) -> String {
+    // The paid roles, as `site_members.role` ranks them (its CHECK allows 1 to 3).
+    let paid: Vec<String> = (1..=3)
+        .filter_map(ProductRole::from_rank)
+        .filter(|r| r.is_paid())
+        .map(|r| r.rank().to_string())
+        .collect();
+    format!(
+        "EXISTS (SELECT 1 FROM users sp WHERE sp.id = {sponsor} AND sp.status = 'ACTIVE' AND ( \
+           EXISTS (SELECT 1 FROM org_admins spo WHERE spo.organization_id = sp.organization_id \
+             AND spo.user_id = sp.id) \
+           OR EXISTS (SELECT 1 FROM site_admins sps WHERE sps.site_id = {site} AND sps.user_id = sp.id) \
+           OR EXISTS (SELECT 1 FROM site_members spm WHERE spm.site_id = {site} \
+             AND spm.user_id = sp.id AND spm.role IN ({}))))",
+        paid.join(", ")
+    )
+}
+
+#[derive(QueryableByName)]
+struct Acts {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    acts: bool,
+}
+
+/// Whether someone can answer for guests of a site now ([`sponsor_acts`]). Every use of a
+/// sponsorship asks this, so one that lost its footing is inert everywhere at once.
 fn can_sponsor(conn: &mut PgConnection, site_id: Uuid, u: &User) -> AppResult<bool> {
-    let admin = access::is_org_admin(conn, u.organization_id, u.id)?
-        || access::admin_sites(conn, u.id)?.contains(&site_id);
-    let role = access::effective_role_of(conn, site_id, u.id)?;
-    Ok(may_sponsor(u.is_active(), admin, role))
+    let r: Acts = diesel::sql_query(format!("SELECT {} AS acts", sponsor_acts("$1", "$2")))
+        .bind::<diesel::sql_types::Uuid, _>(u.id)
+        .bind::<diesel::sql_types::Uuid, _>(site_id)
+        .get_result(conn)?;
+    Ok(r.acts)
 }
 
 /// A guest's sponsor, while they may still sponsor on the site; `None` otherwise.
@@ -251,38 +282,38 @@ fn acting_sponsor(
     }
 }
 
-/// Guests whose sponsor is the caller; `FORBIDDEN` to anyone who may not sponsor on the site (a
-/// sponsor who lost their paid role there no longer answers for anyone).
-pub fn sponsored(conn: &mut PgConnection, caller: &Caller, site_id: Uuid) -> AppResult<Vec<User>> {
+/// The filter of the guests whose sponsor is the caller (`guests::list` pages them); `FORBIDDEN` to
+/// anyone who may not sponsor on the site (a sponsor who lost their paid role there no longer
+/// answers for anyone).
+pub fn sponsored(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    site_id: Uuid,
+) -> AppResult<GuestFilter> {
     access::site_in_org(conn, caller.user.organization_id, site_id)?;
     if !can_sponsor(conn, site_id, &caller.user)? {
         return Err(AppError::Forbidden);
     }
-    let filter = GuestFilter {
+    Ok(GuestFilter {
         sponsor: Some(caller.user.id),
         ..Default::default()
-    };
-    guests::all(conn, site_id, &filter)
+    })
 }
 
-/// Guests nobody answers for any more: no sponsor, or one who may no longer sponsor there (gone,
-/// deactivated, or no longer paid or an admin on the site). Computed, not stored: it agrees with
-/// every check a sponsor's action goes through.
+/// The filter of the guests nobody answers for any more (site admins; `guests::list` pages them):
+/// no sponsor, or one who may no longer sponsor there (gone, deactivated, or no longer paid or an
+/// admin on the site). Computed, not stored, by the rule every sponsor's action is checked by
+/// ([`sponsor_acts`]), in the page's one query.
 pub fn without_sponsor(
     conn: &mut PgConnection,
     caller: &Caller,
     site_id: Uuid,
-) -> AppResult<Vec<User>> {
+) -> AppResult<GuestFilter> {
     access::site_access(conn, caller, site_id)?.require_admin()?;
-    let guests = guests::all(conn, site_id, &GuestFilter::default())?;
-    let mut out = Vec::new();
-    for g in guests {
-        let sponsor = terms(conn, site_id, g.id)?.and_then(|t| t.sponsor_id);
-        if acting_sponsor(conn, site_id, sponsor)?.is_none() {
-            out.push(g);
-        }
-    }
-    Ok(out)
+    Ok(GuestFilter {
+        without_acting_sponsor: true,
+        ..Default::default()
+    })
 }
 
 /// One site where the caller has access, as they see it.

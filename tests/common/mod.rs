@@ -349,21 +349,27 @@ impl TestApp {
     pub async fn create_space(&self, key: &str) -> String {
         let r = self
             .admin(
-                "mutation($i: CreateSpaceInput!) { createSpace(input: $i) { id } }",
+                "mutation($i: CreateSpaceInput!) { createSpace(input: $i) { space { id } } }",
                 json!({ "i": { "siteId": self.site_id, "key": key, "name": format!("Space {key}") } }),
             )
             .await;
-        data(r)["createSpace"]["id"].as_str().unwrap().to_string()
+        data(r)["createSpace"]["space"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     pub async fn create_group(&self, name: &str) -> String {
         let r = self
             .admin(
-                "mutation($i: CreateGroupInput!) { createGroup(input: $i) { id } }",
+                "mutation($i: CreateGroupInput!) { createGroup(input: $i) { group { id } } }",
                 json!({ "i": { "name": name } }),
             )
             .await;
-        data(r)["createGroup"]["id"].as_str().unwrap().to_string()
+        data(r)["createGroup"]["group"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     /// Adds another site to the test organization (there is no API for it; the bootstrap creates
@@ -579,7 +585,7 @@ impl TestApp {
     pub async fn site_admin_of(&self, user_id: &str, site_id: &str) -> String {
         data(
             self.admin(
-                "mutation($i: SetAdminRoleInput!) { setAdminRole(input: $i) { id } }",
+                "mutation($i: SetAdminRoleInput!) { setAdminRole(input: $i) { user { id } } }",
                 json!({ "i": { "userId": user_id, "role": "SITE_ADMIN", "siteId": site_id, "granted": true } }),
             )
             .await,
