@@ -357,7 +357,7 @@ async fn unassigned_guests_reach_nothing_and_removed_guests_lose_their_sessions(
     data(app.assign(&space, std::slice::from_ref(&guest)).await);
     let session = app.session_for(&guest).await;
     let token = app.api_token_for(&guest).await;
-    let content = "query($s: ID!, $site: ID!) { space(id: $s) { name pages { title } } spaces(siteId: $site) { id } }";
+    let content = "query($s: ID!, $site: ID!) { space(id: $s) { name pages { nodes { title } } } spaces(siteId: $site) { id } }";
     let vars = json!({ "s": space, "site": app.site_id });
     data(app.gql(Some(&session), content, vars.clone()).await);
     let create = "mutation($i: CreatePageInput!) { createPage(input: $i) { page { id } } }";
@@ -748,6 +748,172 @@ async fn inactive_guests_are_found_by_last_activity_and_removed_together() {
     assert_eq!(
         app.db.scalar_i64("SELECT count(*) FROM audit_events WHERE action = 'guest.remove' AND after->>'reason' = 'access review'"),
         3
+    );
+    app.stop().await;
+}
+
+/// Each access change answers the object it acted on beside what changed: as it is after the change,
+/// or after a dry run as it still is.
+#[actix_rt::test]
+async fn each_access_change_answers_the_object_it_acted_on_in_its_new_state() {
+    let app = spawn_app().await;
+    let site = app.site_id.clone();
+    let site_gid = gid("Site", &site);
+    let group = app.create_group("Reviewers").await;
+    let person = app.add_user("rev@acme.example", None).await;
+    const GROUP: &str =
+        "group { id name siteRoles { siteId role } members { totalCount nodes { id } } }";
+
+    // setGroupProductRole: the group with its role on the site (none yet after the dry run).
+    let q = format!(
+        "mutation($i: SetGroupProductRoleInput!) {{ setGroupProductRole(input: $i) {{ __typename dryRun {GROUP} }} }}"
+    );
+    for dry in [true, false] {
+        let r = data(
+            app.admin(
+                &q,
+                json!({ "i": { "groupId": group, "siteId": site, "role": "USER", "dryRun": dry } }),
+            )
+            .await,
+        )["setGroupProductRole"]
+            .clone();
+        assert_eq!(r["__typename"], "SetGroupProductRolePayload");
+        assert_eq!(r["dryRun"], dry);
+        assert_eq!(
+            (&r["group"]["id"], &r["group"]["name"]),
+            (&json!(group), &json!("Reviewers"))
+        );
+        let roles = if dry {
+            json!([])
+        } else {
+            json!([{ "siteId": site_gid, "role": "USER" }])
+        };
+        assert_eq!(r["group"]["siteRoles"], roles, "dry run {dry}");
+    }
+
+    // addGroupMembers: the group with its new member, who is now a paid user through it.
+    let q = format!(
+        "mutation($i: GroupMembersInput!) {{ addGroupMembers(input: $i) {{ __typename dryRun changes {{ user {{ id }} roleAfter }} {GROUP} }} }}"
+    );
+    for dry in [true, false] {
+        let r = data(
+            app.admin(
+                &q,
+                json!({ "i": { "groupId": group, "userIds": [person], "dryRun": dry } }),
+            )
+            .await,
+        )["addGroupMembers"]
+            .clone();
+        assert_eq!(r["__typename"], "AddGroupMembersPayload");
+        assert_eq!(
+            r["changes"],
+            json!([{ "user": { "id": person }, "roleAfter": "USER" }])
+        );
+        assert_eq!(r["group"]["id"], json!(group));
+        let members = if dry {
+            json!([])
+        } else {
+            json!([{ "id": person }])
+        };
+        assert_eq!(r["group"]["members"]["nodes"], members, "dry run {dry}");
+        assert_eq!(r["group"]["members"]["totalCount"], if dry { 0 } else { 1 });
+    }
+
+    // removeGroupMembers: the group without them.
+    let q = format!(
+        "mutation($i: GroupMembersInput!) {{ removeGroupMembers(input: $i) {{ __typename changes {{ lostAccess }} {GROUP} }} }}"
+    );
+    let r = data(
+        app.admin(
+            &q,
+            json!({ "i": { "groupId": group, "userIds": [person] } }),
+        )
+        .await,
+    )["removeGroupMembers"]
+        .clone();
+    assert_eq!(r["__typename"], "RemoveGroupMembersPayload");
+    assert_eq!(r["changes"], json!([{ "lostAccess": true }]));
+    assert_eq!(r["group"]["id"], json!(group));
+    assert_eq!(r["group"]["members"]["totalCount"], 0);
+    assert_eq!(r["group"]["members"]["nodes"], json!([]));
+
+    // setProductRole and removeProductAccess: the person with their role on the site now.
+    let q = "mutation($i: SetProductRoleInput!, $s: ID!) { setProductRole(input: $i) { __typename dryRun user { id effectiveRole(siteId: $s) } } }";
+    for (dry, role) in [(true, Value::Null), (false, json!("USER"))] {
+        let r = data(
+            app.admin(
+                q,
+                json!({ "i": { "siteId": site, "userId": person, "role": "USER", "dryRun": dry }, "s": site }),
+            )
+            .await,
+        )["setProductRole"]
+            .clone();
+        assert_eq!(r["__typename"], "SetProductRolePayload");
+        assert_eq!(
+            r["user"],
+            json!({ "id": person, "effectiveRole": role }),
+            "dry run {dry}"
+        );
+    }
+    let q = "mutation($i: RemoveProductAccessInput!, $s: ID!) { removeProductAccess(input: $i) { __typename dryRun user { id effectiveRole(siteId: $s) } } }";
+    for (dry, role) in [(true, json!("USER")), (false, Value::Null)] {
+        let r = data(
+            app.admin(
+                q,
+                json!({ "i": { "siteId": site, "userId": person, "dryRun": dry }, "s": site }),
+            )
+            .await,
+        )["removeProductAccess"]
+            .clone();
+        assert_eq!(r["__typename"], "RemoveProductAccessPayload");
+        assert_eq!(
+            r["user"],
+            json!({ "id": person, "effectiveRole": role }),
+            "dry run {dry}"
+        );
+    }
+
+    // deleteGroup: the id of the group it deleted (after a dry run, the group is still there).
+    let q = "mutation($g: ID!, $dry: Boolean!) { deleteGroup(id: $g, dryRun: $dry) { __typename dryRun deletedGroupId } }";
+    let find = "query($g: ID!) { group(id: $g) { id } }";
+    for dry in [true, false] {
+        let r = data(app.admin(q, json!({ "g": group, "dry": dry })).await)["deleteGroup"].clone();
+        assert_eq!(r["__typename"], "DeleteGroupPayload");
+        assert_eq!(r["deletedGroupId"], json!(group));
+        let found = app.admin(find, json!({ "g": group })).await;
+        if dry {
+            assert_eq!(data(found)["group"]["id"], json!(group));
+        } else {
+            assert_eq!(code(&found).as_deref(), Some("NOT_FOUND"), "{found}");
+        }
+    }
+
+    // removeGuests: the site's seats after the removal, one guest fewer.
+    let guest = app
+        .add_user("leaving@partner.example", Some(ProductRole::Guest))
+        .await;
+    let before = app.seats().await;
+    let q = "mutation($i: RemoveGuestsInput!) { removeGuests(input: $i) { removed { id } seatUsage { siteId guests remainingSeats } } }";
+    let r = data(
+        app.admin(q, json!({ "i": { "siteId": site, "userIds": [guest] } }))
+            .await,
+    )["removeGuests"]
+        .clone();
+    assert_eq!(r["removed"], json!([{ "id": guest }]));
+    let seats = &r["seatUsage"];
+    assert_eq!(seats["siteId"], json!(site_gid));
+    assert_eq!(
+        seats["guests"].as_i64().unwrap(),
+        before["guests"].as_i64().unwrap() - 1
+    );
+    assert_eq!(
+        seats["remainingSeats"].as_i64().unwrap(),
+        before["remainingSeats"].as_i64().unwrap() + 1
+    );
+    let after = app.seats().await;
+    assert_eq!(
+        (&seats["guests"], &seats["remainingSeats"]),
+        (&after["guests"], &after["remainingSeats"])
     );
     app.stop().await;
 }

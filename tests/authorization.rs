@@ -256,7 +256,7 @@ fn call(op: &str, app: &TestApp, w: &World) -> (String, Value) {
             json!({ "s": site }),
         ),
         "space" => (
-            "query($s: ID!) { space(id: $s) { id pages { id } } }",
+            "query($s: ID!) { space(id: $s) { id pages { nodes { id } } } }",
             json!({ "s": w.space }),
         ),
         "users" => (

@@ -140,20 +140,23 @@ async fn an_overdue_guest_reaches_only_me_until_they_follow_the_emailed_link() {
         code(&app.gql(Some(&session), sites, json!({})).await).as_deref(),
         Some("REVERIFICATION_REQUIRED")
     );
-    data(
+    let r = data(
         app.gql(
             Some(&session),
-            "mutation { requestReverificationCode { expiresAt } }",
+            "mutation { requestReverificationCode { __typename expiresAt } }",
             json!({}),
         )
         .await,
+    );
+    assert_eq!(
+        r["requestReverificationCode"]["__typename"],
+        "RequestReverificationCodePayload"
     );
     let msgs = sink.wait_for(3, WAIT).await;
     let subject = msgs[2].header("Subject").unwrap();
     let code_sent: String = subject.chars().take_while(char::is_ascii_digit).collect();
     assert!(msgs[2].decoded().contains("verify your email address for"));
-    let complete =
-        "mutation($c: String!) { completeReverification(input: { code: $c }) { verifiedUntil } }";
+    let complete = "mutation($c: String!) { completeReverification(input: { code: $c }) { __typename verifiedUntil } }";
     let wrong = if code_sent == "000000" {
         "111111"
     } else {
@@ -167,9 +170,13 @@ async fn an_overdue_guest_reaches_only_me_until_they_follow_the_emailed_link() {
         .as_deref(),
         Some("CODE_INVALID")
     );
-    data(
+    let r = data(
         app.gql(Some(&session), complete, json!({ "c": code_sent }))
             .await,
+    );
+    assert_eq!(
+        r["completeReverification"]["__typename"],
+        "CompleteReverificationPayload"
     );
     data(app.gql(Some(&session), sites, json!({})).await);
     let reverified = app
@@ -412,7 +419,7 @@ async fn a_review_goes_stale_when_the_affected_people_change() {
     let staff_session = app.session_for(&staff).await;
     let r = data(
         app.admin(
-            "mutation { resetExternalUserSessions { count } }",
+            "mutation { resetExternalUserSessions { __typename count } }",
             json!({}),
         )
         .await,
@@ -420,6 +427,10 @@ async fn a_review_goes_stale_when_the_affected_people_change() {
     assert_eq!(
         r["resetExternalUserSessions"]["count"], 2,
         "the two accepted guests' sessions"
+    );
+    assert_eq!(
+        r["resetExternalUserSessions"]["__typename"],
+        "ResetExternalUserSessionsPayload"
     );
     data(
         app.gql(Some(&staff_session), "{ me { id } }", json!({}))

@@ -557,12 +557,12 @@ async fn spaces_pages_directory_and_audit() {
     );
     let got = data(
         app.admin(
-            "query($s: ID!) { space(id: $s) { key pages { title body } } }",
+            "query($s: ID!) { space(id: $s) { key pages { nodes { title body } } } }",
             json!({ "s": space }),
         )
         .await,
     );
-    assert_eq!(got["space"]["pages"][0]["title"], "Hello");
+    assert_eq!(got["space"]["pages"]["nodes"][0]["title"], "Hello");
 
     // the people directory: admins and paid users only
     let paid = app
@@ -608,7 +608,7 @@ async fn spaces_pages_directory_and_audit() {
     let res = app
         .gql(
             Some(&guest_token),
-            "query($s: ID!) { space(id: $s) { pages { title } } }",
+            "query($s: ID!) { space(id: $s) { pages { nodes { title } } } }",
             json!({ "s": space }),
         )
         .await;

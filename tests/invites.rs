@@ -872,3 +872,130 @@ async fn each_payload_carries_the_objects_it_changed_in_their_new_state() {
     assert_eq!(r["runReverificationSweep"]["queued"], true);
     app.stop().await;
 }
+
+/// Objects where ids were, and the site's lists hung off `Site` (issue 17): a client follows the graph
+/// instead of joining ids by hand, and each object comes back with its global id.
+#[actix_rt::test]
+async fn objects_and_site_lists_are_reached_through_the_graph() {
+    let app = spawn_app().await;
+    app.set_limits(Some(20), Some(5)).await;
+    let site = gid("Site", &app.site_id);
+    let space = app.create_space("GRAPH").await;
+    for title in ["one", "two", "three"] {
+        data(
+            app.admin(
+                "mutation($s: ID!, $t: String!) { createPage(input: { spaceId: $s, title: $t, body: \"b\" }) { page { id } } }",
+                json!({ "s": space, "t": title }),
+            )
+            .await,
+        );
+    }
+    let invite = data(app.invite(&["g1@partner.example"], "GUEST").await)["inviteUsers"]["invites"]
+        [0]["id"]
+        .clone();
+    let group = app.create_group("Readers").await;
+    data(
+        app.admin(
+            "mutation($g: ID!, $s: ID!) { setGroupProductRole(input: { groupId: $g, siteId: $s, role: USER }) { dryRun } }",
+            json!({ "g": group, "s": app.site_id }),
+        )
+        .await,
+    );
+    let bulk = app.bulk_invite_id("bulk@partner.example").await;
+    let guest = app
+        .add_user("kept@partner.example", Some(ProductRole::Guest))
+        .await;
+
+    let r = data(
+        app.admin(
+            "query($s: ID!, $i: ID!, $sp: ID!, $g: ID!) {
+               site(id: $s) {
+                 id
+                 spaces { key site { id } }
+                 users { totalCount }
+                 invites(status: PENDING) { totalCount nodes { id site { id } } }
+                 bulkInvites { totalCount nodes { id site { id } } }
+                 seatUsage { site { id } }
+                 guests(orderBy: { field: EMAIL, direction: DESC }) { totalCount nodes { id } }
+                 inactiveGuests(inactiveForDays: 1) { totalCount }
+               }
+               invite(id: $i) { site { id } }
+               space(id: $sp) { site { id } pages(first: 2) { totalCount pageInfo { hasNextPage endCursor } nodes { title space { id } } } }
+               group(id: $g) { siteRoles { role site { id } } }
+               auditEvents(first: 50) { nodes { action actor { id } site { id } target { __typename id } } }
+             }",
+            json!({ "s": site, "i": invite, "sp": space, "g": group }),
+        )
+        .await,
+    );
+    let s = &r["site"];
+    assert_eq!(s["id"], json!(site));
+    assert!(
+        s["spaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["key"] == "GRAPH" && x["site"]["id"] == json!(site)),
+        "{s}"
+    );
+    assert!(s["users"]["totalCount"].as_i64().unwrap() >= 1);
+    let listed = s["invites"]["nodes"].as_array().unwrap();
+    assert!(listed.iter().any(|i| i["id"] == invite), "{listed:?}");
+    assert!(
+        listed.iter().all(|i| i["site"]["id"] == json!(site)),
+        "{listed:?}"
+    );
+    assert_eq!(s["bulkInvites"]["totalCount"], 1);
+    assert_eq!(s["bulkInvites"]["nodes"][0]["id"], json!(bulk));
+    assert_eq!(s["bulkInvites"]["nodes"][0]["site"]["id"], json!(site));
+    assert_eq!(s["seatUsage"]["site"]["id"], json!(site));
+    assert_eq!(s["guests"]["totalCount"], 1);
+    assert_eq!(s["guests"]["nodes"][0]["id"], json!(guest));
+    assert_eq!(s["inactiveGuests"]["totalCount"], 0, "just created: active");
+    assert_eq!(r["invite"]["site"]["id"], json!(site));
+    assert_eq!(r["space"]["site"]["id"], json!(site));
+    assert_eq!(r["group"]["siteRoles"][0]["site"]["id"], json!(site));
+
+    // The space's pages page by creation, oldest first.
+    let pages = &r["space"]["pages"];
+    assert_eq!(pages["totalCount"], 3);
+    assert_eq!(pages["pageInfo"]["hasNextPage"], true);
+    let titles: Vec<&str> = pages["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["one", "two"]);
+    assert_eq!(pages["nodes"][0]["space"]["id"], json!(space));
+    let rest = data(
+        app.admin(
+            "query($sp: ID!, $a: String!) { space(id: $sp) { pages(first: 2, after: $a) { pageInfo { hasNextPage } nodes { title } } } }",
+            json!({ "sp": space, "a": pages["pageInfo"]["endCursor"] }),
+        )
+        .await,
+    );
+    assert_eq!(
+        rest["space"]["pages"]["nodes"],
+        json!([{ "title": "three" }])
+    );
+    assert_eq!(rest["space"]["pages"]["pageInfo"]["hasNextPage"], false);
+
+    // The audit trail names people and objects: the invite's creation points at the invite, by the
+    // admin, on the site; a group's creation at the group.
+    let events = r["auditEvents"]["nodes"].as_array().unwrap();
+    let created = events
+        .iter()
+        .find(|e| e["target"]["id"] == invite)
+        .unwrap_or_else(|| panic!("no event targets the invite: {events:?}"));
+    assert_eq!(created["target"]["__typename"], "Invite");
+    assert_eq!(created["actor"]["id"], json!(gid("User", &app.admin_id)));
+    assert_eq!(created["site"]["id"], json!(site));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["target"]["__typename"] == "Group" && e["target"]["id"] == json!(group)),
+        "{events:?}"
+    );
+    app.stop().await;
+}

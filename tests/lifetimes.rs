@@ -143,6 +143,29 @@ async fn extending_moves_the_end_without_a_second_reminder_and_stops_at_the_maxi
         .await,
     );
     assert!(r["extendGuestAccess"]["accessEndsAt"].is_string());
+    // The payload holds the guest's terms as they are now, with the objects they name.
+    let terms = "mutation($i: ExtendGuestAccessInput!) { extendGuestAccess(input: $i) { __typename accessEndsAt userId user { id } site { id } } }";
+    let r = data(
+        app.admin(
+            terms,
+            json!({ "i": { "siteId": app.site_id, "userId": id, "endsAt": new_end.to_rfc3339() } }),
+        )
+        .await,
+    )["extendGuestAccess"]
+        .clone();
+    assert_eq!(r["__typename"], "ExtendGuestAccessPayload");
+    let ends = chrono::DateTime::parse_from_rfc3339(r["accessEndsAt"].as_str().unwrap()).unwrap();
+    assert!(
+        (ends.with_timezone(&chrono::Utc) - new_end)
+            .num_milliseconds()
+            .abs()
+            < 1,
+        "{r}"
+    );
+    assert_eq!(
+        (&r["userId"], &r["user"]["id"], &r["site"]["id"]),
+        (&json!(id), &json!(id), &json!(gid("Site", &app.site_id)))
+    );
     // Day 10 passes: nothing happens for the old date.
     app.clock.advance(chrono::Duration::days(5));
     tick(&app).await;
@@ -191,10 +214,14 @@ async fn a_guest_asks_their_sponsor_for_time_and_can_leave_at_once() {
     )
     .await;
     let start = sink.messages().len();
-    let ask = "mutation($s: ID!) { requestExtension(input: { siteId: $s, message: \"Two more weeks, please:\\nthe audit runs late.\" }) { ok } }";
-    data(
+    let ask = "mutation($s: ID!) { requestExtension(input: { siteId: $s, message: \"Two more weeks, please:\\nthe audit runs late.\" }) { __typename ok } }";
+    let r = data(
         app.gql(Some(&session), ask, json!({ "s": app.site_id }))
             .await,
+    );
+    assert_eq!(
+        r["requestExtension"],
+        json!({ "__typename": "RequestExtensionPayload", "ok": true })
     );
     let msgs = sink.wait_for(start + 1, WAIT).await;
     let m = &msgs[start];
@@ -207,13 +234,17 @@ async fn a_guest_asks_their_sponsor_for_time_and_can_leave_at_once() {
         app.gql(Some(&session), spaces, json!({ "s": app.site_id }))
             .await,
     );
-    data(
+    let r = data(
         app.gql(
             Some(&session),
-            "mutation($s: ID!) { leaveSite(siteId: $s) { ok } }",
+            "mutation($s: ID!) { leaveSite(siteId: $s) { __typename ok } }",
             json!({ "s": app.site_id }),
         )
         .await,
+    );
+    assert_eq!(
+        r["leaveSite"],
+        json!({ "__typename": "LeaveSitePayload", "ok": true })
     );
     let r = app
         .gql(Some(&session), spaces, json!({ "s": app.site_id }))
@@ -243,12 +274,24 @@ async fn guests_of_a_removed_sponsor_are_listed_for_reassignment() {
     let (g1, _) = guest(&app, &sink, "g1@partner.example", json!({})).await;
     let (g2, _) = guest(&app, &sink, "g2@partner.example", json!({})).await;
     let set = "mutation($i: SetSponsorInput!) { setSponsor(input: $i) { sponsorId } }";
-    data(
+    // The payload holds the guest's terms as they are now: the new sponsor, by id and as an object.
+    let r = data(
         app.admin(
-            set,
+            "mutation($i: SetSponsorInput!) { setSponsor(input: $i) { __typename sponsorId sponsor { id displayName } user { id } site { id } } }",
             json!({ "i": { "siteId": app.site_id, "userId": g1, "sponsorId": sponsor } }),
         )
         .await,
+    )["setSponsor"]
+        .clone();
+    assert_eq!(r["__typename"], "SetSponsorPayload");
+    assert_eq!(
+        (&r["sponsorId"], &r["sponsor"]["id"]),
+        (&json!(sponsor), &json!(sponsor))
+    );
+    assert!(r["sponsor"]["displayName"].is_string(), "{r}");
+    assert_eq!(
+        (&r["user"]["id"], &r["site"]["id"]),
+        (&json!(g1), &json!(gid("Site", &app.site_id)))
     );
     let session = app.session_for(&sponsor).await;
     let mine = data(

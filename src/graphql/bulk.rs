@@ -50,28 +50,37 @@ impl BulkQuery {
         )]
         after: Option<String>,
     ) -> AppResult<Option<Page<BulkInvite>>> {
-        let site = parse_id(&site_id, "Site")?;
-        let (limit, after) = page::<(DateTime<Utc>, uuid::Uuid)>(first, after)?;
-        // A site of another organization is `NOT_FOUND`; then the policy decides, as for one file.
-        super::site_access(ctx, site).await?;
-        super::require_sight(ctx, Object::SiteAdministration { site }).await?;
-        let with_total = ctx.look_ahead().field("totalCount").exists();
-        let (rows, total) = state(ctx)
-            .db
-            .run(move |c| {
-                let rows = bulk::list(c, site, after, limit + 1)?;
-                let total = if with_total { bulk::count(c, site)? } else { 0 };
-                Ok((rows, total))
-            })
-            .await?;
-        Ok(Some(paginate(
-            rows,
-            limit,
-            total,
-            |(b, _)| (b.created_at, b.id),
-            |(row, progress)| BulkInvite { row, progress },
-        )))
+        bulk_invites_of(ctx, parse_id(&site_id, "Site")?, first, after).await
     }
+}
+
+/// A page of a site's bulk invite files, newest first (`bulkInvites(siteId)`, `Site.bulkInvites`).
+pub(crate) async fn bulk_invites_of(
+    ctx: &Context<'_>,
+    site: uuid::Uuid,
+    first: Option<i32>,
+    after: Option<String>,
+) -> AppResult<Option<Page<BulkInvite>>> {
+    let (limit, after) = page::<(DateTime<Utc>, uuid::Uuid)>(first, after)?;
+    // A site of another organization is `NOT_FOUND`; then the policy decides, as for one file.
+    super::site_access(ctx, site).await?;
+    super::require_sight(ctx, Object::SiteAdministration { site }).await?;
+    let with_total = ctx.look_ahead().field("totalCount").exists();
+    let (rows, total) = state(ctx)
+        .db
+        .run(move |c| {
+            let rows = bulk::list(c, site, after, limit + 1)?;
+            let total = if with_total { bulk::count(c, site)? } else { 0 };
+            Ok((rows, total))
+        })
+        .await?;
+    Ok(Some(paginate(
+        rows,
+        limit,
+        total,
+        |(b, _)| (b.created_at, b.id),
+        |(row, progress)| BulkInvite { row, progress },
+    )))
 }
 
 /// Where a bulk invite's job is.

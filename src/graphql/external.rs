@@ -200,9 +200,9 @@ pub struct ReverificationStatus {
     pub pending: i64,
 }
 
-/// A re-verification code on its way to the caller's address.
+/// The re-verification code `requestReverificationCode` emailed to the caller's address.
 #[derive(SimpleObject)]
-pub struct ReverificationCodePayload {
+pub struct RequestReverificationCodePayload {
     /// When the emailed code stops working (10 minutes after the request).
     pub expires_at: DateTime<Utc>,
 }
@@ -215,9 +215,9 @@ pub struct CompleteReverificationInput {
     pub code: String,
 }
 
-/// The caller's new verification period.
+/// The caller's new verification period, after `completeReverification`.
 #[derive(SimpleObject)]
-pub struct ReverifiedPayload {
+pub struct CompleteReverificationPayload {
     /// When the caller must verify again: now plus the policy's re-verification interval.
     pub verified_until: DateTime<Utc>,
 }
@@ -232,7 +232,7 @@ pub struct DomainInput {
 
 /// How many sessions `resetExternalUserSessions` ended.
 #[derive(SimpleObject)]
-pub struct CountPayload {
+pub struct ResetExternalUserSessionsPayload {
     /// Sessions ended, over every active external user of the organization.
     pub count: i64,
 }
@@ -265,16 +265,19 @@ pub struct ExternalQuery;
 #[Object]
 impl ExternalQuery {
     /// The organization's external user security policy (organization admins).
-    async fn external_user_security(&self, ctx: &Context<'_>) -> AppResult<ExternalUserSecurity> {
+    async fn external_user_security(
+        &self,
+        ctx: &Context<'_>,
+    ) -> AppResult<Option<ExternalUserSecurity>> {
         let who = caller(ctx).await?;
         if !who.org_admin {
             return Err(AppError::Forbidden);
         }
-        Ok(who.policy.into())
+        Ok(Some(who.policy.into()))
     }
 
     /// The organization's guest domain rules (organization admins).
-    async fn guest_domain_rules(&self, ctx: &Context<'_>) -> AppResult<GuestDomainRules> {
+    async fn guest_domain_rules(&self, ctx: &Context<'_>) -> AppResult<Option<GuestDomainRules>> {
         let who = caller(ctx).await?;
         if !who.org_admin {
             return Err(AppError::Forbidden);
@@ -284,7 +287,7 @@ impl ExternalQuery {
             .db
             .run(move |c| crate::store::domain_rules::rules(c, org))
             .await?;
-        Ok(GuestDomainRules { mode, domains })
+        Ok(Some(GuestDomainRules { mode, domains }))
     }
 
     /// Guests of a site whose address the current domain rules would refuse (site admins), by
@@ -303,7 +306,7 @@ impl ExternalQuery {
             desc = "Continue after this cursor: `pageInfo.endCursor` (or an edge's `cursor`) from this same list; anything else is `INVALID_INPUT`."
         )]
         after: Option<String>,
-    ) -> AppResult<Page<User>> {
+    ) -> AppResult<Option<Page<User>>> {
         let who = caller(ctx).await?;
         let site = super::parse_id(&site_id, "Site")?;
         let (limit, after) = super::page::<GuestKey>(first, after)?;
@@ -312,10 +315,14 @@ impl ExternalQuery {
             crate::store::domain_rules::outside(c, &who, site)
         })
         .await
+        .map(Some)
     }
 
     /// The re-verification scheduler's last run, next run and backlog (organization admins).
-    async fn reverification_status(&self, ctx: &Context<'_>) -> AppResult<ReverificationStatus> {
+    async fn reverification_status(
+        &self,
+        ctx: &Context<'_>,
+    ) -> AppResult<Option<ReverificationStatus>> {
         let who = caller(ctx).await?;
         if !who.org_admin {
             return Err(AppError::Forbidden);
@@ -327,12 +334,12 @@ impl ExternalQuery {
             .db
             .run(move |c| external::sweep_status(c, org, now))
             .await?;
-        Ok(ReverificationStatus {
+        Ok(Some(ReverificationStatus {
             last_run_at: s.last_run_at,
             next_run_at: crate::jobs::next_sweep(&st.config.reverify_schedule, now),
             last_run_emailed: s.last_run_emailed,
             pending: s.pending,
-        })
+        }))
     }
 }
 
@@ -462,14 +469,17 @@ impl ExternalMutation {
     }
 
     /// Ends every session of the organization's external users (organization admins).
-    async fn reset_external_user_sessions(&self, ctx: &Context<'_>) -> AppResult<CountPayload> {
+    async fn reset_external_user_sessions(
+        &self,
+        ctx: &Context<'_>,
+    ) -> AppResult<ResetExternalUserSessionsPayload> {
         let who = caller(ctx).await?;
         let now = state(ctx).clock.now();
         let n = state(ctx)
             .db
             .run(move |c| external::reset_sessions(c, &who, now))
             .await?;
-        Ok(CountPayload { count: n as i64 })
+        Ok(ResetExternalUserSessionsPayload { count: n as i64 })
     }
 
     /// Runs the re-verification sweep now, on a worker (organization admins).
@@ -493,7 +503,7 @@ impl ExternalMutation {
     async fn request_reverification_code(
         &self,
         ctx: &Context<'_>,
-    ) -> AppResult<ReverificationCodePayload> {
+    ) -> AppResult<RequestReverificationCodePayload> {
         let who = caller_to_reverify(ctx).await?;
         let st = state(ctx);
         st.limits.code_address.check(&client_address(ctx))?;
@@ -505,7 +515,7 @@ impl ExternalMutation {
             .db
             .run(move |c| external::request_code(c, &who.user, &policy, now))
             .await?;
-        Ok(ReverificationCodePayload { expires_at })
+        Ok(RequestReverificationCodePayload { expires_at })
     }
 
     /// Verifies the caller's address with the emailed code: a new period starts now. Attempts are
@@ -514,7 +524,7 @@ impl ExternalMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The emailed code.")] input: CompleteReverificationInput,
-    ) -> AppResult<ReverifiedPayload> {
+    ) -> AppResult<CompleteReverificationPayload> {
         let who = caller_to_reverify(ctx).await?;
         let st = state(ctx);
         st.limits.code_address.check(&client_address(ctx))?;
@@ -523,7 +533,7 @@ impl ExternalMutation {
         st.db
             .run(move |c| external::complete_code(c, &signer, &user, &input.code, now))
             .await?;
-        Ok(ReverifiedPayload {
+        Ok(CompleteReverificationPayload {
             verified_until: now + who.policy.interval(),
         })
     }

@@ -71,6 +71,21 @@ impl Kind {
         }
     }
 
+    /// The kind an audit event's `target_type` names (`"bulk_invite"`), if a `Node` stands for it.
+    pub fn of_audit_target(target_type: &str) -> Option<Kind> {
+        Some(match target_type {
+            "organization" => Kind::Organization,
+            "site" => Kind::Site,
+            "space" => Kind::Space,
+            "page" => Kind::Page,
+            "user" => Kind::User,
+            "invite" => Kind::Invite,
+            "group" => Kind::Group,
+            "bulk_invite" => Kind::BulkInvite,
+            _ => return None,
+        })
+    }
+
     /// The kind a resolver names by its type or its noun (`"Site"`, `"Bulk invite"`); `None` for
     /// ids that name no object (a sign-in challenge, a policy review), which stay bare UUIDs.
     pub fn named(name: &str) -> Option<Kind> {

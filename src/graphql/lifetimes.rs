@@ -10,14 +10,17 @@ use crate::error::{AppError, AppResult};
 use crate::store::guests::{GuestKey, GuestOrder};
 use crate::store::lifetimes;
 use crate::store::models::GuestTerms;
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, MergedObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-pub struct GuestTermsPayload(GuestTerms);
+/// A guest's terms on a site, after a change of them. Never answered on its own: the payloads of
+/// the mutations that change the terms merge its fields (`ExtendGuestAccessPayload`,
+/// `SetSponsorPayload`), so each payload can grow without touching the other.
+pub struct Terms(GuestTerms);
 
 /// A guest's terms on a site: when their access ends and who answers for it.
-#[Object]
-impl GuestTermsPayload {
+#[Object(name = "GuestTerms")]
+impl Terms {
     /// The guest's id.
     #[graphql(deprecation = "Use `user { id }`; removed in the next release.")]
     async fn user_id(&self) -> ID {
@@ -127,11 +130,32 @@ pub struct RequestExtensionInput {
     pub message: Option<String>,
 }
 
-/// A plain acknowledgement.
-#[derive(SimpleObject)]
-pub struct OkPayload {
-    /// Always true: failures are errors.
-    pub ok: bool,
+/// The guest's terms after `extendGuestAccess`: their access ends at the new date.
+#[derive(MergedObject)]
+pub struct ExtendGuestAccessPayload(Terms);
+
+/// The guest's terms after `setSponsor`: the new sponsor answers for them.
+#[derive(MergedObject)]
+pub struct SetSponsorPayload(Terms);
+
+/// Payloads that only acknowledge: one type per mutation, so each can grow without touching the
+/// others.
+macro_rules! acknowledgements {
+    ($($(#[doc = $doc:literal])* $name:ident;)*) => {$(
+        $(#[doc = $doc])*
+        #[derive(SimpleObject)]
+        pub struct $name {
+            /// Always true: failures are errors.
+            pub ok: bool,
+        }
+    )*};
+}
+
+acknowledgements! {
+    /// `requestExtension` emailed the guest's sponsor.
+    RequestExtensionPayload;
+    /// `leaveSite` ended the caller's access to the site.
+    LeaveSitePayload;
 }
 
 #[derive(Default)]
@@ -156,7 +180,7 @@ impl LifetimesQuery {
             desc = "Continue after this cursor: `pageInfo.endCursor` (or an edge's `cursor`) from this same list; anything else is `INVALID_INPUT`."
         )]
         after: Option<String>,
-    ) -> AppResult<Page<User>> {
+    ) -> AppResult<Option<Page<User>>> {
         let who = caller(ctx).await?;
         let site = parse_id(&site_id, "Site")?;
         let (limit, after) = super::page::<GuestKey>(first, after)?;
@@ -165,6 +189,7 @@ impl LifetimesQuery {
             lifetimes::sponsored(c, &who, site)
         })
         .await
+        .map(Some)
     }
 
     /// Guests nobody answers for any more (site admins), by email: no sponsor, or one who left, was
@@ -183,7 +208,7 @@ impl LifetimesQuery {
             desc = "Continue after this cursor: `pageInfo.endCursor` (or an edge's `cursor`) from this same list; anything else is `INVALID_INPUT`."
         )]
         after: Option<String>,
-    ) -> AppResult<Page<User>> {
+    ) -> AppResult<Option<Page<User>>> {
         let who = caller(ctx).await?;
         let site = parse_id(&site_id, "Site")?;
         let (limit, after) = super::page::<GuestKey>(first, after)?;
@@ -192,6 +217,7 @@ impl LifetimesQuery {
             lifetimes::without_sponsor(c, &who, site)
         })
         .await
+        .map(Some)
     }
 }
 
@@ -207,7 +233,7 @@ impl LifetimesMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The site, the guest and the new end.")] input: ExtendGuestAccessInput,
-    ) -> AppResult<GuestTermsPayload> {
+    ) -> AppResult<ExtendGuestAccessPayload> {
         let who = caller(ctx).await?;
         let site = parse_id(&input.site_id, "Site")?;
         let user = parse_id(&input.user_id, "User")?;
@@ -216,7 +242,7 @@ impl LifetimesMutation {
             .db
             .run(move |c| lifetimes::extend(c, &who, site, user, input.ends_at, now))
             .await
-            .map(GuestTermsPayload)
+            .map(|t| ExtendGuestAccessPayload(Terms(t)))
     }
 
     /// Names who answers for a guest (site admins; `FORBIDDEN` otherwise).
@@ -224,7 +250,7 @@ impl LifetimesMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The site, the guest and the new sponsor.")] input: SetSponsorInput,
-    ) -> AppResult<GuestTermsPayload> {
+    ) -> AppResult<SetSponsorPayload> {
         let who = caller(ctx).await?;
         let site = parse_id(&input.site_id, "Site")?;
         let user = parse_id(&input.user_id, "User")?;
@@ -234,7 +260,7 @@ impl LifetimesMutation {
             .db
             .run(move |c| lifetimes::set_sponsor(c, &who, site, user, sponsor, now))
             .await
-            .map(GuestTermsPayload)
+            .map(|t| SetSponsorPayload(Terms(t)))
     }
 
     /// A guest asks their sponsor, by email, to extend their access (`INVALID_INPUT` when nobody
@@ -245,7 +271,7 @@ impl LifetimesMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The site and an optional message for the sponsor.")]
         input: RequestExtensionInput,
-    ) -> AppResult<OkPayload> {
+    ) -> AppResult<RequestExtensionPayload> {
         let who = caller(ctx).await?;
         let site = parse_id(&input.site_id, "Site")?;
         let message = match &input.message {
@@ -262,7 +288,7 @@ impl LifetimesMutation {
                 lifetimes::request_extension(c, &who, site, message.as_deref(), &policy, now)
             })
             .await?;
-        Ok(OkPayload { ok: true })
+        Ok(RequestExtensionPayload { ok: true })
     }
 
     /// A guest ends their own access to a site, at once; their sessions stay. A group of theirs
@@ -273,7 +299,7 @@ impl LifetimesMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "A site where the caller is a guest (`INVALID_INPUT` otherwise).")]
         site_id: ID,
-    ) -> AppResult<OkPayload> {
+    ) -> AppResult<LeaveSitePayload> {
         let who = caller(ctx).await?;
         let site = parse_id(&site_id, "Site")?;
         let now = state(ctx).clock.now();
@@ -281,6 +307,6 @@ impl LifetimesMutation {
             .db
             .run(move |c| lifetimes::leave(c, &who, site, now))
             .await?;
-        Ok(OkPayload { ok: true })
+        Ok(LeaveSitePayload { ok: true })
     }
 }

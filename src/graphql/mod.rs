@@ -143,6 +143,12 @@ pub fn build_schema(state: Option<AppState>, limits: Limits) -> GuestpassSchema 
     .override_output_type_description::<Edge<external::AffectedPerson>>(
         "One person a policy change affects, and the cursor to continue after them.",
     )
+    .override_output_type_description::<types::Page<types::Page_>>(paged!(
+        "A page of a space's pages, oldest first"
+    ))
+    .override_output_type_description::<Edge<types::Page_>>(
+        "One page of a space, and the cursor to continue after it.",
+    )
     .override_output_type_description::<types::Page<types::Invite>>(paged!(
         "A page of a site's invites, newest first"
     ))

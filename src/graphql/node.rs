@@ -100,7 +100,22 @@ impl NodeQuery {
 /// The object a global id names, as the caller may see it.
 async fn find(ctx: &Context<'_>, id: &ID) -> AppResult<Node> {
     let (kind, key) = ids::decode(id).ok_or(AppError::NotFound("Node"))?;
-    let uuid = || Uuid::try_parse(&key).map_err(|_| AppError::NotFound(kind.noun()));
+    load(ctx, kind, &key).await
+}
+
+/// `Ok(None)` for an object that no longer exists (a reference that outlived what it names, such
+/// as an audit event's target), any other refusal as it is.
+pub(crate) fn existing<T>(found: AppResult<T>) -> AppResult<Option<T>> {
+    match found {
+        Ok(t) => Ok(Some(t)),
+        Err(AppError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The object of type `kind` with this key, as the caller may see it.
+pub(crate) async fn load(ctx: &Context<'_>, kind: Kind, key: &str) -> AppResult<Node> {
+    let uuid = || Uuid::try_parse(key).map_err(|_| AppError::NotFound(kind.noun()));
     Ok(match kind {
         Kind::Organization => Node::Organization(organization(ctx, uuid()?).await?),
         Kind::Site => Node::Site(site(ctx, uuid()?).await?),
@@ -109,7 +124,7 @@ async fn find(ctx: &Context<'_>, id: &ID) -> AppResult<Node> {
         Kind::User => Node::User(user(ctx, uuid()?).await?),
         Kind::Invite => Node::Invite(invite(ctx, uuid()?).await?),
         Kind::Group => Node::Group(group(ctx, uuid()?).await?),
-        Kind::AuditEvent => Node::AuditEvent(audit_event(ctx, ids::audit_event_of(id)?).await?),
+        Kind::AuditEvent => Node::AuditEvent(audit_event(ctx, ids::audit_event_of(key)?).await?),
         Kind::BulkInvite => Node::BulkInvite(bulk_invite(ctx, uuid()?).await?),
         Kind::Session => Node::Session(session(ctx, uuid()?).await?),
         Kind::ApiToken => Node::ApiToken(api_token(ctx, uuid()?).await?),

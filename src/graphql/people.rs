@@ -1,10 +1,12 @@
 //! Managing access over time: groups, product roles with dry runs, guest spaces, removal, admin roles
 //! and accounts. Resolvers parse ids and hand over to the store, which checks who is asking.
 
+use super::ids::{Kind, global as gid};
 use super::types::*;
 use super::{caller, page, parse_id, state};
 use crate::domain::{ProductRole, text};
 use crate::error::{AppError, AppResult};
+use crate::store::changes::AccessChange;
 use crate::store::grants::{self, AdminRole};
 use crate::store::groups;
 use crate::store::guests::{self, GuestFilter, GuestKey, GuestOrder, GuestSort};
@@ -160,33 +162,16 @@ impl PeopleQuery {
             desc = "The order: by email ascending when left out. Ordering by `LAST_ACTIVE_AT` is for site admins only (`FORBIDDEN` otherwise)."
         )]
         order_by: Option<GuestOrderInput>,
-    ) -> AppResult<Page<User>> {
-        let site = parse_id(&site_id, "Site")?;
-        let (limit, after) = page::<GuestKey>(first, after)?;
-        let order = order_by.map(|o| o.order()).unwrap_or_default();
-        let f = filter.unwrap_or_default();
-        let filter = GuestFilter {
-            space_id: f
-                .space_id
-                .as_ref()
-                .map(|s| parse_id(s, "Space"))
-                .transpose()?,
-            without_space: f.without_space,
-            search: f.search.map(|s| s.chars().take(200).collect()),
-            external: f.external,
-            ..Default::default()
-        };
-        let (_, access) = super::site_access(ctx, site).await?;
-        if !access.sees_whole_site() && access.admin_of_spaces.is_empty() {
-            return Err(AppError::Forbidden);
-        }
-        // The order tells each guest's last activity relative to the others': only for those who
-        // see it (`lastActiveAt`), the site's admins.
-        if order.by == GuestSort::LastActiveAt {
-            let admin = crate::domain::authorization::Object::SiteAdministration { site };
-            super::require_sight(ctx, admin).await?;
-        }
-        guest_page(ctx, site, order, limit, after, move |_| Ok(filter)).await
+    ) -> AppResult<Option<Page<User>>> {
+        guests_of(
+            ctx,
+            parse_id(&site_id, "Site")?,
+            first,
+            after,
+            filter,
+            order_by,
+        )
+        .await
     }
 
     /// Guests of a site not active for `inactiveForDays` days (site admins), for an access review:
@@ -206,25 +191,15 @@ impl PeopleQuery {
             desc = "Continue after this cursor: `pageInfo.endCursor` (or an edge's `cursor`) from this same list; anything else is `INVALID_INPUT`."
         )]
         after: Option<String>,
-    ) -> AppResult<Page<User>> {
-        let site = parse_id(&site_id, "Site")?;
-        let (limit, after) = page::<GuestKey>(first, after)?;
-        if !(1..=3650).contains(&inactive_for_days) {
-            return Err(AppError::invalid(
-                "inactiveForDays",
-                "must be between 1 and 3,650",
-            ));
-        }
-        let (_, access) = super::site_access(ctx, site).await?;
-        access.require_admin()?;
-        let filter = GuestFilter {
-            inactive_before: Some(
-                state(ctx).clock.now() - chrono::Duration::days(inactive_for_days.into()),
-            ),
-            ..Default::default()
-        };
-        let order = GuestOrder::default();
-        guest_page(ctx, site, order, limit, after, move |_| Ok(filter)).await
+    ) -> AppResult<Option<Page<User>>> {
+        inactive_guests_of(
+            ctx,
+            parse_id(&site_id, "Site")?,
+            inactive_for_days,
+            first,
+            after,
+        )
+        .await
     }
 
     /// The organization's groups, by name (staff: admins and paid users; `FORBIDDEN` to others).
@@ -240,7 +215,7 @@ impl PeopleQuery {
             desc = "Continue after this cursor: `pageInfo.endCursor` (or an edge's `cursor`) from this same list; anything else is `INVALID_INPUT`."
         )]
         after: Option<String>,
-    ) -> AppResult<Page<Group>> {
+    ) -> AppResult<Option<Page<Group>>> {
         let who = caller(ctx).await?;
         let (limit, after) = page::<(String, Uuid)>(first, after)?;
         let (rows, total) = state(ctx)
@@ -250,13 +225,13 @@ impl PeopleQuery {
                 groups::list(c, who.user.organization_id, after, limit + 1)
             })
             .await?;
-        Ok(super::query::paginate(
+        Ok(Some(super::query::paginate(
             rows,
             limit,
             total,
             |g| (g.name_normalized.clone(), g.id),
             Group,
-        ))
+        )))
     }
 
     /// One group (staff: admins and paid users; `FORBIDDEN` to others).
@@ -390,9 +365,16 @@ pub struct UnassignGuestSpaceInput {
     pub user_ids: Vec<ID>,
 }
 
-/// Where each guest's space stands after an assignment.
+/// Where each guest's space stands after `assignGuestSpace`.
 #[derive(SimpleObject)]
-pub struct GuestSpacePayload {
+pub struct AssignGuestSpacePayload {
+    /// One per guest given, with their space before and after.
+    pub assignments: Vec<GuestAssignment>,
+}
+
+/// Where each guest's space stands after `unassignGuestSpace`.
+#[derive(SimpleObject)]
+pub struct UnassignGuestSpacePayload {
     /// One per guest given, with their space before and after.
     pub assignments: Vec<GuestAssignment>,
 }
@@ -408,11 +390,14 @@ pub struct RemoveGuestsInput {
     pub reason: Option<String>,
 }
 
-/// The guests a removal took off the site.
+/// The guests a removal took off the site, and the seats they freed.
 #[derive(SimpleObject)]
 pub struct RemoveGuestsPayload {
     /// Every guest given (the removal is all or nothing).
     pub removed: Vec<User>,
+    /// The site's seat usage after the removal (each removed guest frees a seat and a place in the
+    /// guest allowance).
+    pub seat_usage: SeatUsage,
 }
 
 /// An admin role to grant or revoke.
@@ -489,7 +474,7 @@ impl PeopleMutation {
             desc = "True: check and report what would change, then change nothing (a refusal is answered as for the real change)."
         )]
         dry_run: bool,
-    ) -> AppResult<AccessChangePayload> {
+    ) -> AppResult<DeleteGroupPayload> {
         let who = caller(ctx).await?;
         let id = parse_id(&id, "Group")?;
         let now = state(ctx).clock.now();
@@ -497,7 +482,10 @@ impl PeopleMutation {
             .db
             .run(move |c| groups::delete(c, &who, id, dry_run, now))
             .await
-            .map(AccessChangePayload)
+            .map(|change| DeleteGroupPayload {
+                change,
+                deleted_group_id: gid(Kind::Group, id),
+            })
     }
 
     /// Gives a group a role on a site, or takes it away. Giving one is refused as a whole if its
@@ -506,18 +494,27 @@ impl PeopleMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The group, the site and the role.")] input: SetGroupProductRoleInput,
-    ) -> AppResult<AccessChangePayload> {
+    ) -> AppResult<SetGroupProductRolePayload> {
         let who = caller(ctx).await?;
         let group = parse_id(&input.group_id, "Group")?;
         let site = parse_id(&input.site_id, "Site")?;
         let now = state(ctx).clock.now();
-        state(ctx)
+        let org = who.user.organization_id;
+        let (change, group) = state(ctx)
             .db
             .run(move |c| {
-                groups::set_site_role(c, &who, group, site, input.role, input.dry_run, now)
+                let change =
+                    groups::set_site_role(c, &who, group, site, input.role, input.dry_run, now)?;
+                Ok((
+                    change,
+                    super::node::existing(groups::group_in_org(c, org, group))?,
+                ))
             })
-            .await
-            .map(AccessChangePayload)
+            .await?;
+        Ok(SetGroupProductRolePayload {
+            change,
+            group: group.map(Group),
+        })
     }
 
     /// Adds people to a group; refused as a whole if a site the group reaches cannot take them
@@ -526,16 +523,9 @@ impl PeopleMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The group and the people to add.")] input: GroupMembersInput,
-    ) -> AppResult<AccessChangePayload> {
-        let who = caller(ctx).await?;
-        let group = parse_id(&input.group_id, "Group")?;
-        let users = ids(&input.user_ids, "User")?;
-        let now = state(ctx).clock.now();
-        state(ctx)
-            .db
-            .run(move |c| groups::add_members(c, &who, group, users, input.dry_run, now))
-            .await
-            .map(AccessChangePayload)
+    ) -> AppResult<AddGroupMembersPayload> {
+        let (change, group) = group_members(ctx, input, groups::add_members).await?;
+        Ok(AddGroupMembersPayload { change, group })
     }
 
     /// Removes people from a group. Never refused for seats.
@@ -543,16 +533,9 @@ impl PeopleMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The group and the people to take out.")] input: GroupMembersInput,
-    ) -> AppResult<AccessChangePayload> {
-        let who = caller(ctx).await?;
-        let group = parse_id(&input.group_id, "Group")?;
-        let users = ids(&input.user_ids, "User")?;
-        let now = state(ctx).clock.now();
-        state(ctx)
-            .db
-            .run(move |c| groups::remove_members(c, &who, group, users, input.dry_run, now))
-            .await
-            .map(AccessChangePayload)
+    ) -> AppResult<RemoveGroupMembersPayload> {
+        let (change, group) = group_members(ctx, input, groups::remove_members).await?;
+        Ok(RemoveGroupMembersPayload { change, group })
     }
 
     /// Sets or removes a person's direct role on a site. Current and former paid users cannot be made
@@ -562,18 +545,16 @@ impl PeopleMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The site, the person and the role.")] input: SetProductRoleInput,
-    ) -> AppResult<AccessChangePayload> {
+    ) -> AppResult<SetProductRolePayload> {
         let who = caller(ctx).await?;
         let site = parse_id(&input.site_id, "Site")?;
         let user = parse_id(&input.user_id, "User")?;
         let now = state(ctx).clock.now();
-        state(ctx)
-            .db
-            .run(move |c| {
-                grants::set_product_role(c, &who, site, user, input.role, input.dry_run, now)
-            })
-            .await
-            .map(AccessChangePayload)
+        let (change, user) = with_user(ctx, who, user, move |c, who| {
+            grants::set_product_role(c, who, site, user, input.role, input.dry_run, now)
+        })
+        .await?;
+        Ok(SetProductRolePayload { change, user })
     }
 
     /// Takes a person off a site: direct role, groups granting a role only there, guest space,
@@ -585,16 +566,16 @@ impl PeopleMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The site and the person.")] input: RemoveProductAccessInput,
-    ) -> AppResult<AccessChangePayload> {
+    ) -> AppResult<RemoveProductAccessPayload> {
         let who = caller(ctx).await?;
         let site = parse_id(&input.site_id, "Site")?;
         let user = parse_id(&input.user_id, "User")?;
         let now = state(ctx).clock.now();
-        state(ctx)
-            .db
-            .run(move |c| grants::remove_product_access(c, &who, site, user, input.dry_run, now))
-            .await
-            .map(AccessChangePayload)
+        let (change, user) = with_user(ctx, who, user, move |c, who| {
+            grants::remove_product_access(c, who, site, user, input.dry_run, now)
+        })
+        .await?;
+        Ok(RemoveProductAccessPayload { change, user })
     }
 
     /// Puts guests in a space (admins and product admins: any space; space admins: their own),
@@ -603,7 +584,7 @@ impl PeopleMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The space and the guests.")] input: AssignGuestSpaceInput,
-    ) -> AppResult<GuestSpacePayload> {
+    ) -> AppResult<AssignGuestSpacePayload> {
         let who = caller(ctx).await?;
         let space = parse_id(&input.space_id, "Space")?;
         let users = ids(&input.user_ids, "User")?;
@@ -612,7 +593,7 @@ impl PeopleMutation {
             .db
             .run(move |c| guests::assign(c, &who, space, users, now))
             .await?;
-        Ok(GuestSpacePayload {
+        Ok(AssignGuestSpacePayload {
             assignments: rows.into_iter().map(GuestAssignment).collect(),
         })
     }
@@ -622,7 +603,7 @@ impl PeopleMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The site and the guests.")] input: UnassignGuestSpaceInput,
-    ) -> AppResult<GuestSpacePayload> {
+    ) -> AppResult<UnassignGuestSpacePayload> {
         let who = caller(ctx).await?;
         let site = parse_id(&input.site_id, "Site")?;
         let users = ids(&input.user_ids, "User")?;
@@ -631,7 +612,7 @@ impl PeopleMutation {
             .db
             .run(move |c| guests::unassign(c, &who, site, users, now))
             .await?;
-        Ok(GuestSpacePayload {
+        Ok(UnassignGuestSpacePayload {
             assignments: rows.into_iter().map(GuestAssignment).collect(),
         })
     }
@@ -651,12 +632,19 @@ impl PeopleMutation {
             None => None,
         };
         let now = state(ctx).clock.now();
-        let removed = state(ctx)
+        let org = who.user.organization_id;
+        let (removed, usage) = state(ctx)
             .db
-            .run(move |c| guests::remove_many(c, &who, site, users, reason.as_deref(), now))
+            .run(move |c| {
+                let removed = guests::remove_many(c, &who, site, users, reason.as_deref(), now)?;
+                let row = crate::store::access::site_in_org(c, org, site)?;
+                let usage = crate::store::directory::seat_usage(c, &row, now)?;
+                Ok((removed, usage))
+            })
             .await?;
         Ok(RemoveGuestsPayload {
             removed: removed.into_iter().map(User::new).collect(),
+            seat_usage: SeatUsage::new(site, usage),
         })
     }
 
@@ -770,6 +758,159 @@ async fn set_active(ctx: &Context<'_>, id: ID, active: bool) -> AppResult<(User,
     Ok((User::new(user), usage))
 }
 
+/// `groups::add_members` or `groups::remove_members`.
+type MembersChange = fn(
+    &mut diesel::PgConnection,
+    &crate::store::access::Caller,
+    Uuid,
+    Vec<Uuid>,
+    bool,
+    chrono::DateTime<chrono::Utc>,
+) -> AppResult<AccessChange>;
+
+/// Adds people to a group or takes them out (`change` is `groups::add_members` or
+/// `groups::remove_members`): what changed, and the group as it is after (null if it was deleted
+/// meanwhile), read in the same database call.
+async fn group_members(
+    ctx: &Context<'_>,
+    input: GroupMembersInput,
+    change: MembersChange,
+) -> AppResult<(AccessChange, Option<Group>)> {
+    let who = caller(ctx).await?;
+    let group = parse_id(&input.group_id, "Group")?;
+    let users = ids(&input.user_ids, "User")?;
+    let now = state(ctx).clock.now();
+    let org = who.user.organization_id;
+    let (change, group) = state(ctx)
+        .db
+        .run(move |c| {
+            let change = change(c, &who, group, users, input.dry_run, now)?;
+            Ok((
+                change,
+                super::node::existing(groups::group_in_org(c, org, group))?,
+            ))
+        })
+        .await?;
+    Ok((change, group.map(Group)))
+}
+
+/// Runs a change of one person's access, then reads the person as they are after it (null if they
+/// no longer exist), in the same database call.
+async fn with_user<F>(
+    ctx: &Context<'_>,
+    who: crate::store::access::Caller,
+    user: Uuid,
+    change: F,
+) -> AppResult<(AccessChange, Option<User>)>
+where
+    F: FnOnce(&mut diesel::PgConnection, &crate::store::access::Caller) -> AppResult<AccessChange>
+        + Send
+        + 'static,
+{
+    let org = who.user.organization_id;
+    let (change, user) = state(ctx)
+        .db
+        .run(move |c| {
+            let change = change(c, &who)?;
+            let user = super::node::existing(crate::store::directory::user_in_org(c, org, user))?;
+            Ok((change, user))
+        })
+        .await?;
+    Ok((change, user.map(User::new)))
+}
+
+/// The payloads of the access changes: what the change did to everyone's effective roles, or with
+/// `dryRun` would do (a dry run changes nothing), and the seats after it; plus the object the
+/// mutation acted on. One type per mutation, so each can grow without touching the others; the
+/// shared fields are written once here, and each payload's own field is given with its type.
+macro_rules! access_change_payloads {
+    ($(
+        $(#[doc = $doc:literal])*
+        $name:ident {
+            $(#[doc = $field_doc:literal])*
+            $field:ident: $ty:ty
+        }
+    )*) => {$(
+        pub struct $name {
+            change: AccessChange,
+            $field: $ty,
+        }
+
+        $(#[doc = $doc])*
+        #[Object]
+        impl $name {
+            /// True: nothing was changed, and this is what the change would do.
+            async fn dry_run(&self) -> bool {
+                self.change.dry_run
+            }
+            /// Every person whose effective role on a site changes.
+            async fn changes(&self) -> Vec<AccessChangeEntry> {
+                self.change
+                    .changes
+                    .iter()
+                    .cloned()
+                    .map(AccessChangeEntry)
+                    .collect()
+            }
+            /// Seat usage after the change, one per affected site.
+            async fn seat_usage(&self) -> Vec<SeatUsage> {
+                self.change
+                    .usage
+                    .iter()
+                    .map(|(site, u)| SeatUsage::new(site.id, *u))
+                    .collect()
+            }
+            $(#[doc = $field_doc])*
+            async fn $field(&self) -> &$ty {
+                &self.$field
+            }
+        }
+    )*};
+}
+
+access_change_payloads! {
+    /// What `deleteGroup` did to its members' roles, or with `dryRun` would do (a dry run changes
+    /// nothing), and which group it deleted.
+    DeleteGroupPayload {
+        /// The deleted group's global id: it no longer resolves (with `dryRun`, the group that
+        /// would be deleted, which still exists).
+        deleted_group_id: ID
+    }
+    /// What `setGroupProductRole` did, or with `dryRun` would do (a dry run changes nothing), and
+    /// the group.
+    SetGroupProductRolePayload {
+        /// The group, with its role on the site now (with `dryRun`, as it still is); null when it
+        /// no longer exists.
+        group: Option<Group>
+    }
+    /// What `addGroupMembers` did, or with `dryRun` would do (a dry run changes nothing), and the
+    /// group.
+    AddGroupMembersPayload {
+        /// The group, with its new members (with `dryRun`, as it still is); null when it no longer
+        /// exists.
+        group: Option<Group>
+    }
+    /// What `removeGroupMembers` did, or with `dryRun` would do (a dry run changes nothing), and
+    /// the group.
+    RemoveGroupMembersPayload {
+        /// The group, without the people taken out (with `dryRun`, as it still is); null when it no
+        /// longer exists.
+        group: Option<Group>
+    }
+    /// What `setProductRole` did, or with `dryRun` would do (a dry run changes nothing), and the
+    /// person.
+    SetProductRolePayload {
+        /// The person, with their new role on the site (with `dryRun`, as they still are).
+        user: Option<User>
+    }
+    /// What `removeProductAccess` did, or with `dryRun` would do (a dry run changes nothing), and
+    /// the person.
+    RemoveProductAccessPayload {
+        /// The person, without access to the site (with `dryRun`, as they still are).
+        user: Option<User>
+    }
+}
+
 /// The group `createGroup` created.
 #[derive(SimpleObject)]
 pub struct CreateGroupPayload {
@@ -825,4 +966,72 @@ pub struct ReactivateUserPayload {
     pub user: User,
     /// Seat usage of every site where the account takes a seat back, after the change.
     pub seat_usage: Vec<SeatUsage>,
+}
+
+/// A page of a site's guests (`guests(siteId)`, `Site.guests`).
+pub(crate) async fn guests_of(
+    ctx: &Context<'_>,
+    site: Uuid,
+    first: Option<i32>,
+    after: Option<String>,
+    filter: Option<GuestFilterInput>,
+    order_by: Option<GuestOrderInput>,
+) -> AppResult<Option<Page<User>>> {
+    let (limit, after) = page::<GuestKey>(first, after)?;
+    let order = order_by.map(|o| o.order()).unwrap_or_default();
+    let f = filter.unwrap_or_default();
+    let filter = GuestFilter {
+        space_id: f
+            .space_id
+            .as_ref()
+            .map(|s| parse_id(s, "Space"))
+            .transpose()?,
+        without_space: f.without_space,
+        search: f.search.map(|s| s.chars().take(200).collect()),
+        external: f.external,
+        ..Default::default()
+    };
+    let (_, access) = super::site_access(ctx, site).await?;
+    if !access.sees_whole_site() && access.admin_of_spaces.is_empty() {
+        return Err(AppError::Forbidden);
+    }
+    // The order tells each guest's last activity relative to the others': only for those who
+    // see it (`lastActiveAt`), the site's admins.
+    if order.by == GuestSort::LastActiveAt {
+        let admin = crate::domain::authorization::Object::SiteAdministration { site };
+        super::require_sight(ctx, admin).await?;
+    }
+    guest_page(ctx, site, order, limit, after, move |_| Ok(filter))
+        .await
+        .map(Some)
+}
+
+/// A page of a site's guests not active for `inactive_for_days` days (`inactiveGuests(siteId)`,
+/// `Site.inactiveGuests`).
+pub(crate) async fn inactive_guests_of(
+    ctx: &Context<'_>,
+    site: Uuid,
+    inactive_for_days: i32,
+    first: Option<i32>,
+    after: Option<String>,
+) -> AppResult<Option<Page<User>>> {
+    let (limit, after) = page::<GuestKey>(first, after)?;
+    if !(1..=3650).contains(&inactive_for_days) {
+        return Err(AppError::invalid(
+            "inactiveForDays",
+            "must be between 1 and 3,650",
+        ));
+    }
+    let (_, access) = super::site_access(ctx, site).await?;
+    access.require_admin()?;
+    let filter = GuestFilter {
+        inactive_before: Some(
+            state(ctx).clock.now() - chrono::Duration::days(inactive_for_days.into()),
+        ),
+        ..Default::default()
+    };
+    let order = GuestOrder::default();
+    guest_page(ctx, site, order, limit, after, move |_| Ok(filter))
+        .await
+        .map(Some)
 }

@@ -93,13 +93,7 @@ impl CoreQuery {
         )]
         site_id: ID,
     ) -> AppResult<Option<Vec<Space>>> {
-        let who = caller(ctx).await?;
-        let id = parse_id(&site_id, "Site")?;
-        let rows = state(ctx)
-            .db
-            .run(move |c| content::visible_spaces(c, &who, id))
-            .await?;
-        Ok(Some(rows.into_iter().map(Space).collect()))
+        spaces_of(ctx, parse_id(&site_id, "Site")?).await
     }
 
     /// A space the caller reaches (null with `NOT_FOUND` or `FORBIDDEN` otherwise).
@@ -132,26 +126,7 @@ impl CoreQuery {
         after: Option<String>,
         #[graphql(desc = "Only external (true) or internal (false) users.")] external: Option<bool>,
     ) -> AppResult<Option<Page<SiteUser>>> {
-        let who = caller(ctx).await?;
-        let id = parse_id(&site_id, "Site")?;
-        let (limit, after) = page::<(String, Uuid)>(first, after)?;
-        let (rows, total) = state(ctx)
-            .db
-            .run(move |c| {
-                directory::require_directory_access(c, &who, id)?;
-                directory::users_with_access(c, id, None, external, after, limit + 1)
-            })
-            .await?;
-        Ok(Some(paginate(
-            rows,
-            limit,
-            total,
-            |(u, _)| (u.email_normalized.clone(), u.id),
-            |(u, role)| SiteUser {
-                user: User::new(u),
-                role,
-            },
-        )))
+        users_of(ctx, parse_id(&site_id, "Site")?, first, after, external).await
     }
 
     /// Invites of a site, newest first (admins).
@@ -176,24 +151,7 @@ impl CoreQuery {
         )]
         after: Option<String>,
     ) -> AppResult<Option<Page<Invite>>> {
-        let who = caller(ctx).await?;
-        let id = parse_id(&site_id, "Site")?;
-        let (limit, after) = page::<(DateTime<Utc>, Uuid)>(first, after)?;
-        let now = state(ctx).clock.now();
-        let (rows, total) = state(ctx)
-            .db
-            .run(move |c| {
-                access::site_access(c, &who, id)?.require_admin()?;
-                invites::list(c, id, status, after, limit + 1, now)
-            })
-            .await?;
-        Ok(Some(paginate(
-            rows,
-            limit,
-            total,
-            |i| (i.created_at, i.id),
-            Invite,
-        )))
+        invites_of(ctx, parse_id(&site_id, "Site")?, status, first, after).await
     }
 
     /// The organization's audit trail, newest first (organization admins).
@@ -242,6 +200,72 @@ impl CoreQuery {
             .await?;
         Ok(Some(paginate(rows, limit, total, |e| e.id, AuditEvent)))
     }
+}
+
+/// The spaces of a site the caller reaches (`spaces(siteId)`, `Site.spaces`).
+pub(crate) async fn spaces_of(ctx: &Context<'_>, id: Uuid) -> AppResult<Option<Vec<Space>>> {
+    let who = caller(ctx).await?;
+    let rows = state(ctx)
+        .db
+        .run(move |c| content::visible_spaces(c, &who, id))
+        .await?;
+    Ok(Some(rows.into_iter().map(Space).collect()))
+}
+
+/// A page of a site's people directory (`users(siteId)`, `Site.users`).
+pub(crate) async fn users_of(
+    ctx: &Context<'_>,
+    id: Uuid,
+    first: Option<i32>,
+    after: Option<String>,
+    external: Option<bool>,
+) -> AppResult<Option<Page<SiteUser>>> {
+    let who = caller(ctx).await?;
+    let (limit, after) = page::<(String, Uuid)>(first, after)?;
+    let (rows, total) = state(ctx)
+        .db
+        .run(move |c| {
+            directory::require_directory_access(c, &who, id)?;
+            directory::users_with_access(c, id, None, external, after, limit + 1)
+        })
+        .await?;
+    Ok(Some(paginate(
+        rows,
+        limit,
+        total,
+        |(u, _)| (u.email_normalized.clone(), u.id),
+        |(u, role)| SiteUser {
+            user: User::new(u),
+            role,
+        },
+    )))
+}
+
+/// A page of a site's invites, newest first (`invites(siteId)`, `Site.invites`).
+pub(crate) async fn invites_of(
+    ctx: &Context<'_>,
+    id: Uuid,
+    status: Option<InviteStatus>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> AppResult<Option<Page<Invite>>> {
+    let who = caller(ctx).await?;
+    let (limit, after) = page::<(DateTime<Utc>, Uuid)>(first, after)?;
+    let now = state(ctx).clock.now();
+    let (rows, total) = state(ctx)
+        .db
+        .run(move |c| {
+            access::site_access(c, &who, id)?.require_admin()?;
+            invites::list(c, id, status, after, limit + 1, now)
+        })
+        .await?;
+    Ok(Some(paginate(
+        rows,
+        limit,
+        total,
+        |i| (i.created_at, i.id),
+        Invite,
+    )))
 }
 
 /// Builds a forward page from `limit + 1` rows (the extra row only says there is a next page).

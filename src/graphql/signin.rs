@@ -243,7 +243,7 @@ pub struct SignInQuery;
 #[Object]
 impl SignInQuery {
     /// The caller's live sessions, newest first.
-    async fn sessions(&self, ctx: &Context<'_>) -> AppResult<Vec<SessionInfo>> {
+    async fn sessions(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<SessionInfo>>> {
         let who = caller(ctx).await?;
         let now = state(ctx).clock.now();
         let uid = who.user.id;
@@ -251,23 +251,24 @@ impl SignInQuery {
             .db
             .run(move |c| signin::sessions(c, uid, now))
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| SessionInfo {
-                current: who.session_id == Some(row.id),
-                row,
-            })
-            .collect())
+        Ok(Some(
+            rows.into_iter()
+                .map(|row| SessionInfo {
+                    current: who.session_id == Some(row.id),
+                    row,
+                })
+                .collect(),
+        ))
     }
 
     /// The caller's API tokens that are not revoked.
-    async fn api_tokens(&self, ctx: &Context<'_>) -> AppResult<Vec<ApiToken>> {
+    async fn api_tokens(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<ApiToken>>> {
         let uid = caller(ctx).await?.user.id;
         let rows = state(ctx)
             .db
             .run(move |c| signin::api_tokens(c, uid))
             .await?;
-        Ok(rows.into_iter().map(ApiToken).collect())
+        Ok(Some(rows.into_iter().map(ApiToken).collect()))
     }
 }
 

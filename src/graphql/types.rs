@@ -110,6 +110,104 @@ impl Site {
     async fn guest_reminder_days(&self, ctx: &Context<'_>) -> AppResult<Option<i32>> {
         self.settings(ctx, self.0.guest_reminder_days).await
     }
+    /// The site's spaces the caller reaches (as `spaces(siteId)`).
+    async fn spaces(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<Space>>> {
+        super::query::spaces_of(ctx, self.0.id).await
+    }
+    /// The site's people directory (as `users(siteId)`: admins and paid users).
+    #[graphql(complexity = "super::page_cost(first, child_complexity)")]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "How many users to return, 0 to 100 (20 when left out); anything else is `INVALID_INPUT`."
+        )]
+        first: Option<i32>,
+        #[graphql(
+            desc = "Continue after this cursor: `pageInfo.endCursor` (or an edge's `cursor`) from this same list; anything else is `INVALID_INPUT`."
+        )]
+        after: Option<String>,
+        #[graphql(desc = "Only external (true) or internal (false) users.")] external: Option<bool>,
+    ) -> AppResult<Option<Page<SiteUser>>> {
+        super::query::users_of(ctx, self.0.id, first, after, external).await
+    }
+    /// The site's guests (as `guests(siteId)`: whoever sees the site whole or administers one of its
+    /// spaces).
+    #[graphql(complexity = "super::page_cost(first, child_complexity)")]
+    async fn guests(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "How many guests to return, 0 to 100 (20 when left out); anything else is `INVALID_INPUT`."
+        )]
+        first: Option<i32>,
+        #[graphql(
+            desc = "Continue after this cursor: `pageInfo.endCursor` (or an edge's `cursor`) from this same list; anything else is `INVALID_INPUT`."
+        )]
+        after: Option<String>,
+        #[graphql(desc = "Narrows the list; every guest of the site when left out.")]
+        filter: Option<super::people::GuestFilterInput>,
+        #[graphql(
+            desc = "The order: by email ascending when left out. Ordering by `LAST_ACTIVE_AT` is for site admins only (`FORBIDDEN` otherwise)."
+        )]
+        order_by: Option<super::people::GuestOrderInput>,
+    ) -> AppResult<Option<Page<User>>> {
+        super::people::guests_of(ctx, self.0.id, first, after, filter, order_by).await
+    }
+    /// The site's guests not active for `inactiveForDays` days (as `inactiveGuests(siteId)`: admins).
+    #[graphql(complexity = "super::page_cost(first, child_complexity)")]
+    async fn inactive_guests(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Days without activity, 1 to 3,650 (`INVALID_INPUT` otherwise).")]
+        inactive_for_days: i32,
+        #[graphql(
+            desc = "How many guests to return, 0 to 100 (20 when left out); anything else is `INVALID_INPUT`."
+        )]
+        first: Option<i32>,
+        #[graphql(
+            desc = "Continue after this cursor: `pageInfo.endCursor` (or an edge's `cursor`) from this same list; anything else is `INVALID_INPUT`."
+        )]
+        after: Option<String>,
+    ) -> AppResult<Option<Page<User>>> {
+        super::people::inactive_guests_of(ctx, self.0.id, inactive_for_days, first, after).await
+    }
+    /// The site's invites, newest first (as `invites(siteId)`: admins).
+    #[graphql(complexity = "super::page_cost(first, child_complexity)")]
+    async fn invites(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Only invites with this status (a pending invite past its expiry is `EXPIRED`); every invite when left out."
+        )]
+        status: Option<InviteStatus>,
+        #[graphql(
+            desc = "How many invites to return, 0 to 100 (20 when left out); anything else is `INVALID_INPUT`."
+        )]
+        first: Option<i32>,
+        #[graphql(
+            desc = "Continue after this cursor: `pageInfo.endCursor` (or an edge's `cursor`) from this same list; anything else is `INVALID_INPUT`."
+        )]
+        after: Option<String>,
+    ) -> AppResult<Option<Page<Invite>>> {
+        super::query::invites_of(ctx, self.0.id, status, first, after).await
+    }
+    /// The site's bulk invite files, newest first (as `bulkInvites(siteId)`: admins).
+    #[graphql(complexity = "super::page_cost(first, child_complexity)")]
+    async fn bulk_invites(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "How many bulk invites to return, 0 to 100 (20 when left out); anything else is `INVALID_INPUT`."
+        )]
+        first: Option<i32>,
+        #[graphql(
+            desc = "Continue after this cursor: `pageInfo.endCursor` (or an edge's `cursor`) from this same list; anything else is `INVALID_INPUT`."
+        )]
+        after: Option<String>,
+    ) -> AppResult<Option<Page<super::bulk::BulkInvite>>> {
+        super::bulk::bulk_invites_of(ctx, self.0.id, first, after).await
+    }
     /// Seat usage right now (admins only).
     async fn seat_usage(&self, ctx: &Context<'_>) -> AppResult<Option<SeatUsage>> {
         let site = self.0.clone();
@@ -154,8 +252,13 @@ impl SeatUsage {
 #[Object]
 impl SeatUsage {
     /// The site these numbers are for (global id).
+    #[graphql(deprecation = "Use `site { id }`; removed in the next release.")]
     async fn site_id(&self) -> ID {
         gid(Kind::Site, self.site_id)
+    }
+    /// The site these numbers are for.
+    async fn site(&self, ctx: &Context<'_>) -> AppResult<Option<Site>> {
+        super::node::site(ctx, self.site_id).await.map(Some)
     }
     /// Active users whose effective role is USER or PRODUCT_ADMIN.
     async fn paid_users(&self) -> i64 {
@@ -235,9 +338,15 @@ impl Space {
         Ok(&self.0.name)
     }
     /// The site the space belongs to (global id).
+    #[graphql(deprecation = "Use `site { id }`; removed in the next release.")]
     async fn site_id(&self, ctx: &Context<'_>) -> AppResult<ID> {
         self.require(ctx).await?;
         Ok(gid(Kind::Site, self.0.site_id))
+    }
+    /// The site the space belongs to.
+    async fn site(&self, ctx: &Context<'_>) -> AppResult<Option<Site>> {
+        self.require(ctx).await?;
+        super::node::site(ctx, self.0.site_id).await.map(Some)
     }
     /// Guests of the site whose one space this is (people who see the whole site, and space admins).
     async fn guest_count(&self, ctx: &Context<'_>) -> AppResult<Option<i64>> {
@@ -250,12 +359,35 @@ impl Space {
                 .unwrap_or(0),
         ))
     }
-    /// The space's pages (anyone who reaches the space).
-    async fn pages(&self, ctx: &Context<'_>) -> AppResult<Option<Vec<Page_>>> {
+    /// The space's pages, oldest first (anyone who reaches the space).
+    #[graphql(complexity = "super::page_cost(first, child_complexity)")]
+    async fn pages(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "How many pages to return, 0 to 100 (20 when left out); anything else is `INVALID_INPUT`."
+        )]
+        first: Option<i32>,
+        #[graphql(
+            desc = "Continue after this cursor: `pageInfo.endCursor` (or an edge's `cursor`) from this same list; anything else is `INVALID_INPUT`."
+        )]
+        after: Option<String>,
+    ) -> AppResult<Option<Page<Page_>>> {
         self.require(ctx).await?;
+        let (limit, after) = super::page::<(DateTime<Utc>, uuid::Uuid)>(first, after)?;
         let id = self.0.id;
-        let rows = state(ctx).db.run(move |c| content::pages(c, id)).await?;
-        Ok(Some(rows.into_iter().map(Page_).collect()))
+        let with_total = ctx.look_ahead().field("totalCount").exists();
+        let (rows, total) = state(ctx)
+            .db
+            .run(move |c| content::pages(c, id, after, limit + 1, with_total))
+            .await?;
+        Ok(Some(super::query::paginate(
+            rows,
+            limit,
+            total,
+            |p| (p.created_at, p.id),
+            Page_,
+        )))
     }
     /// The people who hold a space admin role on this space (`addSpaceAdmin`), by email; a role kept
     /// by someone who is no longer paid on the site is listed too (it gives nothing until they are
@@ -316,8 +448,13 @@ impl Page_ {
         &self.0.body
     }
     /// The space the page belongs to (global id).
+    #[graphql(deprecation = "Use `space { id }`; removed in the next release.")]
     async fn space_id(&self) -> ID {
         gid(Kind::Space, self.0.space_id)
+    }
+    /// The space the page belongs to.
+    async fn space(&self, ctx: &Context<'_>) -> AppResult<Option<Space>> {
+        super::node::space(ctx, self.0.space_id).await.map(Some)
     }
     /// When the page was created.
     async fn created_at(&self) -> DateTime<Utc> {
@@ -777,8 +914,13 @@ impl Invite {
         self.0.status_at(state(ctx).clock.now())
     }
     /// The site the invite gives access to (global id).
+    #[graphql(deprecation = "Use `site { id }`; removed in the next release.")]
     async fn site_id(&self) -> ID {
         gid(Kind::Site, self.0.site_id)
+    }
+    /// The site the invite gives access to.
+    async fn site(&self, ctx: &Context<'_>) -> AppResult<Option<Site>> {
+        super::node::site(ctx, self.0.site_id).await.map(Some)
     }
     /// The space a guest is assigned on acceptance.
     async fn space(&self, ctx: &Context<'_>) -> AppResult<Option<Space>> {
@@ -923,8 +1065,27 @@ impl AuditEvent {
     }
     /// Who did it (a user's global id); null: Guestpass itself rather than a person (e.g. the
     /// organization's bootstrap, or a scheduled job).
+    #[graphql(deprecation = "Use `actor { id }`; removed in the next release.")]
     async fn actor_id(&self) -> Option<ID> {
         self.0.actor_id.map(|a| gid(Kind::User, a))
+    }
+    /// Who did it; null: Guestpass itself rather than a person (e.g. the organization's bootstrap,
+    /// or a scheduled job), or an account that no longer exists.
+    async fn actor(&self, ctx: &Context<'_>) -> AppResult<Option<User>> {
+        match self.0.actor_id {
+            Some(id) => super::node::existing(super::node::user(ctx, id).await),
+            None => Ok(None),
+        }
+    }
+    /// The changed object, as the caller may see it now; null when it no longer exists (a deleted
+    /// group, a removed page) or is of a kind no `Node` stands for.
+    async fn target(&self, ctx: &Context<'_>) -> AppResult<Option<super::node::Node>> {
+        match Kind::of_audit_target(&self.0.target_type) {
+            Some(kind) => {
+                super::node::existing(super::node::load(ctx, kind, &self.0.target_id).await)
+            }
+            None => Ok(None),
+        }
     }
     /// The kind of object changed, in lower case: e.g. `user`, `invite`, `group`, `site`, `space`,
     /// `page`, `organization`, `bulk_invite`.
@@ -938,8 +1099,17 @@ impl AuditEvent {
     }
     /// The site the change concerns (global id); null when it concerns no one site (e.g. a sign-in,
     /// or an organization setting).
+    #[graphql(deprecation = "Use `site { id }`; removed in the next release.")]
     async fn site_id(&self) -> Option<ID> {
         self.0.site_id.map(|a| gid(Kind::Site, a))
+    }
+    /// The site the change concerns; null when it concerns no one site, or the site no longer
+    /// exists.
+    async fn site(&self, ctx: &Context<'_>) -> AppResult<Option<Site>> {
+        match self.0.site_id {
+            Some(id) => super::node::existing(super::node::site(ctx, id).await),
+            None => Ok(None),
+        }
     }
     /// The changed values as they were before, as a JSON object whose keys depend on `action`
     /// (null: nothing before, e.g. for a creation, or nothing to record).
@@ -1046,8 +1216,10 @@ impl Group {
 
 /// A group's role on one site.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct GroupSiteRole {
     /// The site (global id).
+    #[graphql(deprecation = "Use `site { id }`; removed in the next release.")]
     pub site_id: ID,
     /// The role the group's members get there (a higher role of their own, or of another group,
     /// wins).
@@ -1055,6 +1227,16 @@ pub struct GroupSiteRole {
 }
 
 pub struct AccessChangeEntry(pub crate::store::changes::ChangedAccess);
+
+#[async_graphql::ComplexObject]
+impl GroupSiteRole {
+    /// The site.
+    async fn site(&self, ctx: &Context<'_>) -> AppResult<Option<Site>> {
+        super::node::site(ctx, super::parse_id(&self.site_id, "Site")?)
+            .await
+            .map(Some)
+    }
+}
 
 /// One person's effective role on one site, before and after a change.
 #[Object]
@@ -1078,34 +1260,6 @@ impl AccessChangeEntry {
     /// Had access to the site and has none now.
     async fn lost_access(&self) -> bool {
         self.0.change.lost_access()
-    }
-}
-
-pub struct AccessChangePayload(pub crate::store::changes::AccessChange);
-
-/// What an access change did, or with `dryRun` would do (a dry run changes nothing).
-#[Object]
-impl AccessChangePayload {
-    /// True: nothing was changed, and this is what the change would do.
-    async fn dry_run(&self) -> bool {
-        self.0.dry_run
-    }
-    /// Every person whose effective role on a site changes.
-    async fn changes(&self) -> Vec<AccessChangeEntry> {
-        self.0
-            .changes
-            .iter()
-            .cloned()
-            .map(AccessChangeEntry)
-            .collect()
-    }
-    /// Seat usage after the change, one per affected site.
-    async fn seat_usage(&self) -> Vec<SeatUsage> {
-        self.0
-            .usage
-            .iter()
-            .map(|(site, u)| SeatUsage::new(site.id, *u))
-            .collect()
     }
 }
 

@@ -114,12 +114,39 @@ pub fn create_space(
     })
 }
 
-pub fn pages(conn: &mut PgConnection, space_id: Uuid) -> AppResult<Vec<Page>> {
-    Ok(pages::table
+/// A page of a space's pages, oldest first, keyset-paginated on `(created_at, id)` (the index
+/// `pages_space` serves it), and how many the space holds when `with_total`.
+pub fn pages(
+    conn: &mut PgConnection,
+    space_id: Uuid,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+    with_total: bool,
+) -> AppResult<(Vec<Page>, i64)> {
+    let mut q = pages::table
         .filter(pages::space_id.eq(space_id))
+        .into_boxed();
+    if let Some((t, id)) = after {
+        q = q.filter(
+            pages::created_at
+                .gt(t)
+                .or(pages::created_at.eq(t).and(pages::id.gt(id))),
+        );
+    }
+    let rows = q
         .order((pages::created_at.asc(), pages::id.asc()))
+        .limit(limit)
         .select(Page::as_select())
-        .load(conn)?)
+        .load(conn)?;
+    let total = if with_total {
+        pages::table
+            .filter(pages::space_id.eq(space_id))
+            .count()
+            .get_result(conn)?
+    } else {
+        0
+    };
+    Ok((rows, total))
 }
 
 pub fn create_page(
