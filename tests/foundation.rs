@@ -338,6 +338,36 @@ fn schema_graphql_passes_the_schema_linter() {
     );
 }
 
+/// No field of the last release's schema disappears or changes type unannounced: every breaking
+/// change graphql-js finds between `docs/schema-0.1.0.graphql` and `schema.graphql` is named under
+/// the unreleased "Breaking" heading of CHANGELOG.md (a field kept with `@deprecated` is not one).
+#[test]
+fn every_breaking_change_is_named_in_the_changelog() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    assert!(
+        std::path::Path::new(&format!("{root}/tests/tools/node_modules/graphql")).exists(),
+        "graphql-js is not installed: run scripts/ensure-node-tools (scripts/test does)"
+    );
+    let out = Command::new("node")
+        .current_dir(root)
+        .arg("tests/tools/breaking-changes.mjs")
+        .args([
+            "docs/schema-0.1.0.graphql",
+            "schema.graphql",
+            "CHANGELOG.md",
+        ])
+        .output()
+        .expect("node (scripts/ensure-node-tools installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "name each breaking change in CHANGELOG.md (exit {:?}):\n{stdout}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("each named"), "{stdout}");
+}
+
 /// The same rule without Node.js, on the schema the server builds: every type, field, argument, input
 /// field and enum value has a description, and none is the engine's own placeholder (a type the
 /// engine generates or describes generically gets one in `build_schema`).
