@@ -446,49 +446,6 @@ async fn a_site_admins_file_cannot_grant_groups_with_roles_on_other_sites() {
     app.stop().await;
 }
 
-/// Pages through a connection `first` at a time and answers each node's `key`, in order, after
-/// checking every page: the same `totalCount`, no more than `first` nodes (exactly `first` before the
-/// last), `hasNextPage` true until the last page, every node once, and as many as `totalCount`.
-/// `query` takes `$first: Int` and `$after: String`; `path` leads from `data` to the connection.
-async fn page_through(
-    app: &TestApp,
-    query: &str,
-    vars: Value,
-    path: &[&str],
-    first: usize,
-    key: impl Fn(&Value) -> String,
-) -> Vec<String> {
-    let (mut out, mut after, mut total) = (Vec::new(), Value::Null, None);
-    loop {
-        let mut v = vars.clone();
-        v["first"] = json!(first);
-        v["after"] = after;
-        let mut c = data(app.admin(query, v).await);
-        for p in path {
-            c = c[*p].clone();
-        }
-        let t = c["totalCount"].as_u64().unwrap() as usize;
-        assert_eq!(*total.get_or_insert(t), t, "totalCount on every page: {c}");
-        let edges = c["edges"].as_array().unwrap();
-        out.extend(edges.iter().map(|e| key(&e["node"])));
-        if c["pageInfo"]["hasNextPage"] == json!(false) {
-            assert!(edges.len() <= first, "{c}");
-            break;
-        }
-        assert_eq!(edges.len(), first, "a page before the last is full: {c}");
-        assert_eq!(edges[first - 1]["cursor"], c["pageInfo"]["endCursor"]);
-        after = c["pageInfo"]["endCursor"].clone();
-    }
-    let unique: std::collections::HashSet<&String> = out.iter().collect();
-    assert_eq!(unique.len(), out.len(), "no node twice: {out:?}");
-    assert_eq!(
-        Some(out.len()),
-        total,
-        "as many nodes as totalCount: {out:?}"
-    );
-    out
-}
-
 const FILES: &str = "query($s: ID!, $first: Int, $after: String) { bulkInvites(siteId: $s, first: $first, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id status createdAt totalRows pendingRows invitedRows refusedRows invalidRows } } } }";
 const PROGRESS: &str = "query($b: ID!) { bulkInvite(id: $b) { id status createdAt totalRows pendingRows invitedRows refusedRows invalidRows } }";
 
@@ -532,7 +489,16 @@ async fn a_sites_bulk_invites_page_newest_first_with_their_progress() {
     let vars = json!({ "s": app.site_id });
     let id = |n: &Value| n["id"].as_str().unwrap().to_string();
     for first in [1, 2] {
-        let got = page_through(&app, FILES, vars.clone(), &["bulkInvites"], first, id).await;
+        let got = page_through(
+            &app,
+            Some(&app.admin_token),
+            FILES,
+            vars.clone(),
+            &["bulkInvites"],
+            first,
+            id,
+        )
+        .await;
         assert_eq!(got, expected, "{first} at a time");
     }
     // Each file's progress is the one `bulkInvite` answers.

@@ -589,49 +589,6 @@ async fn an_at_sign_in_a_quoted_local_part_never_makes_an_external_user_internal
     app.stop().await;
 }
 
-/// Pages through a connection `first` at a time and answers each node's `key`, in order, after
-/// checking every page: the same `totalCount`, no more than `first` nodes (exactly `first` before the
-/// last), `hasNextPage` true until the last page, every node once, and as many as `totalCount`.
-/// `query` takes `$first: Int` and `$after: String`; `path` leads from `data` to the connection.
-async fn page_through(
-    app: &TestApp,
-    query: &str,
-    vars: Value,
-    path: &[&str],
-    first: usize,
-    key: impl Fn(&Value) -> String,
-) -> Vec<String> {
-    let (mut out, mut after, mut total) = (Vec::new(), Value::Null, None);
-    loop {
-        let mut v = vars.clone();
-        v["first"] = json!(first);
-        v["after"] = after;
-        let mut c = data(app.admin(query, v).await);
-        for p in path {
-            c = c[*p].clone();
-        }
-        let t = c["totalCount"].as_u64().unwrap() as usize;
-        assert_eq!(*total.get_or_insert(t), t, "totalCount on every page: {c}");
-        let edges = c["edges"].as_array().unwrap();
-        out.extend(edges.iter().map(|e| key(&e["node"])));
-        if c["pageInfo"]["hasNextPage"] == json!(false) {
-            assert!(edges.len() <= first, "{c}");
-            break;
-        }
-        assert_eq!(edges.len(), first, "a page before the last is full: {c}");
-        assert_eq!(edges[first - 1]["cursor"], c["pageInfo"]["endCursor"]);
-        after = c["pageInfo"]["endCursor"].clone();
-    }
-    let unique: std::collections::HashSet<&String> = out.iter().collect();
-    assert_eq!(unique.len(), out.len(), "no node twice: {out:?}");
-    assert_eq!(
-        Some(out.len()),
-        total,
-        "as many nodes as totalCount: {out:?}"
-    );
-    out
-}
-
 const PREVIEW_PAGE: &str = "mutation($i: ExternalUserSecurityInput!, $first: Int, $after: String) { previewExternalUserSecurityChange(input: $i) { counts { people mustUseTwoStep } people(first: $first, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { user { email } mustUseTwoStep } } } } }";
 
 #[actix_rt::test]
@@ -656,7 +613,16 @@ async fn a_preview_pages_through_the_people_it_affects_by_email() {
     let email = |n: &Value| n["user"]["email"].as_str().unwrap().to_string();
     let path = ["previewExternalUserSecurityChange", "people"];
     for first in [1, 2] {
-        let got = page_through(&app, PREVIEW_PAGE, required.clone(), &path, first, email).await;
+        let got = page_through(
+            &app,
+            Some(&app.admin_token),
+            PREVIEW_PAGE,
+            required.clone(),
+            &path,
+            first,
+            email,
+        )
+        .await;
         assert_eq!(got, affected, "{first} at a time");
     }
     // The counts stay the totals, whatever the page.
@@ -728,6 +694,7 @@ async fn guests_outside_the_domain_rules_page_by_email_and_agree_with_the_invite
         for first in [1, 2] {
             let got = page_through(
                 &app,
+                Some(&app.admin_token),
                 OUTSIDE,
                 vars.clone(),
                 &["guestsOutsideDomainRules"],
@@ -742,7 +709,16 @@ async fn guests_outside_the_domain_rules_page_by_email_and_agree_with_the_invite
         app.admin(set, json!({ "i": { "mode": "NONE", "domains": [] } }))
             .await,
     );
-    let got = page_through(&app, OUTSIDE, vars, &["guestsOutsideDomainRules"], 2, email).await;
+    let got = page_through(
+        &app,
+        Some(&app.admin_token),
+        OUTSIDE,
+        vars,
+        &["guestsOutsideDomainRules"],
+        2,
+        email,
+    )
+    .await;
     assert!(got.is_empty(), "no rule refuses nobody");
     app.stop().await;
 }

@@ -619,6 +619,50 @@ impl TestApp {
     }
 }
 
+/// Pages through a connection `first` at a time and answers each node's `key`, in order, after
+/// checking every page: the same `totalCount`, no more than `first` nodes (exactly `first` before the
+/// last), `hasNextPage` true until the last page, every node once, and as many as `totalCount`.
+/// `query` takes `$first: Int` and `$after: String`; `path` leads from `data` to the connection.
+pub async fn page_through(
+    app: &TestApp,
+    token: Option<&str>,
+    query: &str,
+    vars: Value,
+    path: &[&str],
+    first: usize,
+    key: impl Fn(&Value) -> String,
+) -> Vec<String> {
+    let (mut out, mut after, mut total) = (Vec::new(), Value::Null, None);
+    loop {
+        let mut v = vars.clone();
+        v["first"] = json!(first);
+        v["after"] = after;
+        let mut c = data(app.gql(token, query, v).await);
+        for p in path {
+            c = c[*p].clone();
+        }
+        let t = c["totalCount"].as_u64().unwrap() as usize;
+        assert_eq!(*total.get_or_insert(t), t, "totalCount on every page: {c}");
+        let edges = c["edges"].as_array().unwrap();
+        out.extend(edges.iter().map(|e| key(&e["node"])));
+        if c["pageInfo"]["hasNextPage"] == json!(false) {
+            assert!(edges.len() <= first, "{c}");
+            break;
+        }
+        assert_eq!(edges.len(), first, "a page before the last is full: {c}");
+        assert_eq!(edges[first - 1]["cursor"], c["pageInfo"]["endCursor"]);
+        after = c["pageInfo"]["endCursor"].clone();
+    }
+    let unique: std::collections::HashSet<&String> = out.iter().collect();
+    assert_eq!(unique.len(), out.len(), "no node twice: {out:?}");
+    assert_eq!(
+        Some(out.len()),
+        total,
+        "as many nodes as totalCount: {out:?}"
+    );
+    out
+}
+
 /// The key behind an id the API answered (a global id) or a test made (a bare UUID).
 pub fn uuid_of(id: &str) -> uuid::Uuid {
     match guestpass::graphql::ids::decode(id) {
