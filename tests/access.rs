@@ -1385,3 +1385,174 @@ async fn guests_are_ordered_by_each_field_both_ways_with_ties_and_missing_values
     assert_eq!(data(r)["guests"]["totalCount"], 7);
     app.stop().await;
 }
+
+const DIRECTORY: &str = "query($s: ID!, $o: UserOrder, $first: Int, $after: String) { users(siteId: $s, external: true, orderBy: $o, first: $first, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { user { id } } } } }";
+const SITE_DIRECTORY: &str = "query($s: ID!, $o: UserOrder, $first: Int, $after: String) { site(id: $s) { users(external: true, orderBy: $o, first: $first, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { user { id } } } } } }";
+
+/// One person of the directory as the test set them up: id, email, lower-case name, last activity.
+type Member = (String, String, String, Option<&'static str>);
+
+#[actix_rt::test]
+async fn the_people_directory_is_ordered_by_each_field_both_ways_with_cursors_of_its_order() {
+    let app = spawn_app().await;
+    let site = app.site_id.clone();
+    // External people only (`external: true` leaves out the admin, whose activity the requests
+    // move): paid users and guests, with ties on names and times and people never active.
+    let rows = [
+        (
+            "u-a@partner.example",
+            ProductRole::User,
+            "Mia",
+            Some("2026-01-03"),
+        ),
+        ("u-b@partner.example", ProductRole::Guest, "alex", None),
+        (
+            "u-c@partner.example",
+            ProductRole::User,
+            "Zoe",
+            Some("2026-01-01"),
+        ),
+        (
+            "u-d@partner.example",
+            ProductRole::Guest,
+            "bea",
+            Some("2026-01-03"),
+        ),
+        (
+            "u-e@partner.example",
+            ProductRole::User,
+            "Alex",
+            Some("2026-01-02"),
+        ),
+        ("u-f@partner.example", ProductRole::User, "carl", None),
+    ];
+    let mut set: Vec<Member> = Vec::new();
+    for (email, role, name, last_active) in rows {
+        let id = app.add_user(email, Some(role)).await;
+        let when = last_active.map_or("NULL".to_string(), |d| format!("'{d} 00:00:00+00'"));
+        app.db.execute(&format!(
+            "UPDATE users SET display_name = '{name}', last_active_at = {when} WHERE id = '{id}'"
+        ));
+        set.push((id, email.into(), name.to_lowercase(), last_active));
+    }
+    let sorted = |key: &dyn Fn(&Member) -> (bool, String)| {
+        let mut s: Vec<_> = set.iter().collect();
+        s.sort_by_key(|r| (key(r), uuid_of(&r.0)));
+        s.into_iter().map(|r| r.0.clone()).collect::<Vec<String>>()
+    };
+    let orders = [
+        ("EMAIL", sorted(&|r| (false, r.1.clone()))),
+        ("DISPLAY_NAME", sorted(&|r| (false, r.2.clone()))),
+        // Never active: the earliest activity.
+        (
+            "LAST_ACTIVE_AT",
+            sorted(&|r| (r.3.is_some(), r.3.unwrap_or("").to_string())),
+        ),
+    ];
+    let id = |n: &Value| n["user"]["id"].as_str().unwrap().to_string();
+    for (field, ascending) in &orders {
+        let descending: Vec<String> = ascending.iter().rev().cloned().collect();
+        for (direction, expected) in [("ASC", ascending), ("DESC", &descending)] {
+            let vars = json!({ "s": site, "o": { "field": field, "direction": direction } });
+            for (query, path) in [
+                (DIRECTORY, &["users"][..]),
+                (SITE_DIRECTORY, &["site", "users"]),
+            ] {
+                let got = page_through(
+                    &app,
+                    Some(&app.admin_token),
+                    query,
+                    vars.clone(),
+                    path,
+                    2,
+                    id,
+                )
+                .await;
+                assert_eq!(&got, expected, "{field} {direction} ({path:?})");
+            }
+        }
+    }
+    // Left out, the order is by email ascending with the cursors it always had.
+    let by_default = page_through(
+        &app,
+        Some(&app.admin_token),
+        DIRECTORY,
+        json!({ "s": site }),
+        &["users"],
+        2,
+        id,
+    )
+    .await;
+    assert_eq!(by_default, orders[0].1);
+    let first = data(app.admin(DIRECTORY, json!({ "s": site, "first": 1 })).await);
+    let old = json!([set[0].1, uuid_of(&set[0].0)]);
+    assert_eq!(first["users"]["pageInfo"]["endCursor"].as_str().unwrap(), {
+        use async_graphql::connection::CursorType;
+        async_graphql::connection::OpaqueCursor(old).encode_cursor()
+    });
+
+    // A cursor belongs to the order it was cut in.
+    let cursor = |o: Value| {
+        let app = &app;
+        let site = site.clone();
+        async move {
+            let r = data(
+                app.admin(DIRECTORY, json!({ "s": site, "o": o, "first": 1 }))
+                    .await,
+            );
+            r["users"]["pageInfo"]["endCursor"].clone()
+        }
+    };
+    let by_name = json!({ "field": "DISPLAY_NAME" });
+    let by_name_desc = json!({ "field": "DISPLAY_NAME", "direction": "DESC" });
+    for (from, to) in [
+        (Value::Null, by_name.clone()),
+        (by_name.clone(), Value::Null),
+        (by_name.clone(), by_name_desc.clone()),
+        (
+            json!({ "field": "EMAIL", "direction": "DESC" }),
+            Value::Null,
+        ),
+        (json!({ "field": "LAST_ACTIVE_AT" }), by_name.clone()),
+        (by_name.clone(), json!({ "field": "LAST_ACTIVE_AT" })),
+    ] {
+        let after = cursor(from.clone()).await;
+        let r = app
+            .admin(
+                DIRECTORY,
+                json!({ "s": site, "o": to, "first": 1, "after": after }),
+            )
+            .await;
+        assert_eq!(
+            code(&r).as_deref(),
+            Some("INVALID_INPUT"),
+            "{from} -> {to}: {r}"
+        );
+    }
+
+    // The last activity is the admins' to see, and so is the order it makes; paid users still
+    // read the directory in the other orders.
+    let paid = app
+        .add_user("reader@acme.example", Some(ProductRole::User))
+        .await;
+    let session = app.session_for(&paid).await;
+    for query in [DIRECTORY, SITE_DIRECTORY] {
+        let r = app
+            .gql(
+                Some(&session),
+                query,
+                json!({ "s": site, "o": { "field": "LAST_ACTIVE_AT" } }),
+            )
+            .await;
+        assert_eq!(code(&r).as_deref(), Some("FORBIDDEN"), "{r}");
+    }
+    let r = app
+        .gql(
+            Some(&session),
+            DIRECTORY,
+            json!({ "s": site, "o": by_name_desc, "first": 10 }),
+        )
+        .await;
+    assert_eq!(data(r)["users"]["totalCount"], 6);
+    app.stop().await;
+}

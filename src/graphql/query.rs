@@ -1,6 +1,9 @@
+/// The direction of every ordered list, shared with the guest list's `orderBy`.
+pub use super::people::OrderDirection;
 use super::types::*;
 use super::{caller, cursor, page, parse_id, state};
 use crate::error::{AppError, AppResult};
+use crate::store::directory::{UserKey, UserOrder, UserSort};
 use crate::store::models::InviteStatus;
 use crate::store::{access, content, directory, invites, org};
 use async_graphql::connection::{Connection, Edge};
@@ -21,6 +24,46 @@ pub struct AuditFilterInput {
     pub since: Option<DateTime<Utc>>,
     /// Before this time.
     pub until: Option<DateTime<Utc>>,
+}
+
+/// What the people directory is sorted by; the user id breaks ties, in the same direction.
+#[derive(async_graphql::Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
+pub enum UserOrderField {
+    /// The address, letter case aside (the directory's order when `orderBy` is left out).
+    #[default]
+    Email,
+    /// The display name, letter case aside.
+    DisplayName,
+    /// When the user last used Guestpass (`lastActiveAt`, recorded at most hourly); a user never
+    /// active counts as the least recently active: first ascending, last descending. Site admins
+    /// only (who see `lastActiveAt`): `FORBIDDEN` to others.
+    LastActiveAt,
+}
+
+/// The order of the people directory. A cursor (`after`) belongs to the order it was cut in: given
+/// with another field or direction it is `INVALID_INPUT`.
+#[derive(async_graphql::InputObject, Default)]
+#[graphql(name = "UserOrder")]
+pub struct UserOrderInput {
+    /// What to sort by: `EMAIL` when left out.
+    #[graphql(default)]
+    pub field: UserOrderField,
+    /// `ASC` (when left out) or `DESC`.
+    #[graphql(default)]
+    pub direction: OrderDirection,
+}
+
+impl UserOrderInput {
+    fn order(&self) -> UserOrder {
+        UserOrder {
+            by: match self.field {
+                UserOrderField::Email => UserSort::Email,
+                UserOrderField::DisplayName => UserSort::DisplayName,
+                UserOrderField::LastActiveAt => UserSort::LastActiveAt,
+            },
+            descending: self.direction == OrderDirection::Desc,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -125,8 +168,20 @@ impl CoreQuery {
         )]
         after: Option<String>,
         #[graphql(desc = "Only external (true) or internal (false) users.")] external: Option<bool>,
+        #[graphql(
+            desc = "The order: by email ascending when left out. Ordering by `LAST_ACTIVE_AT` is for site admins only (`FORBIDDEN` otherwise)."
+        )]
+        order_by: Option<UserOrderInput>,
     ) -> AppResult<Option<Page<SiteUser>>> {
-        users_of(ctx, parse_id(&site_id, "Site")?, first, after, external).await
+        users_of(
+            ctx,
+            parse_id(&site_id, "Site")?,
+            first,
+            after,
+            external,
+            order_by,
+        )
+        .await
     }
 
     /// Invites of a site, newest first (admins).
@@ -212,29 +267,41 @@ pub(crate) async fn spaces_of(ctx: &Context<'_>, id: Uuid) -> AppResult<Option<V
     Ok(Some(rows.into_iter().map(Space).collect()))
 }
 
-/// A page of a site's people directory (`users(siteId)`, `Site.users`).
+/// A page of a site's people directory (`users(siteId)`, `Site.users`) in `order_by`.
 pub(crate) async fn users_of(
     ctx: &Context<'_>,
     id: Uuid,
     first: Option<i32>,
     after: Option<String>,
     external: Option<bool>,
+    order_by: Option<UserOrderInput>,
 ) -> AppResult<Option<Page<SiteUser>>> {
     let who = caller(ctx).await?;
-    let (limit, after) = page::<(String, Uuid)>(first, after)?;
+    let (limit, after) = page::<UserKey>(first, after)?;
+    let order = order_by.map(|o| o.order()).unwrap_or_default();
+    // The order tells each user's last activity relative to the others': only for those who see
+    // it (`lastActiveAt`), the site's admins; an unknown site stays `NOT_FOUND` first.
+    if order.by == UserSort::LastActiveAt {
+        let (_, access) = super::site_access(ctx, id).await?;
+        if !access.sees_whole_site() {
+            return Err(AppError::Forbidden);
+        }
+        let admin = crate::domain::authorization::Object::SiteAdministration { site: id };
+        super::require_sight(ctx, admin).await?;
+    }
     let (rows, total) = state(ctx)
         .db
         .run(move |c| {
             directory::require_directory_access(c, &who, id)?;
-            directory::users_with_access(c, id, None, external, after, limit + 1)
+            directory::users_with_access(c, id, None, external, order, after, limit + 1)
         })
         .await?;
     Ok(Some(paginate(
         rows,
         limit,
         total,
-        |(u, _)| (u.email_normalized.clone(), u.id),
-        |(u, role)| SiteUser {
+        |(key, _, _)| key.clone(),
+        |(_, u, role)| SiteUser {
             user: User::new(u),
             role,
         },

@@ -128,8 +128,12 @@ impl Site {
         )]
         after: Option<String>,
         #[graphql(desc = "Only external (true) or internal (false) users.")] external: Option<bool>,
+        #[graphql(
+            desc = "The order: by email ascending when left out. Ordering by `LAST_ACTIVE_AT` is for site admins only (`FORBIDDEN` otherwise)."
+        )]
+        order_by: Option<super::query::UserOrderInput>,
     ) -> AppResult<Option<Page<SiteUser>>> {
-        super::query::users_of(ctx, self.0.id, first, after, external).await
+        super::query::users_of(ctx, self.0.id, first, after, external, order_by).await
     }
     /// The site's guests (as `guests(siteId)`: whoever sees the site whole or administers one of its
     /// spaces).

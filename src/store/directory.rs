@@ -6,9 +6,12 @@ use crate::domain::seats::{self, Usage};
 use crate::error::{AppError, AppResult};
 use crate::store::access::{self, Caller};
 use crate::store::audit::{self, Audit};
+use crate::store::guests;
 use crate::store::models::{Site, User};
+use crate::store::order::{ListKey, ListOrder, SortField};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -104,21 +107,65 @@ pub fn update_settings(
     })
 }
 
-/// Users with access to a site (optionally only one role, only external or internal people), ordered
-/// by email, keyset-paginated on `(email_normalized, id)`: the page walks `site_members_by_email`
-/// from the key. Returns each user with their maintained role, and the total (the site's counters
-/// when nothing narrows the list).
+/// What the people directory is sorted by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UserSort {
+    /// The normalized address (`site_members_by_email`).
+    #[default]
+    Email,
+    /// The display name, letter case aside (`users_org_display_name`).
+    DisplayName,
+    /// The last activity; never active counts as the earliest (`users_org_last_active`).
+    LastActiveAt,
+}
+
+/// The directory's order and cursors (the guest list's shape: [`ListOrder`], [`ListKey`]).
+pub type UserOrder = ListOrder<UserSort>;
+pub type UserKey = ListKey<UserSort>;
+
+impl SortField for UserSort {
+    fn is_text(self) -> bool {
+        matches!(self, UserSort::Email | UserSort::DisplayName)
+    }
+}
+
+impl UserOrder {
+    /// The cursor of a user in this order.
+    fn key(self, u: &User) -> UserKey {
+        let (text, time) = match self.by {
+            UserSort::Email => (Some(u.email_normalized.clone()), None),
+            UserSort::DisplayName => (Some(u.display_name.clone()), None),
+            UserSort::LastActiveAt => (None, u.last_active_at),
+        };
+        self.key_of(text, time, u.id)
+    }
+}
+
+/// A user of the directory: the cursor that continues after them, the user and their role.
+pub type Listed = (UserKey, User, ProductRole);
+
+/// Users with access to a site (optionally only one role, only external or internal people), in
+/// `order`, keyset-paginated: each user with the cursor that continues after them and their
+/// maintained role, and the total (the site's counters when nothing narrows the list). A page walks
+/// one index from the cursor and stops at `limit`:
+/// - `EMAIL`: `site_members_by_email`, the site's members by address.
+/// - `DISPLAY_NAME`, `LAST_ACTIVE_AT`: the organization's people in that order
+///   (`users_org_display_name`, `users_org_last_active`), each looked up in `site_members` by key,
+///   with the sort expressions of the guest list (`guests::NAME_KEY`, `guests::ACTIVE_KEY`).
+///
+/// A cursor of another order is `INVALID_INPUT`.
 pub fn users_with_access(
     conn: &mut PgConnection,
     site_id: Uuid,
     only: Option<ProductRole>,
     external: Option<bool>,
-    after: Option<(String, Uuid)>,
+    order: UserOrder,
+    after: Option<UserKey>,
     limit: i64,
-) -> AppResult<(Vec<(User, ProductRole)>, i64)> {
+) -> AppResult<(Vec<Listed>, i64)> {
     macro_rules! listed {
-        () => {{
-            let mut q = site_members::table
+        ($from:expr) => {{
+            let mut q = $from
                 .filter(site_members::site_id.eq(site_id))
                 .into_boxed::<diesel::pg::Pg>();
             if let Some(r) = only {
@@ -130,24 +177,87 @@ pub fn users_with_access(
             q
         }};
     }
-    let mut q = listed!();
-    if let Some((e, id)) = after {
-        q = q.filter(crate::store::after_key("site_members", e, id));
-    }
-    // Ids and roles from the index range, then the people by id (see `guests::list`).
-    let page: Vec<(Uuid, i16)> = q
-        .order((site_members::email_normalized, site_members::user_id))
-        .limit(limit)
-        .select((site_members::user_id, site_members::role))
-        .load(conn)?;
-    let ids: Vec<Uuid> = page.iter().map(|(id, _)| *id).collect();
-    let people = users_in_order(conn, &ids)?;
-    let roles: std::collections::HashMap<Uuid, i16> = page.into_iter().collect();
-    let rows: Vec<(User, i16)> = people
-        .into_iter()
-        .filter_map(|u| Some((roles.get(&u.id).copied()?, u)))
-        .map(|(r, u)| (u, r))
-        .collect();
+    let after = after.map(|k| order.after(k)).transpose()?;
+    let desc = order.descending;
+    let rows: Vec<(User, i16)> = match order.by {
+        UserSort::Email => {
+            let mut q = listed!(site_members::table);
+            match after {
+                Some(a) if !desc => {
+                    q = q.filter(crate::store::after_key("site_members", a.text, a.id));
+                }
+                Some(a) => {
+                    q = q.filter(guests::after_text(
+                        "site_members.email_normalized",
+                        "",
+                        "site_members.user_id",
+                        true,
+                        a.text,
+                        a.id,
+                    ));
+                }
+                None => {}
+            }
+            q = if desc {
+                q.order((
+                    site_members::email_normalized.desc(),
+                    site_members::user_id.desc(),
+                ))
+            } else {
+                q.order((site_members::email_normalized, site_members::user_id))
+            };
+            // Ids and roles from the index range, then the people by id (see `guests::list`).
+            let page: Vec<(Uuid, i16)> = q
+                .limit(limit)
+                .select((site_members::user_id, site_members::role))
+                .load(conn)?;
+            let ids: Vec<Uuid> = page.iter().map(|(id, _)| *id).collect();
+            let people = users_in_order(conn, &ids)?;
+            let roles: std::collections::HashMap<Uuid, i16> = page.into_iter().collect();
+            people
+                .into_iter()
+                .filter_map(|u| Some((roles.get(&u.id).copied()?, u)))
+                .map(|(r, u)| (u, r))
+                .collect()
+        }
+        UserSort::DisplayName | UserSort::LastActiveAt => {
+            let in_org = users::organization_id.nullable().eq(sites::table
+                .find(site_id)
+                .select(sites::organization_id)
+                .single_value());
+            let mut q = listed!(site_members::table.inner_join(users::table)).filter(in_org);
+            let (key, time) = match order.by {
+                UserSort::DisplayName => (guests::NAME_KEY, false),
+                _ => (guests::ACTIVE_KEY, true),
+            };
+            if let Some(a) = after {
+                q = if time {
+                    q.filter(guests::after_time(
+                        key,
+                        "-infinity",
+                        "users.id",
+                        desc,
+                        a.time,
+                        a.id,
+                    ))
+                } else {
+                    q.filter(guests::after_text(
+                        key, "lower", "users.id", desc, a.text, a.id,
+                    ))
+                };
+            }
+            // The key's SQL type only matters to the ORDER BY clause, which diesel writes as is.
+            let sort = diesel::dsl::sql::<diesel::sql_types::Text>(key);
+            q = if desc {
+                q.order((sort.desc(), users::id.desc()))
+            } else {
+                q.order((sort.asc(), users::id.asc()))
+            };
+            q.limit(limit)
+                .select((User::as_select(), site_members::role))
+                .load(conn)?
+        }
+    };
     let total = match (only, external) {
         (None | Some(ProductRole::Guest), None) => {
             let c = crate::store::changes::state::stored_counts(conn, site_id)?;
@@ -157,11 +267,11 @@ pub fn users_with_access(
                 c.paid + c.guests
             }
         }
-        _ => listed!().count().get_result(conn)?,
+        _ => listed!(site_members::table).count().get_result(conn)?,
     };
     let out = rows
         .into_iter()
-        .filter_map(|(u, r)| Some((u, ProductRole::from_rank(r)?)))
+        .filter_map(|(u, r)| Some((order.key(&u), u, ProductRole::from_rank(r)?)))
         .collect();
     Ok((out, total))
 }

@@ -9,6 +9,7 @@ use crate::store::audit::{self, Audit};
 use crate::store::changes::{self, Reach};
 use crate::store::content;
 use crate::store::models::{Space, User};
+use crate::store::order::{After, ListKey, ListOrder, SortField};
 use chrono::{DateTime, Utc};
 use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
@@ -146,40 +147,17 @@ pub enum GuestSort {
     AccessEndsAt,
 }
 
-/// The guest list's order: a sort value, then the user id, both ascending or both descending.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GuestOrder {
-    pub by: GuestSort,
-    pub descending: bool,
-}
+/// The guest list's order and cursors ([`ListOrder`], [`ListKey`]: the directory's too).
+pub type GuestOrder = ListOrder<GuestSort>;
+pub type GuestKey = ListKey<GuestSort>;
 
-/// A guest list cursor's content: the order it was cut in, and the last guest's sort value and id.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum GuestKey {
-    /// By email ascending, the list's first order: `[email, id]`, as cursors always were.
-    Email(String, Uuid),
-    /// Any other order: its sort value is a text (email, display name) or a time (null: none).
-    Ordered {
-        order: GuestOrder,
-        text: Option<String>,
-        time: Option<DateTime<Utc>>,
-        id: Uuid,
-    },
-}
-
-/// Where a page continues: the sort value (the text, or the time of a time order) and the id.
-struct After {
-    text: String,
-    time: Option<DateTime<Utc>>,
-    id: Uuid,
+impl SortField for GuestSort {
+    fn is_text(self) -> bool {
+        matches!(self, GuestSort::Email | GuestSort::DisplayName)
+    }
 }
 
 impl GuestOrder {
-    fn is_text(self) -> bool {
-        matches!(self.by, GuestSort::Email | GuestSort::DisplayName)
-    }
-
     /// The cursor of a guest in this order (`ends_at`: their end of access on the site).
     fn key(self, u: &User, ends_at: Option<DateTime<Utc>>) -> GuestKey {
         let (text, time) = match self.by {
@@ -188,56 +166,13 @@ impl GuestOrder {
             GuestSort::LastActiveAt => (None, u.last_active_at),
             GuestSort::AccessEndsAt => (None, ends_at),
         };
-        match text {
-            Some(e) if self == Self::default() => GuestKey::Email(e, u.id),
-            _ => GuestKey::Ordered {
-                order: self,
-                text,
-                time,
-                id: u.id,
-            },
-        }
+        self.key_of(text, time, u.id)
     }
-
-    /// Where a cursor continues, if it was cut in this order (`INVALID_INPUT` otherwise: a cursor
-    /// of another order, or of another direction, names no position in this one).
-    fn after(self, key: GuestKey) -> AppResult<After> {
-        let (order, text, time, id) = match key {
-            GuestKey::Email(e, id) => (Self::default(), Some(e), None, id),
-            // The first order's cursors are the bare pair only.
-            GuestKey::Ordered { order, .. } if order == Self::default() => {
-                return Err(not_a_cursor());
-            }
-            GuestKey::Ordered {
-                order,
-                text,
-                time,
-                id,
-            } => (order, text, time, id),
-        };
-        let shaped = if self.is_text() {
-            text.is_some() && time.is_none()
-        } else {
-            text.is_none()
-        };
-        if order != self || !shaped {
-            return Err(not_a_cursor());
-        }
-        Ok(After {
-            text: text.unwrap_or_default(),
-            time,
-            id,
-        })
-    }
-}
-
-fn not_a_cursor() -> AppError {
-    AppError::invalid("after", "is not a cursor from this list")
 }
 
 /// `(key, id) > (value, after)` (`<` descending) as one row comparison on text, so the page walks
 /// the order's index from the cursor; `wrap` applies the key's function to the cursor's value.
-fn after_text(
+pub(crate) fn after_text(
     key: &str,
     wrap: &str,
     id: &str,
@@ -257,7 +192,7 @@ fn after_text(
 }
 
 /// The same on a time key whose nulls stand for `missing` (`-infinity` or `infinity`).
-fn after_time(
+pub(crate) fn after_time(
     key: &str,
     missing: &str,
     id: &str,
@@ -277,9 +212,9 @@ fn after_time(
 }
 
 /// The display name as the list sorts it (letter case aside), in `users_org_display_name`.
-const NAME_KEY: &str = "lower(users.display_name)";
+pub(crate) const NAME_KEY: &str = "lower(users.display_name)";
 /// The last activity as the list sorts it (never active: the earliest), in `users_org_last_active`.
-const ACTIVE_KEY: &str = "COALESCE(users.last_active_at, '-infinity'::timestamptz)";
+pub(crate) const ACTIVE_KEY: &str = "COALESCE(users.last_active_at, '-infinity'::timestamptz)";
 /// The end of access as the list sorts it (no end: the latest), in `guest_terms_site_ends`.
 const ENDS_KEY: &str = "COALESCE(guest_terms.ends_at, 'infinity'::timestamptz)";
 

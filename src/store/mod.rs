@@ -16,6 +16,7 @@ pub mod guests;
 pub mod invites;
 pub mod lifetimes;
 pub mod models;
+pub mod order;
 pub mod org;
 pub mod queue;
 pub mod retention;
