@@ -611,3 +611,20 @@ proptest! {
         prop_assert!(diffs.is_empty(), "check-access found {:?}", diffs);
     }
 }
+
+/// The sequence the property found (session 7): a guest whose role is then set to none keeps the
+/// terms of their guest access; removing them is still a removal of nothing (`INVALID_INPUT`), as
+/// the model says, not a success.
+#[test]
+fn removing_someone_left_only_with_old_guest_terms_is_refused() {
+    let mut world = World::new(2, 1);
+    let mut model = Model::new(2, 1);
+    for op in [
+        Op::SetRole(4, Some(ProductRole::Guest)),
+        Op::SetRole(4, None),
+        Op::Remove(4),
+    ] {
+        let expected = model.apply(&op).map(|r| r.map_err(str::to_string));
+        assert_eq!(world.apply(&op), expected, "{op:?}");
+    }
+}

@@ -195,7 +195,9 @@ pub fn remove_access(
         let mut removed = changes::grants::remove_direct_role(conn, site_id, user_id)?;
         removed += changes::grants::leave_groups(conn, user_id, &groups)?;
         removed += changes::grants::unassign_space(conn, site_id, &[user_id])?;
-        removed += diesel::delete(guest_terms::table.find((site_id, user_id))).execute(conn)?;
+        // Terms kept from an earlier guest access (a role set to none leaves them) are not access:
+        // they go with the rest, but alone they do not make the removal one of something.
+        diesel::delete(guest_terms::table.find((site_id, user_id))).execute(conn)?;
         let revoked =
             changes::grants::revoke_pending_for(conn, site_id, &user.email_normalized, now)?;
         changes::state::refresh_invites(conn, &revoked)?;
