@@ -6,6 +6,9 @@
 //!   --duration SECS     per scenario (default 10)
 //!   --connections N     for the read scenarios (default 32)
 //!   --skip-large        skip the 1,000,000-user sweep
+//!   --login-only        only the sign-in scenarios (8, 8b), on the 10,000-user seed
+//!   --binary PATH       the server binary to measure (default target/release/guestpass), e.g. an
+//!                       earlier release's, to compare the same scenario before and after a change
 //! `DATABASE_URL` names the server (the database `guestpass_bench` is recreated there).
 
 #[path = "../tests/common/smtp.rs"]
@@ -17,12 +20,20 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = "target/release/guestpass";
+/// The server binary (`--binary`).
+static BINARY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn bin() -> &'static str {
+    BINARY
+        .get()
+        .map_or("target/release/guestpass", String::as_str)
+}
 
 struct Args {
     duration: Duration,
     connections: usize,
     skip_large: bool,
+    login_only: bool,
     admin_url: String,
     db_url: String,
 }
@@ -32,6 +43,7 @@ fn args() -> Args {
         duration: Duration::from_secs(10),
         connections: 32,
         skip_large: false,
+        login_only: false,
         admin_url: std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
         db_url: String::new(),
@@ -49,6 +61,11 @@ fn args() -> Args {
                 i += 1;
             }
             "--skip-large" => a.skip_large = true,
+            "--login-only" => a.login_only = true,
+            "--binary" => {
+                BINARY.set(argv[i + 1].clone()).expect("one --binary");
+                i += 1;
+            }
             other => panic!("unknown option {other}"),
         }
         i += 1;
@@ -119,7 +136,7 @@ fn start_server(db_url: &str, smtp: &str) -> Server {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new(BIN)
+    let child = Command::new(bin())
         .arg("serve")
         .env("DATABASE_URL", db_url)
         .env("GUESTPASS_BIND", format!("127.0.0.1:{port}"))
@@ -136,6 +153,7 @@ fn start_server(db_url: &str, smtp: &str) -> Server {
         .env("GUESTPASS_RECIPIENT_COOLDOWN_SECS", "0")
         .env("GUESTPASS_INVITES_PER_ADMIN_PER_DAY", "100000000")
         .env("GUESTPASS_LOGIN_LIMIT_PER_ADDRESS", "100000000")
+        .env("GUESTPASS_LOGIN_LIMIT_PER_ACCOUNT", "100000000")
         .env("GUESTPASS_REVERIFY_SCHEDULE", "0 0 0 1 1 *")
         .stdout(Stdio::null())
         .spawn()
@@ -254,7 +272,7 @@ fn psql(db_url: &str, sql: &str) -> String {
 }
 
 fn seed(db_url: &str, extra: &[&str]) -> Value {
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .arg("seed")
         .args(extra)
         .env("DATABASE_URL", db_url)
@@ -396,6 +414,63 @@ fn pgbench(db_url: &str, script: &str, connections: usize, duration: Duration) -
 }
 
 /// Rows are printed as soon as they are measured (a long run that fails later keeps what it had).
+/// 8. Signing in with a password: argon2 plus the two shared rate-limit checks (per address, per
+/// account), at 4 connections (the password hash bounds it on 2 cores). 8b: the check's statement
+/// alone, in pgbench, with random keys (skipped when the binary predates shared limits).
+async fn sign_in_rows(server: &Server, db_url: &str, d: Duration) -> Vec<Row> {
+    const PASSWORD: &str = "benchmark password for sign-in";
+    let who = psql(
+        db_url,
+        "SELECT organization_id || '|' || email_normalized FROM users
+          WHERE NOT external AND status = 'ACTIVE' ORDER BY email_normalized LIMIT 1",
+    );
+    let (org, email) = who.split_once('|').expect("a seeded user");
+    let hash = guestpass::auth::password::PasswordPool::new(1)
+        .hash(PASSWORD.into())
+        .await
+        .expect("argon2");
+    psql(
+        db_url,
+        &format!("UPDATE users SET password_hash = '{hash}' WHERE email_normalized = '{email}'"),
+    );
+    let vars = json!({ "i": { "organization": org, "email": email, "password": PASSWORD } });
+    let mut rows = vec![
+        run(
+            server,
+            "8 `login` (argon2 + 2 shared limit checks)",
+            4,
+            d,
+            |_| None,
+            move |_, _| {
+                json!({ "query": "mutation($i: LoginInput!) { login(input: $i) { sessionToken challengeId } }", "variables": vars })
+            },
+        )
+        .await,
+    ];
+    if psql(db_url, "SELECT to_regclass('rate_limits') IS NOT NULL") == "t" {
+        let sql = guestpass::ratelimit::CHECK
+            .replace("$1", "sha256(:k::text::bytea)")
+            .replace("$2", "now()")
+            .replace("$3", "150000000")
+            .replace("$4", "900000000");
+        let tps = pgbench(
+            db_url,
+            &format!("\\set k random(1, 100000)\n{sql};\n"),
+            4,
+            d,
+        );
+        rows.push(Row {
+            name: "8b pgbench: one shared rate-limit check (its statement)".into(),
+            connections: 4,
+            requests: (tps * d.as_secs_f64()) as usize,
+            elapsed: d,
+            note: format!("{:.3} ms per check at 4 connections", 4000.0 / tps.max(1.0)),
+            ..Default::default()
+        });
+    }
+    rows
+}
+
 struct Printed(Vec<Row>);
 
 impl Printed {
@@ -442,6 +517,23 @@ async fn async_main() {
         .map(|t| t.as_str().unwrap().to_string())
         .collect();
     let session = seeded["sessionToken"].as_str().unwrap().to_string();
+    if a.login_only {
+        let sink = smtp::SmtpSink::start().await;
+        let server = start_server(&a.db_url, &sink.url());
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .finish();
+        wait_ready(&client, &server.base).await;
+        println!(
+            "| scenario | conns | requests | req/s | p50 ms | p95 ms | p99 ms | errors | SQL/req | peak RSS MB | note |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
+        let mut rows = Printed(Vec::new());
+        for r in sign_in_rows(&server, &a.db_url, a.duration).await {
+            rows.push(r);
+        }
+        return;
+    }
     // The same organization shape, ten times larger: what a read costs must not follow the site.
     eprintln!("seeding the 100,000-user site...");
     let large = seed(
@@ -723,6 +815,9 @@ async fn async_main() {
     }
     r4.errors = sent_at.len() - r4.latencies_us.len();
     rows.push(r4);
+    for r in sign_in_rows(&server, &a.db_url, d).await {
+        rows.push(r);
+    }
     drop(server);
 
     // 5. The re-verification sweep over 1,000,000 external users, 100,000 due.
@@ -757,7 +852,7 @@ async fn async_main() {
         eprintln!("seeded in {:.1?}", t.elapsed());
         let t = Instant::now();
         let out = Command::new("/usr/bin/time")
-            .args(["-f", "%M", BIN, "reverify-now"])
+            .args(["-f", "%M", bin(), "reverify-now"])
             .env("DATABASE_URL", &a.db_url)
             .env("GUESTPASS_LOG", "error")
             .output()

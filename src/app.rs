@@ -61,6 +61,7 @@ pub struct Running {
     server: Option<actix_web::dev::ServerHandle>,
     server_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     workers_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    revocations_task: Option<tokio::task::JoinHandle<()>>,
     stop: watch::Sender<bool>,
 }
 
@@ -75,6 +76,10 @@ impl Running {
         if let Some(t) = self.workers_task.take() {
             t.await.map_err(std::io::Error::other)??;
         }
+        let _ = self.stop.send(true);
+        if let Some(t) = self.revocations_task.take() {
+            let _ = t.await;
+        }
         Ok(())
     }
 
@@ -88,6 +93,9 @@ impl Running {
             let _ = t.await;
         }
         if let Some(t) = self.workers_task.take() {
+            let _ = t.await;
+        }
+        if let Some(t) = self.revocations_task.take() {
             let _ = t.await;
         }
     }
@@ -121,7 +129,9 @@ pub async fn start(
         (None, false) => return Err(StartError::MissingSecret),
     };
     let url = config.database_url.clone();
-    tokio::task::spawn_blocking(move || db::migrate(&url))
+    // Only a configured secret seals what is stored in plain text: a random one would lose it.
+    let keys = crate::secrets::SecretKeys::from_config(&config);
+    tokio::task::spawn_blocking(move || db::migrate_and_seal(&url, keys.as_ref()))
         .await
         .map_err(|e| StartError::Other(e.to_string()))??;
     let queue_pool = jobs::queue_pool(
@@ -146,6 +156,7 @@ pub async fn start(
     let mut port = None;
     let mut server = None;
     let mut server_task = None;
+    let mut revocations_task = None;
     if opts.api {
         let listener = match listener {
             Some(l) => l,
@@ -163,6 +174,12 @@ pub async fn start(
             .map_err(|e| StartError::Other(e.to_string()))?;
         server = Some(srv.handle());
         server_task = Some(tokio::spawn(srv));
+        revocations_task = Some(tokio::spawn(crate::auth::revocation::listen(
+            config.database_url.clone(),
+            state.auth_cache.clone(),
+            state.metrics.clone(),
+            stop_rx.clone(),
+        )));
         tracing::info!(address = %config.bind, port = port.unwrap_or(0), "serving GraphQL at /graphql, GraphiQL at /graphiql");
     }
 
@@ -197,6 +214,7 @@ pub async fn start(
         server,
         server_task,
         workers_task,
+        revocations_task,
         stop,
     })
 }

@@ -79,6 +79,11 @@ pub enum Command {
         #[arg(long)]
         repair: bool,
     },
+    /// Re-seal every stored secret (authenticator apps' TOTP secrets) that is not sealed under the
+    /// current GUESTPASS_SECRET, opening it with GUESTPASS_SECRET_PREVIOUS; prints how many.
+    /// Idempotent. Run it once every replica runs with the new secret (and the old one as
+    /// GUESTPASS_SECRET_PREVIOUS); then GUESTPASS_SECRET_PREVIOUS can go.
+    RotateSecrets,
     /// Create (or find, by name) an organization, a site and its first admin, and print an API token
     /// for that admin alone on the last line.
     Bootstrap {
@@ -107,6 +112,9 @@ fn init_logging(filter: &str) {
 /// Runs the command; errors come back as one sentence for the operator.
 pub async fn run(cli: Cli) -> Result<(), String> {
     let Cli { config, command } = cli;
+    // Every command that migrates also seals what the migrations left in plain text (with the
+    // server secret, when it is configured).
+    let keys = crate::secrets::SecretKeys::from_config(&config);
     match command {
         Command::ExportSchema => {
             print!("{}", crate::graphql::sdl());
@@ -115,10 +123,12 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         Command::Migrate => {
             init_logging(&config.log);
             let url = config.database_url.clone();
-            let applied = tokio::task::spawn_blocking(move || crate::db::migrate(&url))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+            let applied = tokio::task::spawn_blocking(move || {
+                crate::db::migrate_and_seal(&url, keys.as_ref())
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
             let pool = crate::jobs::queue_pool(&config.database_url, 2).await?;
             crate::jobs::setup_queue(&pool).await?;
             eprintln!("migrations applied: {applied}");
@@ -143,7 +153,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             }
             let url = config.database_url.clone();
             let b = tokio::task::spawn_blocking(move || -> Result<_, String> {
-                crate::db::migrate(&url).map_err(|e| e.to_string())?;
+                crate::db::migrate_and_seal(&url, keys.as_ref()).map_err(|e| e.to_string())?;
                 let mut conn = crate::db::build_pool(&url, 1)
                     .get()
                     .map_err(|e| e.to_string())?;
@@ -191,7 +201,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             }
             let url = config.database_url.clone();
             let started = std::time::Instant::now();
-            tokio::task::spawn_blocking(move || crate::db::migrate(&url))
+            tokio::task::spawn_blocking(move || crate::db::migrate_and_seal(&url, keys.as_ref()))
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
@@ -232,7 +242,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         Command::CheckAccess { repair } => {
             init_logging(&config.log);
             let url = config.database_url.clone();
-            tokio::task::spawn_blocking(move || crate::db::migrate(&url))
+            tokio::task::spawn_blocking(move || crate::db::migrate_and_seal(&url, keys.as_ref()))
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
@@ -259,10 +269,38 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::RotateSecrets => {
+            init_logging(&config.log);
+            let keys = keys.ok_or(
+                "rotate-secrets needs the new secret as GUESTPASS_SECRET (and the old one as GUESTPASS_SECRET_PREVIOUS)",
+            )?;
+            if keys.previous_id().is_none() {
+                eprintln!(
+                    "GUESTPASS_SECRET_PREVIOUS is not set: only secrets already sealed under GUESTPASS_SECRET (or in plain text) can be handled"
+                );
+            }
+            let url = config.database_url.clone();
+            let resealed = tokio::task::spawn_blocking(move || -> Result<usize, String> {
+                crate::db::migrate_and_seal(&url, Some(&keys)).map_err(|e| e.to_string())?;
+                let mut conn = crate::db::build_pool(&url, 1)
+                    .get()
+                    .map_err(|e| e.to_string())?;
+                crate::store::signin::reseal_totp(&mut conn, &keys).map_err(|e| match e {
+                    crate::error::AppError::Internal(detail) => {
+                        format!("nothing was re-sealed: {detail}")
+                    }
+                    e => format!("nothing was re-sealed: {e:?}"),
+                })
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            println!("{resealed} stored secrets re-sealed under the current key");
+            Ok(())
+        }
         Command::ReverifyNow => {
             init_logging(&config.log);
             let url = config.database_url.clone();
-            tokio::task::spawn_blocking(move || crate::db::migrate(&url))
+            tokio::task::spawn_blocking(move || crate::db::migrate_and_seal(&url, keys.as_ref()))
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;

@@ -111,6 +111,16 @@ pub struct Config {
     #[arg(long, env = "GUESTPASS_SECRET", global = true, hide_env_values = true)]
     pub secret: Option<Secret>,
 
+    /// The server key before the current one, while rotating it: authenticator secrets sealed
+    /// under it still open; `guestpass rotate-secrets` re-seals them under GUESTPASS_SECRET.
+    #[arg(
+        long,
+        env = "GUESTPASS_SECRET_PREVIOUS",
+        global = true,
+        hide_env_values = true
+    )]
+    pub secret_previous: Option<Secret>,
+
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `guestpass=debug`.
     #[arg(long, env = "GUESTPASS_LOG", default_value = "info", global = true)]
     pub log: String,

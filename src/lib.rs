@@ -19,5 +19,6 @@ pub mod http;
 pub mod jobs;
 pub mod metrics;
 pub mod ratelimit;
+pub mod secrets;
 pub mod state;
 pub mod store;

@@ -37,6 +37,12 @@ pub struct Metrics {
     pub jobs: Family<JobLabels, Gauge>,
     /// 1 while the mail path fails for a reason of our own (authentication, TLS), else 0.
     pub mail_path_broken: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// Times the revocation listener lost its connection (each drop empties the token cache).
+    pub revocation_listener_drops: Counter,
+    /// 1 while the revocation listener is connected.
+    pub revocation_listener_connected: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// Revocation notifications applied to the token cache.
+    pub revocations_received: Counter,
 }
 
 impl Default for Metrics {
@@ -58,6 +64,9 @@ impl Metrics {
         let sql_statements = Gauge::default();
         let jobs = Family::<JobLabels, Gauge>::default();
         let mail_path_broken = Gauge::default();
+        let revocation_listener_drops = Counter::default();
+        let revocation_listener_connected = Gauge::default();
+        let revocations_received = Counter::default();
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -90,6 +99,21 @@ impl Metrics {
             "1 when sending fails because of our own SMTP configuration",
             mail_path_broken.clone(),
         );
+        registry.register(
+            "revocation_listener_drops",
+            "Connections the revocation listener lost (the token cache is emptied each time)",
+            revocation_listener_drops.clone(),
+        );
+        registry.register(
+            "revocation_listener_connected",
+            "1 while this replica listens for revocations",
+            revocation_listener_connected.clone(),
+        );
+        registry.register(
+            "revocations_received",
+            "Revocation notifications applied to the token cache",
+            revocations_received.clone(),
+        );
         Self {
             registry,
             requests,
@@ -100,6 +124,9 @@ impl Metrics {
             sql_statements,
             jobs,
             mail_path_broken,
+            revocation_listener_drops,
+            revocation_listener_connected,
+            revocations_received,
         }
     }
 

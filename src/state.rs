@@ -28,6 +28,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub limits: crate::ratelimit::Limits,
     pub auth_cache: Arc<crate::auth::cache::AuthCache>,
+    /// Seals and opens the secrets stored for reading back (authenticator apps' TOTP secrets).
+    pub secrets: Arc<crate::secrets::SecretKeys>,
 }
 
 impl AppState {
@@ -38,6 +40,10 @@ impl AppState {
             db,
             clock,
             signer: LinkSigner::new(secret),
+            secrets: Arc::new(crate::secrets::SecretKeys::new(
+                secret,
+                config.secret_previous.as_ref().map(|s| s.0.as_str()),
+            )),
             passwords: PasswordPool::new(workers),
             delivery: DeliveryPolicy {
                 retry_for: chrono::Duration::seconds(config.email_retry_for_secs as i64),

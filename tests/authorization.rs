@@ -1038,7 +1038,7 @@ const SPACE_ADMIN: &str =
 /// first code.
 fn enrol_authenticator(app: &TestApp, user: &str, confirmed: bool) {
     app.db.execute(&format!(
-        "INSERT INTO totp_credentials (user_id, secret, created_at, confirmed_at)
+        "INSERT INTO totp_credentials (user_id, secret_plaintext, created_at, confirmed_at)
          VALUES ('{}', decode(repeat('ab', 20), 'hex'), now(), {})",
         uuid_of(user),
         if confirmed { "now()" } else { "NULL" }

@@ -541,3 +541,163 @@ async fn a_sites_bulk_invites_page_newest_first_with_their_progress() {
     assert_eq!(code(&r).as_deref(), Some("NOT_FOUND"), "{r}");
     app.stop().await;
 }
+
+const PAUSE: &str = "query($b: ID!) { bulkInvite(id: $b) { status startedAt finishedAt resumesAt totalRows pendingRows invitedRows refusedRows invalidRows } }";
+
+/// Polls `bulkInvite` until it has `status`.
+async fn until_status(app: &TestApp, id: &str, status: &str) -> Value {
+    let start = std::time::Instant::now();
+    loop {
+        let r = data(app.admin(PAUSE, json!({ "b": id })).await);
+        if r["bulkInvite"]["status"] == status {
+            return r["bulkInvite"].clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "bulk invite not {status}: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A second processor of the same file beside the app's worker (as another replica's would be):
+/// steps until the file is done or paused.
+async fn second_replica(app: &TestApp, id: uuid::Uuid) -> u32 {
+    use guestpass::store::bulk::{Step, step};
+    let mut invited = 0;
+    loop {
+        let (policy, now) = (app.state.delivery.clone(), app.state.clock.now());
+        match app
+            .state
+            .db
+            .run(move |c| step(c, id, &policy, now))
+            .await
+            .unwrap()
+        {
+            Step::Row { invited: true, .. } => invited += 1,
+            Step::Row { .. } => {}
+            Step::Done | Step::Paused { .. } => return invited,
+        }
+    }
+}
+
+/// Microseconds since the epoch of an RFC 3339 time.
+fn micros(t: &Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(t.as_str().unwrap())
+        .unwrap()
+        .timestamp_micros()
+}
+
+#[actix_rt::test]
+async fn a_file_past_the_daily_cap_pauses_and_finishes_by_itself_when_the_cap_frees() {
+    let app = spawn_app_with(AppOptions {
+        configure: Some(|c| c.invites_per_admin_per_day = 500),
+        ..Default::default()
+    })
+    .await;
+    app.add_user("paid@acme.example", Some(ProductRole::User))
+        .await;
+    app.set_limits(Some(1000), Some(1000)).await;
+    let mut csv = String::from("email,role\n");
+    for i in 0..600 {
+        csv.push_str(&format!("g{i}@partner.example,GUEST\n"));
+    }
+    let (status, body) = upload(&app, Some(&app.admin_token), &app.site_id, csv.as_bytes()).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["validRows"], 600, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let uuid = uuid_of(&id);
+
+    // The worker and a second processor race to the cap: 500 invites, then the file pauses.
+    second_replica(&app, uuid).await;
+    let paused = until_status(&app, &id, "PAUSED").await;
+    assert_eq!(paused["invitedRows"], 500, "{paused}");
+    assert_eq!(paused["pendingRows"], 100, "{paused}");
+    assert_eq!(paused["refusedRows"], 0, "{paused}");
+    assert!(paused["startedAt"].is_string(), "{paused}");
+    assert!(paused["finishedAt"].is_null(), "{paused}");
+    // It resumes when the first invite is a day old: that frees the cap for the next row.
+    let first = app
+        .db
+        .scalar_i64("SELECT (extract(epoch FROM min(created_at)) * 1000000)::bigint FROM invites");
+    let resumes = micros(&paused["resumesAt"]);
+    assert_eq!(resumes - first, 86_400 * 1_000_000, "{paused}");
+    assert_eq!(app.db.scalar_i64("SELECT count(*) FROM invites"), 500);
+    assert_eq!(
+        app.db.scalar_i64(
+            "SELECT count(*) FROM bulk_invite_rows WHERE status = 'PENDING' AND line > 501"
+        ),
+        100,
+        "the file's last 100 rows wait"
+    );
+
+    // Nearly a day later the cap is still full: nothing moves.
+    app.clock.advance(chrono::Duration::hours(23));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let still = data(app.admin(PAUSE, json!({ "b": id })).await)["bulkInvite"].clone();
+    assert_eq!(still["status"], "PAUSED", "{still}");
+    assert_eq!(still["pendingRows"], 100, "{still}");
+
+    // A day after the first invites the file goes on by itself (and a second processor with it).
+    app.clock.advance(chrono::Duration::hours(1));
+    let start = std::time::Instant::now();
+    loop {
+        let r = data(app.admin(PAUSE, json!({ "b": id })).await)["bulkInvite"].clone();
+        if r["status"] != "PAUSED" {
+            assert!(r["resumesAt"].is_null(), "{r}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "not resumed: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    second_replica(&app, uuid).await;
+    let done = until_status(&app, &id, "DONE").await;
+    assert_eq!(done["invitedRows"], 600, "{done}");
+    assert_eq!(
+        (&done["pendingRows"], &done["refusedRows"]),
+        (&json!(0), &json!(0))
+    );
+    assert!(done["resumesAt"].is_null(), "{done}");
+    assert!(micros(&done["finishedAt"]) >= resumes, "{done}");
+
+    // Nobody invited twice, nobody skipped: 600 addresses, one invite and one email each.
+    assert_eq!(app.db.scalar_i64("SELECT count(*) FROM invites"), 600);
+    assert_eq!(
+        app.db
+            .scalar_i64("SELECT count(DISTINCT email_normalized) FROM invites"),
+        600
+    );
+    assert_eq!(
+        app.db
+            .scalar_i64("SELECT count(*) FROM email_deliveries WHERE kind = 'INVITE'"),
+        600
+    );
+    assert_eq!(
+        app.db.scalar_i64(
+            "SELECT count(DISTINCT d.invite_id) FROM email_deliveries d WHERE d.kind = 'INVITE'"
+        ),
+        600
+    );
+    assert_eq!(
+        app.db.scalar_i64(
+            "SELECT count(DISTINCT r.invite_id) FROM bulk_invite_rows r
+             JOIN invites i ON i.id = r.invite_id AND i.email_normalized = lower(r.email)
+             WHERE r.status = 'INVITED'"
+        ),
+        600,
+        "each row's own invite"
+    );
+    // The last 100 rows were invited after the pause, at or after its moment.
+    assert_eq!(
+        app.db.scalar_i64(
+            "SELECT count(*) FROM bulk_invite_rows r JOIN invites i ON i.id = r.invite_id
+             WHERE r.line > 501
+               AND i.created_at >= (SELECT min(created_at) FROM invites) + interval '1 day'"
+        ),
+        100
+    );
+    app.drain_jobs(Duration::from_secs(120)).await;
+}

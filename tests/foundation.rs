@@ -688,3 +688,128 @@ async fn spaces_pages_directory_and_audit() {
         .await;
     assert_eq!(code(&res).as_deref(), Some("FORBIDDEN"));
 }
+
+/// The ```graphql blocks of README.md, in file order, with the line each starts on.
+fn readme_graphql_blocks() -> Vec<(usize, String)> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let mut blocks = Vec::new();
+    let mut open: Option<(usize, String)> = None;
+    for (i, line) in readme.lines().enumerate() {
+        match open.take() {
+            None if line.trim_end() == "```graphql" => open = Some((i + 1, String::new())),
+            None => {}
+            Some(block) if line.trim_end() == "```" => blocks.push(block),
+            Some((start, mut text)) => {
+                text.push_str(line);
+                text.push('\n');
+                open = Some((start, text));
+            }
+        }
+    }
+    assert!(
+        open.is_none(),
+        "a ```graphql block of README.md is not closed"
+    );
+    blocks
+}
+
+/// The paths of every empty list in an answer (`data.guests.edges`...).
+fn empty_lists(v: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Array(items) if items.is_empty() => out.push(path.to_string()),
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                empty_lists(item, &format!("{path}.{i}"), out);
+            }
+        }
+        serde_json::Value::Object(fields) => {
+            for (k, item) in fields {
+                empty_lists(item, &format!("{path}.{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// README.md's promise that its examples work: `serve --demo` on a fresh database, then every
+/// ```graphql block of the README in file order (mutations too), with the demo's variables and the
+/// admin's API token, or the guest's for a block whose first line is `# as the guest`. Each answer
+/// has data, no error, a value for every root field, and no empty list: the demo holds something for
+/// everything an example shows.
+#[actix_rt::test]
+async fn every_graphql_example_in_the_readme_runs_against_the_demo() {
+    let (app, demo) = spawn_demo().await;
+    assert!(!demo.created, "a restart builds nothing again");
+    assert_eq!(app.db.scalar_i64("SELECT count(*) FROM organizations"), 1);
+    assert_eq!(app.db.scalar_i64("SELECT count(*) FROM users"), 10);
+
+    // Made through the engine: the maintained access state is what the grants say.
+    let differences = app
+        .state
+        .db
+        .run(|c| guestpass::store::changes::check::run(c, false, chrono::Utc::now()))
+        .await
+        .unwrap();
+    assert!(differences.is_empty(), "{differences:?}");
+    // What README.md says the demo holds.
+    let usage = data(
+        app.admin(
+            "{ sites { name seatUsage { paidUsers guests pendingPaidInvites pendingGuestInvites } } }",
+            json!({}),
+        )
+        .await,
+    );
+    assert_eq!(
+        usage["sites"],
+        json!([
+            { "name": "Marketing", "seatUsage": { "paidUsers": 3, "guests": 1, "pendingPaidInvites": 0, "pendingGuestInvites": 1 } },
+            { "name": "Wiki", "seatUsage": { "paidUsers": 3, "guests": 5, "pendingPaidInvites": 1, "pendingGuestInvites": 3 } },
+        ])
+    );
+    let invites = data(
+        app.admin(
+            "query($site: ID!) { invites(siteId: $site, first: 100) { edges { node { status } } } }",
+            demo.variables.clone(),
+        )
+        .await,
+    );
+    let expired = invites["invites"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["node"]["status"] == "EXPIRED")
+        .count();
+    assert_eq!(expired, 1);
+
+    let blocks = readme_graphql_blocks();
+    assert!(blocks.len() >= 7, "{} blocks", blocks.len());
+    let mut as_guest = 0;
+    for (line, block) in &blocks {
+        let token = if block.lines().next().map(str::trim) == Some("# as the guest") {
+            as_guest += 1;
+            &demo.guest_token
+        } else {
+            &demo.admin_token
+        };
+        let res = app.gql(Some(token), block, demo.variables.clone()).await;
+        assert!(
+            res.get("errors").is_none_or(serde_json::Value::is_null),
+            "README.md line {line}: {res}\n{block}"
+        );
+        let fields = res["data"]
+            .as_object()
+            .unwrap_or_else(|| panic!("README.md line {line}: no data: {res}"));
+        for (name, value) in fields {
+            assert!(!value.is_null(), "README.md line {line}: `{name}` is null");
+        }
+        let mut empty = Vec::new();
+        empty_lists(&res["data"], "data", &mut empty);
+        assert!(
+            empty.is_empty(),
+            "README.md line {line}: empty lists {empty:?}: {res}"
+        );
+    }
+    assert!(as_guest >= 1, "no README example runs as the guest");
+    app.stop().await;
+}

@@ -861,3 +861,286 @@ async fn persisted_queries_are_bounded_least_recently_used_first() {
     }
     app.stop().await;
 }
+
+// --- Security state shared by replicas (issue 18) ---
+
+const SIGN_IN: &str = "mutation($i: LoginInput!) { login(input: $i) { sessionToken challengeId } }";
+
+async fn sign_in_on(app: &TestApp, replica: Option<&common::Replica>, password: &str) -> Value {
+    let vars = json!({ "i": { "organization": "acme", "email": "target@acme.example", "password": password } });
+    match replica {
+        Some(r) => r.gql(None, SIGN_IN, vars).await,
+        None => app.gql(None, SIGN_IN, vars).await,
+    }
+}
+
+#[actix_rt::test]
+async fn login_attempts_spread_over_two_replicas_share_one_budget_that_outlives_them() {
+    fn limits(c: &mut guestpass::config::Config) {
+        c.login_limit_per_account = 6;
+        c.login_limit_per_address = 1000;
+    }
+    let app = spawn_app_with(AppOptions {
+        configure: Some(limits),
+        ..Default::default()
+    })
+    .await;
+    let id = app
+        .add_user("target@acme.example", Some(ProductRole::User))
+        .await;
+    app.set_password(&id, "correct horse battery staple").await;
+    let b = app.replica(Some(limits)).await;
+    let mut refused_at = None;
+    for i in 0..12 {
+        let on_b = i % 2 == 1;
+        let r = sign_in_on(&app, on_b.then_some(&b), "wrong password here").await;
+        match code(&r).as_deref() {
+            Some("INVALID_CREDENTIALS") => assert!(refused_at.is_none(), "{i}: {r}"),
+            Some("RATE_LIMITED") => {
+                refused_at.get_or_insert(i);
+            }
+            other => panic!("unexpected {other:?}: {r}"),
+        }
+    }
+    assert_eq!(
+        refused_at,
+        Some(6),
+        "six attempts in all, not six per replica"
+    );
+    // Two fresh processes (nothing in their memory) still refuse, even the right password.
+    b.stop().await;
+    let c = app.replica(Some(limits)).await;
+    let d = app.replica(Some(limits)).await;
+    for r in [&c, &d] {
+        let res = sign_in_on(&app, Some(r), "correct horse battery staple").await;
+        assert_eq!(code(&res).as_deref(), Some("RATE_LIMITED"), "{res}");
+    }
+    // The budget is in one row per key, holding no address or email.
+    assert_eq!(
+        app.db.scalar_i64(
+            "SELECT count(*) FROM rate_limits WHERE position('target' in encode(key, 'escape')) > 0"
+        ),
+        0
+    );
+    // An interval later (15 min / 6) one attempt fits again, on any replica.
+    app.clock.advance(chrono::Duration::seconds(151));
+    let ok = sign_in_on(&app, Some(&d), "correct horse battery staple").await;
+    assert!(data(ok)["login"]["sessionToken"].is_string());
+    // The retention job forgets keys whose budget is whole again.
+    app.clock.advance(chrono::Duration::hours(1));
+    let now = app.clock.now();
+    let report = app
+        .state
+        .db
+        .run(move |c| {
+            guestpass::store::retention::run(
+                c,
+                chrono::Duration::days(30),
+                chrono::Duration::days(365),
+                now,
+            )
+        })
+        .await
+        .unwrap();
+    assert!(report.rate_limits >= 2, "{report:?}");
+    assert_eq!(app.db.scalar_i64("SELECT count(*) FROM rate_limits"), 0);
+    c.stop().await;
+    d.stop().await;
+    app.stop().await;
+}
+
+/// Polls `replica` with `token` until `refused` accepts its error code; the time it took after the
+/// change committed (the mutation had answered).
+async fn until_refused(
+    replica: &common::Replica,
+    token: &str,
+    refused: &str,
+    since: std::time::Instant,
+    bound: std::time::Duration,
+) -> std::time::Duration {
+    loop {
+        let r = replica.gql(Some(token), "{ me { id } }", json!({})).await;
+        if code(&r).as_deref() == Some(refused) {
+            return since.elapsed();
+        }
+        assert!(r["data"]["me"]["id"].is_string(), "{r}");
+        assert!(
+            since.elapsed() < bound,
+            "still answered after {:?}: {r}",
+            since.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
+/// A long cache: only the notification can explain a fast refusal on the other replica.
+fn long_cache(c: &mut guestpass::config::Config) {
+    c.auth_cache_ms = 60_000;
+}
+
+#[actix_rt::test]
+async fn access_ended_on_one_replica_is_refused_on_the_other_within_100_ms() {
+    let app = spawn_app_with(AppOptions {
+        configure: Some(long_cache),
+        ..Default::default()
+    })
+    .await;
+    let b = app.replica(Some(long_cache)).await;
+    let bound = std::time::Duration::from_millis(100);
+    let me = "{ me { id } }";
+
+    // A session ended by signing out on replica A.
+    let user = app
+        .add_user("s@acme.example", Some(ProductRole::User))
+        .await;
+    let session = app.session_for(&user).await;
+    data(b.gql(Some(&session), me, json!({})).await);
+    data(
+        app.gql(Some(&session), "mutation { logout { ok } }", json!({}))
+            .await,
+    );
+    let took = until_refused(
+        &b,
+        &session,
+        "UNAUTHENTICATED",
+        std::time::Instant::now(),
+        bound,
+    )
+    .await;
+    println!("session revoked: refused on the other replica after {took:?}");
+
+    // An account deactivated on replica A: its API token stops on B.
+    let user = app
+        .add_user("d@acme.example", Some(ProductRole::User))
+        .await;
+    let token = app.api_token_for(&user).await;
+    data(b.gql(Some(&token), me, json!({})).await);
+    data(
+        app.admin(
+            "mutation($u: ID!) { deactivateUser(id: $u) { user { status } } }",
+            json!({ "u": user }),
+        )
+        .await,
+    );
+    let took = until_refused(
+        &b,
+        &token,
+        "UNAUTHENTICATED",
+        std::time::Instant::now(),
+        bound,
+    )
+    .await;
+    println!("account deactivated: refused on the other replica after {took:?}");
+
+    // An external guest's API token, blocked by a policy change on replica A.
+    let ext = app
+        .add_user("ext@partner.example", Some(ProductRole::Guest))
+        .await;
+    let token = app.api_token_for(&ext).await;
+    data(b.gql(Some(&token), me, json!({})).await);
+    let policy = json!({ "twoStepVerification": "OFF", "reverificationInterval": 43200, "apiTokenAccess": "BLOCKED" });
+    let review = data(app.admin(
+        "mutation($i: ExternalUserSecurityInput!) { previewExternalUserSecurityChange(input: $i) { reviewId } }",
+        json!({ "i": policy }),
+    ).await)["previewExternalUserSecurityChange"]["reviewId"]
+        .clone();
+    let mut input = policy.clone();
+    input["reviewId"] = review;
+    data(app.admin(
+        "mutation($i: UpdateExternalUserSecurityInput!) { updateExternalUserSecurity(input: $i) { externalUserSecurity { apiTokenAccess } } }",
+        json!({ "i": input }),
+    ).await);
+    let took = until_refused(
+        &b,
+        &token,
+        "API_TOKENS_BLOCKED",
+        std::time::Instant::now(),
+        bound,
+    )
+    .await;
+    println!("tokens blocked: refused on the other replica after {took:?}");
+    assert!(b.state.metrics.revocations_received.get() >= 3);
+    b.stop().await;
+    app.stop().await;
+}
+
+/// The listeners' connections (one per replica).
+fn listeners(app: &TestApp) -> i64 {
+    app.db.scalar_i64(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN \"guestpass_access\"'",
+    )
+}
+
+async fn wait_for_listeners(app: &TestApp, n: i64) {
+    let start = std::time::Instant::now();
+    while listeners(app) != n {
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_killed_listener_reconnects_and_revocations_still_arrive() {
+    fn short_cache(c: &mut guestpass::config::Config) {
+        c.auth_cache_ms = 2_000;
+    }
+    let app = spawn_app_with(AppOptions {
+        configure: Some(short_cache),
+        ..Default::default()
+    })
+    .await;
+    let b = app.replica(Some(short_cache)).await;
+    wait_for_listeners(&app, 2).await;
+    let user = app
+        .add_user("s@acme.example", Some(ProductRole::User))
+        .await;
+    let first = app.session_for(&user).await;
+    let second = app.session_for(&user).await;
+    data(b.gql(Some(&first), "{ me { id } }", json!({})).await);
+
+    app.db.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND query = 'LISTEN \"guestpass_access\"'",
+    );
+    // Revoked at once: still refused on B within the cache's time bound.
+    data(
+        app.gql(Some(&first), "mutation { logout { ok } }", json!({}))
+            .await,
+    );
+    until_refused(
+        &b,
+        &first,
+        "UNAUTHENTICATED",
+        std::time::Instant::now(),
+        std::time::Duration::from_millis(2_500),
+    )
+    .await;
+    // The listeners come back, the drop is counted, and notifications flow again.
+    wait_for_listeners(&app, 2).await;
+    let start = std::time::Instant::now();
+    while b.state.metrics.revocation_listener_connected.get() != 1 {
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(b.state.metrics.revocation_listener_drops.get() >= 1);
+    let metrics = b.state.metrics.render();
+    assert!(
+        metrics.contains("guestpass_revocation_listener_drops_total"),
+        "{metrics}"
+    );
+    data(b.gql(Some(&second), "{ me { id } }", json!({})).await);
+    data(
+        app.gql(Some(&second), "mutation { logout { ok } }", json!({}))
+            .await,
+    );
+    until_refused(
+        &b,
+        &second,
+        "UNAUTHENTICATED",
+        std::time::Instant::now(),
+        std::time::Duration::from_millis(100),
+    )
+    .await;
+    b.stop().await;
+    app.stop().await;
+}

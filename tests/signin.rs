@@ -765,3 +765,472 @@ async fn the_accept_page_for_an_existing_account_starts_no_session_and_shares_th
     );
     app.stop().await;
 }
+
+// ---- Secrets at rest (issue 18): authenticator secrets are sealed under a key derived from
+// GUESTPASS_SECRET, with its key id beside them; rotation and the sealing of legacy rows.
+
+/// The secret `test_config` gives every test app.
+const SECRET_A: &str = "test-secret-test-secret-test-secret-0123";
+const SECRET_B: &str = "rotated-secret-rotated-secret-rotated-0456";
+
+fn key_id(secret: &str) -> String {
+    guestpass::secrets::SecretKeys::new(secret, None)
+        .current_id()
+        .to_string()
+}
+
+/// Every place in the database a copy of a secret could sit, and which of them hold one: each
+/// text, varchar, char, bytea, JSON and array column of every table (ours and the job queue's) is
+/// searched for the base32 the person was shown, its hex and base64, case-insensitively, and bytea
+/// columns for the raw bytes and those texts' bytes. Answers the searched columns and the hits.
+fn where_the_secret_is(app: &TestApp, base32: &str, raw: &[u8]) -> (Vec<String>, Vec<String>) {
+    use base64::Engine;
+    use diesel::prelude::*;
+    use diesel::sql_types::{BigInt, Bytea, Text};
+    #[derive(QueryableByName)]
+    struct Column {
+        #[diesel(sql_type = Text)]
+        s: String,
+        #[diesel(sql_type = Text)]
+        t: String,
+        #[diesel(sql_type = Text)]
+        c: String,
+        #[diesel(sql_type = Text)]
+        d: String,
+    }
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let mut conn = app.db.conn();
+    let columns: Vec<Column> = diesel::sql_query(
+        "SELECT c.table_schema::text AS s, c.table_name::text AS t, c.column_name::text AS c,
+                c.data_type::text AS d
+         FROM information_schema.columns c
+         JOIN information_schema.tables t USING (table_schema, table_name)
+         WHERE t.table_type = 'BASE TABLE'
+           AND c.table_schema NOT IN ('pg_catalog', 'information_schema')
+           AND c.data_type IN ('text', 'character varying', 'character', 'bytea', 'json', 'jsonb',
+                               'ARRAY', 'USER-DEFINED')",
+    )
+    .load(&mut conn)
+    .unwrap();
+    let texts = [
+        base32.to_string(),
+        hex::encode(raw),
+        base64::engine::general_purpose::STANDARD.encode(raw),
+    ];
+    let (mut searched, mut hits) = (Vec::new(), Vec::new());
+    for Column { s, t, c, d } in columns {
+        let place = format!("{s}.{t}.{c}");
+        let from = format!("SELECT count(*) AS n FROM \"{s}\".\"{t}\"");
+        let mut found = 0;
+        if d == "bytea" {
+            let q = format!("{from} WHERE position($1 IN \"{c}\") > 0");
+            found += diesel::sql_query(&q)
+                .bind::<Bytea, _>(raw)
+                .get_result::<Count>(&mut conn)
+                .unwrap()
+                .n;
+            for text in &texts {
+                let q = format!(
+                    "{from} WHERE position(convert_to(upper($1), 'UTF8') IN \"{c}\") > 0
+                        OR position(convert_to(lower($1), 'UTF8') IN \"{c}\") > 0"
+                );
+                found += diesel::sql_query(&q)
+                    .bind::<Text, _>(text)
+                    .get_result::<Count>(&mut conn)
+                    .unwrap()
+                    .n;
+            }
+        } else {
+            for text in &texts {
+                let q = format!("{from} WHERE strpos(upper(\"{c}\"::text), upper($1)) > 0");
+                found += diesel::sql_query(&q)
+                    .bind::<Text, _>(text)
+                    .get_result::<Count>(&mut conn)
+                    .unwrap()
+                    .n;
+            }
+        }
+        if found > 0 {
+            hits.push(place.clone());
+        }
+        searched.push(place);
+    }
+    (searched, hits)
+}
+
+async fn gql_at(app: &TestApp, address: &str, query: &str, variables: Value) -> Value {
+    let mut res = app
+        .client()
+        .post(format!("{address}/graphql"))
+        .send_json(&json!({ "query": query, "variables": variables }))
+        .await
+        .unwrap();
+    res.json::<Value>().await.unwrap()
+}
+
+/// Signs in at `address` with the password and the app's code of a fresh time step; answers
+/// `completeLogin`'s whole response.
+async fn sign_in_with_app(
+    app: &TestApp,
+    address: &str,
+    email: &str,
+    totp: &totp_rs::Totp,
+) -> Value {
+    app.clock.advance(chrono::Duration::seconds(60));
+    let r = data(
+        gql_at(
+            app,
+            address,
+            LOGIN,
+            json!({ "i": { "organization": "acme", "email": email, "password": PASSWORD } }),
+        )
+        .await,
+    )["login"]
+        .clone();
+    assert_eq!(r["challengeMethod"], "AUTHENTICATOR", "{r}");
+    let code = totp
+        .generate(app.clock.now().timestamp() as u64)
+        .to_string();
+    gql_at(
+        app,
+        address,
+        COMPLETE,
+        json!({ "i": { "challengeId": r["challengeId"], "code": code } }),
+    )
+    .await
+}
+
+fn signed_in(r: &Value) -> bool {
+    r["data"]["completeLogin"]["sessionToken"].is_string()
+}
+
+/// Another `serve` process on the test app's database (no workers), with these secrets; answers
+/// it and its address.
+async fn another_instance(
+    app: &TestApp,
+    secret: &str,
+    previous: Option<&str>,
+) -> (guestpass::app::Running, String) {
+    use guestpass::config::Secret;
+    let mut config = test_config(&app.db, &AppOptions::default(), &app.outbox);
+    config.secret = Some(Secret(secret.into()));
+    config.secret_previous = previous.map(|p| Secret(p.into()));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    config.public_url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let mut run = guestpass::app::RunOptions::from_config(&config);
+    run.workers = false;
+    let running = guestpass::app::start(config, run, app.clock.clone(), Some(listener))
+        .await
+        .unwrap();
+    let address = format!("http://127.0.0.1:{}", running.port.unwrap());
+    (running, address)
+}
+
+/// Enrolls and confirms an authenticator app for a user at `address`; returns the app.
+async fn enroll_at(app: &TestApp, address: &str, user: &str) -> totp_rs::Totp {
+    let session = app.session_for(user).await;
+    let mut req = app
+        .client()
+        .post(format!("{address}/graphql"))
+        .insert_header(("Authorization", format!("Bearer {session}")));
+    let r: Value = req
+        .send_json(&json!({ "query": "mutation { enrollAuthenticator { secret } }" }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = data(r)["enrollAuthenticator"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let totp = totp_rs::Builder::new()
+        .with_secret(totp_rs::Secret::try_from_base32(&secret).unwrap())
+        .build_noncompliant();
+    let code = totp
+        .generate(app.clock.now().timestamp() as u64)
+        .to_string();
+    req = app
+        .client()
+        .post(format!("{address}/graphql"))
+        .insert_header(("Authorization", format!("Bearer {session}")));
+    let r: Value = req
+        .send_json(&json!({
+            "query": "mutation($c: String!) { confirmAuthenticator(code: $c) { recoveryCodes } }",
+            "variables": { "c": code },
+        }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    data(r);
+    totp
+}
+
+fn rotate_secrets(app: &TestApp, secret: &str, previous: Option<&str>) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_guestpass"));
+    cmd.arg("rotate-secrets")
+        .env("DATABASE_URL", &app.db.url)
+        .env("GUESTPASS_SECRET", secret)
+        .env("GUESTPASS_LOG", "warn")
+        .env_remove("GUESTPASS_SECRET_PREVIOUS");
+    if let Some(p) = previous {
+        cmd.env("GUESTPASS_SECRET_PREVIOUS", p);
+    }
+    cmd.output().unwrap()
+}
+
+fn rows_under(app: &TestApp, key: &str) -> i64 {
+    app.db.scalar_i64(&format!(
+        "SELECT count(*) FROM totp_credentials WHERE key_id = '{key}'"
+    ))
+}
+
+#[actix_rt::test]
+async fn an_authenticator_secret_is_stored_sealed_and_nowhere_in_plain_text() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    let id = app
+        .add_user("sealed@acme.example", Some(ProductRole::User))
+        .await;
+    app.set_password(&id, PASSWORD).await;
+    let session = app.session_for(&id).await;
+    let base32 = data(
+        app.gql(
+            Some(&session),
+            "mutation { enrollAuthenticator { secret } }",
+            json!({}),
+        )
+        .await,
+    )["enrollAuthenticator"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let raw = totp_rs::Secret::try_from_base32(&base32)
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    assert_eq!(raw.len(), 20);
+
+    // Waiting for its first code: sealed under the configured key, no plain text anywhere.
+    let (searched, hits) = where_the_secret_is(&app, &base32, &raw);
+    assert!(
+        hits.is_empty(),
+        "the secret is stored in plain text in {hits:?}"
+    );
+    for place in [
+        "public.totp_credentials.secret_sealed",
+        "public.totp_credentials.secret_plaintext",
+        "public.audit_events.after",
+        "public.users.email",
+    ] {
+        assert!(searched.iter().any(|s| s == place), "{place} not searched");
+    }
+    assert!(
+        searched.iter().any(|s| s.starts_with("apalis.")),
+        "the job queue's tables are searched too: {searched:?}"
+    );
+    assert_eq!(rows_under(&app, &key_id(SECRET_A)), 1);
+    assert_eq!(
+        app.db.scalar_i64(&format!(
+            "SELECT count(*) FROM totp_credentials WHERE user_id = '{id}'
+               AND secret_plaintext IS NULL AND octet_length(secret_sealed) = 24 + 20 + 16"
+        )),
+        1
+    );
+
+    // Its codes verify: confirming, then signing in (which also writes audit events).
+    let totp = totp_rs::Builder::new()
+        .with_secret(totp_rs::Secret::try_from_base32(&base32).unwrap())
+        .build_noncompliant();
+    data(
+        app.gql(
+            Some(&session),
+            "mutation($c: String!) { confirmAuthenticator(code: $c) { recoveryCodes } }",
+            json!({ "c": totp.generate(app.clock.now().timestamp() as u64).to_string() }),
+        )
+        .await,
+    );
+    let r = sign_in_with_app(&app, &app.address, "sealed@acme.example", &totp).await;
+    assert!(signed_in(&r), "{r}");
+    let (_, hits) = where_the_secret_is(&app, &base32, &raw);
+    assert!(
+        hits.is_empty(),
+        "the secret is stored in plain text in {hits:?}"
+    );
+
+    // A sealed value moved to another person's row does not open there: their sign-in fails
+    // (internal error, logged), it never verifies against someone else's secret.
+    let other = app
+        .add_user("other@acme.example", Some(ProductRole::User))
+        .await;
+    app.set_password(&other, PASSWORD).await;
+    app.db.execute(&format!(
+        "INSERT INTO totp_credentials (user_id, secret_sealed, key_id, created_at, confirmed_at)
+         SELECT '{other}', secret_sealed, key_id, now(), now() FROM totp_credentials
+         WHERE user_id = '{id}'"
+    ));
+    let r = sign_in_with_app(&app, &app.address, "other@acme.example", &totp).await;
+    assert_eq!(code(&r).as_deref(), Some("INTERNAL"), "{r}");
+
+    // The search finds what it looks for: the raw bytes in a bytea column, the base32 in a text one.
+    app.db.execute(&format!(
+        "UPDATE totp_credentials SET secret_plaintext = '\\x{}', secret_sealed = NULL, key_id = NULL
+           WHERE user_id = '{other}';
+         UPDATE users SET display_name = 'key {}' WHERE id = '{other}'",
+        hex::encode(&raw),
+        base32.to_lowercase()
+    ));
+    let (_, mut hits) = where_the_secret_is(&app, &base32, &raw);
+    hits.sort();
+    assert_eq!(
+        hits,
+        [
+            "public.totp_credentials.secret_plaintext",
+            "public.users.display_name"
+        ],
+        "the control copies are found"
+    );
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn rotating_the_secret_keeps_authenticators_working_and_reseals_every_secret() {
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    let (a, b) = (key_id(SECRET_A), key_id(SECRET_B));
+    assert_ne!(a, b);
+    let id = app
+        .add_user("rotate@acme.example", Some(ProductRole::User))
+        .await;
+    app.set_password(&id, PASSWORD).await;
+    let totp = with_authenticator(&app, &id).await;
+    assert_eq!(rows_under(&app, &a), 1);
+
+    // Another process with the new secret and the old one as previous: old codes still verify,
+    // and what it seals uses the new key.
+    let (rotating, address) = another_instance(&app, SECRET_B, Some(SECRET_A)).await;
+    let r = sign_in_with_app(&app, &address, "rotate@acme.example", &totp).await;
+    assert!(signed_in(&r), "{r}");
+    let late = app
+        .add_user("late@acme.example", Some(ProductRole::User))
+        .await;
+    app.set_password(&late, PASSWORD).await;
+    let late_totp = enroll_at(&app, &address, &late).await;
+    assert_eq!((rows_under(&app, &a), rows_under(&app, &b)), (1, 1));
+
+    // `guestpass rotate-secrets` re-seals what the old key sealed, once.
+    let out = rotate_secrets(&app, SECRET_B, Some(SECRET_A));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.contains("1 stored secrets re-sealed"), "{stdout}");
+    assert_eq!((rows_under(&app, &a), rows_under(&app, &b)), (0, 2));
+    let out = rotate_secrets(&app, SECRET_B, Some(SECRET_A));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("0 stored secrets re-sealed"),
+        "{out:?}"
+    );
+    rotating.stop().await;
+
+    // With only the new secret configured, both people's codes verify.
+    let (rotated, address) = another_instance(&app, SECRET_B, None).await;
+    let r = sign_in_with_app(&app, &address, "rotate@acme.example", &totp).await;
+    assert!(signed_in(&r), "{r}");
+    let r = sign_in_with_app(&app, &address, "late@acme.example", &late_totp).await;
+    assert!(signed_in(&r), "{r}");
+    rotated.stop().await;
+
+    // A process left with only the old secret cannot open them: an internal error, not a panic.
+    let r = sign_in_with_app(&app, &app.address, "rotate@acme.example", &totp).await;
+    assert_eq!(code(&r).as_deref(), Some("INTERNAL"), "{r}");
+
+    // Rotating to a third secret without naming the current one as previous changes nothing and
+    // says what to set.
+    let out = rotate_secrets(&app, "a-third-secret-a-third-secret-a-third-789", None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(stderr.contains("GUESTPASS_SECRET_PREVIOUS"), "{stderr}");
+    assert_eq!(rows_under(&app, &b), 2);
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn secrets_stored_in_plain_text_before_the_upgrade_are_sealed_at_start() {
+    use diesel::connection::SimpleConnection;
+    let app = spawn_app_with(AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    let id = app
+        .add_user("legacy@acme.example", Some(ProductRole::User))
+        .await;
+    app.set_password(&id, PASSWORD).await;
+    let raw: [u8; 20] = rand::random();
+    let totp = totp_rs::Builder::new()
+        .with_secret(totp_rs::Secret::from(raw))
+        .build_noncompliant();
+    // A row as the migration leaves one written before it: the secret in plain text only.
+    app.db.execute(&format!(
+        "INSERT INTO totp_credentials (user_id, secret_plaintext, created_at, confirmed_at)
+         VALUES ('{id}', '\\x{}', now(), now())",
+        hex::encode(raw)
+    ));
+    // A row holds one form or the other, never both nor neither.
+    for bad in [
+        format!(
+            "UPDATE totp_credentials SET secret_sealed = '\\x00', key_id = 'k' WHERE user_id = '{id}'"
+        ),
+        format!("UPDATE totp_credentials SET secret_plaintext = NULL WHERE user_id = '{id}'"),
+    ] {
+        assert!(
+            app.db
+                .conn()
+                .batch_execute(&common::db::with_keys(&bad))
+                .is_err(),
+            "{bad}"
+        );
+    }
+    // Until it is sealed, it is read as it is.
+    let r = sign_in_with_app(&app, &app.address, "legacy@acme.example", &totp).await;
+    assert!(signed_in(&r), "{r}");
+
+    // Starting Guestpass (the step after the migrations) seals it and clears the plain text.
+    let (second, _) = another_instance(&app, SECRET_A, None).await;
+    second.stop().await;
+    assert_eq!(
+        app.db
+            .scalar_i64("SELECT count(*) FROM totp_credentials WHERE secret_plaintext IS NOT NULL"),
+        0
+    );
+    assert_eq!(rows_under(&app, &key_id(SECRET_A)), 1);
+    assert_eq!(
+        app.db.scalar_i64(&format!(
+            "SELECT count(*) FROM totp_credentials WHERE position('\\x{}'::bytea IN secret_sealed) > 0",
+            hex::encode(raw)
+        )),
+        0
+    );
+    // It verifies, and the step is idempotent.
+    let r = sign_in_with_app(&app, &app.address, "legacy@acme.example", &totp).await;
+    assert!(signed_in(&r), "{r}");
+    let keys = guestpass::secrets::SecretKeys::new(SECRET_A, None);
+    assert_eq!(
+        guestpass::store::signin::seal_legacy_totp(&mut app.db.conn(), &keys).unwrap(),
+        0
+    );
+    guestpass::db::migrate_and_seal(&app.db.url, Some(&keys)).unwrap();
+    assert_eq!(rows_under(&app, &key_id(SECRET_A)), 1);
+    app.stop().await;
+}

@@ -4,8 +4,13 @@
 //!   clock has not moved further than that either;
 //! - every request that may change access (any mutation, the invite/reset/verify forms) empties the
 //!   cache of this process when it ends, so revocations are exact within one replica;
-//! - other replicas see a change within `ttl`.
+//! - every change that can end access anywhere notifies all replicas (`auth::revocation`), which
+//!   drop the entries of the person or organization concerned as the notification arrives;
+//! - if that notification channel is down, `ttl` still bounds how long another replica's change
+//!   can go unseen;
+//! - an answer looked up while any of this happened is not stored (the epoch moved meanwhile).
 
+use crate::auth::revocation::Revoked;
 use crate::store::access::Caller;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -17,7 +22,6 @@ use std::time::{Duration, Instant};
 const MAX_ENTRIES: usize = 100_000;
 
 struct Entry {
-    epoch: u64,
     at: Instant,
     clock_at: DateTime<Utc>,
     caller: Option<Caller>,
@@ -49,11 +53,10 @@ impl AuthCache {
         if self.ttl.is_zero() {
             return None;
         }
-        let epoch = self.epoch();
         let entries = self.entries.lock().ok()?;
         let e = entries.get(token_hash)?;
         let clock_moved = (now - e.clock_at).abs() > chrono::Duration::from_std(self.ttl).ok()?;
-        (e.epoch == epoch && e.at.elapsed() < self.ttl && !clock_moved).then(|| e.caller.clone())
+        (e.at.elapsed() < self.ttl && !clock_moved).then(|| e.caller.clone())
     }
 
     pub fn put(&self, token_hash: Vec<u8>, epoch: u64, now: DateTime<Utc>, caller: Option<Caller>) {
@@ -61,13 +64,17 @@ impl AuthCache {
             return;
         }
         if let Ok(mut entries) = self.entries.lock() {
+            // Checked under the lock that every drop takes too: nothing dropped since the lookup
+            // began can come back.
+            if self.epoch() != epoch {
+                return;
+            }
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
             }
             entries.insert(
                 token_hash,
                 Entry {
-                    epoch,
                     at: Instant::now(),
                     clock_at: now,
                     caller,
@@ -78,9 +85,29 @@ impl AuthCache {
 
     /// Forgets everything (after anything that may have changed who can do what).
     pub fn invalidate(&self) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut entries) = self.entries.lock() {
+            self.epoch.fetch_add(1, Ordering::SeqCst);
             entries.clear();
         }
+    }
+
+    /// Forgets the answers for one person's tokens, or for everyone of one organization.
+    pub fn forget(&self, who: Revoked) {
+        if let Ok(mut entries) = self.entries.lock() {
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+            entries.retain(|_, e| match (&e.caller, who) {
+                (Some(c), Revoked::User(id)) => c.user.id != id,
+                (Some(c), Revoked::Organization(id)) => c.user.organization_id != id,
+                (None, _) => true,
+            });
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.lock().map_or(0, |e| e.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }

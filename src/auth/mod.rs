@@ -2,4 +2,5 @@
 
 pub mod cache;
 pub mod password;
+pub mod revocation;
 pub mod tokens;

@@ -128,6 +128,44 @@ pub fn migrate(url: &str) -> Result<usize, SetupError> {
     Ok(applied)
 }
 
+/// [`migrate`], then the migrations' one step that needs the server secret: sealing authenticator
+/// secrets still stored in plain text (`store::signin::seal_legacy_totp`, whose comment says why it
+/// is Rust and not SQL). Every command that migrates calls this. Without the secret (`keys` is
+/// `None`) the step waits for a process that has it, and says so when something waits.
+pub fn migrate_and_seal(
+    url: &str,
+    keys: Option<&crate::secrets::SecretKeys>,
+) -> Result<usize, SetupError> {
+    let applied = migrate(url)?;
+    let mut conn = PgConnection::establish(url).map_err(|e| SetupError::Unreachable {
+        target: describe_url(url),
+        reason: first_line(&e.to_string()),
+    })?;
+    let m = |e: crate::error::AppError| SetupError::Migration(format!("sealing secrets: {e:?}"));
+    match keys {
+        Some(keys) => {
+            let sealed = crate::store::signin::seal_legacy_totp(&mut conn, keys).map_err(m)?;
+            if sealed > 0 {
+                tracing::info!(
+                    sealed,
+                    key_id = keys.current_id(),
+                    "sealed the authenticator secrets stored in plain text"
+                );
+            }
+        }
+        None => {
+            let waiting = crate::store::signin::unsealed_totp_count(&mut conn).map_err(m)?;
+            if waiting > 0 {
+                tracing::warn!(
+                    waiting,
+                    "authenticator secrets are stored in plain text until a command runs with GUESTPASS_SECRET (e.g. `guestpass migrate`)"
+                );
+            }
+        }
+    }
+    Ok(applied)
+}
+
 /// True when the schema is current (used by `/readyz`).
 pub fn migrations_current(conn: &mut PgConnection) -> bool {
     matches!(conn.has_pending_migration(MIGRATIONS), Ok(false))

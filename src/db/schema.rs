@@ -303,6 +303,7 @@ diesel::table! {
         created_at -> Timestamptz,
         started_at -> Nullable<Timestamptz>,
         finished_at -> Nullable<Timestamptz>,
+        resumes_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -410,10 +411,16 @@ diesel::table! {
 diesel::table! {
     totp_credentials (user_id) {
         user_id -> Uuid,
-        secret -> Bytea,
+        /// Only in rows written before secrets were sealed, until the start-up step seals them
+        /// (`store::signin::seal_legacy_totp`); never written.
+        secret_plaintext -> Nullable<Bytea>,
         created_at -> Timestamptz,
         confirmed_at -> Nullable<Timestamptz>,
         last_used_step -> Nullable<Int8>,
+        /// The secret sealed by `secrets::SecretKeys` (the user id is its associated data)...
+        secret_sealed -> Nullable<Bytea>,
+        /// ...under the key with this id.
+        key_id -> Nullable<Text>,
     }
 }
 

@@ -3,6 +3,7 @@
 //! its line number and why, and the others go on.
 
 use super::{EmailAddress, ProductRole, text};
+use chrono::{DateTime, Utc};
 
 /// Most rows one file may hold (the daily invite cap applies on top).
 pub const MAX_ROWS: usize = 5000;
@@ -211,6 +212,53 @@ fn unreadable(e: &csv::Error) -> FileError {
     FileError::Unreadable { line, reason }
 }
 
+/// The rolling window of the daily invite cap (`invites_per_admin_per_day`): an invite counts against
+/// its admin's cap while it is younger than this.
+pub const CAP_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(1);
+
+/// How a file's waiting rows fit its uploader's daily invite cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pace {
+    /// Rows that may be invited now.
+    pub now: i64,
+    /// When the rest may go on (the file is `PAUSED` until then): the moment enough of the window has
+    /// freed for the next row, counting the `now` rows as made at once. `None` when every waiting
+    /// row fits now.
+    pub resumes_at: Option<DateTime<Utc>>,
+}
+
+/// How many of `waiting` rows may be invited `now` under a cap of `cap` invites per [`CAP_WINDOW`],
+/// given when the uploader's earlier invites were made (`made`, any order; those older than the
+/// window no longer count), and when the rest may resume. Room appears as the oldest invites of the
+/// window age out, so the rest resume when the invite whose ageing out makes room for one more row
+/// is a window old. A cap of 0 or less never frees: the file then looks again a window later (an
+/// operator may have raised the cap).
+pub fn pace(cap: i64, made: &[DateTime<Utc>], waiting: i64, now: DateTime<Utc>) -> Pace {
+    let since = now - CAP_WINDOW;
+    let mut window: Vec<DateTime<Utc>> = made.iter().copied().filter(|t| *t > since).collect();
+    window.sort_unstable();
+    let waiting = waiting.max(0);
+    let go = (cap - window.len() as i64).clamp(0, waiting);
+    if go == waiting {
+        return Pace {
+            now: go,
+            resumes_at: None,
+        };
+    }
+    // The `go` rows invited now join the window as its newest; the next row needs `over` of the
+    // window's invites, the oldest first, to have aged out.
+    window.extend(std::iter::repeat_n(now, go as usize));
+    let over = window.len() as i64 + 1 - cap;
+    let resumes_at = match usize::try_from(over - 1) {
+        Ok(i) if cap > 0 => window.get(i).map_or(now + CAP_WINDOW, |t| *t + CAP_WINDOW),
+        _ => now + CAP_WINDOW,
+    };
+    Pace {
+        now: go,
+        resumes_at: Some(resumes_at),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,5 +345,122 @@ mod tests {
             parse("\u{feff}E-mail address,GROUPS\r\na@x.example,Team\r\n".as_bytes()).unwrap();
         assert_eq!(rows[0].email, "a@x.example");
         assert_eq!(rows[0].group_names, vec!["Team"]);
+    }
+
+    fn at(minutes: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap() + chrono::TimeDelta::minutes(minutes)
+    }
+
+    #[test]
+    fn a_file_within_the_cap_goes_whole() {
+        assert_eq!(
+            pace(500, &[], 100, at(0)),
+            Pace {
+                now: 100,
+                resumes_at: None
+            }
+        );
+        // Exactly up to the cap, with earlier invites counted.
+        let made: Vec<_> = (0..400).map(at).collect();
+        assert_eq!(pace(500, &made, 100, at(400)).now, 100);
+        assert_eq!(pace(500, &made, 100, at(400)).resumes_at, None);
+        assert_eq!(pace(500, &[], 0, at(0)).now, 0, "nothing waits");
+        assert_eq!(pace(500, &[], 0, at(0)).resumes_at, None);
+    }
+
+    #[test]
+    fn past_the_cap_the_rest_resume_when_the_oldest_invite_ages_out() {
+        // A fresh file of 600 under a cap of 500: 500 now; the next row when these are a day old.
+        assert_eq!(
+            pace(500, &[], 600, at(0)),
+            Pace {
+                now: 500,
+                resumes_at: Some(at(0) + CAP_WINDOW)
+            }
+        );
+        // 500 made over the last 500 minutes: nothing now; the oldest frees the next row.
+        let made: Vec<_> = (0..500).rev().map(at).collect();
+        assert_eq!(
+            pace(500, &made, 100, at(500)),
+            Pace {
+                now: 0,
+                resumes_at: Some(at(0) + CAP_WINDOW)
+            }
+        );
+        // 300 made: 200 go now, and the first of the 300 frees the next.
+        let made: Vec<_> = (10..310).map(at).collect();
+        assert_eq!(
+            pace(500, &made, 250, at(400)),
+            Pace {
+                now: 200,
+                resumes_at: Some(at(10) + CAP_WINDOW)
+            }
+        );
+    }
+
+    #[test]
+    fn invites_older_than_the_window_do_not_count() {
+        let now = at(0) + CAP_WINDOW;
+        // Made exactly a window ago: aged out (the cap counts invites younger than the window).
+        let made = vec![at(0), at(1), at(2)];
+        let p = pace(2, &made, 5, now);
+        assert_eq!(p.now, 0, "two of the window's invites are still young");
+        assert_eq!(p.resumes_at, Some(at(1) + CAP_WINDOW));
+        // At that moment the one made at minute 1 ages out too: one row goes, and the next waits for
+        // the one made at minute 2.
+        let p = pace(2, &made, 5, at(1) + CAP_WINDOW);
+        assert_eq!(p.now, 1);
+        assert_eq!(p.resumes_at, Some(at(2) + CAP_WINDOW));
+    }
+
+    #[test]
+    fn a_lowered_cap_waits_for_enough_invites_to_age_out() {
+        // 5 invites in the window, a cap of 2: four must age out before the next row fits.
+        let made: Vec<_> = [40, 10, 30, 20, 50].into_iter().map(at).collect();
+        assert_eq!(
+            pace(2, &made, 1, at(60)),
+            Pace {
+                now: 0,
+                resumes_at: Some(at(40) + CAP_WINDOW)
+            }
+        );
+    }
+
+    #[test]
+    fn a_cap_of_zero_looks_again_a_window_later() {
+        assert_eq!(
+            pace(0, &[], 3, at(0)),
+            Pace {
+                now: 0,
+                resumes_at: Some(at(0) + CAP_WINDOW)
+            }
+        );
+        assert_eq!(
+            pace(-1, &[at(0)], 3, at(5)).resumes_at,
+            Some(at(5) + CAP_WINDOW)
+        );
+    }
+
+    #[test]
+    fn the_resume_moment_is_always_later_and_then_lets_a_row_go() {
+        // Whatever the history, resuming at `resumes_at` lets at least one row go (counting the rows
+        // invited now at `now`).
+        for cap in 1..6 {
+            for n in 0..8 {
+                let made: Vec<_> = (0..n).map(|i| at(i * 7)).collect();
+                let now = at(60);
+                let p = pace(cap, &made, 10, now);
+                let Some(r) = p.resumes_at else { continue };
+                assert!(r > now);
+                let mut later = made.clone();
+                later.extend(std::iter::repeat_n(now, p.now as usize));
+                assert!(
+                    pace(cap, &later, 10 - p.now, r).now >= 1,
+                    "cap {cap}, {n} made"
+                );
+                let just_before = r - chrono::TimeDelta::microseconds(1);
+                assert_eq!(pace(cap, &later, 10 - p.now, just_before).now, 0);
+            }
+        }
     }
 }

@@ -90,6 +90,9 @@ pub enum BulkInviteStatus {
     Queued,
     /// Inviting rows, one at a time.
     Running,
+    /// Stopped at the uploader's daily invite cap (`GUESTPASS_INVITES_PER_ADMIN_PER_DAY` invites in any
+    /// 24 hours): the waiting rows stay `PENDING`, and the file goes on by itself at `resumesAt`.
+    Paused,
     /// Every valid row was tried.
     Done,
 }
@@ -154,6 +157,7 @@ impl BulkInvite {
         match self.row.status.as_str() {
             "QUEUED" => BulkInviteStatus::Queued,
             "RUNNING" => BulkInviteStatus::Running,
+            "PAUSED" => BulkInviteStatus::Paused,
             _ => BulkInviteStatus::Done,
         }
     }
@@ -181,6 +185,11 @@ impl BulkInvite {
     /// When every valid row had been tried; null until `DONE`.
     async fn finished_at(&self) -> Option<DateTime<Utc>> {
         self.row.finished_at
+    }
+    /// When a `PAUSED` file goes on by itself: the moment enough of the uploader's rolling 24-hour
+    /// invite window frees for its next row. Null unless `PAUSED`.
+    async fn resumes_at(&self) -> Option<DateTime<Utc>> {
+        self.row.resumes_at
     }
     /// Rows in the file (blank lines not counted).
     async fn total_rows(&self) -> i64 {

@@ -506,10 +506,14 @@ impl ExternalMutation {
     ) -> AppResult<RequestReverificationCodePayload> {
         let who = caller_to_reverify(ctx).await?;
         let st = state(ctx);
-        st.limits.code_address.check(&client_address(ctx))?;
+        st.limits
+            .code_address
+            .check(st, &client_address(ctx))
+            .await?;
         st.limits
             .reset_account
-            .check(&format!("reverify:{}", who.user.id))?;
+            .check(st, &format!("reverify:{}", who.user.id))
+            .await?;
         let (policy, now) = (st.delivery.clone(), st.clock.now());
         let expires_at = st
             .db
@@ -527,7 +531,10 @@ impl ExternalMutation {
     ) -> AppResult<CompleteReverificationPayload> {
         let who = caller_to_reverify(ctx).await?;
         let st = state(ctx);
-        st.limits.code_address.check(&client_address(ctx))?;
+        st.limits
+            .code_address
+            .check(st, &client_address(ctx))
+            .await?;
         let (signer, now) = (st.signer.clone(), st.clock.now());
         let user = who.user.clone();
         st.db

@@ -281,7 +281,8 @@ impl LifetimesMutation {
         let st = state(ctx);
         st.limits
             .reset_account
-            .check(&format!("extension:{}", who.user.id))?;
+            .check(st, &format!("extension:{}", who.user.id))
+            .await?;
         let (policy, now) = (st.delivery.clone(), st.clock.now());
         st.db
             .run(move |c| {

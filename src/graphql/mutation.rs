@@ -369,7 +369,7 @@ impl CoreMutation {
     ) -> AppResult<AcceptInvitePayload> {
         let st = state(ctx);
         let client = super::client_address(ctx);
-        st.limits.accept_address.check(&client)?;
+        st.limits.accept_address.check(st, &client).await?;
         let (user, signed_in) = accept(
             st,
             &client,

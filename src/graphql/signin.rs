@@ -313,12 +313,18 @@ impl SignInMutation {
         #[graphql(desc = "The challenge `login` gave and its code.")] input: CompleteLoginInput,
     ) -> AppResult<CompleteLoginPayload> {
         let st = state(ctx);
-        st.limits.code_address.check(&client_address(ctx))?;
+        st.limits
+            .code_address
+            .check(st, &client_address(ctx))
+            .await?;
         let id = parse_id(&input.challenge_id, "Challenge").map_err(|_| AppError::CodeInvalid)?;
         let (signer, lifetime, now) = (st.signer.clone(), st.session_lifetime(), st.clock.now());
+        let keys = st.secrets.clone();
         let token = st
             .db
-            .run(move |c| signin::complete_challenge(c, &signer, id, &input.code, lifetime, now))
+            .run(move |c| {
+                signin::complete_challenge(c, &signer, &keys, id, &input.code, lifetime, now)
+            })
             .await?;
         Ok(CompleteLoginPayload {
             session_token: token,
@@ -391,10 +397,10 @@ impl SignInMutation {
         ctx: &Context<'_>,
     ) -> AppResult<EnrollAuthenticatorPayload> {
         let who = caller(ctx).await?;
-        let now = state(ctx).clock.now();
+        let (keys, now) = (state(ctx).secrets.clone(), state(ctx).clock.now());
         let (secret, otpauth_url) = state(ctx)
             .db
-            .run(move |c| signin::begin_totp(c, &who.user, now))
+            .run(move |c| signin::begin_totp(c, &keys, &who.user, now))
             .await?;
         Ok(EnrollAuthenticatorPayload {
             secret,
@@ -412,10 +418,10 @@ impl SignInMutation {
         code: String,
     ) -> AppResult<ConfirmAuthenticatorPayload> {
         let who = caller(ctx).await?;
-        let now = state(ctx).clock.now();
+        let (keys, now) = (state(ctx).secrets.clone(), state(ctx).clock.now());
         let recovery_codes = state(ctx)
             .db
-            .run(move |c| signin::confirm_totp(c, &who.user, &code, now))
+            .run(move |c| signin::confirm_totp(c, &keys, &who.user, &code, now))
             .await?;
         Ok(ConfirmAuthenticatorPayload { recovery_codes })
     }
@@ -430,10 +436,10 @@ impl SignInMutation {
         code: String,
     ) -> AppResult<RemoveAuthenticatorPayload> {
         let who = caller(ctx).await?;
-        let now = state(ctx).clock.now();
+        let (keys, now) = (state(ctx).secrets.clone(), state(ctx).clock.now());
         state(ctx)
             .db
-            .run(move |c| signin::remove_totp(c, &who.user, &code, now))
+            .run(move |c| signin::remove_totp(c, &keys, &who.user, &code, now))
             .await?;
         Ok(RemoveAuthenticatorPayload { ok: true })
     }
@@ -448,12 +454,18 @@ impl SignInMutation {
         input: RequestPasswordResetInput,
     ) -> AppResult<RequestPasswordResetPayload> {
         let st = state(ctx);
-        st.limits.reset_address.check(&client_address(ctx))?;
+        st.limits
+            .reset_address
+            .check(st, &client_address(ctx))
+            .await?;
         let email = input.email.trim().to_lowercase();
-        st.limits.reset_account.check(&format!(
-            "{}|{email}",
-            input.organization.trim().to_lowercase()
-        ))?;
+        st.limits
+            .reset_account
+            .check(
+                st,
+                &format!("{}|{email}", input.organization.trim().to_lowercase()),
+            )
+            .await?;
         let (policy, now) = (st.delivery.clone(), st.clock.now());
         st.db
             .run(move |c| {
@@ -476,7 +488,10 @@ impl SignInMutation {
         input: ResetPasswordInput,
     ) -> AppResult<ResetPasswordPayload> {
         let st = state(ctx);
-        st.limits.reset_address.check(&client_address(ctx))?;
+        st.limits
+            .reset_address
+            .check(st, &client_address(ctx))
+            .await?;
         reset_password(st, input.token, input.new_password).await?;
         Ok(ResetPasswordPayload { ok: true })
     }
@@ -565,7 +580,7 @@ pub async fn verify_password(
     email: &str,
     password: String,
 ) -> AppResult<models::User> {
-    st.limits.login_address.check(client)?;
+    st.limits.login_address.check(st, client).await?;
     let email = email.trim().to_lowercase();
     let (org, e) = (organization.to_string(), email.clone());
     let account = st
@@ -576,7 +591,7 @@ pub async fn verify_password(
         Some(u) => u.id.to_string(),
         None => format!("{}|{email}", organization.trim().to_lowercase()),
     };
-    st.limits.login_account.check(&key)?;
+    st.limits.login_account.check(st, &key).await?;
     let hash = account.as_ref().and_then(|u| u.password_hash.clone());
     let password_ok = st.passwords.verify(hash, password).await?;
     match account {

@@ -185,7 +185,7 @@ pub async fn invite_page(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> HttpResponse {
-    if let Some(res) = over_limit(&state, &req, &state.limits.accept_address) {
+    if let Some(res) = over_limit(&state, &req, &state.limits.accept_address).await {
         return res;
     }
     render_form(&state, &req, &path.into_inner(), StatusCode::OK, "", None).await
@@ -215,7 +215,7 @@ pub async fn invite_submit(
     form: web::Form<AcceptForm>,
 ) -> HttpResponse {
     let _invalidate = Invalidate(&state);
-    if let Some(res) = over_limit(&state, &req, &state.limits.accept_address) {
+    if let Some(res) = over_limit(&state, &req, &state.limits.accept_address).await {
         return res;
     }
     let token = path.into_inner();
@@ -354,16 +354,17 @@ fn client(state: &AppState, req: &HttpRequest) -> String {
 }
 
 /// Counts one use of a page by the client; the page to answer instead when over the limit.
-fn over_limit(
+async fn over_limit(
     state: &AppState,
     req: &HttpRequest,
     limit: &crate::ratelimit::Limit,
 ) -> Option<HttpResponse> {
-    match limit.check(&client(state, req)) {
+    match limit.check(state, &client(state, req)).await {
         Err(AppError::RateLimited {
             retry_after_seconds,
         }) => Some(limited(retry_after_seconds)),
-        _ => None,
+        Err(_) => Some(unavailable()),
+        Ok(()) => None,
     }
 }
 
@@ -403,7 +404,7 @@ pub async fn reset_page(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> HttpResponse {
-    if let Some(res) = over_limit(&state, &req, &state.limits.reset_address) {
+    if let Some(res) = over_limit(&state, &req, &state.limits.reset_address).await {
         return res;
     }
     render_reset(&state, &req, &path.into_inner(), StatusCode::OK, None).await
@@ -423,7 +424,7 @@ pub async fn reset_submit(
     form: web::Form<ResetForm>,
 ) -> HttpResponse {
     let _invalidate = Invalidate(&state);
-    if let Some(res) = over_limit(&state, &req, &state.limits.reset_address) {
+    if let Some(res) = over_limit(&state, &req, &state.limits.reset_address).await {
         return res;
     }
     let token = path.into_inner();
@@ -480,7 +481,7 @@ pub async fn verify_page(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> HttpResponse {
-    if let Some(res) = over_limit(&state, &req, &state.limits.reset_address) {
+    if let Some(res) = over_limit(&state, &req, &state.limits.reset_address).await {
         return res;
     }
     let token = path.into_inner();
@@ -519,7 +520,7 @@ pub async fn verify_submit(
     form: web::Form<VerifyForm>,
 ) -> HttpResponse {
     let _invalidate = Invalidate(&state);
-    if let Some(res) = over_limit(&state, &req, &state.limits.reset_address) {
+    if let Some(res) = over_limit(&state, &req, &state.limits.reset_address).await {
         return res;
     }
     let token = path.into_inner();

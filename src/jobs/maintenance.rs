@@ -2,6 +2,8 @@
 //! the deployment runs each once; a worker runs it. The re-verification sweep emails, in batches,
 //! everyone whose period ends within the lead time and who was not reminded for it yet; retention
 //! deletes what is past its keeping period. The sweep also re-queues email jobs stuck in a worker.
+//! The bulk resume tick (every second, by the service clock) sets running again the bulk invite
+//! files paused at their uploader's daily cap whose moment has come, each with a new job.
 
 use super::{MaintenanceJob, Task};
 use crate::state::AppState;
@@ -56,6 +58,23 @@ pub async fn retention_tick(
     .await
 }
 
+pub async fn bulk_resume_tick(
+    _tick: Tick,
+    ctx: Data<Arc<MaintenanceContext>>,
+) -> Result<(), BoxDynError> {
+    let now = ctx.state.clock.now();
+    let resumed = ctx
+        .state
+        .db
+        .run(move |c| bulk::resume_due(c, now))
+        .await
+        .map_err(boxed)?;
+    for id in resumed {
+        tracing::info!(bulk = %id, "bulk invite resumed");
+    }
+    Ok(())
+}
+
 pub async fn run(
     job: MaintenanceJob,
     ctx: Data<Arc<MaintenanceContext>>,
@@ -103,6 +122,7 @@ pub async fn run(
         }
         Task::BulkInvite(id) => {
             let (mut invited, mut refused) = (0u32, 0u32);
+            let mut paused = None;
             loop {
                 let policy = st.delivery.clone();
                 let now = st.clock.now();
@@ -115,14 +135,24 @@ pub async fn run(
                     bulk::Step::Row { invited: true, .. } => invited += 1,
                     bulk::Step::Row { .. } => refused += 1,
                     bulk::Step::Done => break,
+                    bulk::Step::Paused { until } => {
+                        paused = Some(until);
+                        break;
+                    }
                 }
             }
             tracing::info!(
                 bulk = %id,
                 invited,
                 refused,
+                resumes_at = paused.map(|t| t.to_rfc3339()),
                 elapsed_ms = started.elapsed().as_millis() as u64,
-                "bulk invite done"
+                "{}",
+                if paused.is_some() {
+                    "bulk invite paused at the daily invite cap"
+                } else {
+                    "bulk invite done"
+                }
             );
         }
         Task::Retention => {

@@ -55,6 +55,10 @@ fn schedule(expr: &str, setting: &str) -> std::io::Result<cron::Schedule> {
     })
 }
 
+/// When paused bulk invite files are looked at (every second: one indexed query finding none, most
+/// of the time); a file resumes within a second of its moment on the service clock.
+const BULK_RESUME_SCHEDULE: &str = "* * * * * *";
+
 /// Worker settings.
 #[derive(Clone, Debug)]
 pub struct WorkerOptions {
@@ -116,13 +120,20 @@ where
         state: ctx.state.clone(),
     });
     let instance = uuid::Uuid::new_v4().simple().to_string();
-    let (m_pool, m_instance, s_instance, r_instance) = (
+    let (m_pool, m_instance, s_instance, r_instance, b_instance) = (
         pool.clone(),
         instance.clone(),
         instance.clone(),
         instance.clone(),
+        instance.clone(),
     );
-    let (m_a, m_b, m_c) = (maintenance.clone(), maintenance.clone(), maintenance);
+    let (m_a, m_b, m_c, m_d) = (
+        maintenance.clone(),
+        maintenance.clone(),
+        maintenance.clone(),
+        maintenance,
+    );
+    let bulk_resume_schedule = schedule(BULK_RESUME_SCHEDULE, "the bulk resume schedule")?;
     Monitor::new()
         // A restarted worker takes a new name (`-run-N`): jobs the old run had locked and never acked
         // (its acks fail while the database is away) then belong to a worker whose heartbeat stops,
@@ -172,6 +183,15 @@ where
                 .backend(apalis_cron::CronScheduler::new(retention_schedule.clone()))
                 .data(m_c.clone())
                 .build(maintenance::retention_tick)
+        })
+        .register(move |_restarts| {
+            // Every replica ticks; the resume's update gives each paused file to one of them.
+            WorkerBuilder::new(format!("guestpass-bulk-resume-scheduler-{b_instance}"))
+                .backend(apalis_cron::CronScheduler::new(
+                    bulk_resume_schedule.clone(),
+                ))
+                .data(m_d.clone())
+                .build(maintenance::bulk_resume_tick)
         })
         .should_restart(|ctx, err| {
             tracing::warn!(worker = %ctx.name(), error = %err, "worker stopped; restarting");

@@ -2,6 +2,11 @@
 //! transaction; the job then invites one row per transaction under exactly the rules of `inviteUsers`
 //! (seats, guest allowance, domain rules, daily cap), writing the row's outcome in that same
 //! transaction, so a crash or a retried job never invites a row twice and never skips one.
+//!
+//! A file that reaches its uploader's daily invite cap pauses (`PAUSED`, with `resumes_at`) instead of
+//! refusing the rest: its rows stay `PENDING`, and when the service clock reaches `resumes_at` the
+//! resume tick ([`resume_due`]) sets it running again with a new job, which goes on from the first
+//! waiting row. How many rows may go and when the rest resume is [`crate::domain::bulk::pace`].
 
 use crate::db::schema::{bulk_invite_rows, bulk_invites, groups, spaces};
 use crate::domain::ProductRole;
@@ -26,6 +31,8 @@ pub struct BulkInvite {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// When a `PAUSED` file goes on (null in every other status).
+    pub resumes_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Queryable, Selectable, Clone, Debug)]
@@ -223,11 +230,15 @@ pub enum Step {
     Row { line: i32, invited: bool },
     /// No row is left: the bulk invite is done.
     Done,
+    /// The uploader's daily invite cap lets no row go now: the file is `PAUSED` until `until`, when
+    /// the resume tick queues its job again.
+    Paused { until: DateTime<Utc> },
 }
 
 /// Invites the next waiting row, in its own transaction, and records its outcome there too. Refusals
 /// a person could fix (seats, pending invites, rules) are the row's outcome; an outage or a bug
-/// rolls back and fails the step, so the job retries the same row.
+/// rolls back and fails the step, so the job retries the same row. When the uploader's daily cap
+/// has no room for the row, the file pauses instead and the row stays waiting.
 pub fn step(
     conn: &mut PgConnection,
     bulk_id: Uuid,
@@ -243,6 +254,13 @@ pub fn step(
         else {
             return Ok(Step::Done);
         };
+        // A paused file waits for its moment (a job that runs early, e.g. retried, does nothing).
+        if bulk.status == "PAUSED"
+            && let Some(until) = bulk.resumes_at
+            && until > now
+        {
+            return Ok(Step::Paused { until });
+        }
         let row: Option<BulkRow> = bulk_invite_rows::table
             .filter(bulk_invite_rows::bulk_id.eq(bulk_id))
             .filter(bulk_invite_rows::status.eq("PENDING"))
@@ -259,20 +277,31 @@ pub fn step(
                     bulk_invites::status.eq("DONE"),
                     bulk_invites::finished_at.eq(now),
                     bulk_invites::started_at.eq(bulk.started_at.unwrap_or(now)),
+                    bulk_invites::resumes_at.eq(None::<DateTime<Utc>>),
                 ))
                 .execute(conn)?;
             return Ok(Step::Done);
         };
-        if bulk.started_at.is_none() {
+        if bulk.status != "RUNNING" {
             diesel::update(bulk_invites::table.find(bulk_id))
                 .set((
                     bulk_invites::status.eq("RUNNING"),
-                    bulk_invites::started_at.eq(now),
+                    bulk_invites::started_at.eq(bulk.started_at.unwrap_or(now)),
+                    bulk_invites::resumes_at.eq(None::<DateTime<Utc>>),
                 ))
                 .execute(conn)?;
         }
         // A savepoint: a refused row rolls back only its own invite attempt.
         let attempt = conn.transaction(|conn| invite_row(conn, &bulk, &row, policy, now));
+        // `inviteUsers` checks the daily cap under the site's lock (so two replicas on one file, or
+        // the uploader inviting by hand meanwhile, never pass it). When it refuses, the pace decides
+        // from the facts: no room for this row now, and the file pauses with the row waiting; room
+        // after all, and the refusal was another `RATE_LIMITED` (the recipient cooldown), the row's.
+        if let Err(AppError::RateLimited { .. }) = attempt
+            && let Some(until) = pause_for_cap(conn, &bulk, policy, now)?
+        {
+            return Ok(Step::Paused { until });
+        }
         let (status, code, message, invite_id) = match attempt {
             Ok(invite) => ("INVITED", None, None, Some(invite)),
             Err(e @ (AppError::Internal(_) | AppError::Unavailable)) => return Err(e),
@@ -296,6 +325,72 @@ pub fn step(
             line: row.line,
             invited: invite_id.is_some(),
         })
+    })
+}
+
+/// Pauses the file when its uploader's daily cap lets none of its waiting rows go now, and answers
+/// until when; `None` (and no write) when the next row may go. The facts are the uploader's invites
+/// in the cap's window and the file's waiting rows; [`crate::domain::bulk::pace`] decides. Asked
+/// when the cap refused a row, not before each one: the window is read once per pause, whatever the
+/// cap.
+fn pause_for_cap(
+    conn: &mut PgConnection,
+    bulk: &BulkInvite,
+    policy: &DeliveryPolicy,
+    now: DateTime<Utc>,
+) -> AppResult<Option<DateTime<Utc>>> {
+    // Without an uploader the row is refused (`FORBIDDEN`): no cap to wait for.
+    let Some(admin) = bulk.uploaded_by else {
+        return Ok(None);
+    };
+    let made = invites::daily_cap_window(conn, admin, now)?;
+    let waiting: i64 = bulk_invite_rows::table
+        .filter(bulk_invite_rows::bulk_id.eq(bulk.id))
+        .filter(bulk_invite_rows::status.eq("PENDING"))
+        .count()
+        .get_result(conn)?;
+    let pace = crate::domain::bulk::pace(policy.invites_per_admin_per_day, &made, waiting, now);
+    let (0, Some(until)) = (pace.now, pace.resumes_at) else {
+        return Ok(None);
+    };
+    diesel::update(bulk_invites::table.find(bulk.id))
+        .filter(bulk_invites::status.ne("DONE"))
+        .set((
+            bulk_invites::status.eq("PAUSED"),
+            bulk_invites::resumes_at.eq(until),
+            bulk_invites::started_at.eq(bulk.started_at.unwrap_or(now)),
+        ))
+        .execute(conn)?;
+    Ok(Some(until))
+}
+
+/// Sets running again every paused file whose moment has come (by the service clock), each with a
+/// new job, in one transaction; answers their ids. With several replicas ticking, the update's row
+/// lock gives each file to one of them: the other's update finds it no longer `PAUSED`.
+pub fn resume_due(conn: &mut PgConnection, now: DateTime<Utc>) -> AppResult<Vec<Uuid>> {
+    conn.transaction(|conn| {
+        let ids: Vec<Uuid> = diesel::update(bulk_invites::table)
+            .filter(bulk_invites::status.eq("PAUSED"))
+            .filter(bulk_invites::resumes_at.le(now))
+            .set((
+                bulk_invites::status.eq("RUNNING"),
+                bulk_invites::resumes_at.eq(None::<DateTime<Utc>>),
+            ))
+            .returning(bulk_invites::id)
+            .get_results(conn)?;
+        for id in &ids {
+            queue::enqueue(
+                conn,
+                queue::MAINTENANCE_QUEUE,
+                &crate::jobs::MaintenanceJob {
+                    task: crate::jobs::Task::BulkInvite(*id),
+                    trigger: "RESUME".into(),
+                },
+                0.0,
+                None,
+            )?;
+        }
+        Ok(ids)
     })
 }
 

@@ -108,7 +108,7 @@ fn check_daily_cap(
     policy: &DeliveryPolicy,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    let since = now - Duration::days(1);
+    let since = now - crate::domain::bulk::CAP_WINDOW;
     let recent: i64 = invites::table
         .filter(invites::invited_by.eq(admin))
         .filter(invites::created_at.gt(since))
@@ -125,10 +125,26 @@ fn check_daily_cap(
             .select(invites::created_at)
             .first(conn)
             .optional()?;
-        let wait = frees.map_or(Duration::days(1), |t| t + Duration::days(1) - now);
+        let window = crate::domain::bulk::CAP_WINDOW;
+        let wait = frees.map_or(window, |t| t + window - now);
         return Err(rate_limited(wait));
     }
     Ok(())
+}
+
+/// When the invites that count against an admin's daily cap now were made, oldest first (what
+/// [`check_daily_cap`] counts; bulk files pace themselves with it).
+pub(crate) fn daily_cap_window(
+    conn: &mut PgConnection,
+    admin: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<DateTime<Utc>>> {
+    Ok(invites::table
+        .filter(invites::invited_by.eq(admin))
+        .filter(invites::created_at.gt(now - crate::domain::bulk::CAP_WINDOW))
+        .order(invites::created_at.asc())
+        .select(invites::created_at)
+        .load(conn)?)
 }
 
 /// Refuses to email an address again within the cooldown (the newest email to it decides).

@@ -22,6 +22,8 @@ pub struct Report {
     pub sweeps: usize,
     pub bulk_invites: usize,
     pub audit_events: usize,
+    /// Rate-limit keys whose budget is whole again.
+    pub rate_limits: usize,
 }
 
 /// Deletes, batch by batch, the rows `select_ids` names (a `SELECT <key> ... LIMIT n` with `$1` the
@@ -137,6 +139,13 @@ pub fn run(
             "id",
             "SELECT id FROM audit_events WHERE created_at < $1",
             now - audit_keep,
+        )?,
+        rate_limits: purge(
+            conn,
+            "rate_limits",
+            "key",
+            "SELECT key FROM rate_limits WHERE tat < $1",
+            now,
         )?,
     })
 }

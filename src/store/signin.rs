@@ -9,6 +9,7 @@ use crate::db::schema::*;
 use crate::domain::authorization::{Action, may_change};
 use crate::error::{AppError, AppResult};
 use crate::jobs::EmailJob;
+use crate::secrets::SecretKeys;
 use crate::store::audit::{self, Audit};
 use crate::store::changes::end_sessions;
 use crate::store::invites::DeliveryPolicy;
@@ -253,23 +254,50 @@ fn authenticator(secret: Vec<u8>, account: &str) -> AppResult<totp_rs::Totp> {
         .map_err(AppError::internal)
 }
 
+/// How a `totp_credentials` row holds its secret: `(secret_plaintext, secret_sealed, key_id)`.
+type StoredSecret = (Option<Vec<u8>>, Option<Vec<u8>>, Option<String>);
+
+const STORED_SECRET: (
+    totp_credentials::secret_plaintext,
+    totp_credentials::secret_sealed,
+    totp_credentials::key_id,
+) = (
+    totp_credentials::secret_plaintext,
+    totp_credentials::secret_sealed,
+    totp_credentials::key_id,
+);
+
+/// The secret of `user`'s row, opened.
+fn open_secret(keys: &SecretKeys, user: Uuid, stored: StoredSecret) -> AppResult<Vec<u8>> {
+    match stored {
+        (None, Some(sealed), Some(key_id)) => keys.open(user, &sealed, &key_id),
+        // Written before secrets were sealed, and not sealed yet: only a database upgraded by
+        // processes without GUESTPASS_SECRET (`serve --dev`) holds such rows (`seal_legacy_totp`).
+        (Some(plain), None, None) => Ok(plain),
+        _ => Err(AppError::internal(format!(
+            "totp_credentials row of {user} holds no secret in a known form"
+        ))),
+    }
+}
+
 /// Checks an authenticator code and burns its time step (a code is accepted once).
 fn check_totp(
     conn: &mut PgConnection,
+    keys: &SecretKeys,
     user: &User,
     code: &str,
     now: DateTime<Utc>,
 ) -> AppResult<bool> {
-    let Some((secret, last)): Option<(Vec<u8>, Option<i64>)> = totp_credentials::table
+    let Some((stored, last)): Option<(StoredSecret, Option<i64>)> = totp_credentials::table
         .find(user.id)
         .filter(totp_credentials::confirmed_at.is_not_null())
-        .select((totp_credentials::secret, totp_credentials::last_used_step))
+        .select((STORED_SECRET, totp_credentials::last_used_step))
         .first(conn)
         .optional()?
     else {
         return Ok(false);
     };
-    let totp = authenticator(secret, &user.email)?;
+    let totp = authenticator(open_secret(keys, user.id, stored)?, &user.email)?;
     let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
     match totp.check(&code, now.timestamp().max(0) as u64) {
         Some(step) if last.is_none_or(|l| (step as i64) > l) => {
@@ -306,6 +334,7 @@ fn use_recovery_code(
 pub fn complete_challenge(
     conn: &mut PgConnection,
     signer: &LinkSigner,
+    keys: &SecretKeys,
     challenge_id: Uuid,
     code: &str,
     session_lifetime: Duration,
@@ -336,7 +365,7 @@ pub fn complete_challenge(
             && match ch.method.as_str() {
                 "EMAIL" => signer.code_ok(ch.id, &ch.code_nonce, code),
                 _ => {
-                    check_totp(conn, &user, code, now)?
+                    check_totp(conn, keys, &user, code, now)?
                         || use_recovery_code(conn, user.id, code, now)?
                 }
             };
@@ -600,14 +629,16 @@ pub fn reset_password(
 /// A new authenticator secret waiting for its first code (replaces an unconfirmed one).
 pub fn begin_totp(
     conn: &mut PgConnection,
+    keys: &SecretKeys,
     user: &User,
     now: DateTime<Utc>,
 ) -> AppResult<(String, String)> {
     let mut secret = vec![0u8; 20];
     rand::Rng::fill(&mut rand::rng(), &mut secret[..]);
+    let (sealed, key_id) = keys.seal(user.id, &secret)?;
     let totp = authenticator(secret.clone(), &user.email)?;
     let url = totp.to_url().map_err(AppError::internal)?;
-    let base32 = totp_rs::Secret::from(secret.clone()).to_base32();
+    let base32 = totp_rs::Secret::from(secret).to_base32();
     conn.transaction(|conn| {
         if has_authenticator(conn, user.id)? {
             return Err(AppError::invalid(
@@ -618,13 +649,16 @@ pub fn begin_totp(
         diesel::insert_into(totp_credentials::table)
             .values((
                 totp_credentials::user_id.eq(user.id),
-                totp_credentials::secret.eq(&secret),
+                totp_credentials::secret_sealed.eq(&sealed),
+                totp_credentials::key_id.eq(&key_id),
                 totp_credentials::created_at.eq(now),
             ))
             .on_conflict(totp_credentials::user_id)
             .do_update()
             .set((
-                totp_credentials::secret.eq(&secret),
+                totp_credentials::secret_plaintext.eq(None::<Vec<u8>>),
+                totp_credentials::secret_sealed.eq(&sealed),
+                totp_credentials::key_id.eq(&key_id),
                 totp_credentials::created_at.eq(now),
                 totp_credentials::last_used_step.eq(None::<i64>),
             ))
@@ -649,15 +683,16 @@ fn new_recovery_code() -> String {
 /// Activates the pending authenticator with its first code; returns fresh recovery codes (shown once).
 pub fn confirm_totp(
     conn: &mut PgConnection,
+    keys: &SecretKeys,
     user: &User,
     code: &str,
     now: DateTime<Utc>,
 ) -> AppResult<Vec<String>> {
     conn.transaction(|conn| {
-        let (secret, confirmed): (Vec<u8>, Option<DateTime<Utc>>) = totp_credentials::table
+        let (stored, confirmed): (StoredSecret, Option<DateTime<Utc>>) = totp_credentials::table
             .find(user.id)
             .for_update()
-            .select((totp_credentials::secret, totp_credentials::confirmed_at))
+            .select((STORED_SECRET, totp_credentials::confirmed_at))
             .first(conn)
             .optional()?
             .ok_or_else(|| AppError::invalid("code", "start with enrollAuthenticator"))?;
@@ -667,7 +702,7 @@ pub fn confirm_totp(
                 "the authenticator is already active",
             ));
         }
-        let totp = authenticator(secret, &user.email)?;
+        let totp = authenticator(open_secret(keys, user.id, stored)?, &user.email)?;
         let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
         let step = totp
             .check(&code, now.timestamp().max(0) as u64)
@@ -702,12 +737,15 @@ pub fn confirm_totp(
 /// Removes the authenticator after checking one of its codes (or a recovery code).
 pub fn remove_totp(
     conn: &mut PgConnection,
+    keys: &SecretKeys,
     user: &User,
     code: &str,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
     conn.transaction(|conn| {
-        if !(check_totp(conn, user, code, now)? || use_recovery_code(conn, user.id, code, now)?) {
+        if !(check_totp(conn, keys, user, code, now)?
+            || use_recovery_code(conn, user.id, code, now)?)
+        {
             return Err(AppError::CodeInvalid);
         }
         diesel::delete(totp_credentials::table.find(user.id)).execute(conn)?;
@@ -715,6 +753,85 @@ pub fn remove_totp(
             .execute(conn)?;
         audit::record(conn, event(user, "authenticator.remove", json!({}), now))
     })
+}
+
+/// Seals every authenticator secret still stored in plain text and clears the plain text, in one
+/// transaction; answers how many it sealed.
+///
+/// This is the part of migration `2026-12-06-000014_sealed_secrets` that SQL cannot do: the key is
+/// derived from GUESTPASS_SECRET, which the database never sees. So it runs in Rust right after the
+/// schema migrations, wherever they run with the server secret (`serve`, `migrate` and the other
+/// commands that migrate: `db::migrate_and_seal`), every time: it is idempotent (nothing to do once
+/// no plain text is left, and two replicas starting together lock the rows, so the second finds
+/// them sealed). A process without GUESTPASS_SECRET (`serve --dev` with a random one) never runs it,
+/// since a random key would lose the secrets at restart; until then such rows are read as they are.
+pub fn seal_legacy_totp(conn: &mut PgConnection, keys: &SecretKeys) -> AppResult<usize> {
+    conn.transaction(|conn| {
+        let rows: Vec<(Uuid, Option<Vec<u8>>)> = totp_credentials::table
+            .filter(totp_credentials::secret_plaintext.is_not_null())
+            .select((
+                totp_credentials::user_id,
+                totp_credentials::secret_plaintext,
+            ))
+            .for_update()
+            .load(conn)?;
+        let mut sealed_rows = 0;
+        for (user, plain) in rows {
+            let Some(plain) = plain else { continue };
+            write_sealed(conn, keys, user, &plain)?;
+            sealed_rows += 1;
+        }
+        Ok(sealed_rows)
+    })
+}
+
+/// Re-seals under the current key every authenticator secret sealed under another one (and seals
+/// any left in plain text), in one transaction; answers how many it wrote (`guestpass
+/// rotate-secrets`). Idempotent: a second run finds nothing to do. A secret under a key that is
+/// neither GUESTPASS_SECRET's nor GUESTPASS_SECRET_PREVIOUS's fails the whole run, changing nothing.
+pub fn reseal_totp(conn: &mut PgConnection, keys: &SecretKeys) -> AppResult<usize> {
+    conn.transaction(|conn| {
+        let rows: Vec<(Uuid, StoredSecret)> = totp_credentials::table
+            .filter(
+                totp_credentials::key_id
+                    .ne(keys.current_id())
+                    .or(totp_credentials::key_id.is_null()),
+            )
+            .select((totp_credentials::user_id, STORED_SECRET))
+            .for_update()
+            .load(conn)?;
+        let n = rows.len();
+        for (user, stored) in rows {
+            let plain = open_secret(keys, user, stored)?;
+            write_sealed(conn, keys, user, &plain)?;
+        }
+        Ok(n)
+    })
+}
+
+fn write_sealed(
+    conn: &mut PgConnection,
+    keys: &SecretKeys,
+    user: Uuid,
+    plain: &[u8],
+) -> AppResult<()> {
+    let (sealed, key_id) = keys.seal(user, plain)?;
+    diesel::update(totp_credentials::table.find(user))
+        .set((
+            totp_credentials::secret_plaintext.eq(None::<Vec<u8>>),
+            totp_credentials::secret_sealed.eq(sealed),
+            totp_credentials::key_id.eq(key_id),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Authenticator secrets still stored in plain text (a process without GUESTPASS_SECRET left them).
+pub fn unsealed_totp_count(conn: &mut PgConnection) -> AppResult<i64> {
+    Ok(totp_credentials::table
+        .filter(totp_credentials::secret_plaintext.is_not_null())
+        .count()
+        .get_result(conn)?)
 }
 
 /// Sets whether two-step verification is required for a person: organization admins for anyone,

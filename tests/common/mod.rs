@@ -165,6 +165,34 @@ impl TestApp {
         }
     }
 
+    /// Another replica: a second `serve` process's server and workers on this test's database, with
+    /// the same clock and secret (as behind a load balancer), configured by `configure` on top.
+    pub async fn replica(&self, configure: Option<fn(&mut Config)>) -> Replica {
+        let mut config = test_config(&self.db, &AppOptions::default(), &self.outbox);
+        if let Some(f) = configure {
+            f(&mut config);
+        }
+        config.public_url = self.address.clone();
+        let mut run = RunOptions::from_config(&config);
+        run.worker.poll = Duration::from_millis(200);
+        let running = app::start(
+            config,
+            run,
+            self.clock.clone(),
+            Some(std::net::TcpListener::bind("127.0.0.1:0").unwrap()),
+        )
+        .await
+        .expect("replica starts");
+        Replica {
+            address: format!("http://127.0.0.1:{}", running.port.unwrap()),
+            state: running.state.clone(),
+            running: Some(running),
+            http: awc::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .finish(),
+        }
+    }
+
     /// Waits until the queue has nothing pending or running (jobs left behind fail the test).
     pub async fn drain_jobs(&self, timeout: Duration) {
         let start = std::time::Instant::now();
@@ -287,6 +315,38 @@ impl TestApp {
             })
             .await
             .unwrap()
+    }
+}
+
+/// A second server on a test's database (see [`TestApp::replica`]).
+pub struct Replica {
+    pub address: String,
+    pub state: AppState,
+    running: Option<Running>,
+    http: awc::Client,
+}
+
+impl Replica {
+    /// POSTs a GraphQL operation to this replica.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut req = self.http.post(format!("{}/graphql", self.address));
+        if let Some(t) = token {
+            req = req.insert_header(("Authorization", format!("Bearer {t}")));
+        }
+        let mut res = req
+            .send_json(&json!({ "query": query, "variables": variables }))
+            .await
+            .expect("request");
+        res.json::<Value>()
+            .limit(16 * 1024 * 1024)
+            .await
+            .expect("JSON response")
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
     }
 }
 
@@ -699,4 +759,49 @@ pub fn root_fields(sdl: &str, ty: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// Guestpass started as `serve --demo` does, on a fresh database: `app::start` builds the demo
+/// organization (`src/demo.rs`). The demo is then seeded once more, as a restart would, which finds
+/// it and answers new tokens and its ids; the `TestApp`'s admin, organization and site are the demo's
+/// (`admin@demo.example`, `demo-company`, `Wiki`).
+pub async fn spawn_demo() -> (TestApp, guestpass::demo::Demo) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()))
+        .with_test_writer()
+        .try_init();
+    let db = TestDb::new();
+    let outbox = std::env::temp_dir().join(format!("gp-outbox-{}", uuid::Uuid::new_v4().simple()));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = test_config(&db, &AppOptions::default(), &outbox);
+    let port = listener.local_addr().unwrap().port();
+    config.public_url = format!("http://127.0.0.1:{port}");
+    config.bind = format!("127.0.0.1:{port}");
+    let clock = Clock::default();
+    let mut run = RunOptions::from_config(&config);
+    run.demo = true;
+    run.worker.poll = Duration::from_millis(200);
+    let running = app::start(config, run, clock.clone(), Some(listener))
+        .await
+        .expect("the demo starts");
+    let state = running.state.clone();
+    let demo = guestpass::demo::seed(&state)
+        .await
+        .expect("a restart finds the demo");
+    let app = TestApp {
+        db,
+        address: format!("http://127.0.0.1:{port}"),
+        state,
+        clock,
+        admin_token: demo.admin_token.clone(),
+        admin_id: demo.admin_id.to_string(),
+        org_id: demo.organization_id.to_string(),
+        site_id: demo.site_id.to_string(),
+        outbox,
+        running: Some(running),
+        http: awc::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .finish(),
+    };
+    (app, demo)
 }

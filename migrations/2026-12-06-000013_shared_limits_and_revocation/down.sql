@@ -1,0 +1,14 @@
+DROP TRIGGER external_user_policies_changed ON external_user_policies;
+DROP TRIGGER site_members_removed ON site_members;
+DROP TRIGGER site_admins_removed ON site_admins;
+DROP TRIGGER org_admins_changed ON org_admins;
+DROP TRIGGER users_deleted ON users;
+DROP TRIGGER users_standing ON users;
+DROP TRIGGER api_tokens_deleted ON api_tokens;
+DROP TRIGGER api_tokens_revoked ON api_tokens;
+DROP TRIGGER sessions_deleted ON sessions;
+DROP TRIGGER sessions_revoked ON sessions;
+DROP FUNCTION guestpass_notify_organization();
+DROP FUNCTION guestpass_notify_account();
+DROP FUNCTION guestpass_notify_user();
+DROP TABLE rate_limits;
