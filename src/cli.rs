@@ -4,19 +4,25 @@ use crate::app::{self, RunOptions};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::EmailAddress;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+/// A parsed command line: the command, and the configuration (flags and environment) it runs with.
+pub struct Cli {
+    pub config: Config,
+    pub command: Command,
+}
+
+/// The command line's shape; the configuration flags are added to each command by [`command`].
 #[derive(Parser)]
 #[command(
     name = "guestpass",
     version,
-    about = "Guest access server: invite external people as single-space guests."
+    about = "Guest access server: invite external people as single-space guests.",
+    after_help = "Each command's --help lists the configuration it reads; every flag can also be set through the environment variable it names."
 )]
-pub struct Cli {
-    #[command(flatten)]
-    pub config: Config,
+struct CommandLine {
     #[command(subcommand)]
-    pub command: Command,
+    command: Command,
 }
 
 #[derive(Subcommand)]
@@ -98,6 +104,105 @@ pub enum Command {
         #[arg(long = "verified-domain")]
         verified_domains: Vec<String>,
     },
+}
+
+/// The configuration each command reads, by field of [`Config`] (which is also the flag's clap id);
+/// `serve` reads all of it. Every flag is accepted before or after the command name and read from its
+/// environment variable, but a command's `--help` lists only the flags it reads, and giving one it
+/// does not read on the command line is an error rather than silently ignored.
+const READS: &[(&str, &[&str])] = &[
+    (
+        "migrate",
+        &["database_url", "secret", "secret_previous", "log"],
+    ),
+    ("export-schema", &[]),
+    (
+        "seed",
+        &["database_url", "secret", "secret_previous", "log"],
+    ),
+    (
+        "reverify-now",
+        &[
+            "database_url",
+            "secret",
+            "secret_previous",
+            "log",
+            "public_url",
+            "reverify_lead_minutes",
+        ],
+    ),
+    (
+        "check-access",
+        &["database_url", "secret", "secret_previous", "log"],
+    ),
+    (
+        "rotate-secrets",
+        &["database_url", "secret", "secret_previous", "log"],
+    ),
+    (
+        "bootstrap",
+        &["database_url", "secret", "secret_previous", "log"],
+    ),
+];
+
+/// The command line: each command takes every configuration flag (so a deployment can set the same
+/// environment for all of them), and lists in its `--help` only those it reads (see [`READS`]).
+pub fn command() -> clap::Command {
+    use clap::Args;
+    let config: Vec<clap::Arg> = Config::augment_args(clap::Command::new("config"))
+        .get_arguments()
+        .cloned()
+        .collect();
+    let mut cmd = CommandLine::command();
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    for name in names {
+        let reads = READS.iter().find(|(n, _)| *n == name).map(|(_, r)| *r);
+        cmd = cmd.mut_subcommand(&name, |sc| {
+            sc.args(config.iter().map(|a| {
+                let read = reads.is_none_or(|r| r.contains(&a.get_id().as_str()));
+                a.clone().hide(!read)
+            }))
+        });
+    }
+    cmd
+}
+
+/// Parses the process's arguments (exits with clap's message on a usage error), and refuses a
+/// configuration flag given on the command line to a command that does not read it.
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    let (name, sub) = matches.subcommand().expect("a command is required");
+    if let Some((_, reads)) = READS.iter().find(|(n, _)| *n == name) {
+        for arg in command()
+            .find_subcommand(name)
+            .into_iter()
+            .flat_map(|c| c.get_arguments().cloned().collect::<Vec<_>>())
+        {
+            let id = arg.get_id().as_str();
+            if arg.is_hide_set()
+                && !reads.contains(&id)
+                && sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+            {
+                command()
+                    .error(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        format!(
+                            "`guestpass {name}` does not read --{}",
+                            id.replace('_', "-")
+                        ),
+                    )
+                    .exit();
+            }
+        }
+    }
+    let config = Config::from_arg_matches(sub).unwrap_or_else(|e| e.exit());
+    let command = CommandLine::from_arg_matches(&matches)
+        .unwrap_or_else(|e| e.exit())
+        .command;
+    Cli { config, command }
 }
 
 fn init_logging(filter: &str) {

@@ -1,5 +1,5 @@
 //! `serve --demo`: an organization worth exploring in GraphiQL, and the one every ```graphql example
-//! of README.md runs against (`tests/foundation.rs`).
+//! of README.md runs against (`tests/api/foundation.rs`).
 //!
 //! Everything is made with the functions the API's mutations call (bootstrap, `inviteUsers` and
 //! acceptance, groups, spaces, pages, a bulk invite file worked through by the job's own step), so

@@ -2,13 +2,14 @@
 //! without the database. A file that is not a usable CSV is refused whole; a bad row is reported with
 //! its line number and why, and the others go on.
 
+use super::domains::{self, DomainMode};
 use super::{EmailAddress, ProductRole, text};
 use chrono::{DateTime, Utc};
 
 /// Most rows one file may hold (the daily invite cap applies on top).
 pub const MAX_ROWS: usize = 5000;
-/// Longest personal message, as for `inviteUsers`.
-pub const MAX_MESSAGE_CHARS: usize = 1000;
+/// The personal message of a row is the one `inviteUsers` takes.
+pub use super::invites::MAX_MESSAGE_CHARS;
 
 /// The columns, by their normalized header names. Only `email` is required.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,6 +213,68 @@ fn unreadable(e: &csv::Error) -> FileError {
     FileError::Unreadable { line, reason }
 }
 
+/// What the database holds about the names an upload's rows give, read once for the whole file when
+/// it is stored, so each row is checked against the same facts.
+#[derive(Clone, Debug)]
+pub struct Known {
+    /// The keys, among those the rows name, of spaces that exist on the site.
+    pub spaces: Vec<String>,
+    /// The organization's groups among those the rows name (normalized name), each with whether the
+    /// uploader may grant it (the rule of `addGroupMembers`).
+    pub groups: Vec<(String, bool)>,
+    /// The organization's guest domain rules.
+    pub domain_mode: DomainMode,
+    pub domain_patterns: Vec<String>,
+}
+
+/// Why a row cannot be tried, once the file is stored: its own problem ([`parse`]'s), else the first
+/// of a space that does not exist, a group that does not exist, a group the uploader may not invite
+/// into (`FORBIDDEN`, as `inviteUsers` answers), or a guest address the domain rules refuse. A row
+/// that passes waits for the job, which checks again under the site's lock (the facts may change).
+pub fn upload_problem(row: &Row, known: &Known) -> Option<(&'static str, String)> {
+    if let Some(p) = &row.problem {
+        return Some(p.clone());
+    }
+    if let Some(key) = row.space_key.as_deref()
+        && !known.spaces.iter().any(|k| k == key)
+    {
+        return Some((
+            "NOT_FOUND",
+            format!("no space with the key `{key}` on this site"),
+        ));
+    }
+    let named = |n: &String, refused: bool| {
+        let n = n.to_lowercase();
+        known
+            .groups
+            .iter()
+            .any(|(k, may)| *k == n && (!refused || !may))
+    };
+    if let Some(name) = row.group_names.iter().find(|n| !named(n, false)) {
+        return Some(("NOT_FOUND", format!("no group named `{name}`")));
+    }
+    if let Some(name) = row.group_names.iter().find(|n| named(n, true)) {
+        return Some((
+            "FORBIDDEN",
+            format!(
+                "the group `{name}` holds a role on a site you do not administer, so you cannot invite into it"
+            ),
+        ));
+    }
+    // A row without a problem has an address that parses: its domain is the parsed one, as for an
+    // invite by address.
+    if row.role == Some(ProductRole::Guest)
+        && let Ok(address) = EmailAddress::parse(&row.email)
+        && !domains::allowed(known.domain_mode, &known.domain_patterns, address.domain())
+    {
+        return Some((
+            "DOMAIN_NOT_ALLOWED",
+            "the organization's domain rules do not allow this address as a guest".into(),
+        ));
+    }
+    None
+}
+
 /// The rolling window of the daily invite cap (`invites_per_admin_per_day`): an invite counts against
 /// its admin's cap while it is younger than this.
 pub const CAP_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(1);
@@ -345,6 +408,63 @@ mod tests {
             parse("\u{feff}E-mail address,GROUPS\r\na@x.example,Team\r\n".as_bytes()).unwrap();
         assert_eq!(rows[0].email, "a@x.example");
         assert_eq!(rows[0].group_names, vec!["Team"]);
+    }
+
+    fn known() -> Known {
+        Known {
+            spaces: vec!["DOCS".into()],
+            groups: vec![("writers".into(), true), ("board".into(), false)],
+            domain_mode: DomainMode::Block,
+            domain_patterns: vec!["blocked.example".into()],
+        }
+    }
+
+    fn row(csv_line: &str) -> Row {
+        let file = format!("email,role,space key,group names\n{csv_line}\n");
+        parse(file.as_bytes()).unwrap().remove(0)
+    }
+
+    #[test]
+    fn a_stored_row_names_what_exists_and_what_the_uploader_may_grant() {
+        let code = |line: &str| upload_problem(&row(line), &known()).map(|p| p.0);
+        assert_eq!(code("a@x.example,GUEST,DOCS,"), None);
+        assert_eq!(
+            code("a@x.example,,,Writers"),
+            None,
+            "names match letter case aside"
+        );
+        assert_eq!(code("a@x.example,GUEST,WIKI,"), Some("NOT_FOUND"));
+        assert_eq!(code("a@x.example,,,Writers;Nobody"), Some("NOT_FOUND"));
+        assert_eq!(code("a@x.example,,,Writers;Board"), Some("FORBIDDEN"));
+        assert_eq!(
+            code("a@blocked.example,GUEST,,"),
+            Some("DOMAIN_NOT_ALLOWED")
+        );
+        assert_eq!(
+            code("a@blocked.example,USER,,"),
+            None,
+            "the domain rules are about guests"
+        );
+    }
+
+    #[test]
+    fn the_first_problem_of_a_stored_row_is_the_one_reported() {
+        // The row's own problem first, then spaces, then groups, then the domain rules.
+        let p = upload_problem(&row("not-an-address,GUEST,WIKI,Nobody"), &known()).unwrap();
+        assert_eq!(p.0, "INVALID_EMAIL");
+        let p = upload_problem(&row("a@blocked.example,GUEST,WIKI,Board"), &known()).unwrap();
+        assert_eq!(
+            p,
+            (
+                "NOT_FOUND",
+                "no space with the key `WIKI` on this site".into()
+            )
+        );
+        let p = upload_problem(&row("a@blocked.example,GUEST,,Nobody;Board"), &known()).unwrap();
+        assert_eq!(p, ("NOT_FOUND", "no group named `Nobody`".into()));
+        let p = upload_problem(&row("a@blocked.example,GUEST,,Board"), &known()).unwrap();
+        assert_eq!(p.0, "FORBIDDEN");
+        assert!(p.1.contains("`Board`"), "{}", p.1);
     }
 
     fn at(minutes: i64) -> DateTime<Utc> {

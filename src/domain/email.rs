@@ -1,6 +1,9 @@
-//! Email addresses, parsed once at the boundary (parse, don't validate).
+//! Email addresses, parsed once at the boundary (parse, don't validate), and what follows a send
+//! that failed: another attempt after a backoff, or giving up.
 
+use chrono::{DateTime, Utc};
 use std::fmt;
+use std::time::Duration;
 
 /// A syntactically valid address (checked by lettre's RFC 5321/5322 parser), at most 254 characters.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,6 +79,83 @@ impl fmt::Display for EmailAddress {
     }
 }
 
+/// Why a send failed, which decides what happens next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// Try again later: connection refused or dropped, timeouts, 4xx replies.
+    Transient(String),
+    /// The server refused this recipient or message for good (5xx): do not retry.
+    Permanent(String),
+    /// Our own configuration is wrong (authentication refused, TLS failure): keep retrying and say so.
+    Configuration(String),
+}
+
+/// The longest wait between two attempts.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
+
+/// How long to wait before retrying: `base x 2^(attempt-1)`, capped at an hour, times `jitter`.
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff {
+    pub base: Duration,
+    /// Drawn by the caller from 0.75..1.25, so that the retries of a burst spread out.
+    pub jitter: f64,
+}
+
+impl Backoff {
+    /// The wait after attempt number `attempt` (1 for the first) failed.
+    pub fn after(self, attempt: i32) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(1u32 << attempt.clamp(1, 20).saturating_sub(1).min(20) as u32);
+        exp.min(MAX_RETRY_DELAY).mul_f64(self.jitter)
+    }
+}
+
+/// Past when retrying a delivery is pointless.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline {
+    /// The delivery's own limit for a mail server that keeps failing.
+    pub give_up_at: DateTime<Utc>,
+    /// When the email itself becomes useless: an invite's expiry; for other emails, `give_up_at`.
+    pub useless_at: DateTime<Utc>,
+}
+
+/// What follows a failed send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NextStep {
+    /// Send again after `delay`, recording `error` meanwhile.
+    Retry { error: String, delay: Duration },
+    /// Stop trying: the delivery failed, for this reason.
+    Fail(String),
+}
+
+/// Decides what follows a send that failed on its `attempts`-th attempt. A refusal is final; a
+/// transient failure is retried until the next attempt would fall past the delivery's give-up time;
+/// a failure of our own configuration is retried for as long as the email is still of use.
+pub fn next_step(
+    error: &SendError,
+    attempts: i32,
+    now: DateTime<Utc>,
+    deadline: Deadline,
+    backoff: Backoff,
+) -> NextStep {
+    let delay = backoff.after(attempts);
+    let too_late = |limit| now + chrono::Duration::from_std(delay).unwrap_or_default() > limit;
+    match error {
+        SendError::Permanent(e) => NextStep::Fail(e.clone()),
+        SendError::Transient(e) if too_late(deadline.give_up_at) => {
+            NextStep::Fail(format!("gave up after {attempts} attempts: {e}"))
+        }
+        SendError::Configuration(e) if too_late(deadline.useless_at) => {
+            NextStep::Fail(format!("expired before the mail server accepted it: {e}"))
+        }
+        SendError::Transient(e) | SendError::Configuration(e) => NextStep::Retry {
+            error: e.clone(),
+            delay,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +205,106 @@ mod tests {
         // A quoted local part without `@` is still an address.
         let ok = EmailAddress::parse("\"bob.smith\"@partner.example").unwrap();
         assert_eq!(ok.domain(), "partner.example");
+    }
+
+    mod retries {
+        use super::super::*;
+        use chrono::TimeZone;
+
+        fn now() -> DateTime<Utc> {
+            Utc.with_ymd_and_hms(2026, 12, 4, 9, 30, 0).unwrap()
+        }
+
+        fn even(base_secs: u64) -> Backoff {
+            Backoff {
+                base: Duration::from_secs(base_secs),
+                jitter: 1.0,
+            }
+        }
+
+        fn deadline(give_up_in: i64, useless_in: i64) -> Deadline {
+            Deadline {
+                give_up_at: now() + chrono::Duration::seconds(give_up_in),
+                useless_at: now() + chrono::Duration::seconds(useless_in),
+            }
+        }
+
+        fn transient() -> SendError {
+            SendError::Transient("421 try later".into())
+        }
+
+        fn configuration() -> SendError {
+            SendError::Configuration("535 authentication failed".into())
+        }
+
+        #[test]
+        fn backoff_doubles_from_the_base_and_is_capped_at_an_hour() {
+            let b = even(30);
+            assert_eq!(b.after(1), Duration::from_secs(30));
+            assert_eq!(b.after(2), Duration::from_secs(60));
+            assert_eq!(b.after(3), Duration::from_secs(120));
+            // An attempt count below one is the first attempt's wait.
+            assert_eq!(b.after(0), Duration::from_secs(30));
+            assert_eq!(b.after(-5), Duration::from_secs(30));
+            assert_eq!(b.after(8), MAX_RETRY_DELAY);
+            assert_eq!(b.after(i32::MAX), MAX_RETRY_DELAY);
+            let jittered = Backoff { jitter: 0.75, ..b };
+            assert_eq!(jittered.after(1), Duration::from_millis(22_500));
+            assert_eq!(
+                Backoff { jitter: 1.25, ..b }.after(30),
+                MAX_RETRY_DELAY.mul_f64(1.25)
+            );
+        }
+
+        #[test]
+        fn a_refusal_is_final_at_once() {
+            let e = SendError::Permanent("550 no such user".into());
+            assert_eq!(
+                next_step(&e, 1, now(), deadline(3600, 3600), even(30)),
+                NextStep::Fail("550 no such user".into())
+            );
+        }
+
+        #[test]
+        fn a_transient_failure_is_retried_after_the_backoff() {
+            assert_eq!(
+                next_step(&transient(), 2, now(), deadline(3600, 0), even(30)),
+                NextStep::Retry {
+                    error: "421 try later".into(),
+                    delay: Duration::from_secs(60),
+                }
+            );
+        }
+
+        #[test]
+        fn a_transient_failure_gives_up_when_the_next_attempt_falls_past_the_give_up_time() {
+            // Exactly at the give-up time is still in time; one second past it is not.
+            assert!(matches!(
+                next_step(&transient(), 2, now(), deadline(60, 3600), even(30)),
+                NextStep::Retry { .. }
+            ));
+            assert_eq!(
+                next_step(&transient(), 2, now(), deadline(59, 3600), even(30)),
+                NextStep::Fail("gave up after 2 attempts: 421 try later".into())
+            );
+        }
+
+        #[test]
+        fn a_configuration_failure_is_retried_while_the_email_is_of_use() {
+            // The give-up time does not stop it; the email's usefulness does.
+            assert_eq!(
+                next_step(&configuration(), 3, now(), deadline(0, 120), even(30)),
+                NextStep::Retry {
+                    error: "535 authentication failed".into(),
+                    delay: Duration::from_secs(120),
+                }
+            );
+            assert_eq!(
+                next_step(&configuration(), 3, now(), deadline(3600, 119), even(30)),
+                NextStep::Fail(
+                    "expired before the mail server accepted it: 535 authentication failed".into()
+                )
+            );
+        }
     }
 }

@@ -7,6 +7,7 @@ pub mod billing;
 pub mod bulk;
 pub mod domains;
 pub mod email;
+pub mod invites;
 pub mod policy;
 pub mod removal;
 pub mod roles;

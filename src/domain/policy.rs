@@ -88,6 +88,19 @@ impl ExternalPolicy {
     }
 }
 
+/// Whether a stored review lets a policy change be applied now: it showed exactly this policy
+/// (`reviewed`: `None` when the stored one no longer reads as a policy), it was not used yet, and it
+/// has not expired. Who it affects must also be unchanged since (the store compares fingerprints).
+pub fn review_applies(
+    reviewed: Option<&ExternalPolicy>,
+    new: &ExternalPolicy,
+    used: bool,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> bool {
+    reviewed == Some(new) && !used && expires_at > now
+}
+
 /// A person is external unless their email domain is one the organization verified (exact match).
 /// Given the domain, not the address: the stored `users.email_domain` (or `EmailAddress::domain` for an
 /// address not stored yet) is the one reading of an address's domain, shared with the SQL rules.
@@ -109,6 +122,21 @@ pub fn verified_until(
 /// that requires them.
 pub fn two_step_applies(personal_flag: bool, external: bool, policy: &ExternalPolicy) -> bool {
     personal_flag || (external && policy.two_step == TwoStep::Required)
+}
+
+/// Whether an external user's session has been idle longer than the policy's own idle timeout (the
+/// global one applies to everyone apart from this); never for an internal user, a policy without one,
+/// or a session not used yet.
+pub fn session_idle_too_long(
+    external: bool,
+    policy: &ExternalPolicy,
+    last_seen: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> bool {
+    match (policy.session_idle_timeout_minutes, last_seen) {
+        (Some(limit), Some(seen)) if external => now - seen > Duration::minutes(limit.into()),
+        _ => false,
+    }
 }
 
 /// One external user's facts, as a policy change needs them.
@@ -243,6 +271,44 @@ mod tests {
         p.reverification_interval_minutes = 15;
         p.session_idle_timeout_minutes = Some(1);
         assert_eq!(p.validate().unwrap_err().0, "sessionIdleTimeoutMinutes");
+    }
+
+    #[test]
+    fn only_external_sessions_idle_past_the_policy_timeout_end() {
+        let strict = ExternalPolicy {
+            session_idle_timeout_minutes: Some(10),
+            ..Default::default()
+        };
+        assert!(session_idle_too_long(true, &strict, Some(at(0)), at(11)));
+        assert!(
+            !session_idle_too_long(true, &strict, Some(at(0)), at(10)),
+            "exactly the timeout is still within it"
+        );
+        assert!(!session_idle_too_long(false, &strict, Some(at(0)), at(60)));
+        assert!(!session_idle_too_long(true, &strict, None, at(60)));
+        assert!(!session_idle_too_long(
+            true,
+            &ExternalPolicy::default(),
+            Some(at(0)),
+            at(60 * 24 * 365)
+        ));
+    }
+
+    #[test]
+    fn a_review_applies_once_to_its_own_policy_until_it_expires() {
+        let p = ExternalPolicy::default();
+        let other = ExternalPolicy {
+            two_step: TwoStep::Required,
+            ..p
+        };
+        assert!(review_applies(Some(&p), &p, false, at(30), at(0)));
+        assert!(!review_applies(Some(&p), &other, false, at(30), at(0)));
+        assert!(!review_applies(None, &p, false, at(30), at(0)));
+        assert!(!review_applies(Some(&p), &p, true, at(30), at(0)), "used");
+        assert!(
+            !review_applies(Some(&p), &p, false, at(30), at(30)),
+            "expired"
+        );
     }
 
     #[test]

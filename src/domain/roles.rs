@@ -111,6 +111,22 @@ impl RoleChange {
     pub fn lost_access(&self) -> bool {
         self.before.is_some() && self.after.is_none()
     }
+
+    /// Holds a paid role after the change (their paid history on the site starts, or goes on).
+    pub fn now_paid(&self) -> bool {
+        self.after.is_some_and(ProductRole::is_paid)
+    }
+
+    /// Became a guest: they get their guest terms (a sponsor, and the site's maximum lifetime).
+    pub fn became_guest(&self) -> bool {
+        self.after == Some(ProductRole::Guest) && self.before != Some(ProductRole::Guest)
+    }
+
+    /// Was a guest and is not any more: their guest space goes (a paid person reaches every space,
+    /// someone without access none).
+    pub fn stopped_being_guest(&self) -> bool {
+        self.before == Some(ProductRole::Guest) && self.after != Some(ProductRole::Guest)
+    }
 }
 
 /// The role changes between two snapshots keyed by `(site, user)`, in a stable order (by site, then
@@ -174,6 +190,27 @@ mod tests {
         }
         assert_eq!(ProductRole::from_rank(0), None);
         assert!(!Guest.is_paid() && User.is_paid() && ProductAdmin.is_paid());
+    }
+
+    #[test]
+    fn a_change_says_what_follows_from_it() {
+        let id = uuid::Uuid::from_u128(1);
+        let change = |before, after| RoleChange {
+            site_id: id,
+            user_id: id,
+            before,
+            after,
+        };
+        let invited = change(None, Some(Guest));
+        assert!(invited.became_guest() && !invited.now_paid() && !invited.stopped_being_guest());
+        let promoted = change(Some(Guest), Some(User));
+        assert!(promoted.now_paid() && promoted.stopped_being_guest() && !promoted.became_guest());
+        let removed = change(Some(Guest), None);
+        assert!(removed.stopped_being_guest() && removed.lost_access() && !removed.now_paid());
+        let demoted = change(Some(ProductAdmin), Some(User));
+        assert!(demoted.now_paid() && !demoted.became_guest() && !demoted.stopped_being_guest());
+        let paid_to_guest = change(Some(User), Some(Guest));
+        assert!(paid_to_guest.became_guest() && !paid_to_guest.now_paid());
     }
 
     #[test]

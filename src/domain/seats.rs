@@ -28,6 +28,18 @@ impl Counts {
     pub fn guest_slots_used(&self) -> i64 {
         self.guests + self.pending_guests
     }
+
+    /// These counts without `held`: what a site held before a change that is to be checked as if
+    /// `held` were new (an invite being accepted is re-checked as a new seat, under the limits of
+    /// now, not those of when it was sent).
+    pub fn without(self, held: Counts) -> Counts {
+        Counts {
+            paid: self.paid - held.paid,
+            guests: self.guests - held.guests,
+            pending_paid: self.pending_paid - held.pending_paid,
+            pending_guests: self.pending_guests - held.pending_guests,
+        }
+    }
 }
 
 /// The usage report shown to admins (`seatUsage`).
@@ -198,6 +210,26 @@ mod tests {
             guest_ratio: 5,
         };
         assert_eq!(check_change(full, before, after), Ok(()));
+    }
+
+    #[test]
+    fn a_seat_held_before_is_checked_as_new_without_it() {
+        // A guest invite accepted on a site whose allowance was lowered since it was sent: as a
+        // move from pending to accepted it adds nothing, without the invite's slot it adds a guest.
+        let lowered = Limits {
+            user_limit: 20,
+            guest_ratio: 4,
+        };
+        let before = counts(2, 9, 0, 1);
+        let after = counts(2, 10, 0, 0);
+        let invite = counts(0, 0, 0, 1);
+        assert_eq!(before.without(invite), counts(2, 9, 0, 0));
+        assert_eq!(check_change(lowered, before, after), Ok(()));
+        assert_eq!(
+            check_change(lowered, before.without(invite), after),
+            Err(Violation::GuestLimit { remaining: 0 })
+        );
+        assert_eq!(before.without(Counts::default()), before);
     }
 
     #[test]

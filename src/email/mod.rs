@@ -2,14 +2,25 @@
 //! messages, and the transport that sends them (pooled async SMTP, or `.eml` files in an outbox).
 
 use askama::Template;
+use chrono::{DateTime, Utc};
 use lettre::message::{Mailbox, MultiPart, header};
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::domain::email::SendError;
+
+/// How emails write a moment, e.g. "4 December 2026 at 09:30 UTC".
+pub const DATETIME_FORMAT: &str = "%-d %B %Y at %H:%M UTC";
+
+/// `t` as emails write it ([`DATETIME_FORMAT`]).
+pub fn format_datetime(t: DateTime<Utc>) -> String {
+    t.format(DATETIME_FORMAT).to_string()
+}
+
 /// What an invite email says. Every field is plain text; the HTML template escapes it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InviteEmail {
     pub inviter: String,
     pub organization: String,
@@ -23,7 +34,7 @@ pub struct InviteEmail {
 }
 
 /// A two-step sign-in code.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CodeEmail {
     /// What the code is for, completing "Your code to ...": "finish signing in to" or "verify your
     /// email address for".
@@ -34,8 +45,15 @@ pub struct CodeEmail {
     pub minutes: i64,
 }
 
+impl CodeEmail {
+    /// The purpose of a code that finishes a sign-in.
+    pub const SIGN_IN: &str = "finish signing in to";
+    /// The purpose of a code that confirms an email address (re-verification).
+    pub const VERIFY_ADDRESS: &str = "verify your email address for";
+}
+
 /// A password reset link.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResetEmail {
     pub name: String,
     pub organization: String,
@@ -44,7 +62,7 @@ pub struct ResetEmail {
 }
 
 /// A re-verification link (the scheduler's reminder).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReverifyEmail {
     pub name: String,
     pub organization: String,
@@ -55,7 +73,7 @@ pub struct ReverifyEmail {
 
 /// A message about a guest's access: a reminder before it ends (to the guest or their sponsor), or a
 /// guest asking their sponsor for more time.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NoticeEmail {
     /// `true`: a guest's request for more time; `false`: a reminder that access ends soon.
     pub request: bool,
@@ -69,6 +87,28 @@ pub struct NoticeEmail {
     /// e.g. "4 December 2026 at 09:30 UTC"
     pub ends: Option<String>,
     pub message: Option<String>,
+}
+
+/// One email, of any kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Email {
+    Invite(InviteEmail),
+    Code(CodeEmail),
+    Reset(ResetEmail),
+    Reverify(ReverifyEmail),
+    Notice(NoticeEmail),
+}
+
+impl Email {
+    pub fn render(&self) -> Result<Rendered, askama::Error> {
+        match self {
+            Self::Invite(e) => e.render(),
+            Self::Code(e) => e.render(),
+            Self::Reset(e) => e.render(),
+            Self::Reverify(e) => e.render(),
+            Self::Notice(e) => e.render(),
+        }
+    }
 }
 
 /// Subject, text and HTML bodies.
@@ -160,17 +200,6 @@ pub fn build_message(
         .header(header::MIME_VERSION_1_0)
         .multipart(MultiPart::alternative_plain_html(r.text, r.html))
         .map_err(|e| format!("cannot build message: {e}"))
-}
-
-/// Why a send failed, which decides what happens next.
-#[derive(Debug)]
-pub enum SendError {
-    /// Try again later: connection refused or dropped, timeouts, 4xx replies.
-    Transient(String),
-    /// The server refused this recipient or message for good (5xx): do not retry.
-    Permanent(String),
-    /// Our own configuration is wrong (authentication refused, TLS failure): keep retrying and say so.
-    Configuration(String),
 }
 
 pub enum Mailer {
@@ -285,5 +314,124 @@ mod tests {
         let head = raw.split("\r\n\r\n").next().unwrap();
         assert!(!head.lines().any(|l| l.starts_with("Bcc:")), "{head}");
         assert!(head.contains("Message-ID: <m1@gp.example>"));
+    }
+
+    /// Every email kind, rendered from fixed inputs, as a reviewer reads it: one snapshot file each
+    /// (under `src/email/snapshots`), so a change to a template shows up as a diff to review.
+    mod snapshots {
+        use super::super::*;
+        use chrono::TimeZone;
+
+        fn shown(e: Email) -> String {
+            let r = e.render().unwrap();
+            format!(
+                "Subject: {}\n\n----- text -----\n{}\n----- html -----\n{}\n",
+                r.subject, r.text, r.html
+            )
+        }
+
+        fn moment() -> String {
+            format_datetime(Utc.with_ymd_and_hms(2026, 12, 4, 9, 30, 0).unwrap())
+        }
+
+        const LINK_ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+        #[test]
+        fn invite() {
+            let email = Email::Invite(InviteEmail {
+                inviter: "Ada Lovelace".into(),
+                organization: "Acme".into(),
+                site: "Docs".into(),
+                space: Some("Partners".into()),
+                role: "a guest with access to one space",
+                message: Some("Welcome aboard!\nThe plans are in the Partners space.".into()),
+                link: format!("https://guestpass.example/invite/gpi_{LINK_ID}"),
+                expires: moment(),
+            });
+            insta::assert_snapshot!(shown(email));
+        }
+
+        #[test]
+        fn sign_in_code() {
+            let email = Email::Code(CodeEmail {
+                purpose: CodeEmail::SIGN_IN,
+                name: "Grace Hopper".into(),
+                organization: "Acme".into(),
+                code: "042917".into(),
+                minutes: 10,
+            });
+            insta::assert_snapshot!(shown(email));
+        }
+
+        #[test]
+        fn address_verification_code() {
+            let email = Email::Code(CodeEmail {
+                purpose: CodeEmail::VERIFY_ADDRESS,
+                name: "Grace Hopper".into(),
+                organization: "Acme".into(),
+                code: "042917".into(),
+                minutes: 10,
+            });
+            insta::assert_snapshot!(shown(email));
+        }
+
+        #[test]
+        fn password_reset() {
+            let email = Email::Reset(ResetEmail {
+                name: "Grace Hopper".into(),
+                organization: "Acme".into(),
+                link: format!("https://guestpass.example/reset/gpr_{LINK_ID}"),
+                minutes: 30,
+            });
+            insta::assert_snapshot!(shown(email));
+        }
+
+        #[test]
+        fn reverification() {
+            let email = Email::Reverify(ReverifyEmail {
+                name: "Grace Hopper".into(),
+                organization: "Acme".into(),
+                link: format!("https://guestpass.example/verify/gpv_{LINK_ID}"),
+                until: moment(),
+            });
+            insta::assert_snapshot!(shown(email));
+        }
+
+        fn notice(request: bool, to_guest: bool) -> NoticeEmail {
+            NoticeEmail {
+                request,
+                to_guest,
+                recipient: if to_guest {
+                    "Grace Hopper"
+                } else {
+                    "Ada Lovelace"
+                }
+                .into(),
+                guest: "Grace Hopper".into(),
+                guest_email: "grace@partner.example".into(),
+                site: "Docs".into(),
+                organization: "Acme".into(),
+                ends: Some(moment()),
+                message: request.then(|| "The project runs until March.\nThank you!".into()),
+            }
+        }
+
+        #[test]
+        fn extension_request() {
+            let email = Email::Notice(notice(true, false));
+            insta::assert_snapshot!(shown(email));
+        }
+
+        #[test]
+        fn access_ending_to_guest() {
+            let email = Email::Notice(notice(false, true));
+            insta::assert_snapshot!(shown(email));
+        }
+
+        #[test]
+        fn access_ending_to_sponsor() {
+            let email = Email::Notice(notice(false, false));
+            insta::assert_snapshot!(shown(email));
+        }
     }
 }

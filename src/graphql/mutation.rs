@@ -252,36 +252,14 @@ impl CoreMutation {
                     crate::store::groups::group_in_org(c, who.user.organization_id, *g)?;
                 }
                 a.require_admin()?;
-                let emails = invites::parse_batch(&input.emails)?;
-                let personal_message = match &input.personal_message {
-                    Some(m) => text::multi_line(m, invites::MAX_MESSAGE_CHARS)
-                        .map_err(|e| AppError::invalid("personalMessage", e))?,
-                    None => None,
+                let emails = crate::domain::invites::parse_batch(&input.emails)?;
+                let terms = crate::domain::invites::Terms {
+                    personal_message: input.personal_message.as_deref(),
+                    access_ends_at: input.access_ends_at,
+                    access_days: input.access_days,
+                    expires_in_days: input.expires_in_days,
                 };
-                if input.access_ends_at.is_some() && input.access_days.is_some() {
-                    return Err(AppError::invalid(
-                        "accessDays",
-                        "give an end date or a number of days, not both",
-                    ));
-                }
-                if input.access_days.is_some_and(|d| !(1..=3650).contains(&d)) {
-                    return Err(AppError::invalid(
-                        "accessDays",
-                        "must be between 1 and 3,650",
-                    ));
-                }
-                if input.access_ends_at.is_some_and(|t| t <= now) {
-                    return Err(AppError::invalid("accessEndsAt", "must be in the future"));
-                }
-                if input
-                    .expires_in_days
-                    .is_some_and(|d| !(1..=90).contains(&d))
-                {
-                    return Err(AppError::invalid(
-                        "expiresInDays",
-                        "must be between 1 and 90",
-                    ));
-                }
+                let personal_message = crate::domain::invites::check_terms(&terms, now)?;
                 let rows = invites::invite_users(
                     c,
                     &who,

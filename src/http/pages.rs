@@ -167,11 +167,7 @@ async fn render_form(
         space: open.space.as_ref().map(|s| s.name.as_str()),
         message: open.invite.personal_message.as_deref(),
         email: &open.invite.email,
-        expires: open
-            .invite
-            .expires_at
-            .format("%-d %B %Y at %H:%M UTC")
-            .to_string(),
+        expires: crate::email::format_datetime(open.invite.expires_at),
         csrf: state.signer.csrf_tag(token, &nonce),
         existing_account: open.existing_account.is_some(),
         display_name,

@@ -5,7 +5,7 @@
 //! The bulk resume tick (every second, by the service clock) sets running again the bulk invite
 //! files paused at their uploader's daily cap whose moment has come, each with a new job.
 
-use super::{MaintenanceJob, Task};
+use crate::background::{MaintenanceJob, Task};
 use crate::state::AppState;
 use crate::store::{bulk, external, queue, retention};
 use apalis::prelude::*;
@@ -25,9 +25,8 @@ async fn enqueue(ctx: &MaintenanceContext, task: Task, key: String) -> Result<()
         .state
         .db
         .run(move |c| {
-            queue::enqueue(
+            queue::enqueue_job(
                 c,
-                queue::MAINTENANCE_QUEUE,
                 &MaintenanceJob {
                     task,
                     trigger: "SCHEDULE".into(),
@@ -80,95 +79,115 @@ pub async fn run(
     ctx: Data<Arc<MaintenanceContext>>,
 ) -> Result<(), BoxDynError> {
     let st = &ctx.state;
-    let now = st.clock.now();
     let started = std::time::Instant::now();
     match job.task {
-        Task::Sweep => {
-            let lead = st.config.reverify_lead_minutes;
-            let domain = st.delivery.message_id_domain.clone();
-            let trigger = if job.trigger == "MANUAL" {
-                "MANUAL"
-            } else {
-                "SCHEDULE"
-            };
-            let emailed = st
-                .db
-                .run(move |c| external::sweep(c, trigger, lead, &domain, now))
-                .await
-                .map_err(boxed)?;
-            tracing::info!(
-                emailed,
-                trigger,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "re-verification sweep done"
-            );
-            // Guest lifetimes ride on the same tick: reminders before the end, and the end itself.
-            let policy = st.delivery.clone();
-            let (reminded, ended) = st
-                .db
-                .run(move |c| crate::store::lifetimes::run(c, &policy, now))
-                .await
-                .map_err(boxed)?;
-            tracing::info!(reminded, ended, "guest lifetimes done");
-            // The backstop for "no email is lost": jobs locked far longer than a send can take.
-            let rescued = st
-                .db
-                .run(|c| queue::rescue_stuck_emails(c, queue::STUCK_AFTER_SECS))
-                .await
-                .map_err(boxed)?;
-            if rescued > 0 {
-                tracing::warn!(rescued, "email jobs stuck in a worker were queued again");
+        Task::Sweep => sweep(st, &job.trigger, started).await,
+        Task::BulkInvite(id) => bulk_invite(st, id, started).await,
+        Task::Retention => delete_expired(st, started).await,
+    }
+}
+
+/// Re-verification reminders, then guest lifetimes, then the rescue of stuck email jobs.
+async fn sweep(
+    st: &AppState,
+    trigger: &str,
+    started: std::time::Instant,
+) -> Result<(), BoxDynError> {
+    let now = st.clock.now();
+    let lead = st.config.reverify_lead_minutes;
+    let domain = st.delivery.message_id_domain.clone();
+    let trigger = if trigger == "MANUAL" {
+        "MANUAL"
+    } else {
+        "SCHEDULE"
+    };
+    let emailed = st
+        .db
+        .run(move |c| external::sweep(c, trigger, lead, &domain, now))
+        .await
+        .map_err(boxed)?;
+    tracing::info!(
+        emailed,
+        trigger,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "re-verification sweep done"
+    );
+    // Guest lifetimes ride on the same tick: reminders before the end, and the end itself.
+    let policy = st.delivery.clone();
+    let (reminded, ended) = st
+        .db
+        .run(move |c| crate::store::lifetimes::run(c, &policy, now))
+        .await
+        .map_err(boxed)?;
+    tracing::info!(reminded, ended, "guest lifetimes done");
+    // The backstop for "no email is lost": jobs locked far longer than a send can take.
+    let rescued = st
+        .db
+        .run(|c| queue::rescue_stuck_emails(c, queue::STUCK_AFTER_SECS))
+        .await
+        .map_err(boxed)?;
+    if rescued > 0 {
+        tracing::warn!(rescued, "email jobs stuck in a worker were queued again");
+    }
+    Ok(())
+}
+
+/// Invites a file's waiting rows, one transaction each, until it is done or paused at the cap.
+async fn bulk_invite(
+    st: &AppState,
+    id: uuid::Uuid,
+    started: std::time::Instant,
+) -> Result<(), BoxDynError> {
+    let (mut invited, mut refused) = (0u32, 0u32);
+    let mut paused = None;
+    loop {
+        let policy = st.delivery.clone();
+        let now = st.clock.now();
+        match st
+            .db
+            .run(move |c| bulk::step(c, id, &policy, now))
+            .await
+            .map_err(boxed)?
+        {
+            bulk::Step::Row { invited: true, .. } => invited += 1,
+            bulk::Step::Row { .. } => refused += 1,
+            bulk::Step::Done => break,
+            bulk::Step::Paused { until } => {
+                paused = Some(until);
+                break;
             }
-        }
-        Task::BulkInvite(id) => {
-            let (mut invited, mut refused) = (0u32, 0u32);
-            let mut paused = None;
-            loop {
-                let policy = st.delivery.clone();
-                let now = st.clock.now();
-                match st
-                    .db
-                    .run(move |c| bulk::step(c, id, &policy, now))
-                    .await
-                    .map_err(boxed)?
-                {
-                    bulk::Step::Row { invited: true, .. } => invited += 1,
-                    bulk::Step::Row { .. } => refused += 1,
-                    bulk::Step::Done => break,
-                    bulk::Step::Paused { until } => {
-                        paused = Some(until);
-                        break;
-                    }
-                }
-            }
-            tracing::info!(
-                bulk = %id,
-                invited,
-                refused,
-                resumes_at = paused.map(|t| t.to_rfc3339()),
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "{}",
-                if paused.is_some() {
-                    "bulk invite paused at the daily invite cap"
-                } else {
-                    "bulk invite done"
-                }
-            );
-        }
-        Task::Retention => {
-            let keep = chrono::Duration::days(st.config.retention_days);
-            let audit_keep = chrono::Duration::days(st.config.audit_retention_days);
-            let report = st
-                .db
-                .run(move |c| retention::run(c, keep, audit_keep, now))
-                .await
-                .map_err(boxed)?;
-            tracing::info!(
-                ?report,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "retention done"
-            );
         }
     }
+    tracing::info!(
+        bulk = %id,
+        invited,
+        refused,
+        resumes_at = paused.map(|t| t.to_rfc3339()),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "{}",
+        if paused.is_some() {
+            "bulk invite paused at the daily invite cap"
+        } else {
+            "bulk invite done"
+        }
+    );
+    Ok(())
+}
+
+/// Deletes what is past its keeping period.
+async fn delete_expired(st: &AppState, started: std::time::Instant) -> Result<(), BoxDynError> {
+    let now = st.clock.now();
+    let keep = chrono::Duration::days(st.config.retention_days);
+    let audit_keep = chrono::Duration::days(st.config.audit_retention_days);
+    let report = st
+        .db
+        .run(move |c| retention::run(c, keep, audit_keep, now))
+        .await
+        .map_err(boxed)?;
+    tracing::info!(
+        ?report,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "retention done"
+    );
     Ok(())
 }

@@ -1,41 +1,19 @@
-//! Background jobs on apalis (Postgres-backed): job payloads carry ids only; the rows they name say
-//! what to do, so a job that runs twice does no harm.
+//! Background jobs on apalis (Postgres-backed): the workers that run the payloads of
+//! [`crate::background`] (ids only; the rows they name say what to do, so a job that runs twice does
+//! no harm), and the schedulers that enqueue maintenance.
 
+mod compose;
 mod email;
 mod maintenance;
 
+use crate::background::{BackgroundJob, EmailJob, MaintenanceJob};
 use crate::email::Mailer;
 use crate::state::AppState;
 use apalis::prelude::*;
 use apalis_postgres::{Config as QueueConfig, PostgresStorage};
-use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Send (or re-try) one email delivery.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct EmailJob {
-    pub delivery_id: uuid::Uuid,
-}
-
-/// Scheduled work that must run once per deployment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Task {
-    /// Email re-verification reminders.
-    Sweep,
-    /// Delete what is past its retention period.
-    Retention,
-    /// Invite the waiting rows of an uploaded file, one transaction each.
-    BulkInvite(uuid::Uuid),
-}
-
-/// Run one maintenance task (`trigger`: `SCHEDULE` or `MANUAL`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct MaintenanceJob {
-    pub task: Task,
-    pub trigger: String,
-}
 
 /// The schedule's next firing after `now` (`None` when the expression does not parse).
 pub fn next_sweep(
@@ -88,6 +66,23 @@ pub async fn setup_queue(pool: &PgPool) -> Result<(), String> {
         .map_err(|e| format!("cannot set up the job queue tables: {e}"))
 }
 
+/// The cron schedules, read from the configuration before any worker starts.
+struct Schedules {
+    sweep: cron::Schedule,
+    retention: cron::Schedule,
+    bulk_resume: cron::Schedule,
+}
+
+impl Schedules {
+    fn read(config: &crate::config::Config) -> std::io::Result<Self> {
+        Ok(Self {
+            sweep: schedule(&config.reverify_schedule, "GUESTPASS_REVERIFY_SCHEDULE")?,
+            retention: schedule(&config.retention_schedule, "GUESTPASS_RETENTION_SCHEDULE")?,
+            bulk_resume: schedule(BULK_RESUME_SCHEDULE, "the bulk resume schedule")?,
+        })
+    }
+}
+
 /// Runs the workers until `shutdown` resolves, then lets in-flight jobs finish (up to 30 s).
 pub async fn run_workers<S>(
     state: AppState,
@@ -102,97 +97,26 @@ where
     let from = state.config.email_from.parse().map_err(|e| {
         std::io::Error::other(format!("GUESTPASS_EMAIL_FROM is not a valid mailbox: {e}"))
     })?;
-    let ctx = Arc::new(email::EmailContext {
+    let schedules = Schedules::read(&state.config)?;
+    let maintenance = Arc::new(maintenance::MaintenanceContext {
+        state: state.clone(),
+    });
+    let email = Arc::new(email::EmailContext {
         state,
         mailer,
         from,
         retry_base: opts.retry_base,
     });
-    let sweep_schedule = schedule(
-        &ctx.state.config.reverify_schedule,
-        "GUESTPASS_REVERIFY_SCHEDULE",
-    )?;
-    let retention_schedule = schedule(
-        &ctx.state.config.retention_schedule,
-        "GUESTPASS_RETENTION_SCHEDULE",
-    )?;
-    let maintenance = Arc::new(maintenance::MaintenanceContext {
-        state: ctx.state.clone(),
-    });
     let instance = uuid::Uuid::new_v4().simple().to_string();
-    let (m_pool, m_instance, s_instance, r_instance, b_instance) = (
-        pool.clone(),
-        instance.clone(),
-        instance.clone(),
-        instance.clone(),
-        instance.clone(),
+    let monitor = queue_workers(
+        Monitor::new(),
+        &instance,
+        &pool,
+        &opts,
+        email,
+        maintenance.clone(),
     );
-    let (m_a, m_b, m_c, m_d) = (
-        maintenance.clone(),
-        maintenance.clone(),
-        maintenance.clone(),
-        maintenance,
-    );
-    let bulk_resume_schedule = schedule(BULK_RESUME_SCHEDULE, "the bulk resume schedule")?;
-    Monitor::new()
-        // A restarted worker takes a new name (`-run-N`): jobs the old run had locked and never acked
-        // (its acks fail while the database is away) then belong to a worker whose heartbeat stops,
-        // and apalis runs them again after three missed heartbeats. Under the old name they would
-        // stay locked by a worker that looks alive, and their emails would never go out.
-        .register(move |restarts| {
-            let backend = PostgresStorage::<EmailJob>::new(&pool)
-                .with_config(
-                    QueueConfig::default()
-                        .queue(crate::store::queue::EMAIL_QUEUE)
-                        .heartbeat_interval(opts.heartbeat)
-                        .missed_heartbeats(3),
-                )
-                .with_pubsub()
-                .poll_with_interval(opts.poll);
-            WorkerBuilder::new(format!("guestpass-email-{instance}-run-{restarts}"))
-                .backend(backend)
-                .concurrency(opts.email_concurrency.max(1))
-                .data(ctx.clone())
-                .build(email::deliver)
-        })
-        .register(move |restarts| {
-            let backend = PostgresStorage::<MaintenanceJob>::new(&m_pool)
-                .with_config(
-                    QueueConfig::default()
-                        .queue(crate::store::queue::MAINTENANCE_QUEUE)
-                        .heartbeat_interval(opts.heartbeat)
-                        .missed_heartbeats(3),
-                )
-                .with_pubsub()
-                .poll_with_interval(opts.poll);
-            WorkerBuilder::new(format!("guestpass-maintenance-{m_instance}-run-{restarts}"))
-                .backend(backend)
-                .concurrency(1)
-                .data(m_a.clone())
-                .build(maintenance::run)
-        })
-        .register(move |_restarts| {
-            // Every replica ticks; each tick only enqueues a task keyed by its time, so it runs once.
-            WorkerBuilder::new(format!("guestpass-sweep-scheduler-{s_instance}"))
-                .backend(apalis_cron::CronScheduler::new(sweep_schedule.clone()))
-                .data(m_b.clone())
-                .build(maintenance::sweep_tick)
-        })
-        .register(move |_restarts| {
-            WorkerBuilder::new(format!("guestpass-retention-scheduler-{r_instance}"))
-                .backend(apalis_cron::CronScheduler::new(retention_schedule.clone()))
-                .data(m_c.clone())
-                .build(maintenance::retention_tick)
-        })
-        .register(move |_restarts| {
-            // Every replica ticks; the resume's update gives each paused file to one of them.
-            WorkerBuilder::new(format!("guestpass-bulk-resume-scheduler-{b_instance}"))
-                .backend(apalis_cron::CronScheduler::new(
-                    bulk_resume_schedule.clone(),
-                ))
-                .data(m_d.clone())
-                .build(maintenance::bulk_resume_tick)
-        })
+    schedulers(monitor, &instance, schedules, maintenance)
         .should_restart(|ctx, err| {
             tracing::warn!(worker = %ctx.name(), error = %err, "worker stopped; restarting");
             true
@@ -201,4 +125,93 @@ where
         .run_with_signal(shutdown)
         .await
         .map_err(std::io::Error::other)
+}
+
+/// The queue's settings for the workers of `J`'s queue.
+fn queue_config<J: BackgroundJob>(opts: &WorkerOptions) -> QueueConfig {
+    QueueConfig::default()
+        .queue(J::QUEUE)
+        .heartbeat_interval(opts.heartbeat)
+        .missed_heartbeats(3)
+}
+
+/// The workers of the two queues: emails and maintenance tasks.
+fn queue_workers(
+    monitor: Monitor,
+    instance: &str,
+    pool: &PgPool,
+    opts: &WorkerOptions,
+    email: Arc<email::EmailContext>,
+    maintenance: Arc<maintenance::MaintenanceContext>,
+) -> Monitor {
+    let (e_pool, e_instance, e_opts) = (pool.clone(), instance.to_string(), opts.clone());
+    let (m_pool, m_instance, m_opts) = (pool.clone(), instance.to_string(), opts.clone());
+    monitor
+        // A restarted worker takes a new name (`-run-N`): jobs the old run had locked and never acked
+        // (its acks fail while the database is away) then belong to a worker whose heartbeat stops,
+        // and apalis runs them again after three missed heartbeats. Under the old name they would
+        // stay locked by a worker that looks alive, and their emails would never go out.
+        .register(move |restarts| {
+            let backend = PostgresStorage::<EmailJob>::new(&e_pool)
+                .with_config(queue_config::<EmailJob>(&e_opts))
+                .with_pubsub()
+                .poll_with_interval(e_opts.poll);
+            WorkerBuilder::new(format!("guestpass-email-{e_instance}-run-{restarts}"))
+                .backend(backend)
+                .concurrency(e_opts.email_concurrency.max(1))
+                .data(email.clone())
+                .build(email::deliver)
+        })
+        .register(move |restarts| {
+            let backend = PostgresStorage::<MaintenanceJob>::new(&m_pool)
+                .with_config(queue_config::<MaintenanceJob>(&m_opts))
+                .with_pubsub()
+                .poll_with_interval(m_opts.poll);
+            WorkerBuilder::new(format!("guestpass-maintenance-{m_instance}-run-{restarts}"))
+                .backend(backend)
+                .concurrency(1)
+                .data(maintenance.clone())
+                .build(maintenance::run)
+        })
+}
+
+/// The cron schedulers, which enqueue maintenance tasks or resume paused bulk invite files.
+fn schedulers(
+    monitor: Monitor,
+    instance: &str,
+    schedules: Schedules,
+    maintenance: Arc<maintenance::MaintenanceContext>,
+) -> Monitor {
+    let Schedules {
+        sweep,
+        retention,
+        bulk_resume,
+    } = schedules;
+    let (s_instance, r_instance, b_instance) = (
+        instance.to_string(),
+        instance.to_string(),
+        instance.to_string(),
+    );
+    let (m_sweep, m_retention, m_bulk) = (maintenance.clone(), maintenance.clone(), maintenance);
+    monitor
+        .register(move |_restarts| {
+            // Every replica ticks; each tick only enqueues a task keyed by its time, so it runs once.
+            WorkerBuilder::new(format!("guestpass-sweep-scheduler-{s_instance}"))
+                .backend(apalis_cron::CronScheduler::new(sweep.clone()))
+                .data(m_sweep.clone())
+                .build(maintenance::sweep_tick)
+        })
+        .register(move |_restarts| {
+            WorkerBuilder::new(format!("guestpass-retention-scheduler-{r_instance}"))
+                .backend(apalis_cron::CronScheduler::new(retention.clone()))
+                .data(m_retention.clone())
+                .build(maintenance::retention_tick)
+        })
+        .register(move |_restarts| {
+            // Every replica ticks; the resume's update gives each paused file to one of them.
+            WorkerBuilder::new(format!("guestpass-bulk-resume-scheduler-{b_instance}"))
+                .backend(apalis_cron::CronScheduler::new(bulk_resume.clone()))
+                .data(m_bulk.clone())
+                .build(maintenance::bulk_resume_tick)
+        })
 }

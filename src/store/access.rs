@@ -64,6 +64,18 @@ struct AccountRow {
     idle: Option<i32>,
 }
 
+impl AccountRow {
+    /// The organization's external user policy, from the row's policy columns.
+    fn policy(&self) -> ExternalPolicy {
+        policy_from_row(
+            self.two_step.as_deref(),
+            self.interval,
+            self.api_token_access.as_deref(),
+            self.idle,
+        )
+    }
+}
+
 /// Whether the account `u` has access anywhere: an organization or site admin, or a maintained
 /// role on some site (`domain::access::has_any_access`, over the engine's rows).
 const ANY_ACCESS: &str = "(EXISTS (SELECT 1 FROM org_admins WHERE user_id = u.id)
@@ -98,12 +110,7 @@ fn standing(conn: &mut PgConnection, user_id: Uuid) -> AppResult<Option<AccountR
 /// once they are deactivated or gone, so their queued work stops with their access.
 pub fn acting_as(conn: &mut PgConnection, user_id: Uuid) -> AppResult<Option<Caller>> {
     Ok(standing(conn, user_id)?.map(|st| Caller {
-        policy: policy_from_row(
-            st.two_step.as_deref(),
-            st.interval,
-            st.api_token_access.as_deref(),
-            st.idle,
-        ),
+        policy: st.policy(),
         user: st.user,
         org_admin: st.org_admin,
         via: TokenKind::Session,
@@ -147,8 +154,46 @@ pub fn authenticate(
     let Some(kind) = TokenKind::of(token) else {
         return Ok(None);
     };
+    let Some((token_id, user_id, last_used)) = live_token(conn, kind, token, idle, now)? else {
+        return Ok(None);
+    };
+    let Some(st) = standing(conn, user_id)? else {
+        return Ok(None);
+    };
+    let policy = st.policy();
+    if kind == TokenKind::Api && !st.any_access {
+        return Ok(None);
+    }
+    if kind == TokenKind::Session
+        && policy::session_idle_too_long(st.external, &policy, last_used, now)
+    {
+        return Ok(None);
+    }
+    record_use(conn, kind, token_id, last_used, &st.user, now)?;
+    Ok(Some(Caller {
+        user: st.user,
+        org_admin: st.org_admin,
+        via: kind,
+        session_id: (kind == TokenKind::Session).then_some(token_id),
+        external: st.external,
+        policy,
+    }))
+}
+
+/// A live token's id, its owner, and when it was last used (`None`: an API token never used).
+type LiveToken = (Uuid, Uuid, Option<DateTime<Utc>>);
+
+/// The token's row, if it is live: a session not revoked, not expired and used within `idle`; an
+/// API token not revoked and not expired.
+fn live_token(
+    conn: &mut PgConnection,
+    kind: TokenKind,
+    token: &str,
+    idle: Duration,
+    now: DateTime<Utc>,
+) -> AppResult<Option<LiveToken>> {
     let hash = hash_token(token);
-    let (token_id, user_id, last_used) = match kind {
+    Ok(match kind {
         TokenKind::Session => {
             let row: Option<(Uuid, Uuid, DateTime<Utc>)> = sessions::table
                 .filter(sessions::token_hash.eq(&hash))
@@ -158,52 +203,36 @@ pub fn authenticate(
                 .select((sessions::id, sessions::user_id, sessions::last_seen_at))
                 .first(conn)
                 .optional()?;
-            let Some((sid, uid, last_seen)) = row else {
-                return Ok(None);
-            };
-            (sid, uid, Some(last_seen))
+            row.map(|(sid, uid, last_seen)| (sid, uid, Some(last_seen)))
         }
-        TokenKind::Api => {
-            let row: Option<(Uuid, Uuid, Option<DateTime<Utc>>)> = api_tokens::table
-                .filter(api_tokens::token_hash.eq(&hash))
-                .filter(api_tokens::revoked_at.is_null())
-                .filter(
-                    api_tokens::expires_at
-                        .is_null()
-                        .or(api_tokens::expires_at.gt(now)),
-                )
-                .select((
-                    api_tokens::id,
-                    api_tokens::user_id,
-                    api_tokens::last_used_at,
-                ))
-                .first(conn)
-                .optional()?;
-            let Some(row) = row else {
-                return Ok(None);
-            };
-            row
-        }
-    };
-    let Some(st) = standing(conn, user_id)? else {
-        return Ok(None);
-    };
-    let policy = policy_from_row(
-        st.two_step.as_deref(),
-        st.interval,
-        st.api_token_access.as_deref(),
-        st.idle,
-    );
-    if kind == TokenKind::Api && !st.any_access {
-        return Ok(None);
-    }
-    if kind == TokenKind::Session
-        && st.external
-        && let (Some(limit), Some(seen)) = (policy.session_idle_timeout_minutes, last_used)
-        && now - seen > Duration::minutes(limit.into())
-    {
-        return Ok(None);
-    }
+        TokenKind::Api => api_tokens::table
+            .filter(api_tokens::token_hash.eq(&hash))
+            .filter(api_tokens::revoked_at.is_null())
+            .filter(
+                api_tokens::expires_at
+                    .is_null()
+                    .or(api_tokens::expires_at.gt(now)),
+            )
+            .select((
+                api_tokens::id,
+                api_tokens::user_id,
+                api_tokens::last_used_at,
+            ))
+            .first(conn)
+            .optional()?,
+    })
+}
+
+/// Records a token's use and its owner's activity, cheaply: the token's last use at most once a
+/// minute, the person's last activity at most once an hour (each a write on a hot row otherwise).
+fn record_use(
+    conn: &mut PgConnection,
+    kind: TokenKind,
+    token_id: Uuid,
+    last_used: Option<DateTime<Utc>>,
+    user: &User,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
     if last_used.is_none_or(|t| now - t > Duration::minutes(1)) {
         match kind {
             TokenKind::Session => diesel::update(sessions::table.find(token_id))
@@ -214,23 +243,15 @@ pub fn authenticate(
                 .execute(conn)?,
         };
     }
-    if st
-        .user
+    if user
         .last_active_at
         .is_none_or(|t| now - t > Duration::hours(1))
     {
-        diesel::update(users::table.find(user_id))
+        diesel::update(users::table.find(user.id))
             .set(users::last_active_at.eq(now))
             .execute(conn)?;
     }
-    Ok(Some(Caller {
-        user: st.user,
-        org_admin: st.org_admin,
-        via: kind,
-        session_id: (kind == TokenKind::Session).then_some(token_id),
-        external: st.external,
-        policy,
-    }))
+    Ok(())
 }
 
 pub fn is_org_admin(conn: &mut PgConnection, org: Uuid, user: Uuid) -> AppResult<bool> {

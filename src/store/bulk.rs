@@ -10,8 +10,8 @@
 
 use crate::db::schema::{bulk_invite_rows, bulk_invites, groups, spaces};
 use crate::domain::ProductRole;
-use crate::domain::bulk::Row;
-use crate::error::{AppError, AppResult, ErrorCode};
+use crate::domain::bulk::{Known, Row, upload_problem};
+use crate::error::{AppError, AppResult};
 use crate::store::access::{self, Caller};
 use crate::store::audit::{self, Audit};
 use crate::store::invites::{self, DeliveryPolicy, NewInvites};
@@ -64,7 +64,8 @@ pub struct Progress {
 
 /// Stores a checked upload and queues its job. Rows naming a space or group that does not exist, a
 /// group the uploader may not invite into (`FORBIDDEN`, as `inviteUsers` answers), or a guest address
-/// the domain rules refuse, are marked invalid now; the rest wait for the job, which checks again.
+/// the domain rules refuse, are marked invalid now ([`upload_problem`] decides); the rest wait for
+/// the job, which checks again.
 pub fn create(
     conn: &mut PgConnection,
     caller: &Caller,
@@ -76,27 +77,7 @@ pub fn create(
         let site = access::site_access(conn, caller, site_id)?;
         site.require_admin()?;
         let org = site.site.organization_id;
-        let keys: Vec<&str> = rows.iter().filter_map(|r| r.space_key.as_deref()).collect();
-        let known_spaces: Vec<String> = spaces::table
-            .filter(spaces::site_id.eq(site_id))
-            .filter(spaces::key.eq_any(&keys))
-            .select(spaces::key)
-            .load(conn)?;
-        let names: Vec<String> = rows
-            .iter()
-            .flat_map(|r| r.group_names.iter().map(|n| n.to_lowercase()))
-            .collect();
-        let found: Vec<(Uuid, String)> = groups::table
-            .filter(groups::organization_id.eq(org))
-            .filter(groups::name_normalized.eq_any(&names))
-            .select((groups::id, groups::name_normalized))
-            .load(conn)?;
-        // Each named group, and whether the uploader may grant it (the rule of `addGroupMembers`).
-        let mut known_groups: Vec<(String, bool)> = Vec::with_capacity(found.len());
-        for (group, name) in found {
-            known_groups.push((name, crate::store::groups::may_manage(conn, caller, group)?));
-        }
-        let (mode, patterns) = crate::store::domain_rules::rules(conn, org)?;
+        let known = known_names(conn, caller, site_id, org, &rows)?;
         let id = Uuid::new_v4();
         diesel::insert_into(bulk_invites::table)
             .values((
@@ -108,90 +89,12 @@ pub fn create(
                 bulk_invites::created_at.eq(now),
             ))
             .execute(conn)?;
-        let mut progress = Progress {
-            total: rows.len() as i64,
-            ..Default::default()
-        };
-        let mut values = Vec::with_capacity(rows.len());
-        for r in rows {
-            let mut problem = r.problem.clone().map(|(c, m)| (c.to_string(), m));
-            if problem.is_none()
-                && let Some(key) = r.space_key.as_deref()
-                && !known_spaces.iter().any(|k| k == key)
-            {
-                problem = Some((
-                    ErrorCode::NotFound.as_str().into(),
-                    format!("no space with the key `{key}` on this site"),
-                ));
-            }
-            if problem.is_none()
-                && let Some(name) = r
-                    .group_names
-                    .iter()
-                    .find(|n| !known_groups.iter().any(|(k, _)| *k == n.to_lowercase()))
-            {
-                problem = Some((
-                    ErrorCode::NotFound.as_str().into(),
-                    format!("no group named `{name}`"),
-                ));
-            }
-            // A row without a problem has an address that parses: its domain is the parsed one, as for
-            // an invite by address.
-            if problem.is_none()
-                && let Some(name) = r.group_names.iter().find(|n| {
-                    known_groups
-                        .iter()
-                        .any(|(k, may)| *k == n.to_lowercase() && !may)
-                })
-            {
-                problem = Some((
-                    ErrorCode::Forbidden.as_str().into(),
-                    format!(
-                        "the group `{name}` holds a role on a site you do not administer, so you cannot invite into it"
-                    ),
-                ));
-            }
-            if problem.is_none()
-                && r.role == Some(ProductRole::Guest)
-                && let Ok(address) = crate::domain::EmailAddress::parse(&r.email)
-                && !crate::store::domain_rules::allows(mode, &patterns, address.domain())
-            {
-                problem = Some((
-                    ErrorCode::DomainNotAllowed.as_str().into(),
-                    "the organization's domain rules do not allow this address as a guest".into(),
-                ));
-            }
-            if problem.is_some() {
-                progress.invalid += 1;
-            } else {
-                progress.pending += 1;
-            }
-            let (code, message) = problem.unzip();
-            values.push((
-                bulk_invite_rows::bulk_id.eq(id),
-                bulk_invite_rows::line.eq(r.line),
-                bulk_invite_rows::email.eq(r.email),
-                bulk_invite_rows::role.eq(r.role.map(ProductRole::code)),
-                bulk_invite_rows::space_key.eq(r.space_key),
-                bulk_invite_rows::group_names.eq(r.group_names),
-                bulk_invite_rows::personal_message.eq(r.personal_message),
-                bulk_invite_rows::status.eq(if code.is_some() { "INVALID" } else { "PENDING" }),
-                bulk_invite_rows::finished_at.eq(code.as_ref().map(|_| now)),
-                bulk_invite_rows::code.eq(code),
-                bulk_invite_rows::message.eq(message),
-            ));
-        }
-        // 11 parameters a row: chunks keep each statement under PostgreSQL's 65,535.
-        for chunk in values.chunks(2000) {
-            diesel::insert_into(bulk_invite_rows::table)
-                .values(chunk)
-                .execute(conn)?;
-        }
+        let progress = insert_rows(conn, id, rows, &known, now)?;
         queue::enqueue(
             conn,
             queue::MAINTENANCE_QUEUE,
-            &crate::jobs::MaintenanceJob {
-                task: crate::jobs::Task::BulkInvite(id),
+            &crate::background::MaintenanceJob {
+                task: crate::background::Task::BulkInvite(id),
                 trigger: "UPLOAD".into(),
             },
             0.0,
@@ -221,6 +124,88 @@ pub fn create(
             .first(conn)?;
         Ok((bulk, progress))
     })
+}
+
+/// What the database holds about the spaces, groups and domains an upload's rows name, read once
+/// for the file ([`crate::domain::bulk::upload_problem`] checks each row against it).
+fn known_names(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    site_id: Uuid,
+    org: Uuid,
+    rows: &[Row],
+) -> AppResult<Known> {
+    let keys: Vec<&str> = rows.iter().filter_map(|r| r.space_key.as_deref()).collect();
+    let spaces: Vec<String> = spaces::table
+        .filter(spaces::site_id.eq(site_id))
+        .filter(spaces::key.eq_any(&keys))
+        .select(spaces::key)
+        .load(conn)?;
+    let names: Vec<String> = rows
+        .iter()
+        .flat_map(|r| r.group_names.iter().map(|n| n.to_lowercase()))
+        .collect();
+    let found: Vec<(Uuid, String)> = groups::table
+        .filter(groups::organization_id.eq(org))
+        .filter(groups::name_normalized.eq_any(&names))
+        .select((groups::id, groups::name_normalized))
+        .load(conn)?;
+    // Each named group, and whether the uploader may grant it (the rule of `addGroupMembers`).
+    let mut groups = Vec::with_capacity(found.len());
+    for (group, name) in found {
+        groups.push((name, crate::store::groups::may_manage(conn, caller, group)?));
+    }
+    let (domain_mode, domain_patterns) = crate::store::domain_rules::rules(conn, org)?;
+    Ok(Known {
+        spaces,
+        groups,
+        domain_mode,
+        domain_patterns,
+    })
+}
+
+/// Stores the file's rows, each `INVALID` with its problem or `PENDING` for the job, and counts them.
+fn insert_rows(
+    conn: &mut PgConnection,
+    id: Uuid,
+    rows: Vec<Row>,
+    known: &Known,
+    now: DateTime<Utc>,
+) -> AppResult<Progress> {
+    let mut progress = Progress {
+        total: rows.len() as i64,
+        ..Default::default()
+    };
+    let mut values = Vec::with_capacity(rows.len());
+    for r in rows {
+        let problem = upload_problem(&r, known).map(|(c, m)| (c.to_string(), m));
+        if problem.is_some() {
+            progress.invalid += 1;
+        } else {
+            progress.pending += 1;
+        }
+        let (code, message) = problem.unzip();
+        values.push((
+            bulk_invite_rows::bulk_id.eq(id),
+            bulk_invite_rows::line.eq(r.line),
+            bulk_invite_rows::email.eq(r.email),
+            bulk_invite_rows::role.eq(r.role.map(ProductRole::code)),
+            bulk_invite_rows::space_key.eq(r.space_key),
+            bulk_invite_rows::group_names.eq(r.group_names),
+            bulk_invite_rows::personal_message.eq(r.personal_message),
+            bulk_invite_rows::status.eq(if code.is_some() { "INVALID" } else { "PENDING" }),
+            bulk_invite_rows::finished_at.eq(code.as_ref().map(|_| now)),
+            bulk_invite_rows::code.eq(code),
+            bulk_invite_rows::message.eq(message),
+        ));
+    }
+    // 11 parameters a row: chunks keep each statement under PostgreSQL's 65,535.
+    for chunk in values.chunks(2000) {
+        diesel::insert_into(bulk_invite_rows::table)
+            .values(chunk)
+            .execute(conn)?;
+    }
+    Ok(progress)
 }
 
 /// What happened to one row.
@@ -261,35 +246,16 @@ pub fn step(
         {
             return Ok(Step::Paused { until });
         }
-        let row: Option<BulkRow> = bulk_invite_rows::table
-            .filter(bulk_invite_rows::bulk_id.eq(bulk_id))
-            .filter(bulk_invite_rows::status.eq("PENDING"))
-            .order(bulk_invite_rows::line.asc())
-            .for_update()
-            .skip_locked()
-            .select(BulkRow::as_select())
-            .first(conn)
-            .optional()?;
-        let Some(row) = row else {
-            diesel::update(bulk_invites::table.find(bulk_id))
-                .filter(bulk_invites::status.ne("DONE"))
-                .set((
-                    bulk_invites::status.eq("DONE"),
-                    bulk_invites::finished_at.eq(now),
-                    bulk_invites::started_at.eq(bulk.started_at.unwrap_or(now)),
-                    bulk_invites::resumes_at.eq(None::<DateTime<Utc>>),
-                ))
-                .execute(conn)?;
+        let Some(row) = next_row(conn, bulk_id)? else {
+            // Rows another replica's step holds are still waiting: that step finishes the file (or
+            // pauses it at the cap); marking it done here would strand a row it then leaves waiting.
+            if !any_waiting(conn, bulk_id)? {
+                mark_done(conn, &bulk, now)?;
+            }
             return Ok(Step::Done);
         };
         if bulk.status != "RUNNING" {
-            diesel::update(bulk_invites::table.find(bulk_id))
-                .set((
-                    bulk_invites::status.eq("RUNNING"),
-                    bulk_invites::started_at.eq(bulk.started_at.unwrap_or(now)),
-                    bulk_invites::resumes_at.eq(None::<DateTime<Utc>>),
-                ))
-                .execute(conn)?;
+            mark_running(conn, &bulk, now)?;
         }
         // A savepoint: a refused row rolls back only its own invite attempt.
         let attempt = conn.transaction(|conn| invite_row(conn, &bulk, &row, policy, now));
@@ -302,30 +268,93 @@ pub fn step(
         {
             return Ok(Step::Paused { until });
         }
-        let (status, code, message, invite_id) = match attempt {
-            Ok(invite) => ("INVITED", None, None, Some(invite)),
-            Err(e @ (AppError::Internal(_) | AppError::Unavailable)) => return Err(e),
-            Err(e) => (
-                "REFUSED",
-                Some(e.code().as_str()),
-                Some(e.to_string()),
-                None,
-            ),
-        };
-        diesel::update(bulk_invite_rows::table.find((bulk_id, row.line)))
-            .set((
-                bulk_invite_rows::status.eq(status),
-                bulk_invite_rows::code.eq(code),
-                bulk_invite_rows::message.eq(message),
-                bulk_invite_rows::invite_id.eq(invite_id),
-                bulk_invite_rows::finished_at.eq(now),
-            ))
-            .execute(conn)?;
+        let invited = record_outcome(conn, &row, attempt, now)?;
         Ok(Step::Row {
             line: row.line,
-            invited: invite_id.is_some(),
+            invited,
         })
     })
+}
+
+/// The first waiting row of a file, locked for this step; a row another replica's step holds is
+/// passed over (`SKIP LOCKED`), so two replicas on one file never try the same row.
+fn next_row(conn: &mut PgConnection, bulk_id: Uuid) -> AppResult<Option<BulkRow>> {
+    Ok(bulk_invite_rows::table
+        .filter(bulk_invite_rows::bulk_id.eq(bulk_id))
+        .filter(bulk_invite_rows::status.eq("PENDING"))
+        .order(bulk_invite_rows::line.asc())
+        .for_update()
+        .skip_locked()
+        .select(BulkRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Whether any row of the file still waits, including rows another step holds locked.
+fn any_waiting(conn: &mut PgConnection, bulk_id: Uuid) -> AppResult<bool> {
+    Ok(diesel::select(diesel::dsl::exists(
+        bulk_invite_rows::table
+            .filter(bulk_invite_rows::bulk_id.eq(bulk_id))
+            .filter(bulk_invite_rows::status.eq("PENDING")),
+    ))
+    .get_result(conn)?)
+}
+
+/// Marks a file with no waiting row left `DONE` (once: a later step finds it done already).
+fn mark_done(conn: &mut PgConnection, bulk: &BulkInvite, now: DateTime<Utc>) -> AppResult<()> {
+    diesel::update(bulk_invites::table.find(bulk.id))
+        .filter(bulk_invites::status.ne("DONE"))
+        .set((
+            bulk_invites::status.eq("DONE"),
+            bulk_invites::finished_at.eq(now),
+            bulk_invites::started_at.eq(bulk.started_at.unwrap_or(now)),
+            bulk_invites::resumes_at.eq(None::<DateTime<Utc>>),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Marks a queued (or resumed) file `RUNNING`, keeping when it first started.
+fn mark_running(conn: &mut PgConnection, bulk: &BulkInvite, now: DateTime<Utc>) -> AppResult<()> {
+    diesel::update(bulk_invites::table.find(bulk.id))
+        .set((
+            bulk_invites::status.eq("RUNNING"),
+            bulk_invites::started_at.eq(bulk.started_at.unwrap_or(now)),
+            bulk_invites::resumes_at.eq(None::<DateTime<Utc>>),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Writes a tried row's outcome and answers whether it was invited: `INVITED` with its invite, or
+/// `REFUSED` with the refusal's code and message. An outage or a bug is not an outcome: it fails the
+/// step (rolling the row back to waiting), so the job retries the same row.
+fn record_outcome(
+    conn: &mut PgConnection,
+    row: &BulkRow,
+    attempt: AppResult<Uuid>,
+    now: DateTime<Utc>,
+) -> AppResult<bool> {
+    let (status, code, message, invite_id) = match attempt {
+        Ok(invite) => ("INVITED", None, None, Some(invite)),
+        Err(e @ (AppError::Internal(_) | AppError::Unavailable)) => return Err(e),
+        Err(e) => (
+            "REFUSED",
+            Some(e.code().as_str()),
+            Some(e.to_string()),
+            None,
+        ),
+    };
+    diesel::update(bulk_invite_rows::table.find((row.bulk_id, row.line)))
+        .set((
+            bulk_invite_rows::status.eq(status),
+            bulk_invite_rows::code.eq(code),
+            bulk_invite_rows::message.eq(message),
+            bulk_invite_rows::invite_id.eq(invite_id),
+            bulk_invite_rows::finished_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(invite_id.is_some())
 }
 
 /// Pauses the file when its uploader's daily cap lets none of its waiting rows go now, and answers
@@ -382,8 +411,8 @@ pub fn resume_due(conn: &mut PgConnection, now: DateTime<Utc>) -> AppResult<Vec<
             queue::enqueue(
                 conn,
                 queue::MAINTENANCE_QUEUE,
-                &crate::jobs::MaintenanceJob {
-                    task: crate::jobs::Task::BulkInvite(*id),
+                &crate::background::MaintenanceJob {
+                    task: crate::background::Task::BulkInvite(*id),
                     trigger: "RESUME".into(),
                 },
                 0.0,

@@ -8,7 +8,7 @@ use crate::store::access::{self, Caller};
 use crate::store::audit::{self, Audit};
 use crate::store::guests;
 use crate::store::models::{Site, User};
-use crate::store::order::{ListKey, ListOrder, SortField};
+use crate::store::order::{After, ListKey, ListOrder, SortField};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -144,6 +144,32 @@ impl UserOrder {
 /// A user of the directory: the cursor that continues after them, the user and their role.
 pub type Listed = (UserKey, User, ProductRole);
 
+/// What narrows the directory: the site, and optionally one role and external or internal people.
+#[derive(Clone, Copy)]
+struct Narrowing {
+    site_id: Uuid,
+    only: Option<ProductRole>,
+    external: Option<bool>,
+}
+
+/// The directory's narrowing on the maintained rows (`site_members`, or `from` a join that holds
+/// it), as a boxed query.
+macro_rules! listed {
+    ($from:expr, $narrow:expr) => {{
+        let n: Narrowing = $narrow;
+        let mut q = $from
+            .filter(site_members::site_id.eq(n.site_id))
+            .into_boxed::<diesel::pg::Pg>();
+        if let Some(r) = n.only {
+            q = q.filter(site_members::role.eq(r.rank()));
+        }
+        if let Some(e) = n.external {
+            q = q.filter(site_members::external.eq(e));
+        }
+        q
+    }};
+}
+
 /// Users with access to a site (optionally only one role, only external or internal people), in
 /// `order`, keyset-paginated: each user with the cursor that continues after them and their
 /// maintained role, and the total (the site's counters when nothing narrows the list). A page walks
@@ -163,99 +189,16 @@ pub fn users_with_access(
     after: Option<UserKey>,
     limit: i64,
 ) -> AppResult<(Vec<Listed>, i64)> {
-    macro_rules! listed {
-        ($from:expr) => {{
-            let mut q = $from
-                .filter(site_members::site_id.eq(site_id))
-                .into_boxed::<diesel::pg::Pg>();
-            if let Some(r) = only {
-                q = q.filter(site_members::role.eq(r.rank()));
-            }
-            if let Some(e) = external {
-                q = q.filter(site_members::external.eq(e));
-            }
-            q
-        }};
-    }
     let after = after.map(|k| order.after(k)).transpose()?;
-    let desc = order.descending;
-    let rows: Vec<(User, i16)> = match order.by {
-        UserSort::Email => {
-            let mut q = listed!(site_members::table);
-            match after {
-                Some(a) if !desc => {
-                    q = q.filter(crate::store::after_key("site_members", a.text, a.id));
-                }
-                Some(a) => {
-                    q = q.filter(guests::after_text(
-                        "site_members.email_normalized",
-                        "",
-                        "site_members.user_id",
-                        true,
-                        a.text,
-                        a.id,
-                    ));
-                }
-                None => {}
-            }
-            q = if desc {
-                q.order((
-                    site_members::email_normalized.desc(),
-                    site_members::user_id.desc(),
-                ))
-            } else {
-                q.order((site_members::email_normalized, site_members::user_id))
-            };
-            // Ids and roles from the index range, then the people by id (see `guests::list`).
-            let page: Vec<(Uuid, i16)> = q
-                .limit(limit)
-                .select((site_members::user_id, site_members::role))
-                .load(conn)?;
-            let ids: Vec<Uuid> = page.iter().map(|(id, _)| *id).collect();
-            let people = users_in_order(conn, &ids)?;
-            let roles: std::collections::HashMap<Uuid, i16> = page.into_iter().collect();
-            people
-                .into_iter()
-                .filter_map(|u| Some((roles.get(&u.id).copied()?, u)))
-                .map(|(r, u)| (u, r))
-                .collect()
-        }
+    let narrow = Narrowing {
+        site_id,
+        only,
+        external,
+    };
+    let rows = match order.by {
+        UserSort::Email => by_email(conn, narrow, order.descending, after, limit)?,
         UserSort::DisplayName | UserSort::LastActiveAt => {
-            let in_org = users::organization_id.nullable().eq(sites::table
-                .find(site_id)
-                .select(sites::organization_id)
-                .single_value());
-            let mut q = listed!(site_members::table.inner_join(users::table)).filter(in_org);
-            let (key, time) = match order.by {
-                UserSort::DisplayName => (guests::NAME_KEY, false),
-                _ => (guests::ACTIVE_KEY, true),
-            };
-            if let Some(a) = after {
-                q = if time {
-                    q.filter(guests::after_time(
-                        key,
-                        "-infinity",
-                        "users.id",
-                        desc,
-                        a.time,
-                        a.id,
-                    ))
-                } else {
-                    q.filter(guests::after_text(
-                        key, "lower", "users.id", desc, a.text, a.id,
-                    ))
-                };
-            }
-            // The key's SQL type only matters to the ORDER BY clause, which diesel writes as is.
-            let sort = diesel::dsl::sql::<diesel::sql_types::Text>(key);
-            q = if desc {
-                q.order((sort.desc(), users::id.desc()))
-            } else {
-                q.order((sort.asc(), users::id.asc()))
-            };
-            q.limit(limit)
-                .select((User::as_select(), site_members::role))
-                .load(conn)?
+            by_person(conn, narrow, order, after, limit)?
         }
     };
     let total = match (only, external) {
@@ -267,13 +210,111 @@ pub fn users_with_access(
                 c.paid + c.guests
             }
         }
-        _ => listed!(site_members::table).count().get_result(conn)?,
+        _ => listed!(site_members::table, narrow)
+            .count()
+            .get_result(conn)?,
     };
     let out = rows
         .into_iter()
         .filter_map(|(u, r)| Some((order.key(&u), u, ProductRole::from_rank(r)?)))
         .collect();
     Ok((out, total))
+}
+
+/// A page of the directory by address: ids and roles from `site_members_by_email`'s range, then the
+/// people by id (see `guests::list`).
+fn by_email(
+    conn: &mut PgConnection,
+    narrow: Narrowing,
+    desc: bool,
+    after: Option<After>,
+    limit: i64,
+) -> AppResult<Vec<(User, i16)>> {
+    let mut q = listed!(site_members::table, narrow);
+    match after {
+        Some(a) if !desc => {
+            q = q.filter(crate::store::after_key("site_members", a.text, a.id));
+        }
+        Some(a) => {
+            q = q.filter(guests::after_text(
+                "site_members.email_normalized",
+                "",
+                "site_members.user_id",
+                true,
+                a.text,
+                a.id,
+            ));
+        }
+        None => {}
+    }
+    q = if desc {
+        q.order((
+            site_members::email_normalized.desc(),
+            site_members::user_id.desc(),
+        ))
+    } else {
+        q.order((site_members::email_normalized, site_members::user_id))
+    };
+    // Ids and roles from the index range, then the people by id (see `guests::list`).
+    let page: Vec<(Uuid, i16)> = q
+        .limit(limit)
+        .select((site_members::user_id, site_members::role))
+        .load(conn)?;
+    let ids: Vec<Uuid> = page.iter().map(|(id, _)| *id).collect();
+    let people = users_in_order(conn, &ids)?;
+    let roles: std::collections::HashMap<Uuid, i16> = page.into_iter().collect();
+    Ok(people
+        .into_iter()
+        .filter_map(|u| Some((roles.get(&u.id).copied()?, u)))
+        .map(|(r, u)| (u, r))
+        .collect())
+}
+
+/// A page of the directory by display name or last activity: the organization's people in that
+/// order (`users_org_display_name`, `users_org_last_active`), each looked up in `site_members`.
+fn by_person(
+    conn: &mut PgConnection,
+    narrow: Narrowing,
+    order: UserOrder,
+    after: Option<After>,
+    limit: i64,
+) -> AppResult<Vec<(User, i16)>> {
+    let desc = order.descending;
+    let in_org = users::organization_id.nullable().eq(sites::table
+        .find(narrow.site_id)
+        .select(sites::organization_id)
+        .single_value());
+    let mut q = listed!(site_members::table.inner_join(users::table), narrow).filter(in_org);
+    let (key, time) = match order.by {
+        UserSort::DisplayName => (guests::NAME_KEY, false),
+        _ => (guests::ACTIVE_KEY, true),
+    };
+    if let Some(a) = after {
+        q = if time {
+            q.filter(guests::after_time(
+                key,
+                "-infinity",
+                "users.id",
+                desc,
+                a.time,
+                a.id,
+            ))
+        } else {
+            q.filter(guests::after_text(
+                key, "lower", "users.id", desc, a.text, a.id,
+            ))
+        };
+    }
+    // The key's SQL type only matters to the ORDER BY clause, which diesel writes as is.
+    let sort = diesel::dsl::sql::<diesel::sql_types::Text>(key);
+    q = if desc {
+        q.order((sort.desc(), users::id.desc()))
+    } else {
+        q.order((sort.asc(), users::id.asc()))
+    };
+    Ok(q.limit(limit)
+        .select((User::as_select(), site_members::role))
+        .load(conn)?)
 }
 
 /// People by id, in the order of `ids` (a page's order); ids of no account are left out.

@@ -125,7 +125,7 @@ pub fn outside(conn: &mut PgConnection, caller: &Caller, site_id: Uuid) -> AppRe
 /// (`domains::parse_pattern`), none of them special to LIKE; `example.com` matches by equality, as
 /// `domains::matches` compares; `*.example.com` matches `domain LIKE '%_.example.com'`: at least one
 /// character, then `.example.com` at the end, which is `matches`' "a non-empty head ending with a
-/// dot". Both read the same stored column, byte for byte. `tests/external.rs` checks the two agree.
+/// dot". Both read the same stored column, byte for byte. `tests/api/external.rs` checks the two agree.
 pub(crate) fn refused(
     mode: DomainMode,
     patterns: &[String],

@@ -2,9 +2,9 @@
 //! Every step is idempotent, so a job that runs twice (a worker killed mid-send) sends at most the
 //! same message again, with the same `Message-ID`.
 
+use crate::background::EmailJob;
 use crate::db::schema::*;
 use crate::error::AppResult;
-use crate::jobs::EmailJob;
 use crate::store::models::{
     EmailDelivery, Invite, InviteStatus, LoginChallenge, Notice, Organization, PasswordReset,
     ReverificationLink, Site, Space, User,
@@ -38,6 +38,8 @@ pub enum Content {
         user: User,
         organization: Organization,
         link: ReverificationLink,
+        /// When their current verification period ends (under the organization's policy).
+        until: DateTime<Utc>,
     },
     Notice {
         notice: Notice,
@@ -82,152 +84,179 @@ fn user(conn: &mut PgConnection, id: Uuid) -> AppResult<User> {
 
 /// Loads what a delivery is about, or `None` when it should no longer be sent: an invite revoked,
 /// accepted, expired or superseded by a resend; a challenge used, expired or dead; a reset link used,
-/// expired or replaced.
+/// expired or replaced; a reminder to someone no longer active.
 fn subject(
     conn: &mut PgConnection,
     d: &EmailDelivery,
     now: DateTime<Utc>,
 ) -> AppResult<Option<Content>> {
     let nonce = d.token_nonce.as_deref();
+    let id = |id: Option<Uuid>| id.unwrap_or_default();
     match d.kind.as_str() {
-        "INVITE" => {
-            let Some(invite) = invites::table
-                .find(d.invite_id.unwrap_or_default())
-                .select(Invite::as_select())
-                .first(conn)
-                .optional()?
-            else {
-                return Ok(None);
-            };
-            if invite.status_at(now) != InviteStatus::Pending
-                || nonce != Some(&invite.token_nonce[..])
-            {
-                return Ok(None);
-            }
-            let site: Site = sites::table
-                .find(invite.site_id)
-                .select(Site::as_select())
-                .first(conn)?;
-            let organization = organization(conn, site.organization_id)?;
-            let inviter = user(conn, invite.invited_by)?;
-            let space = match invite.space_id {
-                Some(s) => spaces::table
-                    .find(s)
-                    .select(Space::as_select())
-                    .first(conn)
-                    .optional()?,
-                None => None,
-            };
-            Ok(Some(Content::Invite {
-                invite,
-                site,
-                organization,
-                inviter,
-                space,
-            }))
-        }
-        "LOGIN_CODE" => {
-            let Some(challenge) = login_challenges::table
-                .find(d.challenge_id.unwrap_or_default())
-                .select(LoginChallenge::as_select())
-                .first(conn)
-                .optional()?
-            else {
-                return Ok(None);
-            };
-            if challenge.consumed_at.is_some()
-                || challenge.expires_at <= now
-                || challenge.failed_attempts >= crate::store::signin::MAX_CODE_ATTEMPTS
-                || nonce != Some(&challenge.code_nonce[..])
-            {
-                return Ok(None);
-            }
-            let user = user(conn, challenge.user_id)?;
-            let organization = organization(conn, user.organization_id)?;
-            Ok(Some(Content::LoginCode {
-                user,
-                organization,
-                challenge,
-            }))
-        }
-        "PASSWORD_RESET" => {
-            let Some(reset) = password_resets::table
-                .find(d.reset_id.unwrap_or_default())
-                .select(PasswordReset::as_select())
-                .first(conn)
-                .optional()?
-            else {
-                return Ok(None);
-            };
-            if reset.used_at.is_some()
-                || reset.expires_at <= now
-                || nonce != Some(&reset.token_nonce[..])
-            {
-                return Ok(None);
-            }
-            let user = user(conn, reset.user_id)?;
-            let organization = organization(conn, user.organization_id)?;
-            Ok(Some(Content::PasswordReset {
-                user,
-                organization,
-                reset,
-            }))
-        }
-        "REVERIFY" => {
-            let Some(link) = reverification_links::table
-                .find(d.reverify_id.unwrap_or_default())
-                .select(ReverificationLink::as_select())
-                .first(conn)
-                .optional()?
-            else {
-                return Ok(None);
-            };
-            if link.used_at.is_some()
-                || link.expires_at <= now
-                || nonce != Some(&link.token_nonce[..])
-            {
-                return Ok(None);
-            }
-            let user = user(conn, link.user_id)?;
-            if !user.is_active() {
-                return Ok(None);
-            }
-            let organization = organization(conn, user.organization_id)?;
-            Ok(Some(Content::Reverify {
-                user,
-                organization,
-                link,
-            }))
-        }
-        "NOTICE" => {
-            let Some(notice) = notices::table
-                .find(d.notice_id.unwrap_or_default())
-                .select(Notice::as_select())
-                .first(conn)
-                .optional()?
-            else {
-                return Ok(None);
-            };
-            let recipient = user(conn, notice.recipient_id)?;
-            if !recipient.is_active() {
-                return Ok(None);
-            }
-            let guest = user(conn, notice.guest_id)?;
-            let site: Site = sites::table
-                .find(notice.site_id)
-                .select(Site::as_select())
-                .first(conn)?;
-            let organization = organization(conn, site.organization_id)?;
-            Ok(Some(Content::Notice {
-                notice,
-                site,
-                organization,
-                guest,
-                recipient,
-            }))
-        }
+        "INVITE" => invite(conn, id(d.invite_id), nonce, now),
+        "LOGIN_CODE" => login_code(conn, id(d.challenge_id), nonce, now),
+        "PASSWORD_RESET" => password_reset(conn, id(d.reset_id), nonce, now),
+        "REVERIFY" => reverify(conn, id(d.reverify_id), nonce, now),
+        "NOTICE" => notice(conn, id(d.notice_id)),
         _ => Ok(None),
     }
+}
+
+fn site(conn: &mut PgConnection, id: Uuid) -> AppResult<Site> {
+    Ok(sites::table
+        .find(id)
+        .select(Site::as_select())
+        .first(conn)?)
+}
+
+fn invite(
+    conn: &mut PgConnection,
+    id: Uuid,
+    nonce: Option<&[u8]>,
+    now: DateTime<Utc>,
+) -> AppResult<Option<Content>> {
+    let Some(invite) = invites::table
+        .find(id)
+        .select(Invite::as_select())
+        .first(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    if invite.status_at(now) != InviteStatus::Pending || nonce != Some(&invite.token_nonce[..]) {
+        return Ok(None);
+    }
+    let site = site(conn, invite.site_id)?;
+    let organization = organization(conn, site.organization_id)?;
+    let inviter = user(conn, invite.invited_by)?;
+    let space = match invite.space_id {
+        Some(s) => spaces::table
+            .find(s)
+            .select(Space::as_select())
+            .first(conn)
+            .optional()?,
+        None => None,
+    };
+    Ok(Some(Content::Invite {
+        invite,
+        site,
+        organization,
+        inviter,
+        space,
+    }))
+}
+
+fn login_code(
+    conn: &mut PgConnection,
+    id: Uuid,
+    nonce: Option<&[u8]>,
+    now: DateTime<Utc>,
+) -> AppResult<Option<Content>> {
+    let Some(challenge) = login_challenges::table
+        .find(id)
+        .select(LoginChallenge::as_select())
+        .first(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    if challenge.consumed_at.is_some()
+        || challenge.expires_at <= now
+        || challenge.failed_attempts >= crate::store::signin::MAX_CODE_ATTEMPTS
+        || nonce != Some(&challenge.code_nonce[..])
+    {
+        return Ok(None);
+    }
+    let user = user(conn, challenge.user_id)?;
+    let organization = organization(conn, user.organization_id)?;
+    Ok(Some(Content::LoginCode {
+        user,
+        organization,
+        challenge,
+    }))
+}
+
+fn password_reset(
+    conn: &mut PgConnection,
+    id: Uuid,
+    nonce: Option<&[u8]>,
+    now: DateTime<Utc>,
+) -> AppResult<Option<Content>> {
+    let Some(reset) = password_resets::table
+        .find(id)
+        .select(PasswordReset::as_select())
+        .first(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    if reset.used_at.is_some() || reset.expires_at <= now || nonce != Some(&reset.token_nonce[..]) {
+        return Ok(None);
+    }
+    let user = user(conn, reset.user_id)?;
+    let organization = organization(conn, user.organization_id)?;
+    Ok(Some(Content::PasswordReset {
+        user,
+        organization,
+        reset,
+    }))
+}
+
+fn reverify(
+    conn: &mut PgConnection,
+    id: Uuid,
+    nonce: Option<&[u8]>,
+    now: DateTime<Utc>,
+) -> AppResult<Option<Content>> {
+    let Some(link) = reverification_links::table
+        .find(id)
+        .select(ReverificationLink::as_select())
+        .first(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    if link.used_at.is_some() || link.expires_at <= now || nonce != Some(&link.token_nonce[..]) {
+        return Ok(None);
+    }
+    let user = user(conn, link.user_id)?;
+    if !user.is_active() {
+        return Ok(None);
+    }
+    let organization = organization(conn, user.organization_id)?;
+    let policy = crate::store::external::policy(conn, organization.id)?;
+    let until = crate::domain::policy::verified_until(user.verified_at, user.created_at, &policy);
+    Ok(Some(Content::Reverify {
+        user,
+        organization,
+        link,
+        until,
+    }))
+}
+
+fn notice(conn: &mut PgConnection, id: Uuid) -> AppResult<Option<Content>> {
+    let Some(notice) = notices::table
+        .find(id)
+        .select(Notice::as_select())
+        .first(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let recipient = user(conn, notice.recipient_id)?;
+    if !recipient.is_active() {
+        return Ok(None);
+    }
+    let guest = user(conn, notice.guest_id)?;
+    let site = site(conn, notice.site_id)?;
+    let organization = organization(conn, site.organization_id)?;
+    Ok(Some(Content::Notice {
+        notice,
+        site,
+        organization,
+        guest,
+        recipient,
+    }))
 }
 
 /// Claims a delivery for one attempt.
@@ -251,9 +280,8 @@ pub fn claim(conn: &mut PgConnection, delivery_id: Uuid, now: DateTime<Utc>) -> 
             && let Some(until) = d.next_attempt_at.filter(|t| *t > now)
         {
             let wait = (until - now).to_std().unwrap_or_default();
-            queue::enqueue(
+            queue::enqueue_job(
                 conn,
-                queue::EMAIL_QUEUE,
                 &EmailJob { delivery_id: d.id },
                 wait.as_secs_f64() + 0.5,
                 None,
@@ -323,9 +351,8 @@ pub fn schedule_retry(
                 email_deliveries::next_attempt_at.eq(next),
             ))
             .execute(conn)?;
-        queue::enqueue(
+        queue::enqueue_job(
             conn,
-            queue::EMAIL_QUEUE,
             &EmailJob { delivery_id: id },
             delay.as_secs_f64(),
             None,

@@ -309,92 +309,125 @@ pub fn update(
             .for_update()
             .select(organizations::id)
             .first::<Uuid>(conn)?;
-        let review: Option<ReviewRow> = policy_reviews::table
-            .find(review_id)
-            .filter(policy_reviews::organization_id.eq(org))
-            .for_update()
-            .select((
-                policy_reviews::policy,
-                policy_reviews::fingerprint,
-                policy_reviews::expires_at,
-                policy_reviews::used_at,
-            ))
-            .first(conn)
-            .optional()?;
-        let Some((reviewed, print, expires_at, used_at)) = review else {
+        let Some((reviewed, print, expires_at, used_at)) = locked_review(conn, org, review_id)?
+        else {
             return Err(AppError::ReviewStale);
         };
-        let same_policy = serde_json::from_value::<ExternalPolicy>(reviewed).ok() == Some(*new);
-        if !same_policy || used_at.is_some() || expires_at <= now {
+        let reviewed = serde_json::from_value::<ExternalPolicy>(reviewed).ok();
+        if !policy::review_applies(reviewed.as_ref(), new, used_at.is_some(), expires_at, now) {
             return Err(AppError::ReviewStale);
         }
         if fingerprint(&affected(conn, org, new, now)?) != print {
             return Err(AppError::ReviewStale);
         }
         let old = policy(conn, org)?;
-        let two_step = match new.two_step {
-            TwoStep::Off => "OFF",
-            TwoStep::Required => "REQUIRED",
-        };
-        let tokens = match new.api_token_access {
-            ApiTokenAccess::Allowed => "ALLOWED",
-            ApiTokenAccess::Blocked => "BLOCKED",
-        };
-        diesel::insert_into(external_user_policies::table)
-            .values((
-                external_user_policies::organization_id.eq(org),
-                external_user_policies::two_step.eq(two_step),
-                external_user_policies::reverification_interval_minutes
-                    .eq(new.reverification_interval_minutes),
-                external_user_policies::api_token_access.eq(tokens),
-                external_user_policies::session_idle_timeout_minutes
-                    .eq(new.session_idle_timeout_minutes),
-                external_user_policies::updated_at.eq(now),
-                external_user_policies::updated_by.eq(caller.user.id),
-            ))
-            .on_conflict(external_user_policies::organization_id)
-            .do_update()
-            .set((
-                external_user_policies::two_step.eq(two_step),
-                external_user_policies::reverification_interval_minutes
-                    .eq(new.reverification_interval_minutes),
-                external_user_policies::api_token_access.eq(tokens),
-                external_user_policies::session_idle_timeout_minutes
-                    .eq(new.session_idle_timeout_minutes),
-                external_user_policies::updated_at.eq(now),
-                external_user_policies::updated_by.eq(caller.user.id),
-            ))
-            .execute(conn)?;
+        write_policy(conn, org, new, caller.user.id, now)?;
         diesel::update(policy_reviews::table.find(review_id))
             .set(policy_reviews::used_at.eq(now))
             .execute(conn)?;
-        let mut events = vec![org_event(
-            caller,
-            "policy.update",
-            "organization",
-            org.to_string(),
-            Some(json!(old)),
-            Some(json!(new)),
-            now,
-        )];
-        if old.api_token_access != new.api_token_access {
-            let action = match new.api_token_access {
-                ApiTokenAccess::Blocked => "policy.apiTokensBlocked",
-                ApiTokenAccess::Allowed => "policy.apiTokensAllowed",
-            };
-            events.push(org_event(
-                caller,
-                action,
-                "organization",
-                org.to_string(),
-                None,
-                None,
-                now,
-            ));
-        }
-        audit::record_all(conn, events)?;
+        audit::record_all(conn, policy_events(caller, &old, new, now))?;
         Ok(*new)
     })
+}
+
+/// A review of the organization's, locked until the change commits (so it is used once).
+fn locked_review(
+    conn: &mut PgConnection,
+    org: Uuid,
+    review_id: Uuid,
+) -> AppResult<Option<ReviewRow>> {
+    Ok(policy_reviews::table
+        .find(review_id)
+        .filter(policy_reviews::organization_id.eq(org))
+        .for_update()
+        .select((
+            policy_reviews::policy,
+            policy_reviews::fingerprint,
+            policy_reviews::expires_at,
+            policy_reviews::used_at,
+        ))
+        .first(conn)
+        .optional()?)
+}
+
+/// Stores the organization's policy (its first, or in place of the one it had), with who set it.
+fn write_policy(
+    conn: &mut PgConnection,
+    org: Uuid,
+    new: &ExternalPolicy,
+    by: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let two_step = match new.two_step {
+        TwoStep::Off => "OFF",
+        TwoStep::Required => "REQUIRED",
+    };
+    let tokens = match new.api_token_access {
+        ApiTokenAccess::Allowed => "ALLOWED",
+        ApiTokenAccess::Blocked => "BLOCKED",
+    };
+    diesel::insert_into(external_user_policies::table)
+        .values((
+            external_user_policies::organization_id.eq(org),
+            external_user_policies::two_step.eq(two_step),
+            external_user_policies::reverification_interval_minutes
+                .eq(new.reverification_interval_minutes),
+            external_user_policies::api_token_access.eq(tokens),
+            external_user_policies::session_idle_timeout_minutes
+                .eq(new.session_idle_timeout_minutes),
+            external_user_policies::updated_at.eq(now),
+            external_user_policies::updated_by.eq(by),
+        ))
+        .on_conflict(external_user_policies::organization_id)
+        .do_update()
+        .set((
+            external_user_policies::two_step.eq(two_step),
+            external_user_policies::reverification_interval_minutes
+                .eq(new.reverification_interval_minutes),
+            external_user_policies::api_token_access.eq(tokens),
+            external_user_policies::session_idle_timeout_minutes
+                .eq(new.session_idle_timeout_minutes),
+            external_user_policies::updated_at.eq(now),
+            external_user_policies::updated_by.eq(by),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The audit events of a policy change: the change itself, and one that says API tokens were
+/// blocked or allowed again when that changed (the event an auditor looks for).
+fn policy_events(
+    caller: &Caller,
+    old: &ExternalPolicy,
+    new: &ExternalPolicy,
+    now: DateTime<Utc>,
+) -> Vec<Audit> {
+    let org = caller.user.organization_id;
+    let mut events = vec![org_event(
+        caller,
+        "policy.update",
+        "organization",
+        org.to_string(),
+        Some(json!(old)),
+        Some(json!(new)),
+        now,
+    )];
+    if old.api_token_access != new.api_token_access {
+        let action = match new.api_token_access {
+            ApiTokenAccess::Blocked => "policy.apiTokensBlocked",
+            ApiTokenAccess::Allowed => "policy.apiTokensAllowed",
+        };
+        events.push(org_event(
+            caller,
+            action,
+            "organization",
+            org.to_string(),
+            None,
+            None,
+            now,
+        ));
+    }
+    events
 }
 
 /// Ends every session of the organization's external users (organization admins).
@@ -685,8 +718,8 @@ pub fn enqueue_sweep(conn: &mut PgConnection, trigger: &str, key: Option<&str>) 
     queue::enqueue(
         conn,
         queue::MAINTENANCE_QUEUE,
-        &crate::jobs::MaintenanceJob {
-            task: crate::jobs::Task::Sweep,
+        &crate::background::MaintenanceJob {
+            task: crate::background::Task::Sweep,
             trigger: trigger.to_string(),
         },
         0.0,

@@ -178,37 +178,10 @@ pub fn remove_access(
     let user_id = user.id;
     changes::run(conn, dry_run, |conn| {
         changes::lock_org(conn, org, Reach::Organization)?;
-        // Groups of the person that hold a role on this site, and every site those groups reach.
-        let on_site = groups_on_site(conn, site_id, user_id)?;
-        let mut site_ids: Vec<Uuid> = on_site.iter().flat_map(|(_, s)| s.clone()).collect();
-        let groups: Vec<Uuid> = removal::groups_to_leave(site_id, on_site, groups_elsewhere)
-            .map_err(|wide| AppError::GroupReachesOtherSites {
-                groups: wide.into_iter().map(|(_, name)| name).collect(),
-            })?
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
-        site_ids.push(site_id);
+        let (groups, site_ids) = leaving_groups(conn, site_id, user_id, groups_elsewhere)?;
         let sites = changes::lock_sites(conn, &site_ids)?;
         let before = Snapshot::take(conn, sites, vec![user_id], now)?;
-
-        let mut removed = changes::grants::remove_direct_role(conn, site_id, user_id)?;
-        removed += changes::grants::leave_groups(conn, user_id, &groups)?;
-        removed += changes::grants::unassign_space(conn, site_id, &[user_id])?;
-        // Terms kept from an earlier guest access (a role set to none leaves them) are not access:
-        // they go with the rest, but alone they do not make the removal one of something.
-        diesel::delete(guest_terms::table.find((site_id, user_id))).execute(conn)?;
-        let revoked =
-            changes::grants::revoke_pending_for(conn, site_id, &user.email_normalized, now)?;
-        changes::state::refresh_invites(conn, &revoked)?;
-        if removed + revoked.len() == 0 {
-            // Nothing of theirs is on this site: say so rather than "succeed" at nothing.
-            return Err(AppError::invalid(
-                "userId",
-                format!("{} has no access to this site", user.email),
-            ));
-        }
-        crate::store::invites::cancel_waiting_deliveries(conn, &revoked)?;
+        let revoked = take_grants(conn, site_id, user, &groups, now)?;
         // What is left anywhere is read from the maintained state: bring it up to date first.
         changes::state::refresh(conn, &site_ids, &[user_id], now)?;
         // Sessions belong to the account, not to a site: they end only if nothing is left anywhere.
@@ -220,7 +193,6 @@ pub fn remove_access(
         } else {
             0
         };
-
         let ctx = changes::Context::new(org, actor, action, now)
             .detail(json!({ "groupsLeft": groups, "invitesRevoked": revoked }))
             .never_refused();
@@ -247,6 +219,57 @@ pub fn remove_access(
         out.dry_run = dry_run;
         Ok(out)
     })
+}
+
+/// The person's groups that a removal from the site leaves ([`removal::groups_to_leave`] decides;
+/// `GROUP_REACHES_OTHER_SITES` names those it refuses), and the sites whose counts it checks: this
+/// one and every site those groups reach.
+fn leaving_groups(
+    conn: &mut PgConnection,
+    site_id: Uuid,
+    user_id: Uuid,
+    elsewhere: GroupsElsewhere,
+) -> AppResult<(Vec<Uuid>, Vec<Uuid>)> {
+    let on_site = groups_on_site(conn, site_id, user_id)?;
+    let mut site_ids: Vec<Uuid> = on_site.iter().flat_map(|(_, s)| s.clone()).collect();
+    let groups: Vec<Uuid> = removal::groups_to_leave(site_id, on_site, elsewhere)
+        .map_err(|wide| AppError::GroupReachesOtherSites {
+            groups: wide.into_iter().map(|(_, name)| name).collect(),
+        })?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    site_ids.push(site_id);
+    Ok((groups, site_ids))
+}
+
+/// Takes away everything the person holds on the site: their direct role, the `groups`, their guest
+/// space and terms, and their pending invites there (answered, their waiting emails cancelled).
+/// `INVALID_INPUT` when none of it was there: a removal of nothing does not "succeed".
+fn take_grants(
+    conn: &mut PgConnection,
+    site_id: Uuid,
+    user: &User,
+    groups: &[Uuid],
+    now: DateTime<Utc>,
+) -> AppResult<Vec<Uuid>> {
+    let mut removed = changes::grants::remove_direct_role(conn, site_id, user.id)?;
+    removed += changes::grants::leave_groups(conn, user.id, groups)?;
+    removed += changes::grants::unassign_space(conn, site_id, &[user.id])?;
+    // Terms kept from an earlier guest access (a role set to none leaves them) are not access:
+    // they go with the rest, but alone they do not make the removal one of something.
+    diesel::delete(guest_terms::table.find((site_id, user.id))).execute(conn)?;
+    let revoked = changes::grants::revoke_pending_for(conn, site_id, &user.email_normalized, now)?;
+    changes::state::refresh_invites(conn, &revoked)?;
+    if removed + revoked.len() == 0 {
+        // Nothing of theirs is on this site: say so rather than "succeed" at nothing.
+        return Err(AppError::invalid(
+            "userId",
+            format!("{} has no access to this site", user.email),
+        ));
+    }
+    crate::store::invites::cancel_waiting_deliveries(conn, &revoked)?;
+    Ok(revoked)
 }
 
 /// Admin roles that are not product roles.
@@ -296,63 +319,10 @@ pub fn set_admin_role(
 ) -> AppResult<User> {
     let org = caller.user.organization_id;
     let user = user_in_org(conn, org, user_id)?;
-    let site = match (role, site_id) {
-        (AdminRole::SiteAdmin, Some(s)) => {
-            let a = access::site_access(conn, caller, s)?;
-            a.require_admin()?;
-            Some(s)
-        }
-        (AdminRole::SiteAdmin, None) => {
-            if !caller.org_admin {
-                return Err(AppError::Forbidden);
-            }
-            return Err(AppError::invalid(
-                "siteId",
-                "a site admin role needs a site",
-            ));
-        }
-        (AdminRole::OrgAdmin, _) => {
-            if !caller.org_admin {
-                return Err(AppError::Forbidden);
-            }
-            if site_id.is_some() {
-                return Err(AppError::invalid(
-                    "siteId",
-                    "an organization admin role applies to every site",
-                ));
-            }
-            None
-        }
-    };
+    let site = admin_role_site(conn, caller, role, site_id)?;
     conn.transaction(|conn| {
         lock_org_row(conn, org)?;
-        let changed = match (role, granted) {
-            (AdminRole::OrgAdmin, true) => diesel::insert_into(org_admins::table)
-                .values((
-                    org_admins::organization_id.eq(org),
-                    org_admins::user_id.eq(user_id),
-                    org_admins::granted_at.eq(now),
-                ))
-                .on_conflict_do_nothing()
-                .execute(conn)?,
-            (AdminRole::OrgAdmin, false) => {
-                let n = diesel::delete(org_admins::table.find((org, user_id))).execute(conn)?;
-                require_an_org_admin(conn, org)?;
-                n
-            }
-            (AdminRole::SiteAdmin, true) => diesel::insert_into(site_admins::table)
-                .values((
-                    site_admins::site_id.eq(site.unwrap_or_default()),
-                    site_admins::user_id.eq(user_id),
-                    site_admins::granted_at.eq(now),
-                ))
-                .on_conflict_do_nothing()
-                .execute(conn)?,
-            (AdminRole::SiteAdmin, false) => {
-                diesel::delete(site_admins::table.find((site.unwrap_or_default(), user_id)))
-                    .execute(conn)?
-            }
-        };
+        let changed = write_admin_role(conn, org, site, user_id, role, granted, now)?;
         if changed > 0 {
             audit::record(
                 conn,
@@ -374,6 +344,86 @@ pub fn set_admin_role(
             )?;
         }
         Ok(user)
+    })
+}
+
+/// The site an admin role change is about (`None` for an organization admin role), once the caller
+/// may make it: organization admin roles are the organization admins' to give, and need no site;
+/// site admin roles are for whoever administers that site, and need one.
+fn admin_role_site(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    role: AdminRole,
+    site_id: Option<Uuid>,
+) -> AppResult<Option<Uuid>> {
+    match (role, site_id) {
+        (AdminRole::SiteAdmin, Some(s)) => {
+            let a = access::site_access(conn, caller, s)?;
+            a.require_admin()?;
+            Ok(Some(s))
+        }
+        (AdminRole::SiteAdmin, None) => {
+            if !caller.org_admin {
+                return Err(AppError::Forbidden);
+            }
+            Err(AppError::invalid(
+                "siteId",
+                "a site admin role needs a site",
+            ))
+        }
+        (AdminRole::OrgAdmin, _) => {
+            if !caller.org_admin {
+                return Err(AppError::Forbidden);
+            }
+            if site_id.is_some() {
+                return Err(AppError::invalid(
+                    "siteId",
+                    "an organization admin role applies to every site",
+                ));
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Grants or revokes the admin role (under the organization row's lock); answers how many rows
+/// changed (0: they already had it, or did not). Revoking an organization admin is refused when it
+/// leaves the organization without an active one.
+fn write_admin_role(
+    conn: &mut PgConnection,
+    org: Uuid,
+    site: Option<Uuid>,
+    user_id: Uuid,
+    role: AdminRole,
+    granted: bool,
+    now: DateTime<Utc>,
+) -> AppResult<usize> {
+    Ok(match (role, granted) {
+        (AdminRole::OrgAdmin, true) => diesel::insert_into(org_admins::table)
+            .values((
+                org_admins::organization_id.eq(org),
+                org_admins::user_id.eq(user_id),
+                org_admins::granted_at.eq(now),
+            ))
+            .on_conflict_do_nothing()
+            .execute(conn)?,
+        (AdminRole::OrgAdmin, false) => {
+            let n = diesel::delete(org_admins::table.find((org, user_id))).execute(conn)?;
+            require_an_org_admin(conn, org)?;
+            n
+        }
+        (AdminRole::SiteAdmin, true) => diesel::insert_into(site_admins::table)
+            .values((
+                site_admins::site_id.eq(site.unwrap_or_default()),
+                site_admins::user_id.eq(user_id),
+                site_admins::granted_at.eq(now),
+            ))
+            .on_conflict_do_nothing()
+            .execute(conn)?,
+        (AdminRole::SiteAdmin, false) => {
+            diesel::delete(site_admins::table.find((site.unwrap_or_default(), user_id)))
+                .execute(conn)?
+        }
     })
 }
 

@@ -243,79 +243,116 @@ pub fn list(
         return Ok(Vec::new());
     }
     let desc = order.descending;
-    let in_org = || {
-        users::organization_id.nullable().eq(sites::table
-            .find(site_id)
-            .select(sites::organization_id)
-            .single_value())
-    };
     let rows: Vec<(User, Option<DateTime<Utc>>)> = match order.by {
-        GuestSort::Email => {
-            let mut q = guests_of!(site_id, filter);
-            if let Some(a) = after {
-                q = q.filter(after_text(
-                    "site_members.email_normalized",
-                    "",
-                    "site_members.user_id",
-                    desc,
-                    a.text,
-                    a.id,
-                ));
-            }
-            q = if desc {
-                q.order((
-                    site_members::email_normalized.desc(),
-                    site_members::user_id.desc(),
-                ))
-            } else {
-                q.order((site_members::email_normalized, site_members::user_id))
-            };
-            let users: Vec<User> = q.limit(limit).select(User::as_select()).load(conn)?;
-            users.into_iter().map(|u| (u, None)).collect()
-        }
-        GuestSort::DisplayName => {
-            let mut q = guests_of!(site_id, filter).filter(in_org());
-            if let Some(a) = after {
-                q = q.filter(after_text(
-                    NAME_KEY, "lower", "users.id", desc, a.text, a.id,
-                ));
-            }
-            let key = diesel::dsl::sql::<Text>(NAME_KEY);
-            q = if desc {
-                q.order((key.desc(), users::id.desc()))
-            } else {
-                q.order((key.asc(), users::id.asc()))
-            };
-            let users: Vec<User> = q.limit(limit).select(User::as_select()).load(conn)?;
-            users.into_iter().map(|u| (u, None)).collect()
-        }
-        GuestSort::LastActiveAt => {
-            let mut q = guests_of!(site_id, filter).filter(in_org());
-            if let Some(a) = after {
-                q = q.filter(after_time(
-                    ACTIVE_KEY,
-                    "-infinity",
-                    "users.id",
-                    desc,
-                    a.time,
-                    a.id,
-                ));
-            }
-            let key = diesel::dsl::sql::<Timestamptz>(ACTIVE_KEY);
-            q = if desc {
-                q.order((key.desc(), users::id.desc()))
-            } else {
-                q.order((key.asc(), users::id.asc()))
-            };
-            let users: Vec<User> = q.limit(limit).select(User::as_select()).load(conn)?;
-            users.into_iter().map(|u| (u, None)).collect()
-        }
+        GuestSort::Email => email_page(conn, site_id, filter, desc, after, limit)?,
+        GuestSort::DisplayName => name_page(conn, site_id, filter, desc, after, limit)?,
+        GuestSort::LastActiveAt => active_page(conn, site_id, filter, desc, after, limit)?,
         GuestSort::AccessEndsAt => ends_page(conn, site_id, filter, desc, after, limit)?,
     };
     Ok(rows
         .into_iter()
         .map(|(u, ends)| (order.key(&u, ends), u))
         .collect())
+}
+
+/// The person belongs to the site's organization: the condition that lets the planner walk the
+/// organization's people in an order (`users_org_display_name`, `users_org_last_active`).
+macro_rules! in_org_of {
+    ($site:expr) => {
+        users::organization_id.nullable().eq(sites::table
+            .find($site)
+            .select(sites::organization_id)
+            .single_value())
+    };
+}
+
+/// A page of guests by address: `site_members_guests` from the cursor.
+fn email_page(
+    conn: &mut PgConnection,
+    site_id: Uuid,
+    filter: &GuestFilter,
+    desc: bool,
+    after: Option<After>,
+    limit: i64,
+) -> AppResult<Vec<(User, Option<DateTime<Utc>>)>> {
+    let mut q = guests_of!(site_id, filter);
+    if let Some(a) = after {
+        q = q.filter(after_text(
+            "site_members.email_normalized",
+            "",
+            "site_members.user_id",
+            desc,
+            a.text,
+            a.id,
+        ));
+    }
+    q = if desc {
+        q.order((
+            site_members::email_normalized.desc(),
+            site_members::user_id.desc(),
+        ))
+    } else {
+        q.order((site_members::email_normalized, site_members::user_id))
+    };
+    let users: Vec<User> = q.limit(limit).select(User::as_select()).load(conn)?;
+    Ok(users.into_iter().map(|u| (u, None)).collect())
+}
+
+/// A page of guests by display name: the organization's people in `users_org_display_name`'s
+/// order, each looked up in `site_members`.
+fn name_page(
+    conn: &mut PgConnection,
+    site_id: Uuid,
+    filter: &GuestFilter,
+    desc: bool,
+    after: Option<After>,
+    limit: i64,
+) -> AppResult<Vec<(User, Option<DateTime<Utc>>)>> {
+    let mut q = guests_of!(site_id, filter).filter(in_org_of!(site_id));
+    if let Some(a) = after {
+        q = q.filter(after_text(
+            NAME_KEY, "lower", "users.id", desc, a.text, a.id,
+        ));
+    }
+    let key = diesel::dsl::sql::<Text>(NAME_KEY);
+    q = if desc {
+        q.order((key.desc(), users::id.desc()))
+    } else {
+        q.order((key.asc(), users::id.asc()))
+    };
+    let users: Vec<User> = q.limit(limit).select(User::as_select()).load(conn)?;
+    Ok(users.into_iter().map(|u| (u, None)).collect())
+}
+
+/// A page of guests by last activity: the organization's people in `users_org_last_active`'s
+/// order, each looked up in `site_members`.
+fn active_page(
+    conn: &mut PgConnection,
+    site_id: Uuid,
+    filter: &GuestFilter,
+    desc: bool,
+    after: Option<After>,
+    limit: i64,
+) -> AppResult<Vec<(User, Option<DateTime<Utc>>)>> {
+    let mut q = guests_of!(site_id, filter).filter(in_org_of!(site_id));
+    if let Some(a) = after {
+        q = q.filter(after_time(
+            ACTIVE_KEY,
+            "-infinity",
+            "users.id",
+            desc,
+            a.time,
+            a.id,
+        ));
+    }
+    let key = diesel::dsl::sql::<Timestamptz>(ACTIVE_KEY);
+    q = if desc {
+        q.order((key.desc(), users::id.desc()))
+    } else {
+        q.order((key.asc(), users::id.asc()))
+    };
+    let users: Vec<User> = q.limit(limit).select(User::as_select()).load(conn)?;
+    Ok(users.into_iter().map(|u| (u, None)).collect())
 }
 
 /// A page of guests by end of access: the guests with terms on the site by their end (no end: the

@@ -1,25 +1,22 @@
 //! Invites: creating batches under the seat rules, resending, revoking, accepting; and each invite's
-//! email delivery rows, enqueued in the same transaction.
+//! email delivery rows, enqueued in the same transaction. The decisions are `domain::invites`'s: these
+//! functions load the facts, ask, and write the answer.
 
 use crate::auth::tokens::{LinkPurpose, LinkSigner, random_nonce};
 use crate::db::schema::*;
-use crate::domain::access as rules;
-use crate::domain::seats;
+use crate::domain::invites::{self as rules, AddressRefusal, InputError, InviteState, Refusal};
 use crate::domain::{EmailAddress, ProductRole};
 use crate::error::{AddressError, AppError, AppResult, ErrorCode};
 use crate::store::access::{self, Caller};
 use crate::store::audit::{self, Audit};
 use crate::store::changes::{self, Reach};
-use crate::store::models::{EmailDelivery, Invite, NewUser, Site, User};
+use crate::store::models::{EmailDelivery, Invite, InviteStatus, NewUser, Site, User};
 use crate::store::signin::{self, LoginOutcome};
 use crate::store::{org, queue};
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
-
-pub const MAX_BATCH: usize = 10;
-pub const MAX_MESSAGE_CHARS: usize = 1000;
 
 /// Settings the store needs from configuration.
 #[derive(Clone, Debug)]
@@ -52,37 +49,49 @@ pub struct NewInvites {
     pub access_days: Option<i32>,
 }
 
-/// Parses and de-duplicates the addresses of a batch: `TOO_MANY_INVITES` first, then every invalid one.
-pub fn parse_batch(raw: &[String]) -> AppResult<Vec<EmailAddress>> {
-    let mut seen = std::collections::HashSet::new();
-    let mut unique: Vec<&str> = Vec::new();
-    for e in raw {
-        let key = e.trim().to_lowercase();
-        if seen.insert(key) {
-            unique.push(e.as_str());
+/// An `inviteUsers` input the rules refuse, as the API answers it.
+impl From<InputError> for AppError {
+    fn from(e: InputError) -> Self {
+        match e {
+            InputError::TooMany { max } => Self::TooManyInvites { max },
+            InputError::InvalidEmails(list) => Self::Addresses(
+                list.into_iter()
+                    .map(|email| AddressError {
+                        email,
+                        code: ErrorCode::InvalidEmail,
+                    })
+                    .collect(),
+            ),
+            InputError::Field { field, message } => Self::invalid(field, message),
         }
     }
-    if unique.len() > MAX_BATCH {
-        return Err(AppError::TooManyInvites { max: MAX_BATCH });
-    }
-    if unique.is_empty() {
-        return Err(AppError::invalid("emails", "give at least one address"));
-    }
-    let mut ok = Vec::new();
-    let mut bad = Vec::new();
-    for e in unique {
-        match EmailAddress::parse(e) {
-            Ok(a) => ok.push(a),
-            Err(_) => bad.push(AddressError {
-                email: e.chars().take(254).collect(),
-                code: ErrorCode::InvalidEmail,
-            }),
+}
+
+/// What the invite rules refuse, as the API answers it (the addresses keep their order).
+impl From<Refusal> for AppError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Invalid { field, message } => Self::invalid(field, message),
+            Refusal::Addresses(list) => Self::Addresses(
+                list.into_iter()
+                    .map(|(email, why)| AddressError {
+                        email,
+                        code: match why {
+                            AddressRefusal::AlreadyHasAccess => ErrorCode::AlreadyHasAccess,
+                            AddressRefusal::InvitePending => ErrorCode::InvitePending,
+                            AddressRefusal::PaidUserCannotBeGuest => {
+                                ErrorCode::PaidUserCannotBeGuest
+                            }
+                            AddressRefusal::DomainNotAllowed => ErrorCode::DomainNotAllowed,
+                        },
+                    })
+                    .collect(),
+            ),
+            Refusal::RateLimited { wait } => rate_limited(wait),
+            Refusal::Seats(v) => v.into(),
+            Refusal::InviteInvalid => Self::InviteInvalid,
         }
     }
-    if !bad.is_empty() {
-        return Err(AppError::Addresses(bad));
-    }
-    Ok(ok)
 }
 
 fn message_id(policy: &DeliveryPolicy, invite: Uuid, nonce: &[u8]) -> String {
@@ -100,40 +109,43 @@ fn rate_limited(wait: Duration) -> AppError {
     }
 }
 
-/// Refuses a batch that would take the admin past their daily invite cap.
-fn check_daily_cap(
+/// The admin's invites within the daily cap's window, and when the one whose ageing out makes room
+/// for `adding` more was made (looked up only when they do not fit now).
+fn daily_cap(
     conn: &mut PgConnection,
     admin: Uuid,
     adding: i64,
     policy: &DeliveryPolicy,
     now: DateTime<Utc>,
-) -> AppResult<()> {
+) -> AppResult<rules::DailyCap> {
     let since = now - crate::domain::bulk::CAP_WINDOW;
-    let recent: i64 = invites::table
-        .filter(invites::invited_by.eq(admin))
-        .filter(invites::created_at.gt(since))
-        .count()
-        .get_result(conn)?;
-    let over = recent + adding - policy.invites_per_admin_per_day;
-    if over > 0 {
-        // Room appears as the oldest invites of the window age out: the `over`-th oldest decides.
-        let frees: Option<DateTime<Utc>> = invites::table
+    let mine = || {
+        invites::table
             .filter(invites::invited_by.eq(admin))
             .filter(invites::created_at.gt(since))
+    };
+    let recent: i64 = mine().count().get_result(conn)?;
+    let cap = policy.invites_per_admin_per_day;
+    let over = rules::cap_overflow(cap, recent, adding);
+    let frees_at = if over > 0 {
+        mine()
             .order(invites::created_at.asc())
             .offset(over - 1)
             .select(invites::created_at)
             .first(conn)
-            .optional()?;
-        let window = crate::domain::bulk::CAP_WINDOW;
-        let wait = frees.map_or(window, |t| t + window - now);
-        return Err(rate_limited(wait));
-    }
-    Ok(())
+            .optional()?
+    } else {
+        None
+    };
+    Ok(rules::DailyCap {
+        cap,
+        recent,
+        frees_at,
+    })
 }
 
 /// When the invites that count against an admin's daily cap now were made, oldest first (what
-/// [`check_daily_cap`] counts; bulk files pace themselves with it).
+/// [`daily_cap`] counts; bulk files pace themselves with it).
 pub(crate) fn daily_cap_window(
     conn: &mut PgConnection,
     admin: Uuid,
@@ -147,27 +159,40 @@ pub(crate) fn daily_cap_window(
         .load(conn)?)
 }
 
-/// Refuses to email an address again within the cooldown (the newest email to it decides).
-fn check_cooldown(
+/// The newest invite email to any of these addresses within the cooldown (none looked up when there
+/// is no cooldown).
+fn cooldown(
     conn: &mut PgConnection,
     recipients: &[&str],
     policy: &DeliveryPolicy,
     now: DateTime<Utc>,
-) -> AppResult<()> {
-    if policy.recipient_cooldown <= Duration::zero() {
-        return Ok(());
-    }
-    let lowered: Vec<String> = recipients.iter().map(|r| r.to_lowercase()).collect();
-    let latest: Option<DateTime<Utc>> = email_deliveries::table
-        .filter(diesel::dsl::sql::<diesel::sql_types::Text>("lower(recipient)").eq_any(&lowered))
-        .filter(email_deliveries::kind.eq("INVITE"))
-        .filter(email_deliveries::created_at.gt(now - policy.recipient_cooldown))
-        .select(diesel::dsl::max(email_deliveries::created_at))
-        .first(conn)?;
-    match latest {
-        Some(t) => Err(rate_limited(t + policy.recipient_cooldown - now)),
-        None => Ok(()),
-    }
+) -> AppResult<rules::Cooldown> {
+    let length = policy.recipient_cooldown;
+    let last_emailed = if rules::Cooldown::applies(length) {
+        let lowered: Vec<String> = recipients.iter().map(|r| r.to_lowercase()).collect();
+        email_deliveries::table
+            .filter(
+                diesel::dsl::sql::<diesel::sql_types::Text>("lower(recipient)").eq_any(&lowered),
+            )
+            .filter(email_deliveries::kind.eq("INVITE"))
+            .filter(email_deliveries::created_at.gt(now - length))
+            .select(diesel::dsl::max(email_deliveries::created_at))
+            .first(conn)?
+    } else {
+        None
+    };
+    Ok(rules::Cooldown {
+        length,
+        last_emailed,
+    })
+}
+
+/// A site's seats now (under its lock) and its limits.
+fn seats_of(conn: &mut PgConnection, site: &Site, now: DateTime<Utc>) -> AppResult<rules::Seats> {
+    Ok(rules::Seats {
+        counts: access::counts(conn, site.id, now)?,
+        limits: site.limits(),
+    })
 }
 
 /// Closes pending invites of a site whose expiry has passed, so they stop blocking new invites and
@@ -236,7 +261,8 @@ fn invite_json(i: &Invite, now: DateTime<Utc>) -> serde_json::Value {
     })
 }
 
-/// Creates a batch of invites atomically, after checking who may, the addresses and the seat rules.
+/// Creates a batch of invites atomically, after checking who may, the addresses and the seat rules
+/// (the decision and its order: [`rules::plan`]).
 pub fn invite_users(
     conn: &mut PgConnection,
     caller: &Caller,
@@ -245,159 +271,180 @@ pub fn invite_users(
     now: DateTime<Utc>,
 ) -> AppResult<Vec<Invite>> {
     conn.transaction(|conn| {
-        let reach = if req.group_ids.is_empty() {
-            Reach::OneSite
-        } else {
-            Reach::Organization
+        let site = lock_for_batch(conn, caller, &req, now)?;
+        let facts = batch_facts(conn, caller, &site, &req, policy, now)?;
+        let batch = rules::Batch {
+            emails: &req.emails,
+            role: req.role,
+            space: req.space_id.is_some(),
+            access_end: req.access_ends_at.is_some() || req.access_days.is_some(),
+            expires_in_days: req.expires_in_days,
         };
-        let known: i64 = if req.group_ids.is_empty() {
-            0
-        } else {
-            groups::table
-                .filter(groups::id.eq_any(&req.group_ids))
-                .filter(groups::organization_id.eq(caller.user.organization_id))
-                .count()
-                .get_result(conn)?
-        };
-        if known as usize != req.group_ids.len() {
-            return Err(AppError::NotFound("Group"));
-        }
-        changes::lock_org(conn, caller.user.organization_id, reach)?;
-        // Accepting joins the groups, which grants their roles on every site they reach: the caller
-        // must be one who could add the members themselves (the rule of `addGroupMembers`).
-        for g in &req.group_ids {
-            crate::store::groups::require_manage(conn, caller, *g)?;
-        }
-        let site = access::lock_site(conn, req.site_id)?;
-        close_expired(conn, site.id, now)?;
-        let days = req.expires_in_days.unwrap_or(site.invite_expiry_days);
-        let normalized: Vec<&str> = req.emails.iter().map(|e| e.normalized()).collect();
-        let Some(granted) = granted_role(conn, site.id, req.role, &req.group_ids)? else {
-            return Err(AppError::invalid(
-                "role",
-                "give a role, or groups that hold a role on this site",
-            ));
-        };
-        if req.space_id.is_some() && granted != ProductRole::Guest {
-            return Err(AppError::invalid(
-                "spaceId",
-                "only guests are invited to a space",
-            ));
-        }
-        if (req.access_ends_at.is_some() || req.access_days.is_some())
-            && granted != ProductRole::Guest
-        {
-            return Err(AppError::invalid(
-                "accessEndsAt",
-                "only guests' access has an end",
-            ));
-        }
-
-        // Per-address refusals, each address with its own (first applicable) code.
-        let existing: Vec<User> = users::table
-            .filter(users::organization_id.eq(site.organization_id))
-            .filter(users::email_normalized.eq_any(&normalized))
-            .select(User::as_select())
-            .load(conn)?;
-        let pending: Vec<String> = invites::table
-            .filter(invites::site_id.eq(site.id))
-            .filter(invites::status.eq("PENDING"))
-            .filter(invites::email_normalized.eq_any(&normalized))
-            .select(invites::email_normalized)
-            .load(conn)?;
-        let mut problems = Vec::new();
-        for email in &req.emails {
-            let user = existing
-                .iter()
-                .find(|u| u.email_normalized == email.normalized());
-            let code = if let Some(u) = user {
-                if access::effective_role_of(conn, site.id, u.id)?.is_some() {
-                    Some(ErrorCode::AlreadyHasAccess)
-                } else if pending.iter().any(|p| p == email.normalized()) {
-                    Some(ErrorCode::InvitePending)
-                } else if granted == ProductRole::Guest
-                    && access::is_former_paid(conn, site.id, u.id)?
-                {
-                    Some(ErrorCode::PaidUserCannotBeGuest)
-                } else {
-                    None
-                }
-            } else if pending.iter().any(|p| p == email.normalized()) {
-                Some(ErrorCode::InvitePending)
-            } else {
-                None
-            };
-            if let Some(code) = code {
-                problems.push(AddressError {
-                    email: email.as_str().to_string(),
-                    code,
-                });
-            }
-        }
-        if granted == ProductRole::Guest {
-            let (mode, patterns) = crate::store::domain_rules::rules(conn, site.organization_id)?;
-            for email in &req.emails {
-                if !crate::store::domain_rules::allows(mode, &patterns, email.domain())
-                    && !problems.iter().any(|p| p.email == email.as_str())
-                {
-                    problems.push(AddressError {
-                        email: email.as_str().to_string(),
-                        code: ErrorCode::DomainNotAllowed,
-                    });
-                }
-            }
-        }
-        if !problems.is_empty() {
-            return Err(AppError::Addresses(problems));
-        }
-
-        check_daily_cap(conn, caller.user.id, req.emails.len() as i64, policy, now)?;
-        check_cooldown(conn, &normalized, policy, now)?;
-        let before = access::counts(conn, site.id, now)?;
-        let added = rules::new_invites_delta(granted, req.emails.len() as i64);
-        let after = rules::add(before, added);
-        seats::check_change(site.limits(), before, after)?;
-
-        let rows: Vec<changes::grants::NewInvite> = req
-            .emails
-            .iter()
-            .map(|email| changes::grants::NewInvite {
-                site_id: site.id,
-                email: email.as_str(),
-                email_normalized: email.normalized(),
-                role: req.role.map(ProductRole::rank),
-                space_id: req.space_id,
-                personal_message: req.personal_message.as_deref(),
-                invited_by: caller.user.id,
-                token_nonce: random_nonce().to_vec(),
-                status: "PENDING",
-                created_at: now,
-                expires_at: now + Duration::days(days.into()),
-                access_ends_at: req.access_ends_at,
-                access_days: req.access_days,
-            })
-            .collect();
-        let created = changes::grants::create_invites(conn, &rows, &req.group_ids)?;
-        let ids: Vec<Uuid> = created.iter().map(|i| i.id).collect();
-        changes::state::refresh_invites(conn, &ids)?;
+        let plan = rules::plan(&batch, &facts, now)?;
+        let created = create_batch(conn, caller, &site, &req, &plan, now)?;
         queue_invite_emails(conn, &created, site.organization_id, policy, now)?;
-        let events = created
-            .iter()
-            .map(|invite| Audit {
-                organization_id: site.organization_id,
-                actor_id: Some(caller.user.id),
-                action: "invite.create",
-                target_type: "invite",
-                target_id: invite.id.to_string(),
-                site_id: Some(site.id),
-                before: None,
-                after: Some(invite_json(invite, now)),
-                created_at: now,
-            })
-            .collect();
-        audit::record_all(conn, events)?;
+        record_created(conn, caller, &site, &created, now)?;
         Ok(created)
     })
+}
+
+/// What a change joining `groups` locks: one site, or the organization when groups (which may reach
+/// other sites) are joined.
+fn reach_of(groups: &[Uuid]) -> Reach {
+    if groups.is_empty() {
+        Reach::OneSite
+    } else {
+        Reach::Organization
+    }
+}
+
+/// Checks the batch's groups (`NOT_FOUND` unless all are the organization's; `FORBIDDEN` unless the
+/// caller could add members to each, the rule of `addGroupMembers`, since accepting joins them), takes
+/// the locks and closes the site's expired invites. Answers the locked site.
+fn lock_for_batch(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    req: &NewInvites,
+    now: DateTime<Utc>,
+) -> AppResult<Site> {
+    let org = caller.user.organization_id;
+    let known: i64 = if req.group_ids.is_empty() {
+        0
+    } else {
+        groups::table
+            .filter(groups::id.eq_any(&req.group_ids))
+            .filter(groups::organization_id.eq(org))
+            .count()
+            .get_result(conn)?
+    };
+    if known as usize != req.group_ids.len() {
+        return Err(AppError::NotFound("Group"));
+    }
+    changes::lock_org(conn, org, reach_of(&req.group_ids))?;
+    for g in &req.group_ids {
+        crate::store::groups::require_manage(conn, caller, *g)?;
+    }
+    let site = access::lock_site(conn, req.site_id)?;
+    close_expired(conn, site.id, now)?;
+    Ok(site)
+}
+
+/// Everything [`rules::plan`] decides a batch on, loaded under the site's lock.
+fn batch_facts(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    site: &Site,
+    req: &NewInvites,
+    policy: &DeliveryPolicy,
+    now: DateTime<Utc>,
+) -> AppResult<rules::BatchFacts> {
+    let normalized: Vec<&str> = req.emails.iter().map(|e| e.normalized()).collect();
+    let (domain_mode, domain_patterns) =
+        crate::store::domain_rules::rules(conn, site.organization_id)?;
+    let group_roles = group_roles_on(conn, site.id, &req.group_ids)?;
+    Ok(rules::BatchFacts {
+        group_roles: group_roles.into_iter().map(|(_, r)| r).collect(),
+        addresses: address_facts(conn, site, &req.emails)?,
+        domain_mode,
+        domain_patterns,
+        daily_cap: daily_cap(conn, caller.user.id, normalized.len() as i64, policy, now)?,
+        cooldown: cooldown(conn, &normalized, policy, now)?,
+        seats: seats_of(conn, site, now)?,
+        default_expiry_days: site.invite_expiry_days,
+    })
+}
+
+/// For each address, in order: the organization's account with it (its role on the site, whether it
+/// was ever paid there) and whether an invite to the site is pending for it.
+fn address_facts(
+    conn: &mut PgConnection,
+    site: &Site,
+    emails: &[EmailAddress],
+) -> AppResult<Vec<rules::AddressFacts>> {
+    let normalized: Vec<&str> = emails.iter().map(|e| e.normalized()).collect();
+    let accounts: Vec<(Uuid, String)> = users::table
+        .filter(users::organization_id.eq(site.organization_id))
+        .filter(users::email_normalized.eq_any(&normalized))
+        .select((users::id, users::email_normalized))
+        .load(conn)?;
+    let pending: Vec<String> = invites::table
+        .filter(invites::site_id.eq(site.id))
+        .filter(invites::status.eq("PENDING"))
+        .filter(invites::email_normalized.eq_any(&normalized))
+        .select(invites::email_normalized)
+        .load(conn)?;
+    let mut facts = Vec::with_capacity(emails.len());
+    for n in normalized {
+        let account = match accounts.iter().find(|(_, e)| e == n) {
+            Some((id, _)) => Some(rules::Account {
+                role: access::effective_role_of(conn, site.id, *id)?,
+                former_paid: access::is_former_paid(conn, site.id, *id)?,
+            }),
+            None => None,
+        };
+        let pending = pending.iter().any(|p| p == n);
+        facts.push(rules::AddressFacts { account, pending });
+    }
+    Ok(facts)
+}
+
+/// Writes the planned invites (with their groups) and their maintained state.
+fn create_batch(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    site: &Site,
+    req: &NewInvites,
+    plan: &rules::Plan,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<Invite>> {
+    let rows: Vec<changes::grants::NewInvite> = req
+        .emails
+        .iter()
+        .map(|email| changes::grants::NewInvite {
+            site_id: site.id,
+            email: email.as_str(),
+            email_normalized: email.normalized(),
+            role: req.role.map(ProductRole::rank),
+            space_id: req.space_id,
+            personal_message: req.personal_message.as_deref(),
+            invited_by: caller.user.id,
+            token_nonce: random_nonce().to_vec(),
+            status: "PENDING",
+            created_at: now,
+            expires_at: plan.expires_at,
+            access_ends_at: req.access_ends_at,
+            access_days: req.access_days,
+        })
+        .collect();
+    let created = changes::grants::create_invites(conn, &rows, &req.group_ids)?;
+    let ids: Vec<Uuid> = created.iter().map(|i| i.id).collect();
+    changes::state::refresh_invites(conn, &ids)?;
+    Ok(created)
+}
+
+/// One `invite.create` audit event per invite.
+fn record_created(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    site: &Site,
+    created: &[Invite],
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let events = created
+        .iter()
+        .map(|invite| Audit {
+            organization_id: site.organization_id,
+            actor_id: Some(caller.user.id),
+            action: "invite.create",
+            target_type: "invite",
+            target_id: invite.id.to_string(),
+            site_id: Some(site.id),
+            before: None,
+            after: Some(invite_json(invite, now)),
+            created_at: now,
+        })
+        .collect();
+    audit::record_all(conn, events)
 }
 
 /// An invite of the caller's organization with the caller's standing on its site; admins only.
@@ -419,7 +466,8 @@ fn invite_for_admin(
     Ok((invite, a.site))
 }
 
-/// Issues a new token (the old link stops working), renews the expiry and queues a fresh email.
+/// Issues a new token (the old link stops working), renews the expiry and queues a fresh email (the
+/// decision: [`rules::resend`]).
 pub fn resend(
     conn: &mut PgConnection,
     caller: &Caller,
@@ -432,52 +480,11 @@ pub fn resend(
         changes::lock_org(conn, site.organization_id, Reach::OneSite)?;
         let site = access::lock_site(conn, site.id)?;
         close_expired(conn, site.id, now)?;
-        let old: Invite = invites::table
-            .find(id)
-            .for_update()
-            .select(Invite::as_select())
-            .first(conn)?;
-        match old.status_at(now) {
-            crate::store::models::InviteStatus::Pending => {}
-            crate::store::models::InviteStatus::Expired => {
-                // An expired invite holds no seat: renewing it takes one again.
-                let before = access::counts(conn, site.id, now)?;
-                let mut after = before;
-                if pending_role(conn, &old)?.is_some_and(ProductRole::is_paid) {
-                    after.pending_paid += 1;
-                } else {
-                    after.pending_guests += 1;
-                }
-                seats::check_change(site.limits(), before, after)?;
-                let taken: bool = diesel::select(diesel::dsl::exists(
-                    invites::table
-                        .filter(invites::site_id.eq(site.id))
-                        .filter(invites::status.eq("PENDING"))
-                        .filter(invites::email_normalized.eq(&old.email_normalized)),
-                ))
-                .get_result(conn)?;
-                if taken {
-                    return Err(AppError::Addresses(vec![AddressError {
-                        email: old.email.clone(),
-                        code: ErrorCode::InvitePending,
-                    }]));
-                }
-            }
-            _ => {
-                return Err(AppError::invalid(
-                    "id",
-                    "only pending or expired invites can be resent",
-                ));
-            }
-        }
-        check_cooldown(conn, &[old.email_normalized.as_str()], policy, now)?;
+        let old = locked_invite(conn, id)?;
+        let renewal = rules::resend(&resend_facts(conn, &site, &old, policy, now)?, now)?;
         cancel_waiting_deliveries(conn, &[id])?;
-        let invite = changes::grants::renew_invite(
-            conn,
-            id,
-            random_nonce().to_vec(),
-            now + Duration::days(site.invite_expiry_days.into()),
-        )?;
+        let invite =
+            changes::grants::renew_invite(conn, id, random_nonce().to_vec(), renewal.expires_at)?;
         changes::state::refresh_invites(conn, &[id])?;
         queue_invite_emails(
             conn,
@@ -501,6 +508,45 @@ pub fn resend(
             },
         )?;
         Ok(invite)
+    })
+}
+
+/// An invite, locked for the change.
+fn locked_invite(conn: &mut PgConnection, id: Uuid) -> AppResult<Invite> {
+    Ok(invites::table
+        .find(id)
+        .for_update()
+        .select(Invite::as_select())
+        .first(conn)?)
+}
+
+/// Everything [`rules::resend`] decides on, loaded under the site's lock.
+fn resend_facts<'a>(
+    conn: &mut PgConnection,
+    site: &Site,
+    old: &'a Invite,
+    policy: &DeliveryPolicy,
+    now: DateTime<Utc>,
+) -> AppResult<rules::ResendFacts<'a>> {
+    let groups = invite_group_ids(conn, old.id)?;
+    let group_roles = group_roles_on(conn, site.id, &groups)?;
+    let other_pending: bool = diesel::select(diesel::dsl::exists(
+        invites::table
+            .filter(invites::site_id.eq(site.id))
+            .filter(invites::status.eq("PENDING"))
+            .filter(invites::email_normalized.eq(&old.email_normalized))
+            .filter(invites::id.ne(old.id)),
+    ))
+    .get_result(conn)?;
+    Ok(rules::ResendFacts {
+        email: &old.email,
+        state: state_of(old, now),
+        own_role: old.role(),
+        group_roles: group_roles.into_iter().map(|(_, r)| r).collect(),
+        other_pending,
+        seats: seats_of(conn, site, now)?,
+        cooldown: cooldown(conn, &[old.email_normalized.as_str()], policy, now)?,
+        expiry_days: site.invite_expiry_days,
     })
 }
 
@@ -573,11 +619,10 @@ pub fn open(
         .first(conn)
         .optional()?
         .ok_or(AppError::InviteInvalid)?;
-    if !signer.verify(LinkPurpose::Invite, id, &invite.token_nonce, &tag)
-        || invite.status_at(now) != crate::store::models::InviteStatus::Pending
-    {
-        return Err(AppError::InviteInvalid);
-    }
+    rules::link_opens(
+        signer.verify(LinkPurpose::Invite, id, &invite.token_nonce, &tag),
+        state_of(&invite, now),
+    )?;
     let site: Site = sites::table
         .find(invite.site_id)
         .select(Site::as_select())
@@ -633,26 +678,24 @@ pub struct SignIn<'a> {
     pub policy: &'a DeliveryPolicy,
 }
 
-/// The role an invite grants on its site: its own role or the best role its groups hold there,
-/// whichever is higher (`None`: neither gives one).
-fn granted_role(
+/// The roles these groups hold on a site, by group (no lookup for no groups).
+fn group_roles_on(
     conn: &mut PgConnection,
     site_id: Uuid,
-    own: Option<ProductRole>,
     groups: &[Uuid],
-) -> AppResult<Option<ProductRole>> {
+) -> AppResult<Vec<(Uuid, ProductRole)>> {
     if groups.is_empty() {
-        return Ok(own);
+        return Ok(Vec::new());
     }
-    let best_group: Option<i16> = group_site_roles::table
+    let rows: Vec<(Uuid, i16)> = group_site_roles::table
         .filter(group_site_roles::group_id.eq_any(groups))
         .filter(group_site_roles::site_id.eq(site_id))
-        .select(diesel::dsl::max(group_site_roles::role))
-        .first(conn)?;
-    Ok(own
+        .select((group_site_roles::group_id, group_site_roles::role))
+        .load(conn)?;
+    Ok(rows
         .into_iter()
-        .chain(best_group.and_then(ProductRole::from_rank))
-        .max())
+        .filter_map(|(g, r)| ProductRole::from_rank(r).map(|r| (g, r)))
+        .collect())
 }
 
 fn invite_group_ids(conn: &mut PgConnection, invite: Uuid) -> AppResult<Vec<Uuid>> {
@@ -662,10 +705,13 @@ fn invite_group_ids(conn: &mut PgConnection, invite: Uuid) -> AppResult<Vec<Uuid
         .load(conn)?)
 }
 
-/// The role an open invite would grant on its site (what the seat counts hold for it).
-fn pending_role(conn: &mut PgConnection, invite: &Invite) -> AppResult<Option<ProductRole>> {
-    let groups = invite_group_ids(conn, invite.id)?;
-    granted_role(conn, invite.site_id, invite.role(), &groups)
+/// Where an invite stands, as the rules read it.
+fn state_of(invite: &Invite, now: DateTime<Utc>) -> InviteState {
+    match invite.status_at(now) {
+        InviteStatus::Pending => InviteState::Pending,
+        InviteStatus::Expired => InviteState::Expired,
+        InviteStatus::Accepted | InviteStatus::Revoked => InviteState::Closed,
+    }
 }
 
 /// Accepts an invite: re-checks the token and the seat rules on every site the grant reaches (as if
@@ -701,186 +747,268 @@ pub fn accept(
         .optional()?
         .ok_or(AppError::InviteInvalid)?;
     conn.transaction(|conn| {
-        let org: Uuid = sites::table
-            .find(site_id)
-            .select(sites::organization_id)
-            .first(conn)?;
-        let groups = invite_group_ids(conn, id)?;
-        let reach = if groups.is_empty() {
-            Reach::OneSite
-        } else {
-            Reach::Organization
-        };
-        changes::lock_org(conn, org, reach)?;
-        let mut site_ids: Vec<Uuid> = group_site_roles::table
-            .filter(group_site_roles::group_id.eq_any(&groups))
-            .select(group_site_roles::site_id)
-            .load(conn)?;
-        site_ids.push(site_id);
-        let sites = changes::lock_sites(conn, &site_ids)?;
-        let site = sites
-            .iter()
-            .find(|s| s.id == site_id)
-            .cloned()
-            .ok_or(AppError::InviteInvalid)?;
-        let invite: Invite = invites::table
-            .find(id)
-            .for_update()
-            .select(Invite::as_select())
-            .first(conn)?;
-        if !signer.verify(LinkPurpose::Invite, id, &invite.token_nonce, &tag)
-            || invite.status_at(now) != crate::store::models::InviteStatus::Pending
-        {
-            return Err(AppError::InviteInvalid);
-        }
-        // What the seat counts hold for the invite (discounted below), and what accepting grants.
-        let granted = granted_role(conn, site.id, invite.role(), &groups)?;
-        let inviter = access::acting_as(conn, invite.invited_by)?;
-        let (mut joining, mut skipped) = (Vec::new(), Vec::new());
-        for g in &groups {
-            let may = match &inviter {
-                Some(c) => crate::store::groups::may_manage(conn, c, *g)?,
-                None => false,
-            };
-            if may {
-                joining.push(*g);
-            } else {
-                skipped.push(*g);
-            }
-        }
-        let granting = granted_role(conn, site.id, invite.role(), &joining)?;
-
+        let l = lock_for_accept(conn, site_id, id)?;
+        let acceptance = rules::accept(&accept_facts(conn, signer, &l, &tag, now)?)?;
         let existing = matches!(credential, Credential::ExistingAccount { .. });
-        let user: User = match credential {
-            Credential::ExistingAccount {
-                user_id,
-                set_password_hash,
-            } => {
-                let u: User = users::table
-                    .find(user_id)
-                    .select(User::as_select())
-                    .first(conn)?;
-                if u.organization_id != site.organization_id
-                    || u.email_normalized != invite.email_normalized
-                    || !u.is_active()
-                {
-                    return Err(AppError::InviteInvalid);
-                }
-                if let Some(hash) = set_password_hash {
-                    let updated = diesel::update(
-                        users::table
-                            .find(user_id)
-                            .filter(users::password_hash.is_null()),
-                    )
-                    .set(users::password_hash.eq(hash))
-                    .execute(conn)?;
-                    if updated == 0 {
-                        return Err(AppError::InvalidCredentials);
-                    }
-                }
-                u
-            }
-            Credential::NewAccount {
-                display_name,
-                password_hash,
-            } => {
-                let inserted: Option<User> = diesel::insert_into(users::table)
-                    .values(&NewUser {
-                        organization_id: site.organization_id,
-                        email: &invite.email,
-                        email_normalized: &invite.email_normalized,
-                        display_name: &display_name,
-                        password_hash: Some(&password_hash),
-                        invited_by: Some(invite.invited_by),
-                        created_at: now,
-                        external: crate::store::changes::state::is_external(
-                            conn,
-                            site.organization_id,
-                            crate::domain::email::domain_of(&invite.email_normalized),
-                        )?,
-                    })
-                    .on_conflict_do_nothing()
-                    .returning(User::as_returning())
-                    .get_result(conn)
-                    .optional()?;
-                // An account appeared for this address meanwhile: it must be accepted with its password.
-                inserted.ok_or(AppError::InvalidCredentials)?
-            }
-        };
-        if granting == Some(ProductRole::Guest) && access::is_former_paid(conn, site.id, user.id)? {
-            return Err(AppError::Addresses(vec![AddressError {
-                email: invite.email.clone(),
-                code: ErrorCode::PaidUserCannotBeGuest,
-            }]));
-        }
-
-        let mut before = changes::Snapshot::take(conn, sites, vec![user.id], now)?;
-        before.invites = vec![invite.id];
-        if let Some(role) = invite.role() {
-            changes::grants::raise_direct_role(conn, site.id, user.id, role, now)?;
-        }
-        for g in &joining {
-            changes::grants::add_group_members(conn, *g, &[user.id], Some(invite.invited_by), now)?;
-        }
-        let accepted = changes::grants::accept_invite(conn, invite.id, user.id, now)?;
-        // Seats as if this invite were being made now: the rules are re-checked at acceptance.
-        let discount = rules::invite_delta(None, granted);
-        let mut ctx =
-            changes::Context::new(site.organization_id, Some(user.id), "invite.accept", now)
-                .detail(json!({ "invite": invite.id }));
-        ctx.discount = Some((site.id, discount));
-        changes::finish(conn, before, &ctx)?;
-        let role_after = access::effective_role_of(conn, site.id, user.id)?;
-        if role_after == Some(ProductRole::Guest) {
-            crate::store::lifetimes::set_on_accept(conn, &site, &invite, user.id, now)?;
-        }
-        if role_after == Some(ProductRole::Guest)
-            && let Some(space) = invite.space_id
-        {
-            changes::grants::assign_space(conn, site.id, &[user.id], space, now)?;
-            changes::state::refresh(conn, &[site.id], &[user.id], now)?;
-        }
-
-        // Following the emailed link proved the address: the verification period starts now.
-        diesel::update(users::table.find(user.id))
-            .set(users::verified_at.eq(now))
-            .execute(conn)?;
-        audit::record(
+        let user = accepting_account(conn, &l.site, &l.invite, credential, now)?;
+        acceptance
+            .check_grantee(access::is_former_paid(conn, l.site.id, user.id)?)
+            .map_err(|why| Refusal::Addresses(vec![(l.invite.email.clone(), why)]))?;
+        let (accepted, role_after) = grant_accepted(conn, &l, &user, &acceptance, now)?;
+        record_accepted(
             conn,
-            Audit {
-                organization_id: site.organization_id,
-                actor_id: Some(user.id),
-                action: "invite.accept",
-                target_type: "invite",
-                target_id: invite.id.to_string(),
-                site_id: Some(site.id),
-                before: Some(invite_json(&invite, now)),
-                after: Some(json!({
-                    "status": accepted.status,
-                    "user": user.id,
-                    "role": role_after,
-                    "groupsSkipped": skipped,
-                })),
-                created_at: now,
-            },
+            &l,
+            &user,
+            &accepted,
+            role_after,
+            &acceptance.skipped,
+            now,
         )?;
-        let signed_in = match sign_in {
-            None => None,
-            Some(s) if existing => Some(signin::password_verified(
-                conn,
-                user.id,
-                s.session_lifetime,
-                s.policy,
-                now,
-            )?),
-            Some(s) => Some(LoginOutcome::Session(org::create_session(
-                conn,
-                user.id,
-                s.session_lifetime,
-                now,
-            )?)),
-        };
+        let signed_in = sign_in_after(conn, sign_in, existing, user.id, now)?;
         Ok((user, signed_in))
+    })
+}
+
+/// What accepting an invite holds locked: its site (and every site its groups reach), the invite.
+struct Locked {
+    site: Site,
+    sites: Vec<Site>,
+    invite: Invite,
+    groups: Vec<Uuid>,
+}
+
+/// Takes the locks accepting needs: the organization's (as wide as the invite's groups reach), every
+/// site the grant reaches, then the invite.
+fn lock_for_accept(conn: &mut PgConnection, site_id: Uuid, id: Uuid) -> AppResult<Locked> {
+    let org: Uuid = sites::table
+        .find(site_id)
+        .select(sites::organization_id)
+        .first(conn)?;
+    let groups = invite_group_ids(conn, id)?;
+    changes::lock_org(conn, org, reach_of(&groups))?;
+    let mut site_ids: Vec<Uuid> = group_site_roles::table
+        .filter(group_site_roles::group_id.eq_any(&groups))
+        .select(group_site_roles::site_id)
+        .load(conn)?;
+    site_ids.push(site_id);
+    let sites = changes::lock_sites(conn, &site_ids)?;
+    let site = sites
+        .iter()
+        .find(|s| s.id == site_id)
+        .cloned()
+        .ok_or(AppError::InviteInvalid)?;
+    let invite = locked_invite(conn, id)?;
+    Ok(Locked {
+        site,
+        sites,
+        invite,
+        groups,
+    })
+}
+
+/// Everything [`rules::accept`] decides on: the link, the invite's state and role, and each of its
+/// groups' role on the site and whether the inviter, as they stand now, may still add members to it.
+fn accept_facts(
+    conn: &mut PgConnection,
+    signer: &LinkSigner,
+    l: &Locked,
+    tag: &[u8],
+    now: DateTime<Utc>,
+) -> AppResult<rules::AcceptFacts> {
+    let roles = group_roles_on(conn, l.site.id, &l.groups)?;
+    let inviter = access::acting_as(conn, l.invite.invited_by)?;
+    let mut groups = Vec::with_capacity(l.groups.len());
+    for g in &l.groups {
+        let inviter_may_add = match &inviter {
+            Some(c) => crate::store::groups::may_manage(conn, c, *g)?,
+            None => false,
+        };
+        groups.push(rules::InviteGroup {
+            id: *g,
+            role_on_site: roles.iter().find(|(id, _)| id == g).map(|(_, r)| *r),
+            inviter_may_add,
+        });
+    }
+    Ok(rules::AcceptFacts {
+        link_matches: signer.verify(LinkPurpose::Invite, l.invite.id, &l.invite.token_nonce, tag),
+        state: state_of(&l.invite, now),
+        own_role: l.invite.role(),
+        groups,
+    })
+}
+
+/// The account accepting: the existing one (checked with [`rules::account_may_accept`], given its
+/// first password when it has none) or a new one with the invited address.
+fn accepting_account(
+    conn: &mut PgConnection,
+    site: &Site,
+    invite: &Invite,
+    credential: Credential,
+    now: DateTime<Utc>,
+) -> AppResult<User> {
+    match credential {
+        Credential::ExistingAccount {
+            user_id,
+            set_password_hash,
+        } => {
+            let u: User = users::table
+                .find(user_id)
+                .select(User::as_select())
+                .first(conn)?;
+            rules::account_may_accept(
+                u.organization_id == site.organization_id,
+                u.email_normalized == invite.email_normalized,
+                u.is_active(),
+            )?;
+            if let Some(hash) = set_password_hash {
+                let updated = diesel::update(
+                    users::table
+                        .find(user_id)
+                        .filter(users::password_hash.is_null()),
+                )
+                .set(users::password_hash.eq(hash))
+                .execute(conn)?;
+                if updated == 0 {
+                    return Err(AppError::InvalidCredentials);
+                }
+            }
+            Ok(u)
+        }
+        Credential::NewAccount {
+            display_name,
+            password_hash,
+        } => new_account(conn, site, invite, &display_name, &password_hash, now),
+    }
+}
+
+/// Creates the invited person's account; `INVALID_CREDENTIALS` when one appeared for the address
+/// meanwhile (it must be accepted with its password).
+fn new_account(
+    conn: &mut PgConnection,
+    site: &Site,
+    invite: &Invite,
+    display_name: &str,
+    password_hash: &str,
+    now: DateTime<Utc>,
+) -> AppResult<User> {
+    let external = changes::state::is_external(
+        conn,
+        site.organization_id,
+        crate::domain::email::domain_of(&invite.email_normalized),
+    )?;
+    let inserted: Option<User> = diesel::insert_into(users::table)
+        .values(&NewUser {
+            organization_id: site.organization_id,
+            email: &invite.email,
+            email_normalized: &invite.email_normalized,
+            display_name,
+            password_hash: Some(password_hash),
+            invited_by: Some(invite.invited_by),
+            created_at: now,
+            external,
+        })
+        .on_conflict_do_nothing()
+        .returning(User::as_returning())
+        .get_result(conn)
+        .optional()?;
+    inserted.ok_or(AppError::InvalidCredentials)
+}
+
+/// Writes an acceptance through the access-change engine, which checks the seat rules on every site
+/// the grant reaches with what the invite held discounted; then what follows for a guest
+/// ([`rules::after_accept`]). Answers the accepted invite and the person's role afterwards.
+fn grant_accepted(
+    conn: &mut PgConnection,
+    l: &Locked,
+    user: &User,
+    a: &rules::Acceptance,
+    now: DateTime<Utc>,
+) -> AppResult<(Invite, Option<ProductRole>)> {
+    let (site, invite) = (&l.site, &l.invite);
+    let mut before = changes::Snapshot::take(conn, l.sites.clone(), vec![user.id], now)?;
+    before.invites = vec![invite.id];
+    if let Some(role) = a.direct {
+        changes::grants::raise_direct_role(conn, site.id, user.id, role, now)?;
+    }
+    for g in &a.joining {
+        changes::grants::add_group_members(conn, *g, &[user.id], Some(invite.invited_by), now)?;
+    }
+    let accepted = changes::grants::accept_invite(conn, invite.id, user.id, now)?;
+    let mut ctx = changes::Context::new(site.organization_id, Some(user.id), "invite.accept", now)
+        .detail(json!({ "invite": invite.id }));
+    ctx.discount = Some((site.id, a.discount()));
+    changes::finish(conn, before, &ctx)?;
+    let role_after = access::effective_role_of(conn, site.id, user.id)?;
+    let after = rules::after_accept(role_after, invite.space_id);
+    if after.guest_terms {
+        crate::store::lifetimes::set_on_accept(conn, site, invite, user.id, now)?;
+    }
+    if let Some(space) = after.space {
+        changes::grants::assign_space(conn, site.id, &[user.id], space, now)?;
+        changes::state::refresh(conn, &[site.id], &[user.id], now)?;
+    }
+    Ok((accepted, role_after))
+}
+
+/// Following the emailed link proved the address: the verification period starts now. And the
+/// `invite.accept` audit event, with the groups skipped.
+fn record_accepted(
+    conn: &mut PgConnection,
+    l: &Locked,
+    user: &User,
+    accepted: &Invite,
+    role_after: Option<ProductRole>,
+    skipped: &[Uuid],
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    diesel::update(users::table.find(user.id))
+        .set(users::verified_at.eq(now))
+        .execute(conn)?;
+    audit::record(
+        conn,
+        Audit {
+            organization_id: l.site.organization_id,
+            actor_id: Some(user.id),
+            action: "invite.accept",
+            target_type: "invite",
+            target_id: l.invite.id.to_string(),
+            site_id: Some(l.site.id),
+            before: Some(invite_json(&l.invite, now)),
+            after: Some(json!({
+                "status": accepted.status,
+                "user": user.id,
+                "role": role_after,
+                "groupsSkipped": skipped,
+            })),
+            created_at: now,
+        },
+    )
+}
+
+/// Signs the person in when asked: an existing account as `login` would after its password (maybe a
+/// second step), a new account at once.
+fn sign_in_after(
+    conn: &mut PgConnection,
+    sign_in: Option<SignIn<'_>>,
+    existing: bool,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<Option<LoginOutcome>> {
+    Ok(match sign_in {
+        None => None,
+        Some(s) if existing => Some(signin::password_verified(
+            conn,
+            user_id,
+            s.session_lifetime,
+            s.policy,
+            now,
+        )?),
+        Some(s) => Some(LoginOutcome::Session(org::create_session(
+            conn,
+            user_id,
+            s.session_lifetime,
+            now,
+        )?)),
     })
 }
 

@@ -495,7 +495,32 @@ pub fn run(
     policy: &DeliveryPolicy,
     now: DateTime<Utc>,
 ) -> AppResult<(usize, usize)> {
-    let due_reminders: Vec<(GuestTerms, Site)> = guest_terms::table
+    let mut reminded = 0;
+    for (t, site) in due_reminders(conn, now)? {
+        if conn.transaction(|conn| remind(conn, &t, &site, policy, now))? {
+            reminded += 1;
+        }
+    }
+    let ended: Vec<GuestTerms> = guest_terms::table
+        .filter(guest_terms::ends_at.le(now))
+        .select(GuestTerms::as_select())
+        .limit(1000)
+        .load(conn)?;
+    let mut count = 0;
+    for t in ended {
+        end_access(conn, &t, now)?;
+        count += 1;
+    }
+    Ok((reminded, count))
+}
+
+/// Terms whose reminder is due (their end is within the site's reminder days and not past) and not
+/// yet sent for this end date, with their site; at most 1000 a run.
+fn due_reminders(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<(GuestTerms, Site)>> {
+    Ok(guest_terms::table
         .inner_join(sites::table.on(sites::id.eq(guest_terms::site_id)))
         .filter(guest_terms::ends_at.gt(now))
         .filter(
@@ -509,84 +534,83 @@ pub fn run(
         ))
         .select((GuestTerms::as_select(), Site::as_select()))
         .limit(1000)
-        .load(conn)?;
-    let mut reminded = 0;
-    for (t, site) in due_reminders {
-        conn.transaction(|conn| {
-            // Claim the reminder for this end date first: a concurrent run finds nothing to do.
-            let claimed = diesel::update(
-                guest_terms::table
-                    .find((t.site_id, t.user_id))
-                    .filter(guest_terms::ends_at.eq(t.ends_at))
-                    .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                        "reminded_for IS DISTINCT FROM ends_at",
-                    )),
-            )
-            .set(guest_terms::reminded_for.eq(t.ends_at))
-            .execute(conn)?;
-            if claimed == 0
-                || access::effective_role_of(conn, t.site_id, t.user_id)?
-                    != Some(ProductRole::Guest)
-            {
-                return Ok::<_, AppError>(());
-            }
-            let guest: User = users::table
-                .find(t.user_id)
-                .select(User::as_select())
-                .first(conn)?;
-            let reminder = |recipient| NoticeTo {
-                kind: "LIFETIME_REMINDER",
-                site: &site,
-                guest: t.user_id,
-                recipient,
-                ends_at: t.ends_at,
-                message: None,
-            };
-            notify(conn, reminder(&guest), policy, now)?;
-            if let Some(sponsor) = acting_sponsor(conn, t.site_id, t.sponsor_id)? {
-                notify(conn, reminder(&sponsor), policy, now)?;
-            }
-            audit::record(
-                conn,
-                event(
-                    site.organization_id,
-                    None,
-                    "guest.lifetimeReminder",
-                    site.id,
-                    guest.id,
-                    json!({ "endsAt": t.ends_at }),
-                    now,
-                ),
-            )?;
-            reminded += 1;
-            Ok(())
-        })?;
+        .load(conn)?)
+}
+
+/// Reminds a guest (and their acting sponsor) of the end of their access, in the caller's
+/// transaction; answers whether it did. The reminder is claimed for this end date first, so a
+/// concurrent run finds nothing to do; someone who is no longer a guest there is not reminded.
+fn remind(
+    conn: &mut PgConnection,
+    t: &GuestTerms,
+    site: &Site,
+    policy: &DeliveryPolicy,
+    now: DateTime<Utc>,
+) -> AppResult<bool> {
+    let claimed = diesel::update(
+        guest_terms::table
+            .find((t.site_id, t.user_id))
+            .filter(guest_terms::ends_at.eq(t.ends_at))
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "reminded_for IS DISTINCT FROM ends_at",
+            )),
+    )
+    .set(guest_terms::reminded_for.eq(t.ends_at))
+    .execute(conn)?;
+    if claimed == 0
+        || access::effective_role_of(conn, t.site_id, t.user_id)? != Some(ProductRole::Guest)
+    {
+        return Ok(false);
     }
-    let ended: Vec<GuestTerms> = guest_terms::table
-        .filter(guest_terms::ends_at.le(now))
-        .select(GuestTerms::as_select())
-        .limit(1000)
-        .load(conn)?;
-    let mut count = 0;
-    for t in ended {
-        let guest: User = users::table
-            .find(t.user_id)
-            .select(User::as_select())
-            .first(conn)?;
-        // Nobody can be asked here, and the end of access must happen: groups that also grant on
-        // other sites are left too (as before), unlike a removal someone asks for.
-        crate::store::grants::remove_access(
-            conn,
-            crate::store::grants::Removal {
-                groups_elsewhere: crate::domain::removal::GroupsElsewhere::Leave,
-                ..crate::store::grants::Removal::by(None, "guest.lifetimeEnded")
-            },
-            t.site_id,
-            &guest,
-            false,
+    let guest: User = users::table
+        .find(t.user_id)
+        .select(User::as_select())
+        .first(conn)?;
+    let reminder = |recipient| NoticeTo {
+        kind: "LIFETIME_REMINDER",
+        site,
+        guest: t.user_id,
+        recipient,
+        ends_at: t.ends_at,
+        message: None,
+    };
+    notify(conn, reminder(&guest), policy, now)?;
+    if let Some(sponsor) = acting_sponsor(conn, t.site_id, t.sponsor_id)? {
+        notify(conn, reminder(&sponsor), policy, now)?;
+    }
+    audit::record(
+        conn,
+        event(
+            site.organization_id,
+            None,
+            "guest.lifetimeReminder",
+            site.id,
+            guest.id,
+            json!({ "endsAt": t.ends_at }),
             now,
-        )?;
-        count += 1;
-    }
-    Ok((reminded, count))
+        ),
+    )?;
+    Ok(true)
+}
+
+/// Ends a guest's access whose terms ran out. Nobody can be asked here, and the end of access must
+/// happen: groups that also grant on other sites are left too (as before), unlike a removal someone
+/// asks for.
+fn end_access(conn: &mut PgConnection, t: &GuestTerms, now: DateTime<Utc>) -> AppResult<()> {
+    let guest: User = users::table
+        .find(t.user_id)
+        .select(User::as_select())
+        .first(conn)?;
+    crate::store::grants::remove_access(
+        conn,
+        crate::store::grants::Removal {
+            groups_elsewhere: crate::domain::removal::GroupsElsewhere::Leave,
+            ..crate::store::grants::Removal::by(None, "guest.lifetimeEnded")
+        },
+        t.site_id,
+        &guest,
+        false,
+        now,
+    )?;
+    Ok(())
 }

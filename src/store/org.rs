@@ -49,79 +49,9 @@ pub fn bootstrap(
     now: DateTime<Utc>,
 ) -> AppResult<Bootstrapped> {
     conn.transaction(|conn| {
-        let slug = slugify(&input.org_name);
-        diesel::insert_into(organizations::table)
-            .values((
-                organizations::name.eq(&input.org_name),
-                organizations::slug.eq(&slug),
-                organizations::created_at.eq(now),
-            ))
-            .on_conflict(organizations::slug)
-            .do_nothing()
-            .execute(conn)?;
-        let org: Organization = organizations::table
-            .filter(organizations::slug.eq(&slug))
-            .select(Organization::as_select())
-            .first(conn)?;
-        for d in &input.verified_domains {
-            diesel::insert_into(verified_domains::table)
-                .values((
-                    verified_domains::organization_id.eq(org.id),
-                    verified_domains::domain.eq(d.to_lowercase()),
-                    verified_domains::created_at.eq(now),
-                ))
-                .on_conflict_do_nothing()
-                .execute(conn)?;
-        }
-        diesel::insert_into(sites::table)
-            .values((
-                sites::organization_id.eq(org.id),
-                sites::name.eq(&input.site_name),
-                sites::user_limit.eq(input.user_limit.unwrap_or(100)),
-                sites::created_at.eq(now),
-            ))
-            .on_conflict((sites::organization_id, sites::name))
-            .do_nothing()
-            .execute(conn)?;
-        let mut site: Site = sites::table
-            .filter(sites::organization_id.eq(org.id))
-            .filter(sites::name.eq(&input.site_name))
-            .select(Site::as_select())
-            .first(conn)?;
-        if let Some(limit) = input.user_limit
-            && limit != site.user_limit
-        {
-            site = diesel::update(sites::table.find(site.id))
-                .set(sites::user_limit.eq(limit))
-                .returning(Site::as_returning())
-                .get_result(conn)?;
-        }
-        let email = &input.admin_email;
-        let local = email
-            .as_str()
-            .split('@')
-            .next()
-            .unwrap_or("Admin")
-            .to_string();
-        diesel::insert_into(users::table)
-            .values(&NewUser {
-                organization_id: org.id,
-                email: email.as_str(),
-                email_normalized: email.normalized(),
-                display_name: &local,
-                password_hash: None,
-                invited_by: None,
-                created_at: now,
-                external: crate::store::changes::state::is_external(conn, org.id, email.domain())?,
-            })
-            .on_conflict((users::organization_id, users::email_normalized))
-            .do_nothing()
-            .execute(conn)?;
-        let admin: User = users::table
-            .filter(users::organization_id.eq(org.id))
-            .filter(users::email_normalized.eq(email.normalized()))
-            .select(User::as_select())
-            .first(conn)?;
+        let org = ensure_org(conn, &input.org_name, &input.verified_domains, now)?;
+        let site = ensure_site(conn, org.id, &input.site_name, input.user_limit, now)?;
+        let admin = ensure_user(conn, org.id, &input.admin_email, now)?;
         diesel::insert_into(org_admins::table)
             .values((
                 org_admins::organization_id.eq(org.id),
@@ -162,6 +92,109 @@ pub fn bootstrap(
             api_token,
         })
     })
+}
+
+/// The organization of this name (by its slug), created if missing, with these verified domains
+/// added (none taken away).
+fn ensure_org(
+    conn: &mut PgConnection,
+    name: &str,
+    domains: &[String],
+    now: DateTime<Utc>,
+) -> AppResult<Organization> {
+    let slug = slugify(name);
+    diesel::insert_into(organizations::table)
+        .values((
+            organizations::name.eq(name),
+            organizations::slug.eq(&slug),
+            organizations::created_at.eq(now),
+        ))
+        .on_conflict(organizations::slug)
+        .do_nothing()
+        .execute(conn)?;
+    let org: Organization = organizations::table
+        .filter(organizations::slug.eq(&slug))
+        .select(Organization::as_select())
+        .first(conn)?;
+    for d in domains {
+        diesel::insert_into(verified_domains::table)
+            .values((
+                verified_domains::organization_id.eq(org.id),
+                verified_domains::domain.eq(d.to_lowercase()),
+                verified_domains::created_at.eq(now),
+            ))
+            .on_conflict_do_nothing()
+            .execute(conn)?;
+    }
+    Ok(org)
+}
+
+/// The organization's site of this name, created if missing (100 seats unless `user_limit` says),
+/// and given `user_limit` when one is asked for.
+fn ensure_site(
+    conn: &mut PgConnection,
+    org: Uuid,
+    name: &str,
+    user_limit: Option<i32>,
+    now: DateTime<Utc>,
+) -> AppResult<Site> {
+    diesel::insert_into(sites::table)
+        .values((
+            sites::organization_id.eq(org),
+            sites::name.eq(name),
+            sites::user_limit.eq(user_limit.unwrap_or(100)),
+            sites::created_at.eq(now),
+        ))
+        .on_conflict((sites::organization_id, sites::name))
+        .do_nothing()
+        .execute(conn)?;
+    let site: Site = sites::table
+        .filter(sites::organization_id.eq(org))
+        .filter(sites::name.eq(name))
+        .select(Site::as_select())
+        .first(conn)?;
+    match user_limit {
+        Some(limit) if limit != site.user_limit => Ok(diesel::update(sites::table.find(site.id))
+            .set(sites::user_limit.eq(limit))
+            .returning(Site::as_returning())
+            .get_result(conn)?),
+        _ => Ok(site),
+    }
+}
+
+/// The organization's account of this address, created if missing: named after the address's local
+/// part, with no password (`bootstrap` hands the admin an API token instead).
+fn ensure_user(
+    conn: &mut PgConnection,
+    org: Uuid,
+    email: &EmailAddress,
+    now: DateTime<Utc>,
+) -> AppResult<User> {
+    let local = email
+        .as_str()
+        .split('@')
+        .next()
+        .unwrap_or("Admin")
+        .to_string();
+    diesel::insert_into(users::table)
+        .values(&NewUser {
+            organization_id: org,
+            email: email.as_str(),
+            email_normalized: email.normalized(),
+            display_name: &local,
+            password_hash: None,
+            invited_by: None,
+            created_at: now,
+            external: crate::store::changes::state::is_external(conn, org, email.domain())?,
+        })
+        .on_conflict((users::organization_id, users::email_normalized))
+        .do_nothing()
+        .execute(conn)?;
+    Ok(users::table
+        .filter(users::organization_id.eq(org))
+        .filter(users::email_normalized.eq(email.normalized()))
+        .select(User::as_select())
+        .first(conn)?)
 }
 
 /// Stores a new API token's hash and returns the token (shown once).

@@ -5,25 +5,24 @@
 //! invite". This couples us to apalis' table layout, so apalis is pinned to an exact version and a
 //! test round-trips a row through the worker.
 
+use crate::background::{BackgroundJob, EmailJob, MaintenanceJob};
 use crate::error::AppResult;
 use diesel::prelude::*;
 use diesel::sql_types::{Bytea, Double, Integer, Nullable, Text};
-use serde::Serialize;
 
-/// Queue names (apalis `job_type`), shared by the enqueuer and the workers.
-pub const EMAIL_QUEUE: &str = "guestpass::email";
-/// Scheduled maintenance: the re-verification sweep and retention.
-pub const MAINTENANCE_QUEUE: &str = "guestpass::maintenance";
+/// Queue names (apalis `job_type`) for SQL that names a queue; each payload declares its own.
+pub const EMAIL_QUEUE: &str = EmailJob::QUEUE;
+/// Scheduled maintenance: the re-verification sweep, retention and bulk invite files.
+pub const MAINTENANCE_QUEUE: &str = MaintenanceJob::QUEUE;
 
 /// How often apalis may retry a job that failed inside the worker (crashes, lost connections).
 /// Delivery retries with backoff are scheduled by the email job itself, as new rows.
 pub const MAX_ATTEMPTS: i32 = 10;
 
-/// Inserts a job to run after `delay_secs` (0: now). With an idempotency key, a second insert of the
-/// same key is ignored; returns whether a row was inserted.
-pub fn enqueue<J: Serialize>(
+/// Inserts a job, on its payload's queue, to run after `delay_secs` (0: now). With an idempotency
+/// key, a second insert of the same key is ignored; returns whether a row was inserted.
+pub fn enqueue_job<J: BackgroundJob>(
     conn: &mut PgConnection,
-    queue: &str,
     job: &J,
     delay_secs: f64,
     idempotency_key: Option<&str>,
@@ -36,7 +35,7 @@ pub fn enqueue<J: Serialize>(
                  CASE WHEN $4 > 0 THEN clock_timestamp() + make_interval(secs => $4) ELSE now() END, 0, $5)
          ON CONFLICT DO NOTHING",
     )
-    .bind::<Text, _>(queue)
+    .bind::<Text, _>(J::QUEUE)
     .bind::<Bytea, _>(payload)
     .bind::<Integer, _>(MAX_ATTEMPTS)
     .bind::<Double, _>(delay_secs)
@@ -45,7 +44,21 @@ pub fn enqueue<J: Serialize>(
     Ok(inserted == 1)
 }
 
-/// Inserts one email job per delivery in a single statement (the same row shape as [`enqueue`]).
+/// [`enqueue_job`] with the queue also named by the caller (it must be the payload's own). Kept for
+/// the callers written before payloads declared their queue; new code calls [`enqueue_job`].
+pub fn enqueue<J: BackgroundJob>(
+    conn: &mut PgConnection,
+    queue: &str,
+    job: &J,
+    delay_secs: f64,
+    idempotency_key: Option<&str>,
+) -> AppResult<bool> {
+    debug_assert_eq!(queue, J::QUEUE, "a job enqueued on another payload's queue");
+    enqueue_job(conn, job, delay_secs, idempotency_key)
+}
+
+/// Inserts one email job per delivery in a single statement (the same row shape as [`enqueue_job`],
+/// the payload built in SQL as [`EmailJob`] serializes).
 pub fn enqueue_emails(conn: &mut PgConnection, delivery_ids: &[uuid::Uuid]) -> AppResult<()> {
     diesel::sql_query(
         "INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority)
@@ -53,7 +66,7 @@ pub fn enqueue_emails(conn: &mut PgConnection, delivery_ids: &[uuid::Uuid]) -> A
                 'Pending', 0, $2, now(), 0
          FROM unnest($3::uuid[]) AS d",
     )
-    .bind::<Text, _>(EMAIL_QUEUE)
+    .bind::<Text, _>(EmailJob::QUEUE)
     .bind::<Integer, _>(MAX_ATTEMPTS)
     .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(delivery_ids)
     .execute(conn)?;
@@ -95,7 +108,7 @@ pub fn rescue_stuck_emails(conn: &mut PgConnection, stuck_after_secs: i64) -> Ap
          WHERE job_type = $1 AND status IN ('Queued', 'Running')
            AND lock_at < now() - make_interval(secs => $2)",
     )
-    .bind::<Text, _>(EMAIL_QUEUE)
+    .bind::<Text, _>(EmailJob::QUEUE)
     .bind::<Double, _>(stuck_after_secs as f64)
     .execute(conn)?;
     Ok(n)

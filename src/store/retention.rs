@@ -28,13 +28,12 @@ pub struct Report {
 
 /// Deletes, batch by batch, the rows `select_ids` names (a `SELECT <key> ... LIMIT n` with `$1` the
 /// cutoff), until none are left.
-fn purge(
-    conn: &mut PgConnection,
-    table: &str,
-    key: &str,
-    select_ids: &str,
-    cutoff: DateTime<Utc>,
-) -> AppResult<usize> {
+fn purge(conn: &mut PgConnection, kind: &Purge, cutoff: DateTime<Utc>) -> AppResult<usize> {
+    let Purge {
+        table,
+        key,
+        select_ids,
+    } = kind;
     let mut total = 0;
     loop {
         let n = diesel::sql_query(format!(
@@ -49,6 +48,84 @@ fn purge(
     }
 }
 
+/// One kind of row that goes: its table, its key, and the `SELECT <key>` naming the rows past `$1`.
+struct Purge {
+    table: &'static str,
+    key: &'static str,
+    select_ids: &'static str,
+}
+
+/// Finished queue jobs (killed, done, or failed for good).
+const JOBS: Purge = Purge {
+    table: "apalis.jobs",
+    key: "id",
+    select_ids: "SELECT id FROM apalis.jobs WHERE done_at < $1
+               AND (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))",
+};
+/// Workers gone quiet that hold no job.
+const WORKERS: Purge = Purge {
+    table: "apalis.workers",
+    key: "id",
+    select_ids: "SELECT w.id FROM apalis.workers w WHERE w.last_seen < $1
+               AND NOT EXISTS (SELECT 1 FROM apalis.jobs j WHERE j.lock_by = w.id)",
+};
+/// Accepted invites are history (who invited whom); closed ones go, with their deliveries.
+const INVITES: Purge = Purge {
+    table: "invites",
+    key: "id",
+    select_ids: "SELECT id FROM invites WHERE status <> 'ACCEPTED' AND expires_at < $1
+               AND (status <> 'REVOKED' OR revoked_at < $1)",
+};
+const CHALLENGES: Purge = Purge {
+    table: "login_challenges",
+    key: "id",
+    select_ids: "SELECT id FROM login_challenges WHERE expires_at < $1",
+};
+const SESSIONS: Purge = Purge {
+    table: "sessions",
+    key: "id",
+    select_ids: "SELECT id FROM sessions WHERE expires_at < $1 OR revoked_at < $1",
+};
+const PASSWORD_RESETS: Purge = Purge {
+    table: "password_resets",
+    key: "id",
+    select_ids: "SELECT id FROM password_resets WHERE expires_at < $1",
+};
+const REVERIFICATION_LINKS: Purge = Purge {
+    table: "reverification_links",
+    key: "id",
+    select_ids: "SELECT id FROM reverification_links WHERE expires_at < $1",
+};
+const REVIEWS: Purge = Purge {
+    table: "policy_reviews",
+    key: "id",
+    select_ids: "SELECT id FROM policy_reviews WHERE expires_at < $1",
+};
+const SWEEPS: Purge = Purge {
+    table: "reverification_sweeps",
+    key: "id",
+    select_ids: "SELECT id FROM reverification_sweeps WHERE started_at < $1",
+};
+/// A finished file's rows (its invites stay, as invites).
+const BULK_INVITES: Purge = Purge {
+    table: "bulk_invites",
+    key: "id",
+    select_ids: "SELECT id FROM bulk_invites WHERE finished_at < $1",
+};
+/// Audit events, after their own (longer) time.
+const AUDIT_EVENTS: Purge = Purge {
+    table: "audit_events",
+    key: "id",
+    select_ids: "SELECT id FROM audit_events WHERE created_at < $1",
+};
+/// Rate-limit keys whose budget is whole again (their theoretical arrival time has passed).
+const RATE_LIMITS: Purge = Purge {
+    table: "rate_limits",
+    key: "key",
+    select_ids: "SELECT key FROM rate_limits WHERE tat < $1",
+};
+
+/// Deletes what has been kept long enough, kind by kind, and reports how many rows each lost.
 pub fn run(
     conn: &mut PgConnection,
     keep: Duration,
@@ -59,93 +136,16 @@ pub fn run(
     // Open invites past their expiry are closed by the engine (freeing their seats) before any goes.
     crate::store::changes::state::close_all_expired(conn, now)?;
     Ok(Report {
-        jobs: purge(
-            conn,
-            "apalis.jobs",
-            "id",
-            "SELECT id FROM apalis.jobs WHERE done_at < $1
-               AND (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))",
-            cutoff,
-        )?,
-        workers: purge(
-            conn,
-            "apalis.workers",
-            "id",
-            "SELECT w.id FROM apalis.workers w WHERE w.last_seen < $1
-               AND NOT EXISTS (SELECT 1 FROM apalis.jobs j WHERE j.lock_by = w.id)",
-            cutoff,
-        )?,
-        // Accepted invites are history (who invited whom); closed ones go, with their deliveries.
-        invites: purge(
-            conn,
-            "invites",
-            "id",
-            "SELECT id FROM invites WHERE status <> 'ACCEPTED' AND expires_at < $1
-               AND (status <> 'REVOKED' OR revoked_at < $1)",
-            cutoff,
-        )?,
-        challenges: purge(
-            conn,
-            "login_challenges",
-            "id",
-            "SELECT id FROM login_challenges WHERE expires_at < $1",
-            cutoff,
-        )?,
-        sessions: purge(
-            conn,
-            "sessions",
-            "id",
-            "SELECT id FROM sessions WHERE expires_at < $1 OR revoked_at < $1",
-            cutoff,
-        )?,
-        links: purge(
-            conn,
-            "password_resets",
-            "id",
-            "SELECT id FROM password_resets WHERE expires_at < $1",
-            cutoff,
-        )? + purge(
-            conn,
-            "reverification_links",
-            "id",
-            "SELECT id FROM reverification_links WHERE expires_at < $1",
-            cutoff,
-        )?,
-        reviews: purge(
-            conn,
-            "policy_reviews",
-            "id",
-            "SELECT id FROM policy_reviews WHERE expires_at < $1",
-            cutoff,
-        )?,
-        sweeps: purge(
-            conn,
-            "reverification_sweeps",
-            "id",
-            "SELECT id FROM reverification_sweeps WHERE started_at < $1",
-            cutoff,
-        )?,
-        // A finished file's rows (its invites stay, as invites).
-        bulk_invites: purge(
-            conn,
-            "bulk_invites",
-            "id",
-            "SELECT id FROM bulk_invites WHERE finished_at < $1",
-            cutoff,
-        )?,
-        audit_events: purge(
-            conn,
-            "audit_events",
-            "id",
-            "SELECT id FROM audit_events WHERE created_at < $1",
-            now - audit_keep,
-        )?,
-        rate_limits: purge(
-            conn,
-            "rate_limits",
-            "key",
-            "SELECT key FROM rate_limits WHERE tat < $1",
-            now,
-        )?,
+        jobs: purge(conn, &JOBS, cutoff)?,
+        workers: purge(conn, &WORKERS, cutoff)?,
+        invites: purge(conn, &INVITES, cutoff)?,
+        challenges: purge(conn, &CHALLENGES, cutoff)?,
+        sessions: purge(conn, &SESSIONS, cutoff)?,
+        links: purge(conn, &PASSWORD_RESETS, cutoff)? + purge(conn, &REVERIFICATION_LINKS, cutoff)?,
+        reviews: purge(conn, &REVIEWS, cutoff)?,
+        sweeps: purge(conn, &SWEEPS, cutoff)?,
+        bulk_invites: purge(conn, &BULK_INVITES, cutoff)?,
+        audit_events: purge(conn, &AUDIT_EVENTS, now - audit_keep)?,
+        rate_limits: purge(conn, &RATE_LIMITS, now)?,
     })
 }

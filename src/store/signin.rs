@@ -5,10 +5,10 @@
 use crate::auth::tokens::{
     LinkPurpose, LinkSigner, TokenKind, hash_token, new_bearer, random_nonce,
 };
+use crate::background::EmailJob;
 use crate::db::schema::*;
 use crate::domain::authorization::{Action, may_change};
 use crate::error::{AppError, AppResult};
-use crate::jobs::EmailJob;
 use crate::secrets::SecretKeys;
 use crate::store::audit::{self, Audit};
 use crate::store::changes::end_sessions;

@@ -126,19 +126,12 @@ fn check_site(
     now: DateTime<Utc>,
     out: &mut Vec<Difference>,
 ) -> AppResult<()> {
-    // Everyone with a grant on the site, or a stored row there.
-    let people: Vec<Uuid> = diesel::sql_query(
-        "SELECT user_id AS id FROM product_roles WHERE site_id = $1
-         UNION SELECT gm.user_id FROM group_site_roles gsr JOIN group_members gm ON gm.group_id = gsr.group_id
-               WHERE gsr.site_id = $1
-         UNION SELECT user_id FROM guest_spaces WHERE site_id = $1
-         UNION SELECT user_id FROM site_members WHERE site_id = $1",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(site)
-    .load::<IdRow>(conn)?
-    .into_iter()
-    .map(|r| r.id)
-    .collect();
+    let people: Vec<Uuid> = diesel::sql_query(PEOPLE_OF_SITE)
+        .bind::<diesel::sql_types::Uuid, _>(site)
+        .load::<IdRow>(conn)?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
     let stored: HashMap<(Uuid, Uuid), MemberRow> = site_members::table
         .filter(site_members::site_id.eq(site))
         .select(MemberRow::as_select())
@@ -189,24 +182,38 @@ fn check_site(
         // to what the grants say, whatever the rows' deltas left.
         state::write_members(conn, &stored, &wanted, now, false)?;
         state::write_holdings(conn, &holdings, false)?;
-        diesel::insert_into(site_counters::table)
-            .values((
-                site_counters::site_id.eq(site),
-                site_counters::paid.eq(expected.paid),
-                site_counters::guests.eq(expected.guests),
-                site_counters::pending_paid.eq(expected.pending_paid),
-                site_counters::pending_guests.eq(expected.pending_guests),
-            ))
-            .on_conflict(site_counters::site_id)
-            .do_update()
-            .set((
-                site_counters::paid.eq(expected.paid),
-                site_counters::guests.eq(expected.guests),
-                site_counters::pending_paid.eq(expected.pending_paid),
-                site_counters::pending_guests.eq(expected.pending_guests),
-            ))
-            .execute(conn)?;
+        set_counters(conn, site, expected)?;
     }
+    Ok(())
+}
+
+/// Everyone a site's check looks at: whoever holds a grant there (direct, through a group, or a
+/// guest space), or has a stored row there (which may be one too many).
+const PEOPLE_OF_SITE: &str = "SELECT user_id AS id FROM product_roles WHERE site_id = $1
+         UNION SELECT gm.user_id FROM group_site_roles gsr JOIN group_members gm ON gm.group_id = gsr.group_id
+               WHERE gsr.site_id = $1
+         UNION SELECT user_id FROM guest_spaces WHERE site_id = $1
+         UNION SELECT user_id FROM site_members WHERE site_id = $1";
+
+/// Sets a site's counters to `counts`, whatever the rows' deltas left (the repair's last word).
+fn set_counters(conn: &mut PgConnection, site: Uuid, counts: Counts) -> AppResult<()> {
+    diesel::insert_into(site_counters::table)
+        .values((
+            site_counters::site_id.eq(site),
+            site_counters::paid.eq(counts.paid),
+            site_counters::guests.eq(counts.guests),
+            site_counters::pending_paid.eq(counts.pending_paid),
+            site_counters::pending_guests.eq(counts.pending_guests),
+        ))
+        .on_conflict(site_counters::site_id)
+        .do_update()
+        .set((
+            site_counters::paid.eq(counts.paid),
+            site_counters::guests.eq(counts.guests),
+            site_counters::pending_paid.eq(counts.pending_paid),
+            site_counters::pending_guests.eq(counts.pending_guests),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 

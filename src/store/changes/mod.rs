@@ -168,45 +168,84 @@ pub fn finish(conn: &mut PgConnection, before: Snapshot, ctx: &Context) -> AppRe
     let site_ids: Vec<Uuid> = before.sites.iter().map(|s| s.id).collect();
     let after_roles = state::refresh(conn, &site_ids, &before.users, ctx.now)?;
     state::refresh_invites(conn, &before.invites)?;
+    let usage = check_seats(conn, &before, ctx)?;
+    let diffs = diff_roles(&before.roles, &after_roles);
+    record_paid_history(conn, &diffs, ctx.now)?;
+    start_guest_terms(conn, &before.sites, &diffs, ctx)?;
+    drop_guest_spaces(conn, &diffs)?;
+    let users: Vec<User> = crate::store::directory::users_by_ids(
+        conn,
+        &diffs.iter().map(|d| d.user_id).collect::<Vec<_>>(),
+    )?;
+    audit_changes(conn, &diffs, ctx)?;
+    let changes = diffs
+        .into_iter()
+        .filter_map(|d| {
+            Some(ChangedAccess {
+                user: users.iter().find(|u| u.id == d.user_id)?.clone(),
+                site: before.sites.iter().find(|s| s.id == d.site_id)?.clone(),
+                change: d,
+            })
+        })
+        .collect();
+    Ok(AccessChange {
+        dry_run: false,
+        changes,
+        usage,
+    })
+}
+
+/// Each affected site's usage after the change, refusing the change (unless it is never refused)
+/// when a site cannot take what it adds; the counts before leave out what `ctx.discount` says.
+fn check_seats(
+    conn: &mut PgConnection,
+    before: &Snapshot,
+    ctx: &Context,
+) -> AppResult<Vec<(Site, Usage)>> {
     let mut usage = Vec::with_capacity(before.sites.len());
     for site in &before.sites {
-        let mut was = before.counts[&site.id];
-        if let Some((s, d)) = ctx.discount
-            && s == site.id
-        {
-            was.paid -= d.paid;
-            was.guests -= d.guests;
-            was.pending_paid -= d.pending_paid;
-            was.pending_guests -= d.pending_guests;
-        }
+        let was = match ctx.discount {
+            Some((s, held)) if s == site.id => before.counts[&site.id].without(held),
+            _ => before.counts[&site.id],
+        };
         let now_counts = state::stored_counts(conn, site.id)?;
         if !ctx.never_refused {
             seats::check_change(site.limits(), was, now_counts)?;
         }
         usage.push((site.clone(), seats::usage(site.limits(), now_counts)));
     }
+    Ok(usage)
+}
 
-    let diffs = diff_roles(&before.roles, &after_roles);
+/// Paid history for everyone paid after the change, one write per site.
+fn record_paid_history(
+    conn: &mut PgConnection,
+    diffs: &[RoleChange],
+    now: DateTime<Utc>,
+) -> AppResult<()> {
     let mut by_site: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
-    let mut dropped_spaces: Vec<(Uuid, Uuid)> = Vec::new();
-    for d in &diffs {
-        if d.after.is_some_and(ProductRole::is_paid) {
-            by_site.entry(d.site_id).or_default().push(d.user_id);
-        }
-        if d.before == Some(ProductRole::Guest) && d.after != Some(ProductRole::Guest) {
-            dropped_spaces.push((d.site_id, d.user_id));
-        }
+    for d in diffs.iter().filter(|d| d.now_paid()) {
+        by_site.entry(d.site_id).or_default().push(d.user_id);
     }
     for (site, users) in &by_site {
-        grants::record_paid(conn, *site, users, ctx.now)?;
+        grants::record_paid(conn, *site, users, now)?;
     }
-    // New guests get their terms: whoever made them a guest answers for them (the sponsor), and the
-    // site's maximum lifetime, if it has one, applies.
+    Ok(())
+}
+
+/// New guests get their terms: whoever made them a guest answers for them (the sponsor), and the
+/// site's maximum lifetime, if it has one, applies.
+fn start_guest_terms(
+    conn: &mut PgConnection,
+    sites: &[Site],
+    diffs: &[RoleChange],
+    ctx: &Context,
+) -> AppResult<()> {
     let new_terms: Vec<_> = diffs
         .iter()
-        .filter(|d| d.after == Some(ProductRole::Guest) && d.before != Some(ProductRole::Guest))
+        .filter(|d| d.became_guest())
         .filter_map(|d| {
-            let site = before.sites.iter().find(|s| s.id == d.site_id)?;
+            let site = sites.iter().find(|s| s.id == d.site_id)?;
             Some((
                 guest_terms::site_id.eq(d.site_id),
                 guest_terms::user_id.eq(d.user_id),
@@ -224,22 +263,33 @@ pub fn finish(conn: &mut PgConnection, before: Snapshot, ctx: &Context) -> AppRe
             .on_conflict_do_nothing()
             .execute(conn)?;
     }
-    if !dropped_spaces.is_empty() {
-        // Deactivated accounts keep their grants (and their space) for when they come back.
-        let active: Vec<Uuid> = users::table
-            .filter(users::id.eq_any(dropped_spaces.iter().map(|(_, u)| *u)))
-            .filter(users::status.eq("ACTIVE"))
-            .select(users::id)
-            .load(conn)?;
-        for (site, user) in dropped_spaces.iter().filter(|(_, u)| active.contains(u)) {
-            diesel::delete(guest_spaces::table.find((*site, *user))).execute(conn)?;
-        }
-    }
+    Ok(())
+}
 
-    let users: Vec<User> = crate::store::directory::users_by_ids(
-        conn,
-        &diffs.iter().map(|d| d.user_id).collect::<Vec<_>>(),
-    )?;
+/// Guest spaces go for everyone who stopped being a guest, except deactivated accounts, which keep
+/// their grants (and their space) for when they come back.
+fn drop_guest_spaces(conn: &mut PgConnection, diffs: &[RoleChange]) -> AppResult<()> {
+    let dropped: Vec<(Uuid, Uuid)> = diffs
+        .iter()
+        .filter(|d| d.stopped_being_guest())
+        .map(|d| (d.site_id, d.user_id))
+        .collect();
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    let active: Vec<Uuid> = users::table
+        .filter(users::id.eq_any(dropped.iter().map(|(_, u)| *u)))
+        .filter(users::status.eq("ACTIVE"))
+        .select(users::id)
+        .load(conn)?;
+    for (site, user) in dropped.iter().filter(|(_, u)| active.contains(u)) {
+        diesel::delete(guest_spaces::table.find((*site, *user))).execute(conn)?;
+    }
+    Ok(())
+}
+
+/// One `access.change` event per role change, naming the operation that made it.
+fn audit_changes(conn: &mut PgConnection, diffs: &[RoleChange], ctx: &Context) -> AppResult<()> {
     let events: Vec<Audit> = diffs
         .iter()
         .map(|d| Audit {
@@ -254,22 +304,7 @@ pub fn finish(conn: &mut PgConnection, before: Snapshot, ctx: &Context) -> AppRe
             created_at: ctx.now,
         })
         .collect();
-    audit::record_all(conn, events)?;
-    let changes = diffs
-        .into_iter()
-        .filter_map(|d| {
-            Some(ChangedAccess {
-                user: users.iter().find(|u| u.id == d.user_id)?.clone(),
-                site: before.sites.iter().find(|s| s.id == d.site_id)?.clone(),
-                change: d,
-            })
-        })
-        .collect();
-    Ok(AccessChange {
-        dry_run: false,
-        changes,
-        usage,
-    })
+    audit::record_all(conn, events)
 }
 
 enum TxEnd<T> {

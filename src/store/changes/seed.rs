@@ -56,6 +56,8 @@ pub struct Seeded {
     pub session_token: Option<String>,
 }
 
+/// Seeds one new organization (a fresh name each time, so seeds never collide) as `s` describes, and
+/// answers what a benchmark needs to drive it.
 pub fn seed(conn: &mut PgConnection, s: &SeedInput, now: DateTime<Utc>) -> AppResult<Seeded> {
     let name = format!("Bench {}", Uuid::new_v4().simple());
     let b = org::bootstrap(
@@ -70,6 +72,31 @@ pub fn seed(conn: &mut PgConnection, s: &SeedInput, now: DateTime<Utc>) -> AppRe
         now,
     )?;
     let (org, site, admin) = (b.organization.id, b.site.id, b.admin.id);
+    bulk_load(conn, s, org, site, admin)?;
+    let mut admin_tokens = vec![b.api_token];
+    admin_tokens.extend(extra_admins(conn, org, s.extra_admins, now)?);
+    // The grants above were bulk-loaded; the engine's repair derives the maintained state from them
+    // with the same rules and writers as every other change.
+    crate::store::changes::check::run_for(conn, Some(org), true, now)?;
+    let session_token = member_session(conn, org, now)?;
+    Ok(Seeded {
+        organization: b.organization.slug,
+        site_id: site,
+        admin_tokens,
+        session_token,
+    })
+}
+
+/// The dataset itself, loaded into the grant tables and the rest with set-based statements in one
+/// transaction, then analyzed: the sites, spaces, paid users and guests (most of them in a space),
+/// groups, pending invites, audit events and the external users of large mode.
+fn bulk_load(
+    conn: &mut PgConnection,
+    s: &SeedInput,
+    org: Uuid,
+    site: Uuid,
+    admin: Uuid,
+) -> AppResult<()> {
     let paid = s.users - s.guests;
     // Every statement below is set-based; the whole seed is one transaction.
     conn.batch_execute(&format!(
@@ -128,8 +155,19 @@ pub fn seed(conn: &mut PgConnection, s: &SeedInput, now: DateTime<Utc>) -> AppRe
         external = s.external,
         due = s.external_due,
     ))?;
-    let mut admin_tokens = vec![b.api_token];
-    for i in 0..s.extra_admins {
+    Ok(())
+}
+
+/// `count` more organization admins (the invite benchmark runs one client per admin), each with an
+/// API token, answered in order.
+fn extra_admins(
+    conn: &mut PgConnection,
+    org: Uuid,
+    count: i64,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<String>> {
+    let mut tokens = Vec::new();
+    for i in 0..count {
         let id: Uuid = diesel::sql_query(format!(
             "INSERT INTO users (organization_id, email, email_normalized, display_name, created_at)
              VALUES ('{org}', 'admin{i}@bench.example', 'admin{i}@bench.example', 'Admin {i}', now())
@@ -140,25 +178,25 @@ pub fn seed(conn: &mut PgConnection, s: &SeedInput, now: DateTime<Utc>) -> AppRe
         conn.batch_execute(&format!(
             "INSERT INTO org_admins (organization_id, user_id, granted_at) VALUES ('{org}', '{id}', now());"
         ))?;
-        admin_tokens.push(org::create_api_token(conn, id, "bench", None, now)?);
+        tokens.push(org::create_api_token(conn, id, "bench", None, now)?);
     }
-    // The grants above were bulk-loaded; the engine's repair derives the maintained state from them
-    // with the same rules and writers as every other change.
-    crate::store::changes::check::run_for(conn, Some(org), true, now)?;
+    Ok(tokens)
+}
+
+/// A session of the first paid user (for `me`), when the dataset has paid users.
+fn member_session(
+    conn: &mut PgConnection,
+    org: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<Option<String>> {
     let member: Option<IdRow> = diesel::sql_query(format!(
         "SELECT id FROM users WHERE organization_id = '{org}' AND email = 'member1@bench.example'"
     ))
     .get_result(conn)
     .optional()?;
-    let session_token = member
+    member
         .map(|m| org::create_session(conn, m.id, chrono::Duration::days(30), now))
-        .transpose()?;
-    Ok(Seeded {
-        organization: b.organization.slug,
-        site_id: site,
-        admin_tokens,
-        session_token,
-    })
+        .transpose()
 }
 
 #[derive(QueryableByName)]

@@ -6,11 +6,9 @@
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (`apt-get install chromium
 //! chromium-driver`; CI installs them).
 
-mod common;
-
+use crate::common::smtp::SmtpSink;
+use crate::common::*;
 use awc::http::Method;
-use common::smtp::SmtpSink;
-use common::*;
 use serde_json::{Value, json};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,6 @@
 //! Invites and the seat rules (issue: guest invites and seat rules), against the real server and database.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use guestpass::domain::ProductRole;
 use serde_json::{Value, json};
 

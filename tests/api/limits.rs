@@ -1,8 +1,6 @@
 //! Abuse limits, HTTP hygiene switches and retention (issue: hardening).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use guestpass::domain::ProductRole;
 use serde_json::{Value, json};
 
@@ -866,7 +864,11 @@ async fn persisted_queries_are_bounded_least_recently_used_first() {
 
 const SIGN_IN: &str = "mutation($i: LoginInput!) { login(input: $i) { sessionToken challengeId } }";
 
-async fn sign_in_on(app: &TestApp, replica: Option<&common::Replica>, password: &str) -> Value {
+async fn sign_in_on(
+    app: &TestApp,
+    replica: Option<&crate::common::Replica>,
+    password: &str,
+) -> Value {
     let vars = json!({ "i": { "organization": "acme", "email": "target@acme.example", "password": password } });
     match replica {
         Some(r) => r.gql(None, SIGN_IN, vars).await,
@@ -952,7 +954,7 @@ async fn login_attempts_spread_over_two_replicas_share_one_budget_that_outlives_
 /// Polls `replica` with `token` until `refused` accepts its error code; the time it took after the
 /// change committed (the mutation had answered).
 async fn until_refused(
-    replica: &common::Replica,
+    replica: &crate::common::Replica,
     token: &str,
     refused: &str,
     since: std::time::Instant,

@@ -1,9 +1,7 @@
 //! Invite emails over real sockets: the queue, the SMTP conversation, faults, and the accept page.
 
-mod common;
-
-use common::smtp::{Mode, Received, SmtpSink};
-use common::*;
+use crate::common::smtp::{Mode, Received, SmtpSink};
+use crate::common::*;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -41,8 +39,9 @@ async fn get_page(app: &TestApp, url: &str) -> (u16, String, Option<String>) {
             .unwrap()
             .contains("default-src 'none'")
     );
-    let body =
-        common::smtp::normalize_entities(std::str::from_utf8(&res.body().await.unwrap()).unwrap());
+    let body = crate::common::smtp::normalize_entities(
+        std::str::from_utf8(&res.body().await.unwrap()).unwrap(),
+    );
     (res.status().as_u16(), body, cookie)
 }
 

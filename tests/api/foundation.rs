@@ -1,8 +1,6 @@
 //! The foundation: the CLI, authentication, health and readiness, the checked-in schema.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use std::process::Command;
 
@@ -812,4 +810,123 @@ async fn every_graphql_example_in_the_readme_runs_against_the_demo() {
     }
     assert!(as_guest >= 1, "no README example runs as the guest");
     app.stop().await;
+}
+
+/// The store loads facts, asks the domain and writes (issue 19): a store function longer than 80
+/// lines is doing more than that, so its decision belongs in `src/domain/` (with unit tests) or its
+/// loading and writing in named helpers. Counted from the line that opens a function (`fn`, after an
+/// optional `pub`, `pub(crate)` or `async`) to its closing brace at the same indentation, both
+/// included; every offender is listed with its file, name and length.
+#[test]
+fn no_store_function_is_longer_than_80_lines() {
+    const MAX: usize = 80;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut stack = vec![root.join("src/store")];
+    let mut files = Vec::new();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    assert!(!files.is_empty(), "no files under src/store");
+    let mut offenders = Vec::new();
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let body = line.trim_start();
+            let Some(name) = opened_fn(body) else {
+                continue;
+            };
+            let indent = &line[..line.len() - body.len()];
+            let Some(len) = fn_length(&lines[i..], indent) else {
+                continue; // a declaration without a body, or a function on one line
+            };
+            if len > MAX {
+                offenders.push(format!(
+                    "{}: `{name}` is {len} lines",
+                    path.strip_prefix(root).unwrap().display()
+                ));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "store functions over {MAX} lines (move decisions to src/domain/, name the loading and \
+         writing):\n{}",
+        offenders.join("\n")
+    );
+}
+
+/// The name of the function `line` (without its indentation) opens, if it opens one.
+fn opened_fn(line: &str) -> Option<&str> {
+    let mut rest = line;
+    for visibility in ["pub(crate) ", "pub "] {
+        if let Some(r) = rest.strip_prefix(visibility) {
+            rest = r;
+            break;
+        }
+    }
+    let rest = rest.strip_prefix("async ").unwrap_or(rest);
+    let rest = rest.strip_prefix("fn ")?;
+    let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_'))?;
+    (end > 0).then(|| &rest[..end])
+}
+
+/// How many lines the function opening `lines[0]` spans, to the first line that is exactly its
+/// indentation and `}`; `None` when it has no body over several lines (a line at its indentation
+/// ends it first).
+fn fn_length(lines: &[&str], indent: &str) -> Option<usize> {
+    let close = format!("{indent}}}");
+    if lines[0].trim_end().ends_with('}') || lines[0].trim_end().ends_with(';') {
+        return None;
+    }
+    for (n, line) in lines.iter().enumerate().skip(1) {
+        if *line == close {
+            return Some(n + 1);
+        }
+        let body = line.trim_start();
+        let depth = line.len() - body.len();
+        let declaration_ends = depth == indent.len() && body.ends_with(';');
+        if !body.is_empty() && (depth < indent.len() || declaration_ends) {
+            return None;
+        }
+    }
+    None
+}
+
+/// `store/` enqueues jobs but never reaches into the workers: the job payloads live in
+/// `background.rs`, which both import, so the two layers do not form a circle.
+#[test]
+fn the_store_does_not_import_the_job_workers() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut stack = vec![root.join("src/store")];
+    let mut offenders = Vec::new();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (i, line) in text.lines().enumerate() {
+                    let code = line.split("//").next().unwrap_or("");
+                    if code.contains("crate::jobs") || code.contains("super::super::jobs") {
+                        offenders.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "store/ imports jobs/:\n{}",
+        offenders.join("\n")
+    );
 }

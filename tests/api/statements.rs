@@ -1,9 +1,7 @@
 //! SQL statements per request (issue: performance): the admin's guest list costs the same number of
 //! statements for 10 guests as for 50, because per-row fields are batched by data loaders.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use guestpass::domain::ProductRole;
 use serde_json::json;
 

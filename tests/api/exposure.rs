@@ -15,9 +15,7 @@
 //!   spaces, pages, invites, bulk files, nor people whose only access is on site 2;
 //! - an admin of another organization sees nothing of Acme; anonymous sees nothing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use futures_util::StreamExt;
 use guestpass::domain::{EmailAddress, ProductRole};
 use serde_json::{Value, json};

@@ -1,8 +1,6 @@
 //! Hostile input (issue: hardening): every case gets its exact error code and changes nothing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use guestpass::domain::{EmailAddress, ProductRole};
 use serde_json::{Value, json};
 
@@ -1109,7 +1107,7 @@ async fn ok_as(app: &TestApp, token: &str, q: &str, vars: Value) -> Value {
 }
 
 async fn id_of(app: &TestApp, sql: String) -> String {
-    let sql = common::db::with_keys(&sql);
+    let sql = crate::common::db::with_keys(&sql);
     app.state
         .db
         .run(move |c| {

@@ -1,13 +1,11 @@
 //! Benchmark (not a timed test; run explicitly): commit-to-SMTP latency of invite emails.
 //!
-//! `cargo test --release --test email_latency -- --ignored --nocapture`
+//! `cargo test --release --test api email_latency -- --ignored --nocapture`
 //! Invites one guest at a time (each commit followed by its email job) and measures from the
 //! mutation's response (the commit has happened) to the SMTP sink receiving the message.
 
-mod common;
-
-use common::smtp::SmtpSink;
-use common::*;
+use crate::common::smtp::SmtpSink;
+use crate::common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

@@ -1,9 +1,7 @@
 //! The authorization matrix (`docs/authorization.md`): every query and mutation, called as each kind of
 //! person, answers exactly what the table says. One test per person, each in its own database.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use guestpass::domain::{EmailAddress, ProductRole};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;

@@ -1,9 +1,7 @@
 //! Faults: the database going away and coming back, and a worker process killed mid-batch.
 
-mod common;
-
-use common::smtp::SmtpSink;
-use common::*;
+use crate::common::smtp::SmtpSink;
+use crate::common::*;
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::{Child, Command};
@@ -164,6 +162,7 @@ async fn wait_ready(client: &awc::Client, base: &str, want: u16, within: Duratio
 
 #[actix_rt::test]
 async fn readiness_follows_the_database_without_a_restart() {
+    let _serial = crate::serially().await;
     let pg = PrivatePg::start_new();
     let mut config = guestpass::config::Config::defaults();
     config.database_url = pg.url("guestpass");
@@ -284,6 +283,7 @@ fn worker_process(app: &TestApp, smtp_url: &str) -> Worker {
 
 #[actix_rt::test]
 async fn a_worker_killed_mid_batch_leaves_no_email_unsent() {
+    let _serial = crate::serially().await;
     let sink = SmtpSink::start().await;
     let app = spawn_app_with(AppOptions {
         smtp_url: Some(sink.url()),
@@ -401,6 +401,7 @@ fn free_port() -> u16 {
 /// rules hold, and errors stop within 5 s of Postgres coming back.
 #[actix_rt::test]
 async fn the_fault_run() {
+    let _serial = crate::serially().await;
     let pg = PrivatePg::start_new();
     let sink = SmtpSink::start().await;
     let url = pg.url("guestpass");

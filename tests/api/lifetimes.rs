@@ -1,9 +1,7 @@
 //! Guest lifetimes, sponsors, and the guest's own view (issue: lifetimes and sponsors), with a moved
 //! clock and an SMTP sink.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use guestpass::domain::ProductRole;
 use serde_json::{Value, json};
 use std::time::Duration;

@@ -1,9 +1,7 @@
 //! Managing access over time (issue: groups, single-space guests, role changes with dry runs,
 //! removal, admin roles), against the real server and database.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use guestpass::domain::ProductRole;
 use serde_json::{Value, json};
 
@@ -1112,7 +1110,7 @@ async fn check_access_reports_and_repairs_a_corrupted_maintained_row() {
         use diesel::connection::SimpleConnection;
         app.db
             .conn()
-            .batch_execute(&common::db::with_keys(&format!(
+            .batch_execute(&crate::common::db::with_keys(&format!(
                 "UPDATE site_members SET role = 2, guest_space_id = NULL WHERE user_id = '{guest}';
                  UPDATE site_counters SET paid = paid + 5 WHERE site_id = '{}';
                  DELETE FROM site_members WHERE user_id = '{paid}';",

@@ -1,10 +1,8 @@
 //! Sign-in (issue: passwords, emailed two-step codes, password reset, sessions, API tokens), against
 //! the real server, database and an SMTP sink.
 
-mod common;
-
-use common::smtp::Received;
-use common::*;
+use crate::common::smtp::Received;
+use crate::common::*;
 use guestpass::domain::ProductRole;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -1197,7 +1195,7 @@ async fn secrets_stored_in_plain_text_before_the_upgrade_are_sealed_at_start() {
         assert!(
             app.db
                 .conn()
-                .batch_execute(&common::db::with_keys(&bad))
+                .batch_execute(&crate::common::db::with_keys(&bad))
                 .is_err(),
             "{bad}"
         );

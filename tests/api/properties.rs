@@ -4,9 +4,7 @@
 //! every step the two must agree on the outcome (success or the error code), on everyone's effective
 //! role, on the seat counts, on guest spaces and on who is former paid.
 
-mod common;
-
-use common::TestDb;
+use crate::common::TestDb;
 use diesel::prelude::*;
 use guestpass::auth::tokens::{LinkPurpose, LinkSigner};
 use guestpass::domain::{EmailAddress, ProductRole};

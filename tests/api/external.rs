@@ -1,10 +1,8 @@
 //! External user security (issue: periodic re-verification on a scheduler, two-step enforcement,
 //! API-token blocking, review before change), against the real server, database and an SMTP sink.
 
-mod common;
-
-use common::smtp::Received;
-use common::*;
+use crate::common::smtp::Received;
+use crate::common::*;
 use guestpass::domain::ProductRole;
 use serde_json::{Value, json};
 use std::time::Duration;
