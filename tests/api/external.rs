@@ -207,26 +207,13 @@ async fn two_replicas_ticking_every_second_email_each_due_person_once() {
         org = app.org_id
     ));
     // A second `serve` process on the same database.
-    let mut config = test_config(
-        &app.db,
-        &AppOptions {
-            smtp_url: Some(sink.url()),
-            ..Default::default()
-        },
-        &app.outbox,
-    );
-    config.reverify_schedule = "* * * * * *".into();
-    config.public_url = app.address.clone();
-    let mut run = guestpass::app::RunOptions::from_config(&config);
-    run.worker.poll = Duration::from_millis(200);
-    let second = guestpass::app::start(
-        config,
-        run,
-        app.clock.clone(),
-        Some(std::net::TcpListener::bind("127.0.0.1:0").unwrap()),
-    )
-    .await
-    .unwrap();
+    let smtp = sink.url();
+    let second = app
+        .replica(|c| {
+            c.smtp_url = Some(smtp);
+            c.reverify_schedule = "* * * * * *".into();
+        })
+        .await;
     tokio::time::sleep(Duration::from_secs(10)).await;
     second.stop().await;
     // The sweeps of the 10 s window (the first replica keeps ticking while the queue drains, and on

@@ -891,7 +891,7 @@ async fn login_attempts_spread_over_two_replicas_share_one_budget_that_outlives_
         .add_user("target@acme.example", Some(ProductRole::User))
         .await;
     app.set_password(&id, "correct horse battery staple").await;
-    let b = app.replica(Some(limits)).await;
+    let b = app.replica(limits).await;
     let mut refused_at = None;
     for i in 0..12 {
         let on_b = i % 2 == 1;
@@ -911,8 +911,8 @@ async fn login_attempts_spread_over_two_replicas_share_one_budget_that_outlives_
     );
     // Two fresh processes (nothing in their memory) still refuse, even the right password.
     b.stop().await;
-    let c = app.replica(Some(limits)).await;
-    let d = app.replica(Some(limits)).await;
+    let c = app.replica(limits).await;
+    let d = app.replica(limits).await;
     for r in [&c, &d] {
         let res = sign_in_on(&app, Some(r), "correct horse battery staple").await;
         assert_eq!(code(&res).as_deref(), Some("RATE_LIMITED"), "{res}");
@@ -987,7 +987,7 @@ async fn access_ended_on_one_replica_is_refused_on_the_other_within_100_ms() {
         ..Default::default()
     })
     .await;
-    let b = app.replica(Some(long_cache)).await;
+    let b = app.replica(long_cache).await;
     let bound = std::time::Duration::from_millis(100);
     let me = "{ me { id } }";
 
@@ -1091,7 +1091,7 @@ async fn a_killed_listener_reconnects_and_revocations_still_arrive() {
         ..Default::default()
     })
     .await;
-    let b = app.replica(Some(short_cache)).await;
+    let b = app.replica(short_cache).await;
     wait_for_listeners(&app, 2).await;
     let user = app
         .add_user("s@acme.example", Some(ProductRole::User))

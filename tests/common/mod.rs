@@ -138,18 +138,7 @@ impl TestApp {
 
     /// POSTs a GraphQL operation and returns the whole JSON response.
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        let mut req = self.http.post(format!("{}/graphql", self.address));
-        if let Some(t) = token {
-            req = req.insert_header(("Authorization", format!("Bearer {t}")));
-        }
-        let mut res = req
-            .send_json(&json!({ "query": query, "variables": variables }))
-            .await
-            .expect("request");
-        res.json::<Value>()
-            .limit(16 * 1024 * 1024)
-            .await
-            .expect("JSON response")
+        post_graphql(&self.http, &self.address, token, query, variables).await
     }
 
     /// As the bootstrap admin.
@@ -167,11 +156,9 @@ impl TestApp {
 
     /// Another replica: a second `serve` process's server and workers on this test's database, with
     /// the same clock and secret (as behind a load balancer), configured by `configure` on top.
-    pub async fn replica(&self, configure: Option<fn(&mut Config)>) -> Replica {
+    pub async fn replica(&self, configure: impl FnOnce(&mut Config)) -> Replica {
         let mut config = test_config(&self.db, &AppOptions::default(), &self.outbox);
-        if let Some(f) = configure {
-            f(&mut config);
-        }
+        configure(&mut config);
         config.public_url = self.address.clone();
         let mut run = RunOptions::from_config(&config);
         run.worker.poll = Duration::from_millis(200);
@@ -329,18 +316,7 @@ pub struct Replica {
 impl Replica {
     /// POSTs a GraphQL operation to this replica.
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        let mut req = self.http.post(format!("{}/graphql", self.address));
-        if let Some(t) = token {
-            req = req.insert_header(("Authorization", format!("Bearer {t}")));
-        }
-        let mut res = req
-            .send_json(&json!({ "query": query, "variables": variables }))
-            .await
-            .expect("request");
-        res.json::<Value>()
-            .limit(16 * 1024 * 1024)
-            .await
-            .expect("JSON response")
+        post_graphql(&self.http, &self.address, token, query, variables).await
     }
 
     pub async fn stop(mut self) {
@@ -348,6 +324,28 @@ impl Replica {
             r.stop().await;
         }
     }
+}
+
+/// POSTs a GraphQL operation to the server at `address` and returns the whole JSON response.
+async fn post_graphql(
+    http: &awc::Client,
+    address: &str,
+    token: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> Value {
+    let mut req = http.post(format!("{address}/graphql"));
+    if let Some(t) = token {
+        req = req.insert_header(("Authorization", format!("Bearer {t}")));
+    }
+    let mut res = req
+        .send_json(&json!({ "query": query, "variables": variables }))
+        .await
+        .expect("request");
+    res.json::<Value>()
+        .limit(16 * 1024 * 1024)
+        .await
+        .expect("JSON response")
 }
 
 /// The error code of the first error, if any.
