@@ -7,6 +7,7 @@
 //!   --connections N     for the read scenarios (default 32)
 //!   --skip-large        skip the 1,000,000-user sweep
 //!   --login-only        only the sign-in scenarios (8, 8b), on the 10,000-user seed
+//!   --webhooks-only     only the webhook scenarios (9a-9f), on the 10,000-user seed
 //!   --binary PATH       the server binary to measure (default target/release/guestpass), e.g. an
 //!                       earlier release's, to compare the same scenario before and after a change
 //! `DATABASE_URL` names the server (the database `guestpass_bench` is recreated there).
@@ -34,6 +35,7 @@ struct Args {
     connections: usize,
     skip_large: bool,
     login_only: bool,
+    webhooks_only: bool,
     admin_url: String,
     db_url: String,
 }
@@ -44,6 +46,7 @@ fn args() -> Args {
         connections: 32,
         skip_large: false,
         login_only: false,
+        webhooks_only: false,
         admin_url: std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
         db_url: String::new(),
@@ -62,6 +65,7 @@ fn args() -> Args {
             }
             "--skip-large" => a.skip_large = true,
             "--login-only" => a.login_only = true,
+            "--webhooks-only" => a.webhooks_only = true,
             "--binary" => {
                 BINARY.set(argv[i + 1].clone()).expect("one --binary");
                 i += 1;
@@ -155,6 +159,9 @@ fn start_server(db_url: &str, smtp: &str) -> Server {
         .env("GUESTPASS_LOGIN_LIMIT_PER_ADDRESS", "100000000")
         .env("GUESTPASS_LOGIN_LIMIT_PER_ACCOUNT", "100000000")
         .env("GUESTPASS_REVERIFY_SCHEDULE", "0 0 0 1 1 *")
+        // The webhook scenarios' receiver listens on loopback, over plain http.
+        .env("GUESTPASS_WEBHOOK_ALLOW_HTTP", "true")
+        .env("GUESTPASS_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
         .stdout(Stdio::null())
         .spawn()
         .expect("run scripts/bench (it builds the release binary first)");
@@ -517,6 +524,23 @@ async fn async_main() {
         .map(|t| t.as_str().unwrap().to_string())
         .collect();
     let session = seeded["sessionToken"].as_str().unwrap().to_string();
+    if a.webhooks_only {
+        let sink = smtp::SmtpSink::start().await;
+        let server = start_server(&a.db_url, &sink.url());
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .finish();
+        wait_ready(&client, &server.base).await;
+        println!(
+            "| scenario | conns | requests | req/s | p50 ms | p95 ms | p99 ms | errors | SQL/req | peak RSS MB | note |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
+        let mut rows = Printed(Vec::new());
+        for r in webhook_rows(&server, &a.db_url, &seeded, a.duration).await {
+            rows.push(r);
+        }
+        return;
+    }
     if a.login_only {
         let sink = smtp::SmtpSink::start().await;
         let server = start_server(&a.db_url, &sink.url());
@@ -818,6 +842,9 @@ async fn async_main() {
     for r in sign_in_rows(&server, &a.db_url, d).await {
         rows.push(r);
     }
+    for r in webhook_rows(&server, &a.db_url, &seeded, d).await {
+        rows.push(r);
+    }
     drop(server);
 
     // 5. The re-verification sweep over 1,000,000 external users, 100,000 due.
@@ -880,4 +907,282 @@ async fn async_main() {
 
     statement_profile(&a.db_url, &script);
     eprintln!("{} scenarios measured", rows.0.len());
+}
+
+/// What the webhook scenarios' receiver got: each request's invite address (`data.email`, empty for
+/// other events), when it arrived, and how long after the change it reports (`occurredAt`, the
+/// server's clock on this same machine, read at the start of the change's transaction).
+#[derive(Default)]
+struct Hooks {
+    got: std::sync::Mutex<Vec<(String, Instant, Option<Duration>)>>,
+}
+
+async fn bench_hook(
+    body: actix_web::web::Bytes,
+    hooks: actix_web::web::Data<std::sync::Arc<Hooks>>,
+) -> actix_web::HttpResponse {
+    let (at, wall) = (Instant::now(), chrono::Utc::now());
+    let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let email = v["data"]["email"].as_str().unwrap_or("").to_string();
+    let since = v["occurredAt"]
+        .as_str()
+        .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
+        .and_then(|t| (wall - t).to_std().ok());
+    hooks.got.lock().unwrap().push((email, at, since));
+    actix_web::HttpResponse::NoContent().finish()
+}
+
+/// A webhook receiver on loopback (actix-web, one worker thread): answers 204 to every POST.
+fn start_receiver() -> (String, std::sync::Arc<Hooks>) {
+    let hooks = std::sync::Arc::new(Hooks::default());
+    let data = actix_web::web::Data::new(hooks.clone());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(data.clone())
+            .route("/hook", actix_web::web::post().to(bench_hook))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    actix_rt::spawn(server);
+    (format!("http://127.0.0.1:{port}/hook"), hooks)
+}
+
+/// The webhook scenarios, 9: (a) the receiver's own rate for plain POSTs of an event-sized body
+/// from the client the server sends with (reqwest, at the server's delivery concurrency): the
+/// ceiling; (b, d) one admin's `inviteUsers` without and with a subscribed endpoint (what the outbox
+/// adds to a change); (c) the outbox statement alone in pgbench, for an organization without
+/// endpoints; (e) 10,000 deliveries committed at once, drained to the receiver: events/s; (f) an
+/// invite every 20 ms, the latency from the invite's transaction to its `invite.created` webhook.
+async fn webhook_rows(server: &Server, db_url: &str, seeded: &Value, d: Duration) -> Vec<Row> {
+    let (url, hooks) = start_receiver();
+    let site = seeded["siteId"].as_str().unwrap().to_string();
+    let admin = seeded["adminTokens"][0].as_str().unwrap().to_string();
+    let mut rows = Vec::new();
+    let body = serde_json::to_vec(&json!({ "id": "evt_1", "type": "invite.created", "version": 1,
+        "occurredAt": "2026-12-06T09:30:00Z", "organizationId": "T3JnYW5pemF0aW9uOjBiNWUwMDAwLTAwMDAtNDAwMC04MDAwLTAwMDAwMDAwMDAwMQ",
+        "siteId": "U2l0ZTo1MTc1MDAwMC0wMDAwLTQwMDAtODAwMC0wMDAwMDAwMDAwMDI", "actor": { "id": "VXNlcjphZDMxMDAwMC0wMDAwLTQwMDAtODAwMC0wMDAwMDAwMDAwMDM" },
+        "target": { "type": "invite", "id": "SW52aXRlOjFhNzEwMDAwLTAwMDAtNDAwMC04MDAwLTAwMDAwMDAwMDAwNQ" },
+        "data": { "email": "", "role": "GUEST", "status": "PENDING", "expiresAt": "2026-12-20T09:30:00Z" } }))
+    .unwrap();
+    // 9a. The ceiling.
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (client, url, body) = (client.clone(), url.clone(), body.clone());
+            actix_rt::spawn(async move {
+                let mut lat = Vec::new();
+                while start.elapsed() < d {
+                    let t0 = Instant::now();
+                    let ok = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success());
+                    lat.push((t0.elapsed().as_micros() as u64, ok));
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut ceiling = Row {
+        name: "9a receiver: plain POSTs, reqwest, 16 at once (ceiling)".into(),
+        connections: 16,
+        note: "the same body size as an event, no signing, no database".into(),
+        ..Default::default()
+    };
+    for t in tasks {
+        for (us, ok) in t.await.unwrap() {
+            ceiling.requests += 1;
+            ceiling.errors += usize::from(!ok);
+            ceiling.latencies_us.push(us);
+        }
+    }
+    ceiling.elapsed = start.elapsed();
+    rows.push(ceiling);
+    hooks.got.lock().unwrap().clear();
+
+    // 9b, 9c, 9d. What the outbox adds to a change.
+    let invite_one = |label: &'static str, tag: &'static str| {
+        let (t, s) = (admin.clone(), site.clone());
+        run(
+            server,
+            label,
+            1,
+            d,
+            move |_| Some(t.clone()),
+            move |w, i| {
+                json!({ "query": "mutation($i: InviteUsersInput!) { inviteUsers(input: $i) { invites { id } } }",
+                    "variables": { "i": { "siteId": s, "emails": [format!("{tag}w{w}x{i}@load.example")], "role": "GUEST" } } })
+            },
+        )
+    };
+    rows.push(invite_one("9b `inviteUsers` x1, one admin, no endpoint", "hooka").await);
+    let org = psql(
+        db_url,
+        &format!("SELECT organization_id FROM sites WHERE id = '{site}'"),
+    );
+    let outbox = format!(
+        "INSERT INTO webhook_deliveries (endpoint_id, audit_event_id, event_type, payload, status, next_attempt_at, created_at)
+         SELECT e.id, ev.audit_id, ev.event_type, ev.payload, 'PENDING', ev.created_at, ev.created_at
+         FROM unnest(ARRAY['{org}']::uuid[], ARRAY[1]::bigint[], ARRAY['invite.created']::text[], ARRAY['{{}}']::text[], ARRAY[now()]::timestamptz[])
+              AS ev(org, audit_id, event_type, payload, created_at)
+         JOIN webhook_endpoints e ON e.organization_id = ev.org AND e.status <> 'DISABLED' AND ev.event_type = ANY (e.event_types)
+         ON CONFLICT (endpoint_id, audit_event_id) DO NOTHING RETURNING id;\n"
+    );
+    let tps = pgbench(db_url, &outbox, 1, d);
+    rows.push(Row {
+        name: "9c pgbench: the outbox statement, no endpoint".into(),
+        connections: 1,
+        requests: (tps * d.as_secs_f64()) as usize,
+        elapsed: d,
+        note: format!("{:.3} ms per audited change", 1000.0 / tps),
+        ..Default::default()
+    });
+    let register = json!({ "query": "mutation($i: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $i) { endpoint { id } } }",
+        "variables": { "i": { "url": url, "events": ["INVITE_CREATED"] } } });
+    let http = awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish();
+    let v: Value = http
+        .post(format!("{}/graphql", server.base))
+        .insert_header(("Authorization", format!("Bearer {admin}")))
+        .send_json(&register)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(v["errors"].is_null(), "{v}");
+    rows.push(
+        invite_one(
+            "9d `inviteUsers` x1, one admin, endpoint subscribed",
+            "hookb",
+        )
+        .await,
+    );
+    wait_webhooks_drained(db_url).await;
+
+    // 9e. Throughput: 10,000 deliveries committed at once.
+    hooks.got.lock().unwrap().clear();
+    let t0 = Instant::now();
+    psql(db_url, "WITH d AS (
+           INSERT INTO webhook_deliveries (endpoint_id, audit_event_id, event_type, payload, status, next_attempt_at, created_at)
+           SELECT e.id, -i, 'invite.created', '{\"id\":\"evt_' || i || '\",\"type\":\"invite.created\",\"data\":{\"email\":\"burst' || i || '@load.example\"}}', 'PENDING', now(), now()
+           FROM webhook_endpoints e, generate_series(1, 10000) i
+           RETURNING id)
+         INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority)
+         SELECT apalis.generate_ulid(), 'guestpass::webhook', convert_to(json_build_object('delivery_id', id)::text, 'UTF8'), 'Pending', 0, 10, now(), 0 FROM d");
+    let committed = t0.elapsed();
+    let drained = wait_for_hooks(&hooks, 10_000, Duration::from_secs(600)).await;
+    let took = t0.elapsed();
+    rows.push(Row {
+        name: "9e webhook throughput: 10,000 deliveries".into(),
+        connections: 16,
+        requests: drained,
+        errors: 10_000 - drained.min(10_000),
+        elapsed: took,
+        note: format!("events/s from commit ({committed:.1?} to commit) to the last received, signed and recorded"),
+        peak_rss_mb: server.peak_rss_mb(),
+        ..Default::default()
+    });
+    wait_webhooks_drained(db_url).await;
+
+    // 9f. Change-to-receipt latency at 50 invites/s (about half of what one admin's invites sustain,
+    // 9b: above it, invites wait for the site's lock and the latency is theirs, not the webhooks').
+    hooks.got.lock().unwrap().clear();
+    let paced = Instant::now();
+    let mut tasks = Vec::new();
+    let mut n = 0;
+    while paced.elapsed() < d {
+        let email = format!("hooked{n}@load.example");
+        let (http, url, token, site) = (
+            http.clone(),
+            format!("{}/graphql", server.base),
+            admin.clone(),
+            site.clone(),
+        );
+        tasks.push(actix_rt::spawn(async move {
+            let mut r = http
+                .post(url)
+                .insert_header(("Authorization", format!("Bearer {token}")))
+                .send_json(&json!({ "query": "mutation($i: InviteUsersInput!) { inviteUsers(input: $i) { invites { id } } }",
+                                    "variables": { "i": { "siteId": site, "emails": [email.clone()], "role": "GUEST" } } }))
+                .await
+                .ok()?;
+            let v: Value = r.json().await.ok()?;
+            v["errors"].is_null().then(|| (email, Instant::now()))
+        }));
+        n += 1;
+        let next = paced + Duration::from_millis(20 * n as u64);
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            actix_rt::time::sleep(wait).await;
+        }
+    }
+    let mut answered_at: HashMap<String, Instant> = HashMap::new();
+    for t in tasks {
+        if let Ok(Some((email, at))) = t.await {
+            answered_at.insert(email, at);
+        }
+    }
+    wait_for_hooks(&hooks, answered_at.len(), Duration::from_secs(60)).await;
+    let mut r = Row {
+        name: "9f change-to-receipt latency at 50 invites/s".into(),
+        connections: 1,
+        requests: answered_at.len(),
+        elapsed: d,
+        peak_rss_mb: server.peak_rss_mb(),
+        ..Default::default()
+    };
+    let (mut before_answer, mut after_answer) = (0, Vec::new());
+    for (email, at, since) in hooks.got.lock().unwrap().iter() {
+        if let (Some(t), Some(since)) = (answered_at.get(email), since) {
+            r.latencies_us.push(since.as_micros() as u64);
+            match at.checked_duration_since(*t) {
+                Some(after) => after_answer.push(after.as_micros() as u64),
+                None => before_answer += 1,
+            }
+        }
+    }
+    after_answer.sort_unstable();
+    let p50_after = after_answer
+        .get(after_answer.len() / 2)
+        .map_or(0.0, |us| *us as f64 / 1000.0);
+    r.note = format!(
+        "latency = the change's transaction (`occurredAt`) to the webhook received; {before_answer} of {} arrived before the API's answer did, the rest {p50_after:.1} ms (p50) after it",
+        r.latencies_us.len()
+    );
+    r.errors = answered_at.len() - r.latencies_us.len();
+    rows.push(r);
+    rows
+}
+
+async fn wait_for_hooks(hooks: &Hooks, n: usize, within: Duration) -> usize {
+    let start = Instant::now();
+    loop {
+        let got = hooks.got.lock().unwrap().len();
+        if got >= n || start.elapsed() > within {
+            return got;
+        }
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn wait_webhooks_drained(db_url: &str) {
+    let start = Instant::now();
+    while psql(
+        db_url,
+        "SELECT count(*) FROM webhook_deliveries WHERE status IN ('PENDING', 'RETRYING')",
+    ) != "0"
+        && start.elapsed() < Duration::from_secs(600)
+    {
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
 }

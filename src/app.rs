@@ -62,6 +62,8 @@ pub struct Running {
     server_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     workers_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     revocations_task: Option<tokio::task::JoinHandle<()>>,
+    /// The live events' listener (GraphQL subscriptions).
+    events_task: Option<tokio::task::JoinHandle<()>>,
     stop: watch::Sender<bool>,
 }
 
@@ -77,7 +79,10 @@ impl Running {
             t.await.map_err(std::io::Error::other)??;
         }
         let _ = self.stop.send(true);
-        if let Some(t) = self.revocations_task.take() {
+        for t in [self.revocations_task.take(), self.events_task.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = t.await;
         }
         Ok(())
@@ -86,6 +91,8 @@ impl Running {
     /// Graceful stop: no new requests, in-flight requests and jobs finish.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
+        // Live connections would hold the server's graceful stop until its timeout: told to go.
+        self.state.live.close_all();
         if let Some(h) = &self.server {
             h.stop(true).await;
         }
@@ -95,7 +102,10 @@ impl Running {
         if let Some(t) = self.workers_task.take() {
             let _ = t.await;
         }
-        if let Some(t) = self.revocations_task.take() {
+        for t in [self.revocations_task.take(), self.events_task.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = t.await;
         }
     }
@@ -157,6 +167,7 @@ pub async fn start(
     let mut server = None;
     let mut server_task = None;
     let mut revocations_task = None;
+    let mut events_task = None;
     if opts.api {
         let listener = match listener {
             Some(l) => l,
@@ -178,8 +189,22 @@ pub async fn start(
             config.database_url.clone(),
             state.auth_cache.clone(),
             state.metrics.clone(),
+            state.live.recheck_sender(),
             stop_rx.clone(),
         )));
+        events_task = Some(tokio::spawn(crate::events::listen(
+            config.database_url.clone(),
+            state.live.clone(),
+            state.metrics.clone(),
+            stop_rx.clone(),
+        )));
+        // On SIGTERM or Ctrl-C too, live connections are told to go (close code 1001) rather than
+        // holding the graceful stop until its timeout.
+        let (live, stopping) = (state.live.clone(), shutdown_signal(stop_rx.clone()));
+        tokio::spawn(async move {
+            let _ = stopping.await;
+            live.close_all();
+        });
         tracing::info!(address = %config.bind, port = port.unwrap_or(0), "serving GraphQL at /graphql, GraphiQL at /graphiql");
     }
 
@@ -215,6 +240,7 @@ pub async fn start(
         server_task,
         workers_task,
         revocations_task,
+        events_task,
         stop,
     })
 }

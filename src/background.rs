@@ -21,6 +21,16 @@ impl BackgroundJob for EmailJob {
     const QUEUE: &'static str = "guestpass::email";
 }
 
+/// Send (or re-try) one webhook delivery: one event to one endpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WebhookJob {
+    pub delivery_id: uuid::Uuid,
+}
+
+impl BackgroundJob for WebhookJob {
+    const QUEUE: &'static str = "guestpass::webhook";
+}
+
 /// Scheduled work that must run once per deployment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Task {
@@ -66,5 +76,10 @@ mod tests {
             r#"{"task":{"BulkInvite":"00000000-0000-0000-0000-000000000000"},"trigger":"SCHEDULE"}"#
         );
         assert_ne!(EmailJob::QUEUE, MaintenanceJob::QUEUE);
+        assert_eq!(
+            serde_json::to_string(&WebhookJob { delivery_id: id }).unwrap(),
+            r#"{"delivery_id":"00000000-0000-0000-0000-000000000000"}"#
+        );
+        assert_ne!(WebhookJob::QUEUE, EmailJob::QUEUE);
     }
 }

@@ -85,8 +85,9 @@ pub enum Command {
         #[arg(long)]
         repair: bool,
     },
-    /// Re-seal every stored secret (authenticator apps' TOTP secrets) that is not sealed under the
-    /// current GUESTPASS_SECRET, opening it with GUESTPASS_SECRET_PREVIOUS; prints how many.
+    /// Re-seal every stored secret (authenticator apps' TOTP secrets, webhook signing secrets)
+    /// that is not sealed under the current GUESTPASS_SECRET, opening it with
+    /// GUESTPASS_SECRET_PREVIOUS; prints how many.
     /// Idempotent. Run it once every replica runs with the new secret (and the old one as
     /// GUESTPASS_SECRET_PREVIOUS); then GUESTPASS_SECRET_PREVIOUS can go.
     RotateSecrets,
@@ -390,7 +391,14 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 let mut conn = crate::db::build_pool(&url, 1)
                     .get()
                     .map_err(|e| e.to_string())?;
-                crate::store::signin::reseal_totp(&mut conn, &keys).map_err(|e| match e {
+                // Authenticator and webhook secrets in one transaction: all re-sealed, or none.
+                diesel::Connection::transaction(&mut conn, |conn| {
+                    Ok::<_, crate::error::AppError>(
+                        crate::store::signin::reseal_totp(conn, &keys)?
+                            + crate::store::webhooks::reseal_secrets(conn, &keys)?,
+                    )
+                })
+                .map_err(|e| match e {
                     crate::error::AppError::Internal(detail) => {
                         format!("nothing was re-sealed: {detail}")
                     }

@@ -226,6 +226,57 @@ pub struct Config {
     /// Password reset requests, and uses of reset links, per client address in an hour.
     #[arg(long, env = "GUESTPASS_RESET_LIMIT_PER_ADDRESS", default_value_t = 30)]
     pub reset_limit_per_address: u32,
+
+    /// Live GraphQL WebSocket connections (subscriptions) one session or API token may hold open on
+    /// this server; the next is closed at `connection_init` (close code 1013, "try again later").
+    #[arg(long, env = "GUESTPASS_SUBSCRIPTIONS_PER_TOKEN", default_value_t = 5)]
+    pub subscriptions_per_token: usize,
+
+    /// Allow webhook URLs with plain `http` (development only: a delivery in plain text can be read
+    /// and changed on its way). Off: only `https` is accepted.
+    #[arg(long, env = "GUESTPASS_WEBHOOK_ALLOW_HTTP")]
+    pub webhook_allow_http: bool,
+
+    /// Allow webhook URLs that resolve to loopback, private, link-local (cloud metadata) or other
+    /// non-public addresses: for tests and on-premise receivers. Off: such targets are refused at
+    /// registration and again at every delivery, after DNS resolution.
+    #[arg(long, env = "GUESTPASS_WEBHOOK_ALLOW_PRIVATE_TARGETS")]
+    pub webhook_allow_private_targets: bool,
+
+    /// How long a webhook delivery may take to connect (DNS, TCP and TLS), in milliseconds.
+    #[arg(
+        long,
+        env = "GUESTPASS_WEBHOOK_CONNECT_TIMEOUT_MS",
+        default_value_t = 5_000
+    )]
+    pub webhook_connect_timeout_ms: u64,
+
+    /// How long a webhook delivery may take in all, from connecting to the end of the answer, in
+    /// milliseconds.
+    #[arg(long, env = "GUESTPASS_WEBHOOK_TIMEOUT_MS", default_value_t = 15_000)]
+    pub webhook_timeout_ms: u64,
+
+    /// Webhook deliveries sent at once per worker process.
+    #[arg(long, env = "GUESTPASS_WEBHOOK_CONCURRENCY", default_value_t = 16)]
+    pub webhook_concurrency: usize,
+
+    /// Wait before a failed webhook delivery's first retry, in milliseconds; each later wait is four
+    /// times longer (with jitter), at most 12 hours apart.
+    #[arg(
+        long,
+        env = "GUESTPASS_WEBHOOK_RETRY_FIRST_MS",
+        default_value_t = 30_000
+    )]
+    pub webhook_retry_first_ms: u64,
+
+    /// How long after its event a webhook delivery is retried before it fails for good (and its
+    /// endpoint is marked failing), in seconds.
+    #[arg(
+        long,
+        env = "GUESTPASS_WEBHOOK_RETRY_FOR_SECS",
+        default_value_t = 259_200
+    )]
+    pub webhook_retry_for_secs: u64,
 }
 
 impl Config {

@@ -31,12 +31,20 @@ pub enum ErrorCode {
     Forbidden,
     /// More addresses than one request may invite (`extensions.max`).
     TooManyInvites,
+    /// The organization has as many webhook endpoints as it may (`extensions.max`): delete one
+    /// first.
+    TooManyWebhookEndpoints,
     /// An address is not a valid email address.
     InvalidEmail,
     /// The site's guest domain rules do not allow this address.
     DomainNotAllowed,
     /// An argument is out of range or malformed (`extensions.field` names it).
     InvalidInput,
+    /// A webhook URL the server will not send to: not a valid URL, not `https`, a name that does
+    /// not resolve, or an address that is not public (loopback, private, link-local, cloud metadata)
+    /// while private targets are not allowed. `extensions.reason` says which (`INVALID_URL`,
+    /// `NOT_HTTPS`, `UNRESOLVABLE`, `PRIVATE_ADDRESS`).
+    TargetNotAllowed,
     /// The person already has access to the site.
     AlreadyHasAccess,
     /// A pending invite for this address and site already exists.
@@ -69,6 +77,10 @@ pub enum ErrorCode {
     ReviewStale,
     /// Too many attempts: try again after `extensions.retryAfterSeconds`.
     RateLimited,
+    /// A subscription's live events may have been missed (the server lost its database
+    /// notifications for a moment, or the subscriber fell behind): query the current state again.
+    /// The subscription goes on.
+    EventsMissed,
     /// The service cannot answer right now (the database is unavailable): retry shortly.
     Unavailable,
     /// An unexpected error; the details are in the server's log, never in the response.
@@ -93,9 +105,11 @@ impl ErrorCode {
             Self::NotFound => "NOT_FOUND",
             Self::Forbidden => "FORBIDDEN",
             Self::TooManyInvites => "TOO_MANY_INVITES",
+            Self::TooManyWebhookEndpoints => "TOO_MANY_WEBHOOK_ENDPOINTS",
             Self::InvalidEmail => "INVALID_EMAIL",
             Self::DomainNotAllowed => "DOMAIN_NOT_ALLOWED",
             Self::InvalidInput => "INVALID_INPUT",
+            Self::TargetNotAllowed => "TARGET_NOT_ALLOWED",
             Self::AlreadyHasAccess => "ALREADY_HAS_ACCESS",
             Self::InvitePending => "INVITE_PENDING",
             Self::PaidUserCannotBeGuest => "PAID_USER_CANNOT_BE_GUEST",
@@ -111,6 +125,7 @@ impl ErrorCode {
             Self::ExtensionNotAllowed => "EXTENSION_NOT_ALLOWED",
             Self::ReviewStale => "REVIEW_STALE",
             Self::RateLimited => "RATE_LIMITED",
+            Self::EventsMissed => "EVENTS_MISSED",
             Self::Unavailable => "UNAVAILABLE",
             Self::Internal => "INTERNAL",
         }
@@ -133,8 +148,16 @@ pub enum AppError {
     Forbidden,
     #[error("At most {max} addresses can be invited at once.")]
     TooManyInvites { max: usize },
+    #[error("An organization may have at most {max} webhook endpoints: delete one first.")]
+    TooManyWebhookEndpoints { max: i64 },
     #[error("Invalid {field}: {message}.")]
     InvalidInput { field: String, message: String },
+    /// A webhook target refused by `crate::outbound` (`reason` is the refusal's stable name).
+    #[error("This webhook URL is not allowed: {message}.")]
+    TargetNotAllowed {
+        reason: &'static str,
+        message: String,
+    },
     /// A batch refused because of some of its addresses; the top-level code is the first by precedence.
     #[error("{}", describe_addresses(.0))]
     Addresses(Vec<AddressError>),
@@ -171,6 +194,10 @@ pub enum AppError {
     ReviewStale,
     #[error("Too many attempts. Try again in {retry_after_seconds} seconds.")]
     RateLimited { retry_after_seconds: u64 },
+    #[error(
+        "Some live events may have been missed: query the current state again. The subscription goes on."
+    )]
+    EventsMissed,
     #[error("The service is temporarily unavailable. Try again shortly.")]
     Unavailable,
     /// Anything we did not expect: logged with its detail, answered with a generic message.
@@ -206,7 +233,9 @@ impl AppError {
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Forbidden => ErrorCode::Forbidden,
             Self::TooManyInvites { .. } => ErrorCode::TooManyInvites,
+            Self::TooManyWebhookEndpoints { .. } => ErrorCode::TooManyWebhookEndpoints,
             Self::InvalidInput { .. } => ErrorCode::InvalidInput,
+            Self::TargetNotAllowed { .. } => ErrorCode::TargetNotAllowed,
             Self::Addresses(list) => list
                 .iter()
                 .map(|a| a.code)
@@ -224,6 +253,7 @@ impl AppError {
             Self::ExtensionNotAllowed { .. } => ErrorCode::ExtensionNotAllowed,
             Self::ReviewStale => ErrorCode::ReviewStale,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::EventsMissed => ErrorCode::EventsMissed,
             Self::Unavailable => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,
         }
@@ -298,8 +328,10 @@ impl From<AppError> for async_graphql::Error {
                 AppError::SeatLimitReached { remaining }
                 | AppError::GuestLimitReached { remaining } => ext.set("remaining", *remaining),
                 AppError::TooManyInvites { max } => ext.set("max", *max as i64),
+                AppError::TooManyWebhookEndpoints { max } => ext.set("max", *max),
                 AppError::ExtensionNotAllowed { max_days } => ext.set("maxDays", *max_days),
                 AppError::InvalidInput { field, .. } => ext.set("field", field.as_str()),
+                AppError::TargetNotAllowed { reason, .. } => ext.set("reason", *reason),
                 AppError::GroupReachesOtherSites { groups } => ext.set(
                     "groups",
                     async_graphql::Value::List(

@@ -19,6 +19,13 @@ pub struct EmailLabels {
     pub outcome: String,
 }
 
+/// What followed a webhook delivery attempt: `delivered`, `retrying` (failed, tried again later) or
+/// `failed` (retries used up).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    pub outcome: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct JobLabels {
     pub queue: String,
@@ -27,6 +34,14 @@ pub struct JobLabels {
 
 pub struct Metrics {
     registry: Registry,
+    /// Webhook delivery attempts by what followed them.
+    pub webhook_deliveries: Family<WebhookLabels, Counter>,
+    /// How long webhook receivers took to answer (or to fail).
+    pub webhook_attempt_duration: Histogram,
+    /// Webhook deliveries still to deliver (pending or retrying), deployment-wide.
+    pub webhook_queue_depth: Gauge,
+    /// Webhook endpoints whose deliveries used up their retries (`FAILING`), deployment-wide.
+    pub webhook_endpoints_failing: Gauge,
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<RequestLabels, Histogram>,
     pub emails: Family<EmailLabels, Counter>,
@@ -43,6 +58,16 @@ pub struct Metrics {
     pub revocation_listener_connected: Gauge<i64, std::sync::atomic::AtomicI64>,
     /// Revocation notifications applied to the token cache.
     pub revocations_received: Counter,
+    /// 1 while the live events' listener (GraphQL subscriptions) is connected.
+    pub events_listener_connected: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// Times the live events' listener lost its connection (subscribers are told to re-read).
+    pub events_listener_drops: Counter,
+    /// Live event notifications handed to this process's subscribers.
+    pub events_received: Counter,
+    /// Open GraphQL WebSocket connections (admitted past `connection_init`).
+    pub live_connections: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// Running GraphQL subscriptions (admitted by the policy, listening for events).
+    pub live_subscriptions: Gauge<i64, std::sync::atomic::AtomicI64>,
 }
 
 impl Default for Metrics {
@@ -54,6 +79,30 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("guestpass");
+        let webhook_deliveries = Family::<WebhookLabels, Counter>::default();
+        let webhook_attempt_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        let webhook_queue_depth = Gauge::default();
+        let webhook_endpoints_failing = Gauge::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts by outcome (delivered, retrying, failed)",
+            webhook_deliveries.clone(),
+        );
+        registry.register(
+            "webhook_attempt_duration_seconds",
+            "How long webhook receivers took to answer a delivery attempt",
+            webhook_attempt_duration.clone(),
+        );
+        registry.register(
+            "webhook_queue_depth",
+            "Webhook deliveries pending or retrying (read by the workers)",
+            webhook_queue_depth.clone(),
+        );
+        registry.register(
+            "webhook_endpoints_failing",
+            "Webhook endpoints whose deliveries used up their retries (read by the workers)",
+            webhook_endpoints_failing.clone(),
+        );
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0005, 2.0, 16))
@@ -67,6 +116,11 @@ impl Metrics {
         let revocation_listener_drops = Counter::default();
         let revocation_listener_connected = Gauge::default();
         let revocations_received = Counter::default();
+        let events_listener_connected = Gauge::default();
+        let events_listener_drops = Counter::default();
+        let events_received = Counter::default();
+        let live_connections = Gauge::default();
+        let live_subscriptions = Gauge::default();
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -114,8 +168,37 @@ impl Metrics {
             "Revocation notifications applied to the token cache",
             revocations_received.clone(),
         );
+        registry.register(
+            "events_listener_connected",
+            "1 while this replica listens for live events (GraphQL subscriptions)",
+            events_listener_connected.clone(),
+        );
+        registry.register(
+            "events_listener_drops",
+            "Connections the live events' listener lost (subscribers are told to re-read)",
+            events_listener_drops.clone(),
+        );
+        registry.register(
+            "events_received",
+            "Live event notifications handed to this replica's subscribers",
+            events_received.clone(),
+        );
+        registry.register(
+            "live_connections",
+            "Open GraphQL WebSocket connections (graphql-transport-ws), past connection_init",
+            live_connections.clone(),
+        );
+        registry.register(
+            "live_subscriptions",
+            "Running GraphQL subscriptions",
+            live_subscriptions.clone(),
+        );
         Self {
             registry,
+            webhook_deliveries,
+            webhook_attempt_duration,
+            webhook_queue_depth,
+            webhook_endpoints_failing,
             requests,
             latency,
             emails,
@@ -127,6 +210,11 @@ impl Metrics {
             revocation_listener_drops,
             revocation_listener_connected,
             revocations_received,
+            events_listener_connected,
+            events_listener_drops,
+            events_received,
+            live_connections,
+            live_subscriptions,
         }
     }
 

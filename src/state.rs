@@ -30,6 +30,10 @@ pub struct AppState {
     pub auth_cache: Arc<crate::auth::cache::AuthCache>,
     /// Seals and opens the secrets stored for reading back (authenticator apps' TOTP secrets).
     pub secrets: Arc<crate::secrets::SecretKeys>,
+    /// What live GraphQL subscriptions share in this process: events, rechecks, connections per token.
+    pub live: crate::events::Live,
+    /// Sends webhook deliveries, only to targets the outbound policy allows (see `crate::outbound`).
+    pub outbound: crate::outbound::Outbound,
 }
 
 impl AppState {
@@ -53,6 +57,10 @@ impl AppState {
             },
             metrics: Arc::new(Metrics::new()),
             limits: crate::ratelimit::Limits::from_config(&config),
+            live: crate::events::Live::new(),
+            outbound: crate::outbound::Outbound::new(crate::outbound::OutboundPolicy::from_config(
+                &config,
+            )),
             auth_cache: Arc::new(crate::auth::cache::AuthCache::new(
                 std::time::Duration::from_millis(config.auth_cache_ms),
             )),

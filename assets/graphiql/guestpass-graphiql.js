@@ -69,10 +69,17 @@
     };
   } catch (refused) {}
 
+  // Subscriptions go over a WebSocket to the same /graphql (graphql-transport-ws, with the graphql-ws
+  // client GraphiQL bundles); the Headers tab becomes connection_init's payload, so the pasted
+  // `Authorization` signs the connection in as it does every query.
+  var subscriptionUrl =
+    (window.location.protocol === 'https:' ? 'wss://' : 'ws://') + window.location.host + '/graphql';
+
   ReactDOM.createRoot(document.getElementById('graphiql')).render(
     React.createElement(GraphiQL, {
-      // Our own endpoint, relative: the page's CSP lets it talk to its own origin only.
-      fetcher: GraphiQL.createFetcher({ url: '/graphql' }),
+      // Our own endpoint, relative: the page's CSP lets it talk to its own origin only (`'self'`
+      // covers ws: and wss: to the same host).
+      fetcher: GraphiQL.createFetcher({ url: '/graphql', subscriptionUrl: subscriptionUrl }),
       defaultQuery: defaultQuery,
       defaultHeaders: defaultHeaders,
       isHeadersEditorEnabled: true,

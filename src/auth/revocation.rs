@@ -7,16 +7,18 @@
 //!
 //! Notifications are not queued for a listener that is not connected, so after any loss of the
 //! connection the whole cache is dropped once the listener is back, and reconnection is retried
-//! with backoff; meanwhile the cache's time-to-live bounds how stale an answer can be. Losses are
-//! counted in `/metrics` (`guestpass_revocation_listener_drops`).
+//! with backoff (`crate::listener`); meanwhile the cache's time-to-live bounds how stale an answer
+//! can be. Losses are counted in `/metrics` (`guestpass_revocation_listener_drops`).
+//!
+//! Live connections (GraphQL subscriptions over WebSocket) hear the same notifications as
+//! [`Recheck`]s, after the cache has forgotten the answers concerned, and authenticate their token
+//! again: one whose session or token no longer signs in is closed.
 
 use crate::auth::cache::AuthCache;
+use crate::listener::Handler;
 use crate::metrics::Metrics;
-use rand::Rng;
-use sqlx::postgres::PgListener;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 /// The channel the triggers notify.
@@ -44,94 +46,65 @@ impl Revoked {
     }
 }
 
-/// Waits between reconnection attempts: doubling from 100 ms to 10 s, each with up to 50 % jitter so
-/// that replicas do not reconnect in step after a database restart.
-struct Backoff {
-    next: Duration,
+/// What a live connection hears: whose tokens may have stopped signing in, so it authenticates its
+/// own again (see the module's documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recheck {
+    /// The person or organization a notification named.
+    Only(Revoked),
+    /// Anyone's: the listener was (re)connected, so notifications may have been missed.
+    Everyone,
 }
 
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(100);
-    const MOST: Duration = Duration::from_secs(10);
+/// Applies the notifications to the cache, and tells live connections.
+struct Revocations {
+    cache: Arc<AuthCache>,
+    metrics: Arc<Metrics>,
+    rechecks: broadcast::Sender<Recheck>,
+}
 
-    fn new() -> Self {
-        Self { next: Self::FIRST }
+impl Handler for Revocations {
+    fn connected(&mut self) {
+        // Whatever was sent while no one listened is lost: start over.
+        self.cache.invalidate();
+        self.metrics.revocation_listener_connected.set(1);
+        // No live connection may be listening (an error then): nothing to tell.
+        let _ = self.rechecks.send(Recheck::Everyone);
     }
 
-    fn reset(&mut self) {
-        self.next = Self::FIRST;
+    fn notified(&mut self, payload: &str) {
+        match Revoked::parse(payload) {
+            Some(who) => {
+                self.cache.forget(who);
+                self.metrics.revocations_received.inc();
+                let _ = self.rechecks.send(Recheck::Only(who));
+            }
+            None => tracing::warn!(payload, "unexpected notification"),
+        }
     }
 
-    fn wait(&mut self) -> Duration {
-        let base = self.next;
-        self.next = (self.next * 2).min(Self::MOST);
-        base + base.mul_f64(rand::rng().random_range(0.0..0.5))
+    fn lost(&mut self) {
+        self.metrics.revocation_listener_connected.set(0);
+        self.metrics.revocation_listener_drops.inc();
+        self.cache.invalidate();
     }
 }
 
-/// Listens until `stop` flips: applies each notification to `cache`, reconnects with backoff.
+/// Listens until `stop` flips: applies each notification to `cache` and tells `rechecks`,
+/// reconnects with backoff.
 pub async fn listen(
     database_url: String,
     cache: Arc<AuthCache>,
     metrics: Arc<Metrics>,
-    mut stop: watch::Receiver<bool>,
+    rechecks: broadcast::Sender<Recheck>,
+    stop: watch::Receiver<bool>,
 ) {
-    let mut backoff = Backoff::new();
-    loop {
-        let connected = tokio::select! {
-            r = connect(&database_url) => r,
-            _ = stop.wait_for(|s| *s) => return,
-        };
-        match connected {
-            Ok(mut listener) => {
-                // Whatever was sent while no one listened is lost: start over.
-                cache.invalidate();
-                metrics.revocation_listener_connected.set(1);
-                backoff.reset();
-                loop {
-                    let next = tokio::select! {
-                        r = listener.try_recv() => r,
-                        _ = stop.wait_for(|s| *s) => return,
-                    };
-                    match next {
-                        Ok(Some(n)) => match Revoked::parse(n.payload()) {
-                            Some(who) => {
-                                cache.forget(who);
-                                metrics.revocations_received.inc();
-                            }
-                            None => {
-                                tracing::warn!(payload = n.payload(), "unexpected notification")
-                            }
-                        },
-                        Ok(None) => {
-                            tracing::warn!("revocation listener lost its connection");
-                            break;
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "revocation listener failed");
-                            break;
-                        }
-                    }
-                }
-                metrics.revocation_listener_connected.set(0);
-                metrics.revocation_listener_drops.inc();
-                cache.invalidate();
-            }
-            Err(e) => tracing::warn!(error = %e, "revocation listener cannot connect"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff.wait()) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-    }
-}
-
-async fn connect(database_url: &str) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect(database_url).await?;
-    // A lost connection is ours to handle (drop the cache, back off), not re-established silently.
-    listener.eager_reconnect(false);
-    listener.listen(CHANNEL).await?;
-    Ok(listener)
+    let handler = Revocations {
+        cache,
+        metrics,
+        rechecks,
+    };
+    crate::listener::listen(database_url, CHANNEL, handler, stop).await
 }
 
 #[cfg(test)]
@@ -149,19 +122,5 @@ mod tests {
         assert_eq!(Revoked::parse(&format!("x:{id}")), None);
         assert_eq!(Revoked::parse("u:not-a-uuid"), None);
         assert_eq!(Revoked::parse(""), None);
-    }
-
-    #[test]
-    fn backoff_doubles_with_jitter_up_to_its_ceiling_and_resets() {
-        let mut b = Backoff::new();
-        let first = b.wait();
-        assert!(first >= Duration::from_millis(100) && first < Duration::from_millis(150));
-        let second = b.wait();
-        assert!(second >= Duration::from_millis(200) && second < Duration::from_millis(300));
-        for _ in 0..20 {
-            assert!(b.wait() < Duration::from_secs(15));
-        }
-        b.reset();
-        assert!(b.wait() < Duration::from_millis(150));
     }
 }

@@ -465,6 +465,60 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Where an organization's webhooks go (issue 20); the signing secret sealed (src/secrets.rs).
+    webhook_endpoints (id) {
+        id -> Uuid,
+        organization_id -> Uuid,
+        url -> Text,
+        description -> Text,
+        event_types -> Array<Text>,
+        status -> Text,
+        failing_since -> Nullable<Timestamptz>,
+        secret_sealed -> Bytea,
+        secret_key_id -> Text,
+        previous_secret_sealed -> Nullable<Bytea>,
+        previous_key_id -> Nullable<Text>,
+        previous_until -> Nullable<Timestamptz>,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// One event for one endpoint: the body as sent, and where its delivery stands.
+    webhook_deliveries (id) {
+        id -> Uuid,
+        endpoint_id -> Uuid,
+        audit_event_id -> Int8,
+        event_type -> Text,
+        payload -> Text,
+        status -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Nullable<Timestamptz>,
+        leased_until -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        delivered_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    /// Each attempt to deliver a webhook, and what the receiver answered.
+    webhook_attempts (delivery_id, number) {
+        delivery_id -> Uuid,
+        number -> Int4,
+        attempted_at -> Timestamptz,
+        duration_ms -> Nullable<Int4>,
+        response_status -> Nullable<Int4>,
+        response_body_prefix -> Nullable<Text>,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
+diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
     verified_domains,
@@ -502,4 +556,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     bulk_invite_rows,
     site_members,
     site_counters,
+    webhook_endpoints,
+    webhook_deliveries,
+    webhook_attempts,
 );

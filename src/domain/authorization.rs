@@ -222,6 +222,10 @@ pub enum Object<'a> {
     OrganizationAdministration { org: Uuid },
     /// A session or an API token, and what is only the person's own (`me.access`).
     Own { owner: Uuid },
+    /// A webhook endpoint of the organization: where its events go, and its settings.
+    WebhookEndpoint { org: Uuid },
+    /// A webhook delivery of the organization, with its payload and attempts.
+    WebhookDelivery { org: Uuid },
 }
 
 /// How much of an object a viewer sees.
@@ -274,6 +278,9 @@ pub fn may_see(v: &Viewer, object: Object<'_>) -> Sight {
                     || (!sites.is_empty() && sites.iter().all(|s| v.on(*s).sees_whole_site()))),
         ),
         Own { owner } => Sight::of(owner == v.user),
+        // Webhooks send the organization's whole audit trail out: organization admins only, like
+        // the audit trail itself.
+        WebhookEndpoint { org } | WebhookDelivery { org } => Sight::of(org == v.org && v.org_admin),
     }
 }
 
@@ -332,6 +339,8 @@ pub enum Action<'a> {
     SetTwoStepRequired(&'a Person),
     /// Organization-wide settings: admins, accounts, domains, the external user policy.
     ManageOrganization { org: Uuid },
+    /// Registering, changing, deleting webhook endpoints, rotating their secrets, redelivering.
+    ManageWebhooks { org: Uuid },
 }
 
 /// Whether `actor` may make the change.
@@ -361,6 +370,7 @@ pub fn may_change(a: &Viewer, action: Action<'_>) -> bool {
                         && p.sites.iter().all(|s| a.administers(*s))))
         }
         ManageOrganization { org } => org == a.org && a.org_admin,
+        ManageWebhooks { org } => org == a.org && a.org_admin,
     }
 }
 
@@ -586,6 +596,13 @@ pub mod table {
             (
                 "audit trail, external user security",
                 Box::new(|v| may_see(v, Object::OrganizationAdministration { org: ORG })),
+            ),
+            (
+                "webhook endpoints and their deliveries",
+                Box::new(|v| {
+                    may_see(v, Object::WebhookEndpoint { org: ORG })
+                        .min(may_see(v, Object::WebhookDelivery { org: ORG }))
+                }),
             ),
             (
                 "someone else's sessions and API tokens",
@@ -818,6 +835,26 @@ mod tests {
         );
         assert_eq!(may_see(&sa, Object::Person(&person(9, &[]))), Sight::Full);
     }
+    /// Webhooks carry the organization's audit trail out: only its organization admins see or
+    /// manage them, never a site admin, a paid user or a guest, nor another organization's admin.
+    #[test]
+    fn webhooks_are_for_organization_admins_only() {
+        for (name, v) in table::viewers() {
+            let admin = name == "org admin";
+            for object in [
+                Object::WebhookEndpoint { org: ORG },
+                Object::WebhookDelivery { org: ORG },
+            ] {
+                assert_eq!(may_see(&v, object), Sight::of(admin), "{name}: {object:?}");
+            }
+            assert_eq!(
+                may_change(&v, Action::ManageWebhooks { org: ORG }),
+                admin,
+                "{name}"
+            );
+        }
+    }
+
     /// What a client is told it may do (`viewerCan*`) and what the store lets it do are one
     /// decision: [`may_change`]'s site actions are the standing's [`Standing::may`], which the
     /// store's checks call.

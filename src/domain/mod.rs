@@ -8,11 +8,13 @@ pub mod bulk;
 pub mod domains;
 pub mod email;
 pub mod invites;
+pub mod outbound;
 pub mod policy;
 pub mod removal;
 pub mod roles;
 pub mod seats;
 pub mod text;
+pub mod webhooks;
 
 pub use email::EmailAddress;
 pub use roles::{ProductRole, effective_role};

@@ -27,10 +27,12 @@ pub enum Kind {
     BulkInvite,
     Session,
     ApiToken,
+    WebhookEndpoint,
+    WebhookDelivery,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Organization,
         Kind::Site,
         Kind::Space,
@@ -42,6 +44,8 @@ impl Kind {
         Kind::BulkInvite,
         Kind::Session,
         Kind::ApiToken,
+        Kind::WebhookEndpoint,
+        Kind::WebhookDelivery,
     ];
 
     /// The GraphQL type the id names (and the prefix inside it).
@@ -58,6 +62,8 @@ impl Kind {
             Kind::BulkInvite => "BulkInvite",
             Kind::Session => "Session",
             Kind::ApiToken => "ApiToken",
+            Kind::WebhookEndpoint => "WebhookEndpoint",
+            Kind::WebhookDelivery => "WebhookDelivery",
         }
     }
 
@@ -67,6 +73,8 @@ impl Kind {
             Kind::AuditEvent => "Audit event",
             Kind::BulkInvite => "Bulk invite",
             Kind::ApiToken => "API token",
+            Kind::WebhookEndpoint => "Webhook endpoint",
+            Kind::WebhookDelivery => "Webhook delivery",
             k => k.type_name(),
         }
     }

@@ -12,14 +12,16 @@ pub mod nulls;
 mod people;
 mod query;
 mod signin;
+mod subscription;
 mod types;
+mod webhooks;
 
 use crate::domain::authorization::{Object, Person, Sight, Viewer, may_see};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::store::access::{self, Caller};
 use async_graphql::connection::{CursorType, OpaqueCursor};
-use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
+use async_graphql::{Context, MergedObject, Schema};
 use serde::{Serialize, de::DeserializeOwned};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,6 +29,7 @@ use uuid::Uuid;
 
 pub use mutation::accept;
 pub use signin::reset_password;
+pub use subscription::{LiveRequest, SubscriptionRoot};
 
 /// Every query, from the modules that hold them.
 #[derive(MergedObject, Default)]
@@ -38,6 +41,7 @@ pub struct QueryRoot(
     external::ExternalQuery,
     lifetimes::LifetimesQuery,
     bulk::BulkQuery,
+    webhooks::WebhooksQuery,
 );
 
 /// Every mutation, from the modules that hold them.
@@ -48,9 +52,10 @@ pub struct MutationRoot(
     signin::SignInMutation,
     external::ExternalMutation,
     lifetimes::LifetimesMutation,
+    webhooks::WebhooksMutation,
 );
 
-pub type GuestpassSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type GuestpassSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Limits applied by the engine (aliases, depth and batch sizes are judged by the HTTP layer).
 #[derive(Clone, Copy, Debug)]
@@ -96,7 +101,7 @@ pub fn build_schema(state: Option<AppState>, limits: Limits) -> GuestpassSchema 
     let mut b = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        SubscriptionRoot,
     )
     // Depth is bounded before execution by the HTTP layer (`http::graphql::Depth`), which judges
     // introspection by its own bound: the engine's limit counts the standard introspection query's
@@ -106,6 +111,8 @@ pub fn build_schema(state: Option<AppState>, limits: Limits) -> GuestpassSchema 
     .register_output_type::<crate::error::ErrorCode>()
     // A failed nullable field answers null in place, as the spec says (see `nulls`).
     .extension(nulls::NullOnError)
+    // A subscription's events are resolved with the facts each was checked with (see `subscription`).
+    .extension(subscription::EventFacts)
     // What the engine generates or describes generically (each list's connection and edge types,
     // `DateTime`) gets a description of its own, like every other type (`tests/tools/lint-schema.mjs`).
     .override_output_type_description::<chrono::DateTime<chrono::Utc>>(
@@ -166,6 +173,18 @@ pub fn build_schema(state: Option<AppState>, limits: Limits) -> GuestpassSchema 
     ))
     .override_output_type_description::<Edge<bulk::BulkInviteRow>>(
         "One row of a bulk invite, and the cursor to continue after it.",
+    )
+    .override_output_type_description::<types::Page<webhooks::WebhookEndpoint>>(paged!(
+        "A page of the organization's webhook endpoints, oldest first"
+    ))
+    .override_output_type_description::<Edge<webhooks::WebhookEndpoint>>(
+        "One webhook endpoint of a list, and the cursor to continue after it.",
+    )
+    .override_output_type_description::<types::Page<webhooks::WebhookDelivery>>(paged!(
+        "A page of an endpoint's webhook deliveries, newest first"
+    ))
+    .override_output_type_description::<Edge<webhooks::WebhookDelivery>>(
+        "One webhook delivery of a list, and the cursor to continue after it.",
     );
     if !limits.introspection {
         b = b.disable_introspection();
@@ -221,6 +240,23 @@ impl RequestAuth {
             viewer: tokio::sync::OnceCell::new(),
         }))
     }
+
+    /// A request whose caller and viewer are already known: an event of a live subscription, checked
+    /// with these facts and resolved with the same.
+    pub(crate) fn resolved(
+        token: String,
+        client: Option<String>,
+        caller: Caller,
+        viewer: Arc<Viewer>,
+    ) -> Self {
+        Self(Arc::new(AuthInner {
+            token: Some(token),
+            client,
+            caller: tokio::sync::OnceCell::new_with(Some(Some(caller))),
+            sites: Mutex::new(HashMap::new()),
+            viewer: tokio::sync::OnceCell::new_with(Some(viewer)),
+        }))
+    }
 }
 
 pub(crate) fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
@@ -249,26 +285,44 @@ async fn optional_caller<'a>(ctx: &Context<'a>) -> AppResult<Option<&'a Caller>>
     auth.0
         .caller
         .get_or_try_init(|| async {
-            match auth.0.token.clone() {
+            match &auth.0.token {
                 None => Ok(None),
-                Some(token) => {
-                    let (now, idle) = (st.clock.now(), st.session_idle());
-                    let hash = crate::auth::tokens::hash_token(&token);
-                    if let Some(hit) = st.auth_cache.get(&hash, now) {
-                        return Ok(hit);
-                    }
-                    let epoch = st.auth_cache.epoch();
-                    let found = st
-                        .db
-                        .run(move |c| access::authenticate(c, &token, idle, now))
-                        .await?;
-                    st.auth_cache.put(hash, epoch, now, found.clone());
-                    Ok(found)
-                }
+                Some(token) => authenticate(st, token).await,
             }
         })
         .await
         .map(Option::as_ref)
+}
+
+/// Whom a bearer token signs in, if anyone: the token cache's answer, or the store's (then cached).
+/// Every request and every live connection authenticates through here.
+pub(crate) async fn authenticate(st: &AppState, token: &str) -> AppResult<Option<Caller>> {
+    let (now, idle) = (st.clock.now(), st.session_idle());
+    let hash = crate::auth::tokens::hash_token(token);
+    if let Some(hit) = st.auth_cache.get(&hash, now) {
+        return Ok(hit);
+    }
+    let epoch = st.auth_cache.epoch();
+    let token = token.to_string();
+    let found = st
+        .db
+        .run(move |c| access::authenticate(c, &token, idle, now))
+        .await?;
+    st.auth_cache.put(hash, epoch, now, found.clone());
+    Ok(found)
+}
+
+/// What a signed-in caller may reach past `me`: nothing while the policy blocks their API token
+/// (`API_TOKENS_BLOCKED`) or their verification period has ended (`REVERIFICATION_REQUIRED`). The
+/// refusals of [`caller`], for a caller found without a request (a live connection).
+pub(crate) fn admit(who: &Caller, now: chrono::DateTime<chrono::Utc>) -> AppResult<()> {
+    if who.api_token_blocked() {
+        return Err(AppError::ApiTokensBlocked);
+    }
+    if who.must_reverify(now) {
+        return Err(AppError::ReverificationRequired);
+    }
+    Ok(())
 }
 
 /// The facts the authorization policy needs about the caller, loaded once per request. Only for a

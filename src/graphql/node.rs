@@ -33,6 +33,8 @@ pub enum Node {
     BulkInvite(super::bulk::BulkInvite),
     Session(super::signin::SessionInfo),
     ApiToken(super::signin::ApiToken),
+    WebhookEndpoint(super::webhooks::WebhookEndpoint),
+    WebhookDelivery(super::webhooks::WebhookDelivery),
 }
 
 /// How many ids `nodes(ids:)` takes at once.
@@ -128,6 +130,12 @@ pub(crate) async fn load(ctx: &Context<'_>, kind: Kind, key: &str) -> AppResult<
         Kind::BulkInvite => Node::BulkInvite(bulk_invite(ctx, uuid()?).await?),
         Kind::Session => Node::Session(session(ctx, uuid()?).await?),
         Kind::ApiToken => Node::ApiToken(api_token(ctx, uuid()?).await?),
+        Kind::WebhookEndpoint => {
+            Node::WebhookEndpoint(super::webhooks::endpoint(ctx, uuid()?).await?)
+        }
+        Kind::WebhookDelivery => {
+            Node::WebhookDelivery(super::webhooks::delivery(ctx, uuid()?).await?)
+        }
     })
 }
 

@@ -5,7 +5,8 @@
 //! here, before any check, so a query sent by its hash alone is judged like one sent in full.
 //! Everything a request can abuse is bounded before execution: the body size, the batch size, the
 //! aliases and depth per operation (here; introspection by its own bound) and complexity (the
-//! schema). Errors the GraphQL engine raises itself get stable codes here too.
+//! schema). Errors the GraphQL engine raises itself get stable codes here too. A GET asking to
+//! upgrade to WebSocket is a live connection for subscriptions instead (`ws`), under the same limits.
 
 use crate::graphql::loaders::loaders;
 use crate::graphql::nulls::FieldErrors;
@@ -20,6 +21,8 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+
+mod ws;
 
 pub(super) fn bearer(req: &HttpRequest) -> Option<String> {
     let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -207,6 +210,16 @@ fn method_refusal(media: Media, allow: &'static str, message: &str) -> HttpRespo
     res.headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static(allow));
     res
+}
+
+/// A subscription sent as a request: it runs over a WebSocket (`ws`), where its events can follow.
+fn subscription_refusal(media: Media) -> HttpResponse {
+    refuse(
+        media,
+        StatusCode::BAD_REQUEST,
+        "BAD_REQUEST",
+        "Subscriptions run over a WebSocket at /graphql (graphql-transport-ws): see the README's \"Subscriptions\".",
+    )
 }
 
 /// What `/graphql` answers to the methods it does not serve (PUT, DELETE, PATCH...).
@@ -543,17 +556,25 @@ enum Place {
     Introspection(usize, usize),
 }
 
+/// Why an operation is refused before it runs, if it is: too many aliases, nested too deep, or
+/// expanding to too many fields. The status JSON clients get, the code and the message; the same
+/// limits hold over HTTP and over WebSocket.
+type Refusal = (StatusCode, &'static str, String);
+
+fn limits_refusal(state: &AppState, shape: &Shape) -> Option<Refusal> {
+    alias_refusal(state, shape).or_else(|| depth_refusal(state, shape))
+}
+
 /// The refusal of an operation nested deeper than allowed (data, or introspection by its own bound),
 /// or one whose fragments expand past what the walk measures.
-fn depth_refusal(state: &AppState, media: Media, shape: &Shape) -> Option<HttpResponse> {
+fn depth_refusal(state: &AppState, shape: &Shape) -> Option<Refusal> {
     let max = state.config.graphql_max_depth;
     let d = shape.depth;
     if d.expanded > MAX_EXPANDED_FIELDS {
-        return Some(refuse(
-            media,
+        return Some((
             StatusCode::OK,
             "QUERY_TOO_COMPLEX",
-            &format!(
+            format!(
                 "The operation expands to more than {MAX_EXPANDED_FIELDS} fields once its fragments are spread."
             ),
         ));
@@ -568,18 +589,17 @@ fn depth_refusal(state: &AppState, media: Media, shape: &Shape) -> Option<HttpRe
         return None;
     };
     // 200 in JSON, as the engine answered it before: a well-formed request refused by a limit.
-    Some(refuse(media, StatusCode::OK, "QUERY_TOO_DEEP", &message))
+    Some((StatusCode::OK, "QUERY_TOO_DEEP", message))
 }
 
 /// The refusal of an operation with more aliases than allowed.
-fn alias_refusal(state: &AppState, media: Media, shape: &Shape) -> Option<HttpResponse> {
+fn alias_refusal(state: &AppState, shape: &Shape) -> Option<Refusal> {
     let max = state.config.graphql_max_aliases;
     (shape.aliases > max).then(|| {
-        refuse(
-            media,
+        (
             StatusCode::BAD_REQUEST,
             "TOO_MANY_ALIASES",
-            &format!("An operation may use at most {max} aliases."),
+            format!("An operation may use at most {max} aliases."),
         )
     })
 }
@@ -806,6 +826,10 @@ pub async fn post(
             Ok(Persisted::NotFound) => ops.push(Op::Answered(persisted_query_not_found())),
             Ok(Persisted::Run(hash)) => {
                 let shape = Shape::of(&r.query);
+                if shape.selected(r.operation_name.as_deref()) == Some(OperationType::Subscription)
+                {
+                    return subscription_refusal(media);
+                }
                 if let Some(hash) = hash.filter(|_| !shape.unparsed) {
                     learned.push((hash, r.query.clone()));
                 }
@@ -814,11 +838,8 @@ pub async fn post(
             }
         }
     }
-    if let Some(res) = shapes
-        .iter()
-        .find_map(|s| alias_refusal(&state, media, s).or_else(|| depth_refusal(&state, media, s)))
-    {
-        return res;
+    if let Some((status, code, message)) = shapes.iter().find_map(|s| limits_refusal(&state, s)) {
+        return refuse(media, status, code, &message);
     }
     for (hash, query) in learned {
         store.put(hash, &query);
@@ -832,7 +853,11 @@ pub async fn get(
     state: web::Data<AppState>,
     store: web::Data<PersistedQueries>,
     req: HttpRequest,
+    payload: web::Payload,
 ) -> HttpResponse {
+    if ws::is_upgrade(&req) {
+        return ws::connect(&schema, &state, &req, payload);
+    }
     let Some(media) = Media::negotiate(&req) else {
         return not_acceptable();
     };
@@ -868,10 +893,11 @@ pub async fn get(
     if selected == Some(OperationType::Mutation) {
         return method_refusal(media, "POST", "Mutations must be sent with POST.");
     }
-    if let Some(res) =
-        alias_refusal(&state, media, &shape).or_else(|| depth_refusal(&state, media, &shape))
-    {
-        return res;
+    if selected == Some(OperationType::Subscription) {
+        return subscription_refusal(media);
+    }
+    if let Some((status, code, message)) = limits_refusal(&state, &shape) {
+        return refuse(media, status, code, &message);
     }
     if let Some(hash) = hash.filter(|_| !shape.unparsed) {
         store.put(hash, &request.query);

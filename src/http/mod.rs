@@ -166,6 +166,8 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .metrics
         .sql_statements
         .set(state.db.statements().min(i64::MAX as u64) as i64);
+    // Webhook deliveries still to deliver and failing endpoints, deployment-wide, at scrape time.
+    crate::jobs::webhooks::read_gauges(&state).await;
     // Queue depth by status, read at scrape time (an unreachable database leaves the last values).
     if let Ok(rows) = state.db.run(crate::store::queue::job_counts).await {
         state.metrics.jobs.clear();

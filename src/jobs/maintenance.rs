@@ -120,6 +120,28 @@ async fn sweep(
         .await
         .map_err(boxed)?;
     tracing::info!(reminded, ended, "guest lifetimes done");
+    // Invites past their expiry go into the audit trail (and out as `invite.expired` webhooks),
+    // once per expiry; then webhook deliveries whose job was lost are queued again.
+    let (expired, rescued_webhooks) = st
+        .db
+        .run(move |c| {
+            let mut expired = 0;
+            loop {
+                let n = crate::store::webhooks::record_expired_invites(c, now)?;
+                expired += n;
+                if n < 500 {
+                    break;
+                }
+            }
+            Ok((expired, crate::store::webhooks::rescue(c, now)?))
+        })
+        .await
+        .map_err(boxed)?;
+    tracing::info!(
+        expired,
+        rescued_webhooks,
+        "invite expiries and webhook rescue done"
+    );
     // The backstop for "no email is lost": jobs locked far longer than a send can take.
     let rescued = st
         .db
@@ -184,8 +206,15 @@ async fn delete_expired(st: &AppState, started: std::time::Instant) -> Result<()
         .run(move |c| retention::run(c, keep, audit_keep, now))
         .await
         .map_err(boxed)?;
+    // Finished webhook deliveries (and their attempts) are kept as long as finished jobs.
+    let webhook_deliveries = st
+        .db
+        .run(move |c| crate::store::webhooks::purge(c, now - keep))
+        .await
+        .map_err(boxed)?;
     tracing::info!(
         ?report,
+        webhook_deliveries,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "retention done"
     );

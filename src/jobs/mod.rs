@@ -5,8 +5,9 @@
 mod compose;
 mod email;
 mod maintenance;
+pub mod webhooks;
 
-use crate::background::{BackgroundJob, EmailJob, MaintenanceJob};
+use crate::background::{BackgroundJob, EmailJob, MaintenanceJob, WebhookJob};
 use crate::email::Mailer;
 use crate::state::AppState;
 use apalis::prelude::*;
@@ -101,6 +102,7 @@ where
     let maintenance = Arc::new(maintenance::MaintenanceContext {
         state: state.clone(),
     });
+    let webhook = Arc::new(webhooks::WebhookContext::new(state.clone()));
     let email = Arc::new(email::EmailContext {
         state,
         mailer,
@@ -116,6 +118,7 @@ where
         email,
         maintenance.clone(),
     );
+    let monitor = webhook_worker(monitor, &instance, &pool, &opts, webhook);
     schedulers(monitor, &instance, schedules, maintenance)
         .should_restart(|ctx, err| {
             tracing::warn!(worker = %ctx.name(), error = %err, "worker stopped; restarting");
@@ -173,6 +176,37 @@ fn queue_workers(
                 .data(maintenance.clone())
                 .build(maintenance::run)
         })
+}
+
+/// How often each process looks for webhook deliveries due (one indexed query when none is).
+const WEBHOOK_POLL: Duration = Duration::from_millis(250);
+
+/// The webhook deliveries' workers (`GUESTPASS_WEBHOOK_CONCURRENCY` at once), named per run as the
+/// email workers are, so jobs a dead run had claimed are run again after its missed heartbeats.
+fn webhook_worker(
+    monitor: Monitor,
+    instance: &str,
+    pool: &PgPool,
+    opts: &WorkerOptions,
+    webhook: Arc<webhooks::WebhookContext>,
+) -> Monitor {
+    let (pool, instance, opts) = (pool.clone(), instance.to_string(), opts.clone());
+    let concurrency = webhook.state.config.webhook_concurrency.max(1);
+    // Notifications wake the workers at once, but one that arrives while a fetch is under way can
+    // be folded into it and missed: the poll bounds that wait (and a retry's lateness), so it is
+    // shorter here than for emails, whose senders wait seconds anyway (BENCHMARKS.md, session 9).
+    let poll = opts.poll.min(WEBHOOK_POLL);
+    monitor.register(move |restarts| {
+        let backend = PostgresStorage::<WebhookJob>::new(&pool)
+            .with_config(queue_config::<WebhookJob>(&opts))
+            .with_pubsub()
+            .poll_with_interval(poll);
+        WorkerBuilder::new(format!("guestpass-webhook-{instance}-run-{restarts}"))
+            .backend(backend)
+            .concurrency(concurrency)
+            .data(webhook.clone())
+            .build(webhooks::deliver)
+    })
 }
 
 /// The cron schedulers, which enqueue maintenance tasks or resume paused bulk invite files.

@@ -324,14 +324,55 @@ pub fn mark_sent(conn: &mut PgConnection, id: Uuid, now: DateTime<Utc>) -> AppRe
 }
 
 pub fn mark_failed(conn: &mut PgConnection, id: Uuid, error: &str) -> AppResult<()> {
-    diesel::update(email_deliveries::table.find(id))
+    conn.transaction(|conn| {
+        let failed: Option<EmailDelivery> = diesel::update(
+            email_deliveries::table
+                .find(id)
+                .filter(email_deliveries::status.ne("FAILED")),
+        )
         .set((
             email_deliveries::status.eq("FAILED"),
             email_deliveries::last_error.eq(truncate(error)),
             email_deliveries::next_attempt_at.eq(None::<DateTime<Utc>>),
         ))
-        .execute(conn)?;
-    Ok(())
+        .returning(EmailDelivery::as_returning())
+        .get_result(conn)
+        .optional()?;
+        match failed {
+            Some(d) => record_invite_email_failed(conn, &d),
+            None => Ok(()),
+        }
+    })
+}
+
+/// An invite whose email failed for good is an event of the audit trail (`invite.deliveryFailed`,
+/// and so the `invite.delivery_failed` webhook), recorded once, when the delivery turns `FAILED`.
+fn record_invite_email_failed(conn: &mut PgConnection, d: &EmailDelivery) -> AppResult<()> {
+    let Some(invite_id) = d.invite_id.filter(|_| d.kind == "INVITE") else {
+        return Ok(());
+    };
+    let site: Option<Uuid> = invites::table
+        .find(invite_id)
+        .select(invites::site_id)
+        .first(conn)
+        .optional()?;
+    crate::store::audit::record(
+        conn,
+        crate::store::audit::Audit {
+            organization_id: d.organization_id,
+            actor_id: None,
+            action: "invite.deliveryFailed",
+            target_type: "invite",
+            target_id: invite_id.to_string(),
+            site_id: site,
+            before: None,
+            after: Some(serde_json::json!({
+                "email": d.recipient, "status": "FAILED", "attempts": d.attempts
+            })),
+            // The worker's give-up has no service-clock reading to pass down; the wall clock.
+            created_at: Utc::now(),
+        },
+    )
 }
 
 /// Schedules another attempt after `delay` (a new job row, so the wait survives restarts).

@@ -610,6 +610,39 @@ struct BatchRow {
     last_id: Option<Uuid>,
     #[diesel(sql_type = BigInt)]
     emailed: i64,
+    /// `[{ "id", "org", "until" }]`: whom this batch reminded (for the audit trail).
+    #[diesel(sql_type = diesel::sql_types::Json)]
+    reminded: serde_json::Value,
+}
+
+/// One `user.reverificationDue` audit event per person reminded (and so the
+/// `reverification.due` webhook), in the batch's transaction.
+fn record_reminded(
+    conn: &mut PgConnection,
+    reminded: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let events = reminded
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            let id = r["id"].as_str()?;
+            let until: DateTime<Utc> = r["until"].as_str()?.parse().ok()?;
+            Some(Audit {
+                organization_id: r["org"].as_str()?.parse().ok()?,
+                actor_id: None,
+                action: "user.reverificationDue",
+                target_type: "user",
+                target_id: id.to_string(),
+                site_id: None,
+                before: None,
+                after: Some(json!({ "verifiedUntil": until })),
+                created_at: now,
+            })
+        })
+        .collect();
+    audit::record_all(conn, events)
 }
 
 /// Emails one batch of external users whose period ends within the lead time and who were not yet
@@ -622,10 +655,12 @@ fn sweep_batch(
     message_id_domain: &str,
     now: DateTime<Utc>,
 ) -> AppResult<(Option<Uuid>, i64)> {
-    let row: BatchRow = conn.transaction(|conn| {
-        diesel::sql_query(
+    let row: BatchRow = conn.transaction::<_, AppError, _>(|conn| {
+        let row: BatchRow = diesel::sql_query(
             "WITH due AS (
-               SELECT u.id, u.organization_id, u.email, coalesce(u.verified_at, u.created_at) AS period
+               SELECT u.id, u.organization_id, u.email, coalesce(u.verified_at, u.created_at) AS period,
+                      coalesce(u.verified_at, u.created_at)
+                        + make_interval(mins => coalesce(p.reverification_interval_minutes, 43200)) AS until
                FROM users u
                LEFT JOIN external_user_policies p ON p.organization_id = u.organization_id
                WHERE u.id > $1 AND u.status = 'ACTIVE'
@@ -663,7 +698,10 @@ fn sweep_batch(
                RETURNING 1
              )
              SELECT (SELECT id FROM due ORDER BY id DESC LIMIT 1) AS last_id,
-                    (SELECT count(*) FROM jobs) + 0 * (SELECT count(*) FROM marked) AS emailed",
+                    (SELECT count(*) FROM jobs) + 0 * (SELECT count(*) FROM marked) AS emailed,
+                    (SELECT coalesce(json_agg(json_build_object('id', id, 'org', organization_id,
+                                                                'until', until)), '[]'::json)
+                     FROM due) AS reminded",
         )
         .bind::<SqlUuid, _>(after)
         .bind::<Timestamptz, _>(now)
@@ -673,7 +711,9 @@ fn sweep_batch(
         .bind::<Text, _>(message_id_domain)
         .bind::<Text, _>(queue::EMAIL_QUEUE)
         .bind::<Integer, _>(queue::MAX_ATTEMPTS)
-        .get_result(conn)
+        .get_result(conn)?;
+        record_reminded(conn, &row.reminded, now)?;
+        Ok(row)
     })?;
     Ok((row.last_id, row.emailed))
 }

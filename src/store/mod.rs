@@ -15,12 +15,14 @@ pub mod groups;
 pub mod guests;
 pub mod invites;
 pub mod lifetimes;
+pub mod live;
 pub mod models;
 pub mod order;
 pub mod org;
 pub mod queue;
 pub mod retention;
 pub mod signin;
+pub mod webhooks;
 
 /// The keyset condition `(email_normalized, user_id) > (email, id)` on `table` as one row comparison,
 /// so a page walks its index from the key instead of filtering from the start.

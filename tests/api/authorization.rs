@@ -63,6 +63,10 @@ struct World {
     invites: [String; 2],
     accept_token: String,
     bulk: String,
+    /// A webhook endpoint with one (queued) delivery, and another to delete.
+    webhook: String,
+    webhook_spare: String,
+    webhook_delivery: String,
 }
 
 const SIGNIN_PASSWORD: &str = "a very long sign-in passphrase";
@@ -202,6 +206,7 @@ async fn world(app: &TestApp) -> World {
         .unwrap();
 
     let bulk = app.bulk_invite_id("bulk@partner.example").await;
+    let (webhook, webhook_spare, webhook_delivery) = webhooks(app).await;
 
     let mut tokens = BTreeMap::new();
     tokens.insert("org admin", Some(app.admin_token.clone()));
@@ -231,7 +236,44 @@ async fn world(app: &TestApp) -> World {
         invites: [ids[0].clone(), ids[1].clone()],
         accept_token,
         bulk,
+        webhook,
+        webhook_spare,
+        webhook_delivery,
     }
+}
+
+/// Two webhook endpoints of the organization (to a port nothing listens on), and a delivery of the
+/// first, queued without a job (so nothing sends it meanwhile).
+async fn webhooks(app: &TestApp) -> (String, String, String) {
+    let create = "mutation { createWebhookEndpoint(input: { url: \"http://127.0.0.1:9/hook\", events: [INVITE_EXPIRED] }) { endpoint { id } } }";
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let r = data(app.admin(create, json!({})).await);
+        ids.push(
+            r["createWebhookEndpoint"]["endpoint"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let delivery: uuid::Uuid = {
+        use diesel::prelude::*;
+        use guestpass::db::schema::webhook_deliveries as d;
+        diesel::insert_into(d::table)
+            .values((
+                d::endpoint_id.eq(uuid_of(&ids[0])),
+                d::audit_event_id.eq(1i64),
+                d::event_type.eq("invite.expired"),
+                d::payload.eq("{}"),
+                d::created_at.eq(chrono::Utc::now()),
+            ))
+            .returning(d::id)
+            .get_result(&mut app.db.conn())
+            .unwrap()
+    };
+    let spare = ids.pop().unwrap();
+    let delivery = gid("WebhookDelivery", &delivery.to_string());
+    (ids.pop().unwrap(), spare, delivery)
 }
 
 /// One call per operation: the document and its variables.
@@ -511,6 +553,35 @@ fn call(op: &str, app: &TestApp, w: &World) -> (String, Value) {
         "bulkInvite" => (
             "query($b: ID!) { bulkInvite(id: $b) { id totalRows rows { edges { node { line status } } } } }",
             json!({ "b": w.bulk }),
+        ),
+        "webhookEndpoints" => ("{ webhookEndpoints { totalCount } }", json!({})),
+        "webhookEndpoint" => (
+            "query($e: ID!) { webhookEndpoint(id: $e) { id url } }",
+            json!({ "e": w.webhook }),
+        ),
+        "webhookDeliveries" => (
+            "query($e: ID!) { webhookDeliveries(endpointId: $e) { totalCount edges { node { id payload } } } }",
+            json!({ "e": w.webhook }),
+        ),
+        "createWebhookEndpoint" => (
+            "mutation { createWebhookEndpoint(input: { url: \"http://127.0.0.1:9/other\", events: [INVITE_CREATED] }) { secret } }",
+            json!({}),
+        ),
+        "updateWebhookEndpoint" => (
+            "mutation($e: ID!) { updateWebhookEndpoint(input: { id: $e, description: \"renamed\" }) { endpoint { id } } }",
+            json!({ "e": w.webhook }),
+        ),
+        "deleteWebhookEndpoint" => (
+            "mutation($e: ID!) { deleteWebhookEndpoint(id: $e) { deletedWebhookEndpointId } }",
+            json!({ "e": w.webhook_spare }),
+        ),
+        "rotateWebhookSecret" => (
+            "mutation($e: ID!) { rotateWebhookSecret(id: $e) { secret } }",
+            json!({ "e": w.webhook }),
+        ),
+        "redeliverWebhook" => (
+            "mutation($d: ID!) { redeliverWebhook(deliveryId: $d) { delivery { id } } }",
+            json!({ "d": w.webhook_delivery }),
         ),
         other => panic!("the matrix test has no call for `{other}`: add one"),
     };

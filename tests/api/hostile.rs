@@ -845,6 +845,9 @@ fn digest(conn: &mut diesel::PgConnection) -> Vec<(String, String)> {
         ("password_resets", "*"),
         ("totp_credentials", "*"),
         ("recovery_codes", "*"),
+        ("webhook_endpoints", "*"),
+        ("webhook_deliveries", "*"),
+        ("webhook_attempts", "*"),
         (
             "apalis.jobs",
             "id, job_type, status, attempts, max_attempts, run_at",
@@ -1050,13 +1053,24 @@ fn document(op: &str) -> &'static str {
         "leaveSite" => "mutation($i: ID!) { leaveSite(siteId: $i) { ok } }",
         "revokeSession" => "mutation($i: ID!) { revokeSession(id: $i) { ok } }",
         "revokeApiToken" => "mutation($i: ID!) { revokeApiToken(id: $i) { apiToken { id } } }",
+        "updateWebhookEndpoint" => {
+            "mutation($i: UpdateWebhookEndpointInput!) { updateWebhookEndpoint(input: $i) { endpoint { id } } }"
+        }
+        "deleteWebhookEndpoint" => {
+            "mutation($i: ID!) { deleteWebhookEndpoint(id: $i) { deletedWebhookEndpointId } }"
+        }
+        "rotateWebhookSecret" => "mutation($i: ID!) { rotateWebhookSecret(id: $i) { secret } }",
+        "redeliverWebhook" => {
+            "mutation($i: ID!) { redeliverWebhook(deliveryId: $i) { delivery { id } } }"
+        }
         other => panic!("no document for {other}"),
     }
 }
 
 /// Mutations that name no site, space, group, user, invite, session or token.
-const TAKES_NO_ID: [&str; 20] = [
+const TAKES_NO_ID: [&str; 21] = [
     "acceptInvite",
+    "createWebhookEndpoint",
     "createGroup",
     "login",
     "completeLogin",
@@ -1387,6 +1401,36 @@ async fn no_mutation_reaches_what_is_not_the_callers() {
     )
     .await;
 
+    // A webhook endpoint of each organization (to a port nothing listens on), and a delivery of
+    // Acme's (queued: no workers run here).
+    let endpoint_of = |token: String| {
+        let app = &app;
+        async move {
+            ok_as(
+                app,
+                &token,
+                "mutation { createWebhookEndpoint(input: { url: \"http://127.0.0.1:9/hook\", events: [INVITE_CREATED] }) { endpoint { id } } }",
+                json!({}),
+            )
+            .await["createWebhookEndpoint"]["endpoint"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let webhook = endpoint_of(app.admin_token.clone()).await;
+    let rwebhook = endpoint_of(rt.clone()).await;
+    let webhook_delivery = id_of(
+        &app,
+        format!(
+            "WITH d AS (INSERT INTO webhook_deliveries (endpoint_id, audit_event_id, event_type, payload, created_at)
+             VALUES ('{}', 1, 'invite.created', '{{}}', now()) RETURNING id) SELECT id FROM d",
+            uuid_of(&webhook)
+        ),
+    )
+    .await;
+    let webhook_delivery = gid("WebhookDelivery", &webhook_delivery);
+
     let mut tokens = vec![(Who::SiteAdmin, sa_token.clone())];
     for (who, id) in [
         (Who::ProductAdmin, &pa),
@@ -1402,6 +1446,48 @@ async fn no_mutation_reaches_what_is_not_the_callers() {
     use Req::*;
     let ends = (chrono::Utc::now() + chrono::Duration::days(20)).to_rfc3339();
     let calls = vec![
+        call(
+            "updateWebhookEndpoint",
+            "the organization's webhook endpoint",
+            json!({ "id": webhook, "enabled": false }),
+            &[Org],
+        ),
+        call(
+            "updateWebhookEndpoint",
+            "their webhook endpoint",
+            json!({ "id": rwebhook, "enabled": false }),
+            &[Rival],
+        ),
+        call(
+            "deleteWebhookEndpoint",
+            "the organization's webhook endpoint",
+            json!(webhook),
+            &[Org],
+        ),
+        call(
+            "deleteWebhookEndpoint",
+            "their webhook endpoint",
+            json!(rwebhook),
+            &[Rival],
+        ),
+        call(
+            "rotateWebhookSecret",
+            "the organization's webhook endpoint",
+            json!(webhook),
+            &[Org],
+        ),
+        call(
+            "rotateWebhookSecret",
+            "their webhook endpoint",
+            json!(rwebhook),
+            &[Rival],
+        ),
+        call(
+            "redeliverWebhook",
+            "a delivery of the organization's webhook endpoint",
+            json!(webhook_delivery),
+            &[Org],
+        ),
         call(
             "createSpace",
             "site 1",
@@ -2320,6 +2406,14 @@ async fn no_mutation_reaches_what_is_not_the_callers() {
         (&sa_token, "revokeApiToken", json!(sa_api_token)),
         (&admin, "deactivateUser", json!(u2)),
         (&admin, "reactivateUser", json!(d1)),
+        (
+            &admin,
+            "updateWebhookEndpoint",
+            json!({ "id": webhook, "description": "control" }),
+        ),
+        (&admin, "rotateWebhookSecret", json!(webhook)),
+        (&admin, "redeliverWebhook", json!(webhook_delivery)),
+        (&admin, "deleteWebhookEndpoint", json!(webhook)),
         (&sa_token, "deleteGroup", json!(g1)),
         (&g_token, "leaveSite", json!(s1)),
     ];

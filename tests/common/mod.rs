@@ -67,6 +67,10 @@ pub fn test_config(db: &TestDb, opts: &AppOptions, outbox: &std::path::Path) -> 
     // Tests resend at once and invite in volume; the abuse limits have their own tests.
     c.recipient_cooldown_secs = 0;
     c.accept_limit_per_address = 10_000;
+    // Webhook receivers in tests listen on loopback over plain http; the refusals have their own
+    // tests (`outbound::`), which turn these off.
+    c.webhook_allow_http = true;
+    c.webhook_allow_private_targets = true;
     c
 }
 
@@ -157,11 +161,22 @@ impl TestApp {
     /// Another replica: a second `serve` process's server and workers on this test's database, with
     /// the same clock and secret (as behind a load balancer), configured by `configure` on top.
     pub async fn replica(&self, configure: impl FnOnce(&mut Config)) -> Replica {
+        self.replica_with(configure, |_| {}).await
+    }
+
+    /// A replica that runs what `run` leaves on (`api`, `workers`): e.g. an API without workers, so
+    /// that nothing sends the emails yet, then a workers-only process.
+    pub async fn replica_with(
+        &self,
+        configure: impl FnOnce(&mut Config),
+        run_as: impl FnOnce(&mut RunOptions),
+    ) -> Replica {
         let mut config = test_config(&self.db, &AppOptions::default(), &self.outbox);
         configure(&mut config);
         config.public_url = self.address.clone();
         let mut run = RunOptions::from_config(&config);
         run.worker.poll = Duration::from_millis(200);
+        run_as(&mut run);
         let running = app::start(
             config,
             run,
@@ -171,7 +186,10 @@ impl TestApp {
         .await
         .expect("replica starts");
         Replica {
-            address: format!("http://127.0.0.1:{}", running.port.unwrap()),
+            address: running
+                .port
+                .map(|p| format!("http://127.0.0.1:{p}"))
+                .unwrap_or_default(),
             state: running.state.clone(),
             running: Some(running),
             http: awc::Client::builder()

@@ -1,0 +1,10 @@
+DROP TRIGGER audit_events_recorded ON audit_events;
+DROP TRIGGER bulk_invite_rows_status ON bulk_invite_rows;
+DROP TRIGGER bulk_invites_changed ON bulk_invites;
+DROP TRIGGER bulk_invites_queued ON bulk_invites;
+DROP TRIGGER email_deliveries_status ON email_deliveries;
+DROP TRIGGER email_deliveries_queued ON email_deliveries;
+DROP FUNCTION guestpass_notify_audit();
+DROP FUNCTION guestpass_notify_bulk_row();
+DROP FUNCTION guestpass_notify_bulk();
+DROP FUNCTION guestpass_notify_delivery();
