@@ -102,21 +102,14 @@ pub fn create(
         )?;
         audit::record(
             conn,
-            Audit {
-                organization_id: org,
-                actor_id: Some(caller.user.id),
-                action: "invite.bulk_upload",
-                target_type: "bulk_invite",
-                target_id: id.to_string(),
-                site_id: Some(site_id),
-                before: None,
-                after: Some(serde_json::json!({
+            Audit::new(org, caller.user.id, "invite.bulk_upload", now)
+                .target("bulk_invite", id)
+                .site(site_id)
+                .after(serde_json::json!({
                     "rows": progress.total,
                     "valid": progress.pending,
                     "invalid": progress.invalid,
                 })),
-                created_at: now,
-            },
         )?;
         let bulk = bulk_invites::table
             .find(id)

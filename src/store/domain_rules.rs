@@ -86,17 +86,10 @@ pub fn set_rules(
         }
         audit::record(
             conn,
-            Audit {
-                organization_id: org,
-                actor_id: Some(caller.user.id),
-                action: "guestDomainRules.set",
-                target_type: "organization",
-                target_id: org.to_string(),
-                site_id: None,
-                before: Some(json!({ "mode": before.0.as_str(), "domains": before.1 })),
-                after: Some(json!({ "mode": mode.as_str(), "domains": patterns })),
-                created_at: now,
-            },
+            Audit::new(org, caller.user.id, "guestDomainRules.set", now)
+                .target("organization", org)
+                .before(json!({ "mode": before.0.as_str(), "domains": before.1 }))
+                .after(json!({ "mode": mode.as_str(), "domains": patterns })),
         )?;
         Ok((mode, patterns.clone()))
     })

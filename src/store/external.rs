@@ -26,28 +26,6 @@ pub const LINK_DAYS: i64 = 14;
 /// The sweep's batch size: memory stays bounded whatever the population.
 pub const SWEEP_BATCH: i64 = 1000;
 
-fn org_event(
-    caller: &Caller,
-    action: &'static str,
-    target_type: &'static str,
-    target_id: String,
-    before: Option<serde_json::Value>,
-    after: Option<serde_json::Value>,
-    now: DateTime<Utc>,
-) -> Audit {
-    Audit {
-        organization_id: caller.user.organization_id,
-        actor_id: Some(caller.user.id),
-        action,
-        target_type,
-        target_id,
-        site_id: None,
-        before,
-        after,
-        created_at: now,
-    }
-}
-
 fn require_org_admin(caller: &Caller) -> AppResult<()> {
     if caller.org_admin {
         Ok(())
@@ -114,15 +92,8 @@ pub fn set_domain(
             };
             audit::record(
                 conn,
-                org_event(
-                    caller,
-                    action,
-                    "domain",
-                    domain.to_string(),
-                    None,
-                    None,
-                    now,
-                ),
+                Audit::new(caller.user.organization_id, caller.user.id, action, now)
+                    .target("domain", domain),
             )?;
         }
         crate::store::org::verified_domains(conn, org)
@@ -403,29 +374,26 @@ fn policy_events(
     now: DateTime<Utc>,
 ) -> Vec<Audit> {
     let org = caller.user.organization_id;
-    let mut events = vec![org_event(
-        caller,
-        "policy.update",
-        "organization",
-        org.to_string(),
-        Some(json!(old)),
-        Some(json!(new)),
-        now,
-    )];
+    let mut events = vec![
+        Audit::new(
+            caller.user.organization_id,
+            caller.user.id,
+            "policy.update",
+            now,
+        )
+        .target("organization", org)
+        .before(json!(old))
+        .after(json!(new)),
+    ];
     if old.api_token_access != new.api_token_access {
         let action = match new.api_token_access {
             ApiTokenAccess::Blocked => "policy.apiTokensBlocked",
             ApiTokenAccess::Allowed => "policy.apiTokensAllowed",
         };
-        events.push(org_event(
-            caller,
-            action,
-            "organization",
-            org.to_string(),
-            None,
-            None,
-            now,
-        ));
+        events.push(
+            Audit::new(caller.user.organization_id, caller.user.id, action, now)
+                .target("organization", org),
+        );
     }
     events
 }
@@ -446,15 +414,14 @@ pub fn reset_sessions(
         let n = end_sessions(conn, &ids, now)?;
         audit::record(
             conn,
-            org_event(
-                caller,
+            Audit::new(
+                caller.user.organization_id,
+                caller.user.id,
                 "externalSessions.reset",
-                "organization",
-                org.to_string(),
-                None,
-                Some(json!({ "sessionsEnded": n, "people": ids.len() })),
                 now,
-            ),
+            )
+            .target("organization", org)
+            .after(json!({ "sessionsEnded": n, "people": ids.len() })),
         )?;
         Ok(n)
     })
@@ -466,17 +433,10 @@ fn verified(conn: &mut PgConnection, user: &User, how: &str, now: DateTime<Utc>)
         .execute(conn)?;
     audit::record(
         conn,
-        Audit {
-            organization_id: user.organization_id,
-            actor_id: Some(user.id),
-            action: "user.reverify",
-            target_type: "user",
-            target_id: user.id.to_string(),
-            site_id: None,
-            before: Some(json!({ "verifiedAt": user.verified_at })),
-            after: Some(json!({ "verifiedAt": now, "by": how })),
-            created_at: now,
-        },
+        Audit::new(user.organization_id, user.id, "user.reverify", now)
+            .target("user", user.id)
+            .before(json!({ "verifiedAt": user.verified_at }))
+            .after(json!({ "verifiedAt": now, "by": how })),
     )
 }
 

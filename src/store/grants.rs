@@ -199,22 +199,15 @@ pub fn remove_access(
         let mut out = changes::finish(conn, before, &ctx)?;
         audit::record(
             conn,
-            Audit {
-                organization_id: org,
-                actor_id: actor,
-                action,
-                target_type: "user",
-                target_id: user_id.to_string(),
-                site_id: Some(site_id),
-                before: None,
-                after: Some(json!({
+            Audit::new(org, actor, action, now)
+                .target("user", user_id)
+                .site(site_id)
+                .after(json!({
                     "groupsLeft": groups,
                     "invitesRevoked": revoked,
                     "sessionsEnded": ended,
                     "reason": reason,
                 })),
-                created_at: now,
-            },
         )?;
         out.dry_run = dry_run;
         Ok(out)
@@ -326,21 +319,19 @@ pub fn set_admin_role(
         if changed > 0 {
             audit::record(
                 conn,
-                Audit {
-                    organization_id: org,
-                    actor_id: Some(caller.user.id),
-                    action: if granted {
+                Audit::new(
+                    org,
+                    caller.user.id,
+                    if granted {
                         "admin.grant"
                     } else {
                         "admin.revoke"
                     },
-                    target_type: "user",
-                    target_id: user_id.to_string(),
-                    site_id: site,
-                    before: None,
-                    after: Some(json!({ "role": format!("{role:?}"), "granted": granted })),
-                    created_at: now,
-                },
+                    now,
+                )
+                .target("user", user_id)
+                .site(site)
+                .after(json!({ "role": format!("{role:?}"), "granted": granted })),
             )?;
         }
         Ok(user)
@@ -468,21 +459,19 @@ pub fn set_space_admin(
         if changed > 0 {
             audit::record(
                 conn,
-                Audit {
-                    organization_id: user.organization_id,
-                    actor_id: Some(caller.user.id),
-                    action: if granted {
+                Audit::new(
+                    user.organization_id,
+                    caller.user.id,
+                    if granted {
                         "spaceAdmin.add"
                     } else {
                         "spaceAdmin.remove"
                     },
-                    target_type: "space",
-                    target_id: space_id.to_string(),
-                    site_id: Some(space.site_id),
-                    before: None,
-                    after: Some(json!({ "user": user_id })),
-                    created_at: now,
-                },
+                    now,
+                )
+                .target("space", space_id)
+                .site(space.site_id)
+                .after(json!({ "user": user_id })),
             )?;
         }
         Ok(space)
@@ -546,17 +535,9 @@ pub fn set_active(
         let out = changes::finish(conn, before, &ctx)?;
         audit::record(
             conn,
-            Audit {
-                organization_id: org,
-                actor_id: Some(caller.user.id),
-                action,
-                target_type: "user",
-                target_id: user_id.to_string(),
-                site_id: None,
-                before: None,
-                after: Some(json!({ "status": status })),
-                created_at: now,
-            },
+            Audit::new(org, caller.user.id, action, now)
+                .target("user", user_id)
+                .after(json!({ "status": status })),
         )?;
         Ok((user, out))
     })

@@ -575,17 +575,18 @@ pub fn assign(
         for u in users {
             let prev = previous.get(&u.id).cloned();
             if prev.as_ref().map(|p| p.id) != Some(space.id) {
-                events.push(Audit {
-                    organization_id: caller.user.organization_id,
-                    actor_id: Some(caller.user.id),
-                    action: "guest.assignSpace",
-                    target_type: "user",
-                    target_id: u.id.to_string(),
-                    site_id: Some(space.site_id),
-                    before: Some(json!({ "space": prev.as_ref().map(|p| p.id) })),
-                    after: Some(json!({ "space": space.id })),
-                    created_at: now,
-                });
+                events.push(
+                    Audit::new(
+                        caller.user.organization_id,
+                        caller.user.id,
+                        "guest.assignSpace",
+                        now,
+                    )
+                    .target("user", u.id)
+                    .site(space.site_id)
+                    .before(json!({ "space": prev.as_ref().map(|p| p.id) }))
+                    .after(json!({ "space": space.id })),
+                );
             }
             out.push(Assignment {
                 user: u,
@@ -629,17 +630,18 @@ pub fn unassign(
             .map(|u| {
                 let prev = previous.get(&u.id).cloned();
                 if let Some(p) = &prev {
-                    events.push(Audit {
-                        organization_id: caller.user.organization_id,
-                        actor_id: Some(caller.user.id),
-                        action: "guest.unassignSpace",
-                        target_type: "user",
-                        target_id: u.id.to_string(),
-                        site_id: Some(site_id),
-                        before: Some(json!({ "space": p.id })),
-                        after: Some(json!({ "space": null })),
-                        created_at: now,
-                    });
+                    events.push(
+                        Audit::new(
+                            caller.user.organization_id,
+                            caller.user.id,
+                            "guest.unassignSpace",
+                            now,
+                        )
+                        .target("user", u.id)
+                        .site(site_id)
+                        .before(json!({ "space": p.id }))
+                        .after(json!({ "space": null })),
+                    );
                 }
                 Assignment {
                     user: u,

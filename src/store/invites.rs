@@ -432,16 +432,11 @@ fn record_created(
 ) -> AppResult<()> {
     let events = created
         .iter()
-        .map(|invite| Audit {
-            organization_id: site.organization_id,
-            actor_id: Some(caller.user.id),
-            action: "invite.create",
-            target_type: "invite",
-            target_id: invite.id.to_string(),
-            site_id: Some(site.id),
-            before: None,
-            after: Some(invite_json(invite, now)),
-            created_at: now,
+        .map(|invite| {
+            Audit::new(site.organization_id, caller.user.id, "invite.create", now)
+                .target("invite", invite.id)
+                .site(site.id)
+                .after(invite_json(invite, now))
         })
         .collect();
     audit::record_all(conn, events)
@@ -495,17 +490,11 @@ pub fn resend(
         )?;
         audit::record(
             conn,
-            Audit {
-                organization_id: site.organization_id,
-                actor_id: Some(caller.user.id),
-                action: "invite.resend",
-                target_type: "invite",
-                target_id: id.to_string(),
-                site_id: Some(site.id),
-                before: Some(invite_json(&old, now)),
-                after: Some(invite_json(&invite, now)),
-                created_at: now,
-            },
+            Audit::new(site.organization_id, caller.user.id, "invite.resend", now)
+                .target("invite", id)
+                .site(site.id)
+                .before(invite_json(&old, now))
+                .after(invite_json(&invite, now)),
         )?;
         Ok(invite)
     })
@@ -575,17 +564,11 @@ pub fn revoke(
         changes::state::refresh_invites(conn, &[id])?;
         audit::record(
             conn,
-            Audit {
-                organization_id: site.organization_id,
-                actor_id: Some(caller.user.id),
-                action: "invite.revoke",
-                target_type: "invite",
-                target_id: id.to_string(),
-                site_id: Some(site.id),
-                before: Some(invite_json(&old, now)),
-                after: Some(invite_json(&invite, now)),
-                created_at: now,
-            },
+            Audit::new(site.organization_id, caller.user.id, "invite.revoke", now)
+                .target("invite", id)
+                .site(site.id)
+                .before(invite_json(&old, now))
+                .after(invite_json(&invite, now)),
         )?;
         Ok(invite)
     })
@@ -966,22 +949,16 @@ fn record_accepted(
         .execute(conn)?;
     audit::record(
         conn,
-        Audit {
-            organization_id: l.site.organization_id,
-            actor_id: Some(user.id),
-            action: "invite.accept",
-            target_type: "invite",
-            target_id: l.invite.id.to_string(),
-            site_id: Some(l.site.id),
-            before: Some(invite_json(&l.invite, now)),
-            after: Some(json!({
+        Audit::new(l.site.organization_id, user.id, "invite.accept", now)
+            .target("invite", l.invite.id)
+            .site(l.site.id)
+            .before(invite_json(&l.invite, now))
+            .after(json!({
                 "status": accepted.status,
                 "user": user.id,
                 "role": role_after,
                 "groupsSkipped": skipped,
             })),
-            created_at: now,
-        },
     )
 }
 

@@ -69,29 +69,6 @@ pub fn terms(conn: &mut PgConnection, site: Uuid, user: Uuid) -> AppResult<Optio
         .optional()?)
 }
 
-/// An audit event about a guest on a site.
-fn event(
-    org: Uuid,
-    actor: Option<Uuid>,
-    action: &'static str,
-    site: Uuid,
-    user: Uuid,
-    after: serde_json::Value,
-    now: DateTime<Utc>,
-) -> Audit {
-    Audit {
-        organization_id: org,
-        actor_id: actor,
-        action,
-        target_type: "user",
-        target_id: user.to_string(),
-        site_id: Some(site),
-        before: None,
-        after: Some(after),
-        created_at: now,
-    }
-}
-
 /// A guest of the site, and their terms; anyone else is `INVALID_INPUT`.
 fn guest_with_terms(conn: &mut PgConnection, site: Uuid, user: &User) -> AppResult<GuestTerms> {
     if access::effective_role_of(conn, site, user.id)? != Some(ProductRole::Guest) {
@@ -155,15 +132,10 @@ pub fn extend(
             .get_result(conn)?;
         audit::record(
             conn,
-            event(
-                user.organization_id,
-                Some(caller.user.id),
-                "guest.extend",
-                site_id,
-                user_id,
-                json!({ "before": current.and_then(|c| c.ends_at), "endsAt": ends_at }),
-                now,
-            ),
+            Audit::new(user.organization_id, caller.user.id, "guest.extend", now)
+                .target("user", user_id)
+                .site(site_id)
+                .after(json!({ "before": current.and_then(|c| c.ends_at), "endsAt": ends_at })),
         )?;
         Ok(t)
     })
@@ -207,15 +179,15 @@ pub fn set_sponsor(
             .get_result(conn)?;
         audit::record(
             conn,
-            event(
+            Audit::new(
                 user.organization_id,
-                Some(caller.user.id),
+                caller.user.id,
                 "guest.setSponsor",
-                site_id,
-                user_id,
-                json!({ "sponsor": sponsor_id }),
                 now,
-            ),
+            )
+            .target("user", user_id)
+            .site(site_id)
+            .after(json!({ "sponsor": sponsor_id })),
         )?;
         Ok(t)
     })
@@ -455,15 +427,15 @@ pub fn request_extension(
         )?;
         audit::record(
             conn,
-            event(
+            Audit::new(
                 site.organization_id,
-                Some(caller.user.id),
-                "guest.requestExtension",
-                site_id,
                 caller.user.id,
-                json!({ "sponsor": sponsor.id }),
+                "guest.requestExtension",
                 now,
-            ),
+            )
+            .target("user", caller.user.id)
+            .site(site_id)
+            .after(json!({ "sponsor": sponsor.id })),
         )
     })
 }
@@ -580,15 +552,10 @@ fn remind(
     }
     audit::record(
         conn,
-        event(
-            site.organization_id,
-            None,
-            "guest.lifetimeReminder",
-            site.id,
-            guest.id,
-            json!({ "endsAt": t.ends_at }),
-            now,
-        ),
+        Audit::new(site.organization_id, None, "guest.lifetimeReminder", now)
+            .target("user", guest.id)
+            .site(site.id)
+            .after(json!({ "endsAt": t.ends_at })),
     )?;
     Ok(true)
 }

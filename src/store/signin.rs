@@ -57,20 +57,6 @@ pub fn find_account(
         .optional()?)
 }
 
-fn event(user: &User, action: &'static str, after: serde_json::Value, now: DateTime<Utc>) -> Audit {
-    Audit {
-        organization_id: user.organization_id,
-        actor_id: Some(user.id),
-        action,
-        target_type: "user",
-        target_id: user.id.to_string(),
-        site_id: None,
-        before: None,
-        after: Some(after),
-        created_at: now,
-    }
-}
-
 /// Records a refused sign-in of a known account (unknown accounts have no organization to log to).
 pub fn record_failed_login(
     conn: &mut PgConnection,
@@ -79,7 +65,9 @@ pub fn record_failed_login(
 ) -> AppResult<()> {
     audit::record(
         conn,
-        event(user, "login.failure", json!({ "reason": "password" }), now),
+        Audit::new(user.organization_id, user.id, "login.failure", now)
+            .target("user", user.id)
+            .after(json!({ "reason": "password" })),
     )
 }
 
@@ -128,7 +116,9 @@ pub fn password_verified(
             let token = org::create_session(conn, user.id, session_lifetime, now)?;
             audit::record(
                 conn,
-                event(&user, "login.success", json!({ "twoStep": false }), now),
+                Audit::new(user.organization_id, user.id, "login.success", now)
+                    .target("user", user.id)
+                    .after(json!({ "twoStep": false })),
             )?;
             return Ok(LoginOutcome::Session(token));
         }
@@ -150,12 +140,9 @@ pub fn password_verified(
         }
         audit::record(
             conn,
-            event(
-                &user,
-                "login.challenge",
-                json!({ "challenge": id, "method": method }),
-                now,
-            ),
+            Audit::new(user.organization_id, user.id, "login.challenge", now)
+                .target("user", user.id)
+                .after(json!({ "challenge": id, "method": method })),
         )?;
         Ok(LoginOutcome::Challenge {
             id,
@@ -375,12 +362,9 @@ pub fn complete_challenge(
                 .execute(conn)?;
             audit::record(
                 conn,
-                event(
-                    &user,
-                    "login.failure",
-                    json!({ "reason": "code", "challenge": ch.id }),
-                    now,
-                ),
+                Audit::new(user.organization_id, user.id, "login.failure", now)
+                    .target("user", user.id)
+                    .after(json!({ "reason": "code", "challenge": ch.id })),
             )?;
             return Ok(Err(AppError::CodeInvalid));
         }
@@ -396,12 +380,9 @@ pub fn complete_challenge(
         let token = org::create_session(conn, user.id, session_lifetime, now)?;
         audit::record(
             conn,
-            event(
-                &user,
-                "login.success",
-                json!({ "twoStep": true, "method": ch.method }),
-                now,
-            ),
+            Audit::new(user.organization_id, user.id, "login.success", now)
+                .target("user", user.id)
+                .after(json!({ "twoStep": true, "method": ch.method })),
         )?;
         Ok(Ok(token))
     })?
@@ -442,7 +423,9 @@ pub fn revoke_session(
     }
     audit::record(
         conn,
-        event(user, "session.revoke", json!({ "session": id }), now),
+        Audit::new(user.organization_id, user.id, "session.revoke", now)
+            .target("user", user.id)
+            .after(json!({ "session": id })),
     )
 }
 
@@ -469,12 +452,9 @@ pub fn create_api_token(
             .get_result(conn)?;
         audit::record(
             conn,
-            event(
-                user,
-                "apiToken.create",
-                json!({ "token": row.id, "name": name }),
-                now,
-            ),
+            Audit::new(user.organization_id, user.id, "apiToken.create", now)
+                .target("user", user.id)
+                .after(json!({ "token": row.id, "name": name })),
         )?;
         Ok((token, row))
     })
@@ -509,7 +489,9 @@ pub fn revoke_api_token(
         .ok_or(AppError::NotFound("ApiToken"))?;
         audit::record(
             conn,
-            event(user, "apiToken.revoke", json!({ "token": id }), now),
+            Audit::new(user.organization_id, user.id, "apiToken.revoke", now)
+                .target("user", user.id)
+                .after(json!({ "token": id })),
         )?;
         Ok(row)
     })
@@ -555,7 +537,14 @@ pub fn request_reset(
         )?;
         audit::record(
             conn,
-            event(user, "password.resetRequested", json!({ "reset": id }), now),
+            Audit::new(
+                user.organization_id,
+                user.id,
+                "password.resetRequested",
+                now,
+            )
+            .target("user", user.id)
+            .after(json!({ "reset": id })),
         )
     })
 }
@@ -615,12 +604,9 @@ pub fn reset_password(
         let ended = end_sessions(conn, &[user.id], now)?;
         audit::record(
             conn,
-            event(
-                &user,
-                "password.reset",
-                json!({ "reset": reset.id, "sessionsEnded": ended }),
-                now,
-            ),
+            Audit::new(user.organization_id, user.id, "password.reset", now)
+                .target("user", user.id)
+                .after(json!({ "reset": reset.id, "sessionsEnded": ended })),
         )?;
         Ok(user)
     })
@@ -729,7 +715,12 @@ pub fn confirm_totp(
         diesel::insert_into(recovery_codes::table)
             .values(&rows)
             .execute(conn)?;
-        audit::record(conn, event(user, "authenticator.enroll", json!({}), now))?;
+        audit::record(
+            conn,
+            Audit::new(user.organization_id, user.id, "authenticator.enroll", now)
+                .target("user", user.id)
+                .after(json!({})),
+        )?;
         Ok(codes)
     })
 }
@@ -751,7 +742,12 @@ pub fn remove_totp(
         diesel::delete(totp_credentials::table.find(user.id)).execute(conn)?;
         diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user.id)))
             .execute(conn)?;
-        audit::record(conn, event(user, "authenticator.remove", json!({}), now))
+        audit::record(
+            conn,
+            Audit::new(user.organization_id, user.id, "authenticator.remove", now)
+                .target("user", user.id)
+                .after(json!({})),
+        )
     })
 }
 
@@ -857,17 +853,15 @@ pub fn set_two_step_required(
             .get_result(conn)?;
         audit::record(
             conn,
-            Audit {
-                organization_id: user.organization_id,
-                actor_id: Some(caller.user.id),
-                action: "user.twoStepRequired",
-                target_type: "user",
-                target_id: user.id.to_string(),
-                site_id: None,
-                before: Some(json!({ "required": target.two_step_required })),
-                after: Some(json!({ "required": required })),
-                created_at: now,
-            },
+            Audit::new(
+                user.organization_id,
+                caller.user.id,
+                "user.twoStepRequired",
+                now,
+            )
+            .target("user", user.id)
+            .before(json!({ "required": target.two_step_required }))
+            .after(json!({ "required": required })),
         )?;
         Ok(user)
     })
