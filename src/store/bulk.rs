@@ -90,9 +90,8 @@ pub fn create(
             ))
             .execute(conn)?;
         let progress = insert_rows(conn, id, rows, &known, now)?;
-        queue::enqueue(
+        queue::enqueue_job(
             conn,
-            queue::MAINTENANCE_QUEUE,
             &crate::background::MaintenanceJob {
                 task: crate::background::Task::BulkInvite(id),
                 trigger: "UPLOAD".into(),
@@ -401,9 +400,8 @@ pub fn resume_due(conn: &mut PgConnection, now: DateTime<Utc>) -> AppResult<Vec<
             .returning(bulk_invites::id)
             .get_results(conn)?;
         for id in &ids {
-            queue::enqueue(
+            queue::enqueue_job(
                 conn,
-                queue::MAINTENANCE_QUEUE,
                 &crate::background::MaintenanceJob {
                     task: crate::background::Task::BulkInvite(*id),
                     trigger: "RESUME".into(),

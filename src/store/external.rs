@@ -675,9 +675,8 @@ pub fn sweep(
 /// Queues a sweep to run on a worker. With a key, a second request for the same key is ignored (a
 /// scheduler tick fired by every replica runs once).
 pub fn enqueue_sweep(conn: &mut PgConnection, trigger: &str, key: Option<&str>) -> AppResult<bool> {
-    queue::enqueue(
+    queue::enqueue_job(
         conn,
-        queue::MAINTENANCE_QUEUE,
         &crate::background::MaintenanceJob {
             task: crate::background::Task::Sweep,
             trigger: trigger.to_string(),

@@ -221,13 +221,7 @@ fn queue_email(
         ))
         .returning(email_deliveries::id)
         .get_result(conn)?;
-    queue::enqueue(
-        conn,
-        queue::EMAIL_QUEUE,
-        &EmailJob { delivery_id: id },
-        0.0,
-        None,
-    )?;
+    queue::enqueue_job(conn, &EmailJob { delivery_id: id }, 0.0, None)?;
     Ok(id)
 }
 
