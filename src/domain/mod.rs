@@ -12,6 +12,7 @@ pub mod policy;
 pub mod removal;
 pub mod roles;
 pub mod seats;
+pub mod status;
 pub mod text;
 
 pub use email::EmailAddress;

@@ -4,6 +4,7 @@
 use crate::db::schema::*;
 use crate::domain::ProductRole;
 use crate::domain::removal::{self, GroupsElsewhere};
+use crate::domain::status::UserStatus;
 use crate::error::{AddressError, AppError, AppResult, ErrorCode};
 use crate::store::access::{self, Caller};
 use crate::store::audit::{self, Audit};
@@ -280,7 +281,7 @@ fn require_an_org_admin(conn: &mut PgConnection, org: Uuid) -> AppResult<()> {
     let n: i64 = org_admins::table
         .inner_join(users::table.on(users::id.eq(org_admins::user_id)))
         .filter(org_admins::organization_id.eq(org))
-        .filter(users::status.eq("ACTIVE"))
+        .filter(users::status.eq(UserStatus::Active))
         .count()
         .get_result(conn)?;
     if n == 0 {
@@ -516,7 +517,11 @@ pub fn set_active(
         let granted = granted_sites(conn, user_id)?;
         let sites = changes::lock_sites(conn, &granted)?;
         let before = Snapshot::take(conn, sites, vec![user_id], now)?;
-        let status = if active { "ACTIVE" } else { "DEACTIVATED" };
+        let status = if active {
+            UserStatus::Active
+        } else {
+            UserStatus::Deactivated
+        };
         let user: User = diesel::update(users::table.find(user_id))
             .set(users::status.eq(status))
             .returning(User::as_returning())
@@ -537,7 +542,7 @@ pub fn set_active(
             conn,
             Audit::new(org, caller.user.id, action, now)
                 .target("user", user_id)
-                .after(json!({ "status": status })),
+                .after(json!({ "status": status.as_str() })),
         )?;
         Ok((user, out))
     })

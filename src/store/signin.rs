@@ -8,12 +8,15 @@ use crate::auth::tokens::{
 use crate::background::EmailJob;
 use crate::db::schema::*;
 use crate::domain::authorization::{Action, may_change};
+use crate::domain::status::{ChallengeMethod, ChallengePurpose, DeliveryStatus};
 use crate::error::{AppError, AppResult};
 use crate::secrets::SecretKeys;
 use crate::store::audit::{self, Audit};
 use crate::store::changes::end_sessions;
 use crate::store::invites::DeliveryPolicy;
-use crate::store::models::{ApiToken, LoginChallenge, Organization, PasswordReset, Session, User};
+use crate::store::models::{
+    ApiToken, DeliverySubject, LoginChallenge, Organization, PasswordReset, Session, User,
+};
 use crate::store::{org, queue};
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -77,8 +80,8 @@ pub enum LoginOutcome {
     Challenge {
         id: Uuid,
         expires_at: DateTime<Utc>,
-        /// `EMAIL` or `AUTHENTICATOR`.
-        method: &'static str,
+        /// Where the code comes from: emailed now, or the person's authenticator app.
+        method: ChallengeMethod,
     },
 }
 
@@ -122,7 +125,11 @@ pub fn password_verified(
             )?;
             return Ok(LoginOutcome::Session(token));
         }
-        let method = if authenticator { "TOTP" } else { "EMAIL" };
+        let method = if authenticator {
+            ChallengeMethod::Totp
+        } else {
+            ChallengeMethod::Email
+        };
         let expires_at = now + Duration::minutes(CODE_LIFETIME_MINUTES);
         let nonce = random_nonce().to_vec();
         let id: Uuid = diesel::insert_into(login_challenges::table)
@@ -135,23 +142,19 @@ pub fn password_verified(
             ))
             .returning(login_challenges::id)
             .get_result(conn)?;
-        if method == "EMAIL" {
+        if method == ChallengeMethod::Email {
             queue_code_email(conn, &user, id, &nonce, expires_at, policy, now)?;
         }
         audit::record(
             conn,
             Audit::new(user.organization_id, user.id, "login.challenge", now)
                 .target("user", user.id)
-                .after(json!({ "challenge": id, "method": method })),
+                .after(json!({ "challenge": id, "method": method.as_str() })),
         )?;
         Ok(LoginOutcome::Challenge {
             id,
             expires_at,
-            method: if authenticator {
-                "AUTHENTICATOR"
-            } else {
-                "EMAIL"
-            },
+            method,
         })
     })
 }
@@ -190,18 +193,14 @@ fn queue_email(
     policy: &DeliveryPolicy,
     now: DateTime<Utc>,
 ) -> AppResult<Uuid> {
-    let (kind, challenge, reset, nonce, tag) = match subject {
+    let (subject, nonce, tag) = match subject {
         Subject::Challenge(id, n) => (
-            "LOGIN_CODE",
-            Some(id),
-            None,
+            DeliverySubject::LoginCode(id),
             n,
             format!("code.{}", id.simple()),
         ),
         Subject::Reset(id, n) => (
-            "PASSWORD_RESET",
-            None,
-            Some(id),
+            DeliverySubject::PasswordReset(id),
             n,
             format!("reset.{}", id.simple()),
         ),
@@ -209,12 +208,10 @@ fn queue_email(
     let id: Uuid = diesel::insert_into(email_deliveries::table)
         .values((
             email_deliveries::organization_id.eq(user.organization_id),
-            email_deliveries::kind.eq(kind),
-            email_deliveries::challenge_id.eq(challenge),
-            email_deliveries::reset_id.eq(reset),
+            subject.values(),
             email_deliveries::token_nonce.eq(nonce),
             email_deliveries::recipient.eq(&user.email),
-            email_deliveries::status.eq("QUEUED"),
+            email_deliveries::status.eq(DeliveryStatus::Queued),
             email_deliveries::message_id.eq(format!("<{tag}@{}>", policy.message_id_domain)),
             email_deliveries::created_at.eq(now),
             email_deliveries::give_up_at.eq(give_up_at),
@@ -324,7 +321,7 @@ pub fn complete_challenge(
     conn.transaction::<AppResult<String>, AppError, _>(|conn| {
         let Some(ch) = login_challenges::table
             .find(challenge_id)
-            .filter(login_challenges::purpose.eq("LOGIN"))
+            .filter(login_challenges::purpose.eq(ChallengePurpose::Login))
             .for_update()
             .select(LoginChallenge::as_select())
             .first(conn)
@@ -343,9 +340,9 @@ pub fn complete_challenge(
             .select(User::as_select())
             .first(conn)?;
         let ok = user.is_active()
-            && match ch.method.as_str() {
-                "EMAIL" => signer.code_ok(ch.id, &ch.code_nonce, code),
-                _ => {
+            && match ch.method {
+                ChallengeMethod::Email => signer.code_ok(ch.id, &ch.code_nonce, code),
+                ChallengeMethod::Totp => {
                     check_totp(conn, keys, &user, code, now)?
                         || use_recovery_code(conn, user.id, code, now)?
                 }
@@ -365,7 +362,7 @@ pub fn complete_challenge(
         diesel::update(login_challenges::table.find(ch.id))
             .set(login_challenges::consumed_at.eq(now))
             .execute(conn)?;
-        if ch.method == "EMAIL" {
+        if ch.method == ChallengeMethod::Email {
             // An emailed code proves the address: a new verification period starts.
             diesel::update(users::table.find(user.id))
                 .set(users::verified_at.eq(now))
@@ -376,7 +373,7 @@ pub fn complete_challenge(
             conn,
             Audit::new(user.organization_id, user.id, "login.success", now)
                 .target("user", user.id)
-                .after(json!({ "twoStep": true, "method": ch.method })),
+                .after(json!({ "twoStep": true, "method": ch.method.as_str() })),
         )?;
         Ok(Ok(token))
     })?

@@ -279,7 +279,7 @@ fn drop_guest_spaces(conn: &mut PgConnection, diffs: &[RoleChange]) -> AppResult
     }
     let active: Vec<Uuid> = users::table
         .filter(users::id.eq_any(dropped.iter().map(|(_, u)| *u)))
-        .filter(users::status.eq("ACTIVE"))
+        .filter(users::status.eq(crate::domain::status::UserStatus::Active))
         .select(users::id)
         .load(conn)?;
     for (site, user) in dropped.iter().filter(|(_, u)| active.contains(u)) {
