@@ -70,10 +70,10 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&MaintenanceJob {
                 task: Task::BulkInvite(id),
-                trigger: "SCHEDULE".into(),
+                trigger: "SCHEDULE".into(), // not a column value: the payload's own
             })
             .unwrap(),
-            r#"{"task":{"BulkInvite":"00000000-0000-0000-0000-000000000000"},"trigger":"SCHEDULE"}"#
+            r#"{"task":{"BulkInvite":"00000000-0000-0000-0000-000000000000"},"trigger":"SCHEDULE"}"# // not a column value
         );
         assert_ne!(EmailJob::QUEUE, MaintenanceJob::QUEUE);
         assert_eq!(

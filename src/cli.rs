@@ -428,7 +428,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                     .map_err(|e| e.to_string())?;
                 crate::store::external::sweep(
                     &mut conn,
-                    "MANUAL",
+                    crate::domain::status::SweepTrigger::Manual,
                     lead,
                     &domain,
                     chrono::Utc::now(),

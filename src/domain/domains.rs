@@ -2,7 +2,11 @@
 //! of patterns (`example.com`, or `*.example.com` for its subdomains).
 
 /// How the organization's list is read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
+// Stored in `organizations.guest_domain_mode`, mapped in `super::status`.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum, diesel::AsExpression, diesel::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum DomainMode {
     /// No rule: any domain may be invited.
     None,
@@ -10,24 +14,6 @@ pub enum DomainMode {
     Allow,
     /// Matching domains may not be invited.
     Block,
-}
-
-impl DomainMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "NONE",
-            Self::Allow => "ALLOW",
-            Self::Block => "BLOCK",
-        }
-    }
-
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "ALLOW" => Self::Allow,
-            "BLOCK" => Self::Block,
-            _ => Self::None,
-        }
-    }
 }
 
 /// A pattern as stored: lower case; `*.` only as a prefix, followed by a domain with a dot.

@@ -13,6 +13,7 @@ pub mod policy;
 pub mod removal;
 pub mod roles;
 pub mod seats;
+pub mod status;
 pub mod text;
 pub mod webhooks;
 

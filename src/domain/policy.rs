@@ -5,7 +5,19 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Whether a second step is required of external users at sign-in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, async_graphql::Enum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    async_graphql::Enum,
+    diesel::AsExpression,
+    diesel::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TwoStep {
     /// No second step for external users as such (a person's own flag or authenticator app still
@@ -16,7 +28,19 @@ pub enum TwoStep {
 }
 
 /// Whether external users' API tokens work.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, async_graphql::Enum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    async_graphql::Enum,
+    diesel::AsExpression,
+    diesel::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ApiTokenAccess {
     /// External users' API tokens work.

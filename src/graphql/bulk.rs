@@ -6,6 +6,7 @@ use super::types::{Page, User};
 use super::{page, parse_id, state};
 use crate::domain::ProductRole;
 use crate::domain::authorization::Object;
+use crate::domain::status;
 use crate::error::AppResult;
 use crate::store::bulk::{self, Progress};
 use crate::store::directory;
@@ -110,22 +111,35 @@ pub enum BulkRowStatus {
     Invalid,
 }
 
-impl BulkRowStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "PENDING",
-            Self::Invited => "INVITED",
-            Self::Refused => "REFUSED",
-            Self::Invalid => "INVALID",
+impl From<status::BulkRowStatus> for BulkRowStatus {
+    fn from(stored: status::BulkRowStatus) -> Self {
+        match stored {
+            status::BulkRowStatus::Pending => Self::Pending,
+            status::BulkRowStatus::Invited => Self::Invited,
+            status::BulkRowStatus::Refused => Self::Refused,
+            status::BulkRowStatus::Invalid => Self::Invalid,
         }
     }
+}
 
-    fn parse(s: &str) -> Self {
-        match s {
-            "PENDING" => Self::Pending,
-            "INVITED" => Self::Invited,
-            "REFUSED" => Self::Refused,
-            _ => Self::Invalid,
+impl From<BulkRowStatus> for status::BulkRowStatus {
+    fn from(shown: BulkRowStatus) -> Self {
+        match shown {
+            BulkRowStatus::Pending => Self::Pending,
+            BulkRowStatus::Invited => Self::Invited,
+            BulkRowStatus::Refused => Self::Refused,
+            BulkRowStatus::Invalid => Self::Invalid,
+        }
+    }
+}
+
+impl From<status::BulkStatus> for BulkInviteStatus {
+    fn from(stored: status::BulkStatus) -> Self {
+        match stored {
+            status::BulkStatus::Queued => Self::Queued,
+            status::BulkStatus::Running => Self::Running,
+            status::BulkStatus::Paused => Self::Paused,
+            status::BulkStatus::Done => Self::Done,
         }
     }
 }
@@ -154,12 +168,7 @@ impl BulkInvite {
     }
     /// Where its job is.
     async fn status(&self) -> BulkInviteStatus {
-        match self.row.status.as_str() {
-            "QUEUED" => BulkInviteStatus::Queued,
-            "RUNNING" => BulkInviteStatus::Running,
-            "PAUSED" => BulkInviteStatus::Paused,
-            _ => BulkInviteStatus::Done,
-        }
+        self.row.status.into()
     }
     /// Who uploaded the file; the invites are theirs (`Invite.invitedBy`). Null if that account no
     /// longer exists.
@@ -240,7 +249,7 @@ impl BulkInvite {
         };
         let rows = state(ctx)
             .db
-            .run(move |c| bulk::rows(c, id, status.map(BulkRowStatus::as_str), after, limit + 1))
+            .run(move |c| bulk::rows(c, id, status.map(Into::into), after, limit + 1))
             .await?;
         Ok(paginate(rows, limit, total, |r| r.line, BulkInviteRow))
     }
@@ -274,7 +283,7 @@ impl BulkInviteRow {
     }
     /// What happened to the row.
     async fn status(&self) -> BulkRowStatus {
-        BulkRowStatus::parse(&self.0.status)
+        self.0.status.into()
     }
     /// Why the row was refused or is invalid: the same codes as `inviteUsers`' `extensions.code`.
     async fn code(&self) -> Option<crate::error::ErrorCode> {

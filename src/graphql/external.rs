@@ -5,6 +5,7 @@ use super::types::{Organization, Page, User};
 use super::{caller, caller_to_reverify, client_address, state};
 use crate::domain::domains::DomainMode;
 use crate::domain::policy::{self, ApiTokenAccess, ExternalPolicy, TwoStep};
+use crate::domain::status::SweepTrigger;
 use crate::error::{AppError, AppResult};
 use crate::store::external;
 use crate::store::guests::{GuestKey, GuestOrder};
@@ -493,7 +494,7 @@ impl ExternalMutation {
         }
         state(ctx)
             .db
-            .run(|c| external::enqueue_sweep(c, "MANUAL", None))
+            .run(|c| external::enqueue_sweep(c, SweepTrigger::Manual, None))
             .await
             .map(|queued| RunReverificationSweepPayload { queued })
     }

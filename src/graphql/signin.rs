@@ -5,6 +5,7 @@ use super::ids::{Kind, global as gid};
 use super::types::User;
 use super::{caller, client_address, parse_id, state};
 use crate::auth::password::check_strength;
+use crate::domain::status::ChallengeMethod;
 use crate::error::{AppError, AppResult};
 use crate::store::models;
 use crate::store::signin::{self, LoginOutcome};
@@ -53,7 +54,14 @@ impl From<LoginOutcome> for LoginPayload {
             } => Self {
                 challenge_id: Some(ID(id.to_string())),
                 challenge_expires_at: Some(expires_at),
-                challenge_method: Some(method.into()),
+                challenge_method: Some(
+                    // The API's words for where the code comes from.
+                    match method {
+                        ChallengeMethod::Email => "EMAIL", // not a column value
+                        ChallengeMethod::Totp => "AUTHENTICATOR",
+                    }
+                    .into(),
+                ),
                 ..Default::default()
             },
         }

@@ -9,6 +9,7 @@ use super::{caller, state};
 use crate::domain::ProductRole;
 use crate::domain::authorization::{Action, Object, Person, Sight, may_change, may_see};
 use crate::domain::seats::Usage;
+use crate::domain::status;
 use crate::error::{AppError, AppResult};
 use crate::store::models::{self, InviteStatus};
 use crate::store::{access, content, directory, invites};
@@ -596,7 +597,7 @@ impl User {
     /// `ACTIVE` or `DEACTIVATED`.
     async fn status(&self, ctx: &Context<'_>) -> AppResult<Option<&str>> {
         self.require(ctx, Sight::Full).await?;
-        Ok(Some(&self.user.status))
+        Ok(Some(self.user.status.as_str()))
     }
     /// When the account was created.
     async fn created_at(&self, ctx: &Context<'_>) -> AppResult<Option<DateTime<Utc>>> {
@@ -1009,6 +1010,19 @@ pub enum DeliveryStatus {
     Cancelled,
 }
 
+impl From<status::DeliveryStatus> for DeliveryStatus {
+    fn from(stored: status::DeliveryStatus) -> Self {
+        match stored {
+            status::DeliveryStatus::Queued => Self::Queued,
+            status::DeliveryStatus::Sending => Self::Sending,
+            status::DeliveryStatus::Sent => Self::Sent,
+            status::DeliveryStatus::Retrying => Self::Retrying,
+            status::DeliveryStatus::Failed => Self::Failed,
+            status::DeliveryStatus::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
 pub struct EmailDelivery(pub models::EmailDelivery);
 
 /// One email sent, or to be sent, for an invite, and how its delivery went. Emails go out in the
@@ -1017,14 +1031,7 @@ pub struct EmailDelivery(pub models::EmailDelivery);
 impl EmailDelivery {
     /// Where the delivery stands.
     async fn status(&self) -> DeliveryStatus {
-        match self.0.status.as_str() {
-            "QUEUED" => DeliveryStatus::Queued,
-            "SENDING" => DeliveryStatus::Sending,
-            "SENT" => DeliveryStatus::Sent,
-            "RETRYING" => DeliveryStatus::Retrying,
-            "FAILED" => DeliveryStatus::Failed,
-            _ => DeliveryStatus::Cancelled,
-        }
+        self.0.status.into()
     }
     /// The address it goes to.
     async fn recipient(&self) -> &str {

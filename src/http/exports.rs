@@ -2,6 +2,7 @@
 //! bounded whatever the organization's size, cells escaped against spreadsheet formula injection; and
 //! the bulk invite upload, checked whole before a background job invites its rows.
 
+use crate::domain::status::BulkRowStatus;
 use crate::domain::text::spreadsheet_safe;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -175,12 +176,13 @@ pub async fn external_users(state: web::Data<AppState>, req: HttpRequest) -> Htt
         },
         move |r: &external::ExportRow| {
             let until = crate::domain::policy::verified_until(r.verified_at, r.created_at, &policy);
+            // The export's own words, not `TwoStep`'s stored ones.
             let two_step = if r.authenticator {
                 "AUTHENTICATOR"
             } else if crate::domain::policy::two_step_applies(r.two_step_required, true, &policy) {
                 "EMAIL_CODE"
             } else {
-                "OFF"
+                "OFF" // not a column value
             };
             vec![
                 r.email.clone(),
@@ -238,17 +240,25 @@ pub async fn guests(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
             }
         },
         |r: &guests::GuestExportRow| {
+            // The export's own words for a guest and an open invite, not stored values.
+            let status = if r.invited {
+                "INVITED" // not a column value
+            } else {
+                "ACTIVE" // not a column value
+            };
             vec![
                 r.email.clone(),
                 r.name.clone(),
-                r.status.clone(),
+                status.to_string(),
                 r.space.clone().unwrap_or_default(),
                 r.sponsor.clone().unwrap_or_default(),
                 r.invited_by.clone().unwrap_or_default(),
                 time(r.accepted_at),
                 time(r.access_ends_at),
                 time(r.last_active_at),
-                r.delivery.clone().unwrap_or_default(),
+                r.delivery
+                    .map(|d| d.as_str().to_string())
+                    .unwrap_or_default(),
             ]
         },
         |r| (r.email_normalized.clone(), r.id),
@@ -298,7 +308,7 @@ pub async fn bulk_invite(
         .db
         .run(move |c| {
             let (b, progress) = bulk::create(c, &who, site, rows, now)?;
-            let invalid = bulk::rows(c, b.id, Some("INVALID"), None, i64::MAX)?;
+            let invalid = bulk::rows(c, b.id, Some(BulkRowStatus::Invalid), None, i64::MAX)?;
             Ok((b, progress, invalid))
         })
         .await;
@@ -308,7 +318,7 @@ pub async fn bulk_invite(
     };
     HttpResponse::Accepted().json(serde_json::json!({
         "id": crate::graphql::ids::global(crate::graphql::ids::Kind::BulkInvite, b.id),
-        "status": b.status,
+        "status": b.status.as_str(),
         "totalRows": progress.total,
         "validRows": progress.pending,
         "invalidRows": invalid.iter().map(|r| serde_json::json!({

@@ -3,6 +3,7 @@
 //! here without a database or a mail server (how the emails then read: `email`'s snapshots).
 
 use crate::auth::tokens::{LinkPurpose, LinkSigner};
+use crate::domain::status::{ChallengePurpose, NoticeKind};
 use crate::email::{
     CodeEmail, Email, InviteEmail, NoticeEmail, ResetEmail, ReverifyEmail, format_datetime,
 };
@@ -107,10 +108,9 @@ impl Composer<'_> {
 
     fn code(&self, user: &User, organization: &Organization, challenge: &LoginChallenge) -> Email {
         Email::Code(CodeEmail {
-            purpose: if challenge.purpose == "REVERIFY" {
-                CodeEmail::VERIFY_ADDRESS
-            } else {
-                CodeEmail::SIGN_IN
+            purpose: match challenge.purpose {
+                ChallengePurpose::Reverify => CodeEmail::VERIFY_ADDRESS,
+                ChallengePurpose::Login => CodeEmail::SIGN_IN,
             },
             name: user.display_name.clone(),
             organization: organization.name.clone(),
@@ -158,7 +158,10 @@ impl Composer<'_> {
         recipient: &User,
     ) -> Email {
         Email::Notice(NoticeEmail {
-            request: notice.kind == "EXTENSION_REQUEST",
+            request: match notice.kind {
+                NoticeKind::ExtensionRequest => true,
+                NoticeKind::LifetimeReminder => false,
+            },
             to_guest: recipient.id == guest.id,
             recipient: recipient.display_name.clone(),
             guest: guest.display_name.clone(),
@@ -223,7 +226,7 @@ mod tests {
             email_normalized: email.to_lowercase(),
             display_name: name.into(),
             password_hash: None,
-            status: "ACTIVE".into(),
+            status: crate::domain::status::UserStatus::Active,
             invited_by: None,
             two_step_required: false,
             created_at: at(0, 0),
@@ -252,7 +255,7 @@ mod tests {
             personal_message: message.map(Into::into),
             invited_by: id(10),
             token_nonce: vec![7; 16],
-            status: "PENDING".into(),
+            status: crate::domain::status::InviteStatus::Pending,
             created_at: at(9, 0),
             expires_at: at(9, 5) + chrono::Duration::days(7),
             accepted_at: None,
@@ -314,20 +317,20 @@ mod tests {
         assert_eq!((e.role, e.space, e.message), ("a member", None, None));
     }
 
-    fn challenge(purpose: &str, expires_at: DateTime<Utc>) -> Content {
+    fn challenge(purpose: ChallengePurpose, expires_at: DateTime<Utc>) -> Content {
         Content::LoginCode {
             user: grace(),
             organization: organization(),
             challenge: LoginChallenge {
                 id: id(30),
                 user_id: id(11),
-                method: "EMAIL".into(),
+                method: crate::domain::status::ChallengeMethod::Email,
                 code_nonce: vec![3; 16],
                 created_at: at(9, 25),
                 expires_at,
                 failed_attempts: 0,
                 consumed_at: None,
-                purpose: purpose.into(),
+                purpose,
             },
         }
     }
@@ -336,7 +339,7 @@ mod tests {
     fn a_code_says_what_it_is_for_and_how_long_it_lasts() {
         let code = signer().code(id(30), &[3; 16]);
         assert_eq!(
-            compose_now(&challenge("SIGN_IN", at(9, 40))),
+            compose_now(&challenge(ChallengePurpose::Login, at(9, 40))),
             Email::Code(CodeEmail {
                 purpose: CodeEmail::SIGN_IN,
                 name: "Grace Hopper".into(),
@@ -345,12 +348,12 @@ mod tests {
                 minutes: 10,
             })
         );
-        let Email::Code(e) = compose_now(&challenge("REVERIFY", at(9, 40))) else {
+        let Email::Code(e) = compose_now(&challenge(ChallengePurpose::Reverify, at(9, 40))) else {
             panic!("not a code")
         };
         assert_eq!(e.purpose, CodeEmail::VERIFY_ADDRESS);
         // Never "0 minutes": a code about to expire still reads as one minute.
-        let Email::Code(e) = compose_now(&challenge("SIGN_IN", now())) else {
+        let Email::Code(e) = compose_now(&challenge(ChallengePurpose::Login, now())) else {
             panic!("not a code")
         };
         assert_eq!(e.minutes, 1);
@@ -409,11 +412,11 @@ mod tests {
         );
     }
 
-    fn notice(kind: &str, recipient: User, ends_at: Option<DateTime<Utc>>) -> Content {
+    fn notice(kind: NoticeKind, recipient: User, ends_at: Option<DateTime<Utc>>) -> Content {
         Content::Notice {
             notice: Notice {
                 id: id(60),
-                kind: kind.into(),
+                kind,
                 site_id: id(2),
                 guest_id: id(11),
                 recipient_id: recipient.id,
@@ -432,7 +435,7 @@ mod tests {
     fn a_notice_is_a_request_or_a_reminder_to_the_guest_or_their_sponsor() {
         let ends = Some(at(12, 0) + chrono::Duration::days(14));
         assert_eq!(
-            compose_now(&notice("EXTENSION_REQUEST", ada(), ends)),
+            compose_now(&notice(NoticeKind::ExtensionRequest, ada(), ends)),
             Email::Notice(NoticeEmail {
                 request: true,
                 to_guest: false,
@@ -445,12 +448,14 @@ mod tests {
                 message: Some("Until March, please.".into()),
             })
         );
-        let Email::Notice(to_guest) = compose_now(&notice("LIFETIME_REMINDER", grace(), ends))
+        let Email::Notice(to_guest) =
+            compose_now(&notice(NoticeKind::LifetimeReminder, grace(), ends))
         else {
             panic!("not a notice")
         };
         assert_eq!((to_guest.request, to_guest.to_guest), (false, true));
-        let Email::Notice(open) = compose_now(&notice("LIFETIME_REMINDER", ada(), None)) else {
+        let Email::Notice(open) = compose_now(&notice(NoticeKind::LifetimeReminder, ada(), None))
+        else {
             panic!("not a notice")
         };
         assert_eq!((open.to_guest, open.ends), (false, None));

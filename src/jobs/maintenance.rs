@@ -6,6 +6,7 @@
 //! files paused at their uploader's daily cap whose moment has come, each with a new job.
 
 use crate::background::{MaintenanceJob, Task};
+use crate::domain::status::SweepTrigger;
 use crate::state::AppState;
 use crate::store::{bulk, external, queue, retention};
 use apalis::prelude::*;
@@ -29,7 +30,7 @@ async fn enqueue(ctx: &MaintenanceContext, task: Task, key: String) -> Result<()
                 c,
                 &MaintenanceJob {
                     task,
-                    trigger: "SCHEDULE".into(),
+                    trigger: SweepTrigger::Schedule.as_str().into(),
                 },
                 0.0,
                 Some(&key),
@@ -96,11 +97,9 @@ async fn sweep(
     let now = st.clock.now();
     let lead = st.config.reverify_lead_minutes;
     let domain = st.delivery.message_id_domain.clone();
-    let trigger = if trigger == "MANUAL" {
-        "MANUAL"
-    } else {
-        "SCHEDULE"
-    };
+    // A payload's trigger names a sweep trigger when it is one (`UPLOAD` and `RESUME` are a bulk
+    // file's); anything else is the schedule's.
+    let trigger = SweepTrigger::parse(trigger).unwrap_or(SweepTrigger::Schedule);
     let emailed = st
         .db
         .run(move |c| external::sweep(c, trigger, lead, &domain, now))
@@ -108,7 +107,7 @@ async fn sweep(
         .map_err(boxed)?;
     tracing::info!(
         emailed,
-        trigger,
+        trigger = trigger.as_str(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "re-verification sweep done"
     );

@@ -7,6 +7,7 @@ use crate::domain::ProductRole;
 use crate::domain::authorization::{Grants, Person, SiteAction, Standing, Viewer};
 use crate::domain::policy::{self, ApiTokenAccess, ExternalPolicy, TwoStep};
 use crate::domain::seats::Counts;
+use crate::domain::status::UserStatus;
 use crate::error::{AppError, AppResult};
 use crate::store::models::{Site, Space, User};
 use chrono::{DateTime, Duration, Utc};
@@ -55,11 +56,11 @@ struct AccountRow {
     #[diesel(sql_type = diesel::sql_types::Bool)]
     any_access: bool,
     #[diesel(sql_type = Nullable<diesel::sql_types::Text>)]
-    two_step: Option<String>,
+    two_step: Option<TwoStep>,
     #[diesel(sql_type = Nullable<diesel::sql_types::Integer>)]
     interval: Option<i32>,
     #[diesel(sql_type = Nullable<diesel::sql_types::Text>)]
-    api_token_access: Option<String>,
+    api_token_access: Option<ApiTokenAccess>,
     #[diesel(sql_type = Nullable<diesel::sql_types::Integer>)]
     idle: Option<i32>,
 }
@@ -68,9 +69,9 @@ impl AccountRow {
     /// The organization's external user policy, from the row's policy columns.
     fn policy(&self) -> ExternalPolicy {
         policy_from_row(
-            self.two_step.as_deref(),
+            self.two_step,
             self.interval,
-            self.api_token_access.as_deref(),
+            self.api_token_access,
             self.idle,
         )
     }
@@ -99,9 +100,10 @@ fn standing(conn: &mut PgConnection, user_id: Uuid) -> AppResult<Option<AccountR
            p.two_step, p.reverification_interval_minutes AS interval, p.api_token_access,
            p.session_idle_timeout_minutes AS idle
          FROM users u LEFT JOIN external_user_policies p ON p.organization_id = u.organization_id
-         WHERE u.id = $1 AND u.status = 'ACTIVE'"
+         WHERE u.id = $1 AND u.status = $2"
     ))
     .bind::<SqlUuid, _>(user_id)
+    .bind::<diesel::sql_types::Text, _>(UserStatus::Active)
     .get_result(conn)
     .optional()?)
 }
@@ -121,22 +123,16 @@ pub fn acting_as(conn: &mut PgConnection, user_id: Uuid) -> AppResult<Option<Cal
 
 /// A policy row's columns as the domain type (defaults when the organization has none).
 pub fn policy_from_row(
-    two_step: Option<&str>,
+    two_step: Option<TwoStep>,
     interval: Option<i32>,
-    api_token_access: Option<&str>,
+    api_token_access: Option<ApiTokenAccess>,
     idle: Option<i32>,
 ) -> ExternalPolicy {
     let d = ExternalPolicy::default();
     ExternalPolicy {
-        two_step: match two_step {
-            Some("REQUIRED") => TwoStep::Required,
-            _ => TwoStep::Off,
-        },
+        two_step: two_step.unwrap_or(d.two_step),
         reverification_interval_minutes: interval.unwrap_or(d.reverification_interval_minutes),
-        api_token_access: match api_token_access {
-            Some("BLOCKED") => ApiTokenAccess::Blocked,
-            _ => ApiTokenAccess::Allowed,
-        },
+        api_token_access: api_token_access.unwrap_or(d.api_token_access),
         session_idle_timeout_minutes: idle,
     }
 }

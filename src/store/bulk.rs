@@ -11,6 +11,7 @@
 use crate::db::schema::{bulk_invite_rows, bulk_invites, groups, spaces};
 use crate::domain::ProductRole;
 use crate::domain::bulk::{Known, Row, upload_problem};
+use crate::domain::status::{BulkRowStatus, BulkStatus};
 use crate::error::{AppError, AppResult};
 use crate::store::access::{self, Caller};
 use crate::store::audit::{self, Audit};
@@ -27,7 +28,7 @@ pub struct BulkInvite {
     pub organization_id: Uuid,
     pub site_id: Uuid,
     pub uploaded_by: Option<Uuid>,
-    pub status: String,
+    pub status: BulkStatus,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -45,7 +46,7 @@ pub struct BulkRow {
     pub space_key: Option<String>,
     pub group_names: Vec<String>,
     pub personal_message: Option<String>,
-    pub status: String,
+    pub status: BulkRowStatus,
     pub code: Option<String>,
     pub message: Option<String>,
     pub invite_id: Option<Uuid>,
@@ -85,14 +86,13 @@ pub fn create(
                 bulk_invites::organization_id.eq(org),
                 bulk_invites::site_id.eq(site_id),
                 bulk_invites::uploaded_by.eq(caller.user.id),
-                bulk_invites::status.eq("QUEUED"),
+                bulk_invites::status.eq(BulkStatus::Queued),
                 bulk_invites::created_at.eq(now),
             ))
             .execute(conn)?;
         let progress = insert_rows(conn, id, rows, &known, now)?;
-        queue::enqueue(
+        queue::enqueue_job(
             conn,
-            queue::MAINTENANCE_QUEUE,
             &crate::background::MaintenanceJob {
                 task: crate::background::Task::BulkInvite(id),
                 trigger: "UPLOAD".into(),
@@ -102,21 +102,14 @@ pub fn create(
         )?;
         audit::record(
             conn,
-            Audit {
-                organization_id: org,
-                actor_id: Some(caller.user.id),
-                action: "invite.bulk_upload",
-                target_type: "bulk_invite",
-                target_id: id.to_string(),
-                site_id: Some(site_id),
-                before: None,
-                after: Some(serde_json::json!({
+            Audit::new(org, caller.user.id, "invite.bulk_upload", now)
+                .target("bulk_invite", id)
+                .site(site_id)
+                .after(serde_json::json!({
                     "rows": progress.total,
                     "valid": progress.pending,
                     "invalid": progress.invalid,
                 })),
-                created_at: now,
-            },
         )?;
         let bulk = bulk_invites::table
             .find(id)
@@ -193,7 +186,11 @@ fn insert_rows(
             bulk_invite_rows::space_key.eq(r.space_key),
             bulk_invite_rows::group_names.eq(r.group_names),
             bulk_invite_rows::personal_message.eq(r.personal_message),
-            bulk_invite_rows::status.eq(if code.is_some() { "INVALID" } else { "PENDING" }),
+            bulk_invite_rows::status.eq(if code.is_some() {
+                BulkRowStatus::Invalid
+            } else {
+                BulkRowStatus::Pending
+            }),
             bulk_invite_rows::finished_at.eq(code.as_ref().map(|_| now)),
             bulk_invite_rows::code.eq(code),
             bulk_invite_rows::message.eq(message),
@@ -240,7 +237,7 @@ pub fn step(
             return Ok(Step::Done);
         };
         // A paused file waits for its moment (a job that runs early, e.g. retried, does nothing).
-        if bulk.status == "PAUSED"
+        if bulk.status == BulkStatus::Paused
             && let Some(until) = bulk.resumes_at
             && until > now
         {
@@ -254,7 +251,7 @@ pub fn step(
             }
             return Ok(Step::Done);
         };
-        if bulk.status != "RUNNING" {
+        if bulk.status != BulkStatus::Running {
             mark_running(conn, &bulk, now)?;
         }
         // A savepoint: a refused row rolls back only its own invite attempt.
@@ -281,7 +278,7 @@ pub fn step(
 fn next_row(conn: &mut PgConnection, bulk_id: Uuid) -> AppResult<Option<BulkRow>> {
     Ok(bulk_invite_rows::table
         .filter(bulk_invite_rows::bulk_id.eq(bulk_id))
-        .filter(bulk_invite_rows::status.eq("PENDING"))
+        .filter(bulk_invite_rows::status.eq(BulkRowStatus::Pending))
         .order(bulk_invite_rows::line.asc())
         .for_update()
         .skip_locked()
@@ -295,7 +292,7 @@ fn any_waiting(conn: &mut PgConnection, bulk_id: Uuid) -> AppResult<bool> {
     Ok(diesel::select(diesel::dsl::exists(
         bulk_invite_rows::table
             .filter(bulk_invite_rows::bulk_id.eq(bulk_id))
-            .filter(bulk_invite_rows::status.eq("PENDING")),
+            .filter(bulk_invite_rows::status.eq(BulkRowStatus::Pending)),
     ))
     .get_result(conn)?)
 }
@@ -303,9 +300,9 @@ fn any_waiting(conn: &mut PgConnection, bulk_id: Uuid) -> AppResult<bool> {
 /// Marks a file with no waiting row left `DONE` (once: a later step finds it done already).
 fn mark_done(conn: &mut PgConnection, bulk: &BulkInvite, now: DateTime<Utc>) -> AppResult<()> {
     diesel::update(bulk_invites::table.find(bulk.id))
-        .filter(bulk_invites::status.ne("DONE"))
+        .filter(bulk_invites::status.ne(BulkStatus::Done))
         .set((
-            bulk_invites::status.eq("DONE"),
+            bulk_invites::status.eq(BulkStatus::Done),
             bulk_invites::finished_at.eq(now),
             bulk_invites::started_at.eq(bulk.started_at.unwrap_or(now)),
             bulk_invites::resumes_at.eq(None::<DateTime<Utc>>),
@@ -318,7 +315,7 @@ fn mark_done(conn: &mut PgConnection, bulk: &BulkInvite, now: DateTime<Utc>) -> 
 fn mark_running(conn: &mut PgConnection, bulk: &BulkInvite, now: DateTime<Utc>) -> AppResult<()> {
     diesel::update(bulk_invites::table.find(bulk.id))
         .set((
-            bulk_invites::status.eq("RUNNING"),
+            bulk_invites::status.eq(BulkStatus::Running),
             bulk_invites::started_at.eq(bulk.started_at.unwrap_or(now)),
             bulk_invites::resumes_at.eq(None::<DateTime<Utc>>),
         ))
@@ -336,10 +333,10 @@ fn record_outcome(
     now: DateTime<Utc>,
 ) -> AppResult<bool> {
     let (status, code, message, invite_id) = match attempt {
-        Ok(invite) => ("INVITED", None, None, Some(invite)),
+        Ok(invite) => (BulkRowStatus::Invited, None, None, Some(invite)),
         Err(e @ (AppError::Internal(_) | AppError::Unavailable)) => return Err(e),
         Err(e) => (
-            "REFUSED",
+            BulkRowStatus::Refused,
             Some(e.code().as_str()),
             Some(e.to_string()),
             None,
@@ -375,7 +372,7 @@ fn pause_for_cap(
     let made = invites::daily_cap_window(conn, admin, now)?;
     let waiting: i64 = bulk_invite_rows::table
         .filter(bulk_invite_rows::bulk_id.eq(bulk.id))
-        .filter(bulk_invite_rows::status.eq("PENDING"))
+        .filter(bulk_invite_rows::status.eq(BulkRowStatus::Pending))
         .count()
         .get_result(conn)?;
     let pace = crate::domain::bulk::pace(policy.invites_per_admin_per_day, &made, waiting, now);
@@ -383,9 +380,9 @@ fn pause_for_cap(
         return Ok(None);
     };
     diesel::update(bulk_invites::table.find(bulk.id))
-        .filter(bulk_invites::status.ne("DONE"))
+        .filter(bulk_invites::status.ne(BulkStatus::Done))
         .set((
-            bulk_invites::status.eq("PAUSED"),
+            bulk_invites::status.eq(BulkStatus::Paused),
             bulk_invites::resumes_at.eq(until),
             bulk_invites::started_at.eq(bulk.started_at.unwrap_or(now)),
         ))
@@ -399,18 +396,17 @@ fn pause_for_cap(
 pub fn resume_due(conn: &mut PgConnection, now: DateTime<Utc>) -> AppResult<Vec<Uuid>> {
     conn.transaction(|conn| {
         let ids: Vec<Uuid> = diesel::update(bulk_invites::table)
-            .filter(bulk_invites::status.eq("PAUSED"))
+            .filter(bulk_invites::status.eq(BulkStatus::Paused))
             .filter(bulk_invites::resumes_at.le(now))
             .set((
-                bulk_invites::status.eq("RUNNING"),
+                bulk_invites::status.eq(BulkStatus::Running),
                 bulk_invites::resumes_at.eq(None::<DateTime<Utc>>),
             ))
             .returning(bulk_invites::id)
             .get_results(conn)?;
         for id in &ids {
-            queue::enqueue(
+            queue::enqueue_job(
                 conn,
-                queue::MAINTENANCE_QUEUE,
                 &crate::background::MaintenanceJob {
                     task: crate::background::Task::BulkInvite(*id),
                     trigger: "RESUME".into(),
@@ -501,14 +497,14 @@ pub fn in_org(conn: &mut PgConnection, org: Uuid, id: Uuid) -> AppResult<(BulkIn
 }
 
 pub fn progress(conn: &mut PgConnection, id: Uuid) -> AppResult<Progress> {
-    let counts: Vec<(String, i64)> = bulk_invite_rows::table
+    let counts: Vec<(BulkRowStatus, i64)> = bulk_invite_rows::table
         .filter(bulk_invite_rows::bulk_id.eq(id))
         .group_by(bulk_invite_rows::status)
         .select((bulk_invite_rows::status, diesel::dsl::count_star()))
         .load(conn)?;
     let mut p = Progress::default();
     for (status, n) in counts {
-        p.add(&status, n);
+        p.add(status, n);
     }
     Ok(p)
 }
@@ -517,7 +513,7 @@ pub fn progress(conn: &mut PgConnection, id: Uuid) -> AppResult<Progress> {
 pub fn rows(
     conn: &mut PgConnection,
     id: Uuid,
-    status: Option<&str>,
+    status: Option<BulkRowStatus>,
     after_line: Option<i32>,
     limit: i64,
 ) -> AppResult<Vec<BulkRow>> {
@@ -529,7 +525,7 @@ pub fn rows(
         .select(BulkRow::as_select())
         .into_boxed();
     if let Some(s) = status {
-        q = q.filter(bulk_invite_rows::status.eq(s.to_string()));
+        q = q.filter(bulk_invite_rows::status.eq(s));
     }
     Ok(q.load(conn)?)
 }
@@ -586,7 +582,7 @@ fn progress_of(
     conn: &mut PgConnection,
     ids: &[Uuid],
 ) -> AppResult<std::collections::HashMap<Uuid, Progress>> {
-    let counts: Vec<(Uuid, String, i64)> = bulk_invite_rows::table
+    let counts: Vec<(Uuid, BulkRowStatus, i64)> = bulk_invite_rows::table
         .filter(bulk_invite_rows::bulk_id.eq_any(ids))
         .group_by((bulk_invite_rows::bulk_id, bulk_invite_rows::status))
         .select((
@@ -597,20 +593,20 @@ fn progress_of(
         .load(conn)?;
     let mut out: std::collections::HashMap<Uuid, Progress> = std::collections::HashMap::new();
     for (id, status, n) in counts {
-        out.entry(id).or_default().add(&status, n);
+        out.entry(id).or_default().add(status, n);
     }
     Ok(out)
 }
 
 impl Progress {
     /// Counts `n` rows in `status`.
-    fn add(&mut self, status: &str, n: i64) {
+    fn add(&mut self, status: BulkRowStatus, n: i64) {
         self.total += n;
         match status {
-            "PENDING" => self.pending += n,
-            "INVITED" => self.invited += n,
-            "REFUSED" => self.refused += n,
-            _ => self.invalid += n,
+            BulkRowStatus::Pending => self.pending += n,
+            BulkRowStatus::Invited => self.invited += n,
+            BulkRowStatus::Refused => self.refused += n,
+            BulkRowStatus::Invalid => self.invalid += n,
         }
     }
 }

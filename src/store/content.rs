@@ -98,17 +98,15 @@ pub fn create_space(
         })?;
         audit::record(
             conn,
-            Audit {
-                organization_id: caller.user.organization_id,
-                actor_id: Some(caller.user.id),
-                action: "space.create",
-                target_type: "space",
-                target_id: space.id.to_string(),
-                site_id: Some(site_id),
-                before: None,
-                after: Some(serde_json::json!({ "key": space.key, "name": space.name })),
-                created_at: now,
-            },
+            Audit::new(
+                caller.user.organization_id,
+                caller.user.id,
+                "space.create",
+                now,
+            )
+            .target("space", space.id)
+            .site(site_id)
+            .after(serde_json::json!({ "key": space.key, "name": space.name })),
         )?;
         Ok(space)
     })
@@ -174,17 +172,15 @@ pub fn create_page(
             .get_result(conn)?;
         audit::record(
             conn,
-            Audit {
-                organization_id: caller.user.organization_id,
-                actor_id: Some(caller.user.id),
-                action: "page.create",
-                target_type: "page",
-                target_id: page.id.to_string(),
-                site_id: Some(space.site_id),
-                before: None,
-                after: Some(serde_json::json!({ "space": space.id, "title": page.title })),
-                created_at: now,
-            },
+            Audit::new(
+                caller.user.organization_id,
+                caller.user.id,
+                "page.create",
+                now,
+            )
+            .target("page", page.id)
+            .site(space.site_id)
+            .after(serde_json::json!({ "space": space.id, "title": page.title })),
         )?;
         Ok(page)
     })

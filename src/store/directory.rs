@@ -91,17 +91,11 @@ pub fn update_settings(
             .get_result(conn)?;
         audit::record(
             conn,
-            Audit {
-                organization_id: site.organization_id,
-                actor_id: Some(caller.user.id),
-                action: "site.settings",
-                target_type: "site",
-                target_id: site.id.to_string(),
-                site_id: Some(site.id),
-                before: Some(json!({ "userLimit": old.user_limit, "guestRatio": old.guest_ratio, "inviteExpiryDays": old.invite_expiry_days, "maxGuestLifetimeDays": old.max_guest_lifetime_days, "guestReminderDays": old.guest_reminder_days })),
-                after: Some(json!({ "userLimit": site.user_limit, "guestRatio": site.guest_ratio, "inviteExpiryDays": site.invite_expiry_days, "maxGuestLifetimeDays": site.max_guest_lifetime_days, "guestReminderDays": site.guest_reminder_days })),
-                created_at: now,
-            },
+            Audit::new(site.organization_id, caller.user.id, "site.settings", now)
+.target("site", site.id)
+.site(site.id)
+.before(json!({ "userLimit": old.user_limit, "guestRatio": old.guest_ratio, "inviteExpiryDays": old.invite_expiry_days, "maxGuestLifetimeDays": old.max_guest_lifetime_days, "guestReminderDays": old.guest_reminder_days }))
+.after(json!({ "userLimit": site.user_limit, "guestRatio": site.guest_ratio, "inviteExpiryDays": site.invite_expiry_days, "maxGuestLifetimeDays": site.max_guest_lifetime_days, "guestReminderDays": site.guest_reminder_days })),
         )?;
         Ok(site)
     })

@@ -13,11 +13,10 @@ use uuid::Uuid;
 
 /// The mode and patterns of an organization.
 pub fn rules(conn: &mut PgConnection, org: Uuid) -> AppResult<(DomainMode, Vec<String>)> {
-    let mode: String = organizations::table
+    let mode: DomainMode = organizations::table
         .find(org)
         .select(organizations::guest_domain_mode)
         .first(conn)?;
-    let mode = DomainMode::parse(&mode);
     if mode == DomainMode::None {
         return Ok((mode, Vec::new()));
     }
@@ -63,7 +62,7 @@ pub fn set_rules(
     conn.transaction(|conn| {
         let before = rules(conn, org)?;
         diesel::update(organizations::table.find(org))
-            .set(organizations::guest_domain_mode.eq(mode.as_str()))
+            .set(organizations::guest_domain_mode.eq(mode))
             .execute(conn)?;
         diesel::delete(
             guest_domain_rules::table.filter(guest_domain_rules::organization_id.eq(org)),
@@ -86,17 +85,10 @@ pub fn set_rules(
         }
         audit::record(
             conn,
-            Audit {
-                organization_id: org,
-                actor_id: Some(caller.user.id),
-                action: "guestDomainRules.set",
-                target_type: "organization",
-                target_id: org.to_string(),
-                site_id: None,
-                before: Some(json!({ "mode": before.0.as_str(), "domains": before.1 })),
-                after: Some(json!({ "mode": mode.as_str(), "domains": patterns })),
-                created_at: now,
-            },
+            Audit::new(org, caller.user.id, "guestDomainRules.set", now)
+                .target("organization", org)
+                .before(json!({ "mode": before.0.as_str(), "domains": before.1 }))
+                .after(json!({ "mode": mode.as_str(), "domains": patterns })),
         )?;
         Ok((mode, patterns.clone()))
     })

@@ -4,10 +4,11 @@
 
 use crate::background::EmailJob;
 use crate::db::schema::*;
+use crate::domain::status::DeliveryStatus;
 use crate::error::AppResult;
 use crate::store::models::{
-    EmailDelivery, Invite, InviteStatus, LoginChallenge, Notice, Organization, PasswordReset,
-    ReverificationLink, Site, Space, User,
+    DeliverySubject, EmailDelivery, Invite, InviteStatus, LoginChallenge, Notice, Organization,
+    PasswordReset, ReverificationLink, Site, Space, User,
 };
 use crate::store::queue;
 use chrono::{DateTime, Utc};
@@ -91,14 +92,12 @@ fn subject(
     now: DateTime<Utc>,
 ) -> AppResult<Option<Content>> {
     let nonce = d.token_nonce.as_deref();
-    let id = |id: Option<Uuid>| id.unwrap_or_default();
-    match d.kind.as_str() {
-        "INVITE" => invite(conn, id(d.invite_id), nonce, now),
-        "LOGIN_CODE" => login_code(conn, id(d.challenge_id), nonce, now),
-        "PASSWORD_RESET" => password_reset(conn, id(d.reset_id), nonce, now),
-        "REVERIFY" => reverify(conn, id(d.reverify_id), nonce, now),
-        "NOTICE" => notice(conn, id(d.notice_id)),
-        _ => Ok(None),
+    match d.subject {
+        DeliverySubject::Invite(id) => invite(conn, id, nonce, now),
+        DeliverySubject::LoginCode(id) => login_code(conn, id, nonce, now),
+        DeliverySubject::PasswordReset(id) => password_reset(conn, id, nonce, now),
+        DeliverySubject::Reverify(id) => reverify(conn, id, nonce, now),
+        DeliverySubject::Notice(id) => notice(conn, id),
     }
 }
 
@@ -271,12 +270,12 @@ pub fn claim(conn: &mut PgConnection, delivery_id: Uuid, now: DateTime<Utc>) -> 
         else {
             return Ok(Claim::Skip("delivery no longer exists"));
         };
-        if matches!(d.status.as_str(), "SENT" | "FAILED" | "CANCELLED") {
+        if d.status.is_final() {
             return Ok(Claim::Skip("delivery already finished"));
         }
         // Another worker holds it (its job may look orphaned while the database was away). Look
         // again when its lease ends: if it died mid-send, the email goes out then.
-        if d.status == "SENDING"
+        if d.status == DeliveryStatus::Sending
             && let Some(until) = d.next_attempt_at.filter(|t| *t > now)
         {
             let wait = (until - now).to_std().unwrap_or_default();
@@ -291,7 +290,7 @@ pub fn claim(conn: &mut PgConnection, delivery_id: Uuid, now: DateTime<Utc>) -> 
         let Some(content) = subject(conn, &d, now)? else {
             diesel::update(email_deliveries::table.find(d.id))
                 .set((
-                    email_deliveries::status.eq("CANCELLED"),
+                    email_deliveries::status.eq(DeliveryStatus::Cancelled),
                     email_deliveries::next_attempt_at.eq(None::<DateTime<Utc>>),
                 ))
                 .execute(conn)?;
@@ -299,7 +298,7 @@ pub fn claim(conn: &mut PgConnection, delivery_id: Uuid, now: DateTime<Utc>) -> 
         };
         let delivery: EmailDelivery = diesel::update(email_deliveries::table.find(d.id))
             .set((
-                email_deliveries::status.eq("SENDING"),
+                email_deliveries::status.eq(DeliveryStatus::Sending),
                 email_deliveries::attempts.eq(email_deliveries::attempts + 1),
                 // The lease: while it runs, nobody else sends this email.
                 email_deliveries::next_attempt_at
@@ -314,7 +313,7 @@ pub fn claim(conn: &mut PgConnection, delivery_id: Uuid, now: DateTime<Utc>) -> 
 pub fn mark_sent(conn: &mut PgConnection, id: Uuid, now: DateTime<Utc>) -> AppResult<()> {
     diesel::update(email_deliveries::table.find(id))
         .set((
-            email_deliveries::status.eq("SENT"),
+            email_deliveries::status.eq(DeliveryStatus::Sent),
             email_deliveries::sent_at.eq(now),
             email_deliveries::last_error.eq(None::<String>),
             email_deliveries::next_attempt_at.eq(None::<DateTime<Utc>>),
@@ -331,7 +330,7 @@ pub fn mark_failed(conn: &mut PgConnection, id: Uuid, error: &str) -> AppResult<
                 .filter(email_deliveries::status.ne("FAILED")),
         )
         .set((
-            email_deliveries::status.eq("FAILED"),
+            email_deliveries::status.eq(DeliveryStatus::Failed),
             email_deliveries::last_error.eq(truncate(error)),
             email_deliveries::next_attempt_at.eq(None::<DateTime<Utc>>),
         ))
@@ -387,7 +386,7 @@ pub fn schedule_retry(
         let next = now + chrono::Duration::from_std(delay).unwrap_or_default();
         diesel::update(email_deliveries::table.find(id))
             .set((
-                email_deliveries::status.eq("RETRYING"),
+                email_deliveries::status.eq(DeliveryStatus::Retrying),
                 email_deliveries::last_error.eq(truncate(error)),
                 email_deliveries::next_attempt_at.eq(next),
             ))

@@ -5,6 +5,9 @@
 use crate::auth::tokens::{LinkPurpose, LinkSigner, random_nonce};
 use crate::db::schema::*;
 use crate::domain::policy::{self, ApiTokenAccess, Effects, ExternalPolicy, PersonFacts, TwoStep};
+use crate::domain::status::{
+    ChallengeMethod, ChallengePurpose, DeliveryStatus, EmailKind, SweepTrigger, UserStatus,
+};
 use crate::error::{AppError, AppResult};
 use crate::store::access::{Caller, policy_from_row};
 use crate::store::audit::{self, Audit};
@@ -25,28 +28,6 @@ pub const REVIEW_MINUTES: i64 = 30;
 pub const LINK_DAYS: i64 = 14;
 /// The sweep's batch size: memory stays bounded whatever the population.
 pub const SWEEP_BATCH: i64 = 1000;
-
-fn org_event(
-    caller: &Caller,
-    action: &'static str,
-    target_type: &'static str,
-    target_id: String,
-    before: Option<serde_json::Value>,
-    after: Option<serde_json::Value>,
-    now: DateTime<Utc>,
-) -> Audit {
-    Audit {
-        organization_id: caller.user.organization_id,
-        actor_id: Some(caller.user.id),
-        action,
-        target_type,
-        target_id,
-        site_id: None,
-        before,
-        after,
-        created_at: now,
-    }
-}
 
 fn require_org_admin(caller: &Caller) -> AppResult<()> {
     if caller.org_admin {
@@ -114,15 +95,8 @@ pub fn set_domain(
             };
             audit::record(
                 conn,
-                org_event(
-                    caller,
-                    action,
-                    "domain",
-                    domain.to_string(),
-                    None,
-                    None,
-                    now,
-                ),
+                Audit::new(caller.user.organization_id, caller.user.id, action, now)
+                    .target("domain", domain),
             )?;
         }
         crate::store::org::verified_domains(conn, org)
@@ -140,7 +114,7 @@ pub fn standing_of(conn: &mut PgConnection, user: &User) -> AppResult<(bool, Ext
 
 /// The organization's policy (defaults when it never set one).
 pub fn policy(conn: &mut PgConnection, org: Uuid) -> AppResult<ExternalPolicy> {
-    let row: Option<(String, i32, String, Option<i32>)> = external_user_policies::table
+    let row: Option<(TwoStep, i32, ApiTokenAccess, Option<i32>)> = external_user_policies::table
         .find(org)
         .select((
             external_user_policies::two_step,
@@ -151,7 +125,7 @@ pub fn policy(conn: &mut PgConnection, org: Uuid) -> AppResult<ExternalPolicy> {
         .first(conn)
         .optional()?;
     Ok(match row {
-        Some((t, i, a, idle)) => policy_from_row(Some(&t), Some(i), Some(&a), idle),
+        Some((t, i, a, idle)) => policy_from_row(Some(t), Some(i), Some(a), idle),
         None => ExternalPolicy::default(),
     })
 }
@@ -185,12 +159,13 @@ fn external_people(
            (SELECT min(s.last_seen_at) FROM sessions s WHERE s.user_id = u.id AND s.revoked_at IS NULL
               AND s.expires_at > $2) AS oldest_seen
          FROM users u
-         WHERE u.organization_id = $1 AND u.status = 'ACTIVE'
+         WHERE u.organization_id = $1 AND u.status = $3
            AND u.external
          ORDER BY u.email_normalized, u.id",
     )
     .bind::<SqlUuid, _>(org)
     .bind::<Timestamptz, _>(now)
+    .bind::<Text, _>(UserStatus::Active)
     .load(conn)?;
     Ok(rows
         .into_iter()
@@ -358,14 +333,7 @@ fn write_policy(
     by: Uuid,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    let two_step = match new.two_step {
-        TwoStep::Off => "OFF",
-        TwoStep::Required => "REQUIRED",
-    };
-    let tokens = match new.api_token_access {
-        ApiTokenAccess::Allowed => "ALLOWED",
-        ApiTokenAccess::Blocked => "BLOCKED",
-    };
+    let (two_step, tokens) = (new.two_step, new.api_token_access);
     diesel::insert_into(external_user_policies::table)
         .values((
             external_user_policies::organization_id.eq(org),
@@ -403,29 +371,26 @@ fn policy_events(
     now: DateTime<Utc>,
 ) -> Vec<Audit> {
     let org = caller.user.organization_id;
-    let mut events = vec![org_event(
-        caller,
-        "policy.update",
-        "organization",
-        org.to_string(),
-        Some(json!(old)),
-        Some(json!(new)),
-        now,
-    )];
+    let mut events = vec![
+        Audit::new(
+            caller.user.organization_id,
+            caller.user.id,
+            "policy.update",
+            now,
+        )
+        .target("organization", org)
+        .before(json!(old))
+        .after(json!(new)),
+    ];
     if old.api_token_access != new.api_token_access {
         let action = match new.api_token_access {
             ApiTokenAccess::Blocked => "policy.apiTokensBlocked",
             ApiTokenAccess::Allowed => "policy.apiTokensAllowed",
         };
-        events.push(org_event(
-            caller,
-            action,
-            "organization",
-            org.to_string(),
-            None,
-            None,
-            now,
-        ));
+        events.push(
+            Audit::new(caller.user.organization_id, caller.user.id, action, now)
+                .target("organization", org),
+        );
     }
     events
 }
@@ -446,15 +411,14 @@ pub fn reset_sessions(
         let n = end_sessions(conn, &ids, now)?;
         audit::record(
             conn,
-            org_event(
-                caller,
+            Audit::new(
+                caller.user.organization_id,
+                caller.user.id,
                 "externalSessions.reset",
-                "organization",
-                org.to_string(),
-                None,
-                Some(json!({ "sessionsEnded": n, "people": ids.len() })),
                 now,
-            ),
+            )
+            .target("organization", org)
+            .after(json!({ "sessionsEnded": n, "people": ids.len() })),
         )?;
         Ok(n)
     })
@@ -466,17 +430,10 @@ fn verified(conn: &mut PgConnection, user: &User, how: &str, now: DateTime<Utc>)
         .execute(conn)?;
     audit::record(
         conn,
-        Audit {
-            organization_id: user.organization_id,
-            actor_id: Some(user.id),
-            action: "user.reverify",
-            target_type: "user",
-            target_id: user.id.to_string(),
-            site_id: None,
-            before: Some(json!({ "verifiedAt": user.verified_at })),
-            after: Some(json!({ "verifiedAt": now, "by": how })),
-            created_at: now,
-        },
+        Audit::new(user.organization_id, user.id, "user.reverify", now)
+            .target("user", user.id)
+            .before(json!({ "verifiedAt": user.verified_at }))
+            .after(json!({ "verifiedAt": now, "by": how })),
     )
 }
 
@@ -492,7 +449,7 @@ pub fn request_code(
         diesel::update(
             login_challenges::table
                 .filter(login_challenges::user_id.eq(user.id))
-                .filter(login_challenges::purpose.eq("REVERIFY"))
+                .filter(login_challenges::purpose.eq(ChallengePurpose::Reverify))
                 .filter(login_challenges::consumed_at.is_null()),
         )
         .set(login_challenges::consumed_at.eq(now))
@@ -502,8 +459,8 @@ pub fn request_code(
         let id: Uuid = diesel::insert_into(login_challenges::table)
             .values((
                 login_challenges::user_id.eq(user.id),
-                login_challenges::method.eq("EMAIL"),
-                login_challenges::purpose.eq("REVERIFY"),
+                login_challenges::method.eq(ChallengeMethod::Email),
+                login_challenges::purpose.eq(ChallengePurpose::Reverify),
                 login_challenges::code_nonce.eq(&nonce),
                 login_challenges::created_at.eq(now),
                 login_challenges::expires_at.eq(expires_at),
@@ -526,7 +483,7 @@ pub fn complete_code(
     conn.transaction::<AppResult<()>, AppError, _>(|conn| {
         let ch: Option<LoginChallenge> = login_challenges::table
             .filter(login_challenges::user_id.eq(user.id))
-            .filter(login_challenges::purpose.eq("REVERIFY"))
+            .filter(login_challenges::purpose.eq(ChallengePurpose::Reverify))
             .filter(login_challenges::consumed_at.is_null())
             .filter(login_challenges::expires_at.gt(now))
             .filter(login_challenges::failed_attempts.lt(crate::store::signin::MAX_CODE_ATTEMPTS))
@@ -663,7 +620,7 @@ fn sweep_batch(
                         + make_interval(mins => coalesce(p.reverification_interval_minutes, 43200)) AS until
                FROM users u
                LEFT JOIN external_user_policies p ON p.organization_id = u.organization_id
-               WHERE u.id > $1 AND u.status = 'ACTIVE'
+               WHERE u.id > $1 AND u.status = $9
                  AND u.reverify_notified_for IS DISTINCT FROM coalesce(u.verified_at, u.created_at)
                  AND coalesce(u.verified_at, u.created_at)
                      + make_interval(mins => coalesce(p.reverification_interval_minutes, 43200))
@@ -685,7 +642,7 @@ fn sweep_batch(
              deliveries AS (
                INSERT INTO email_deliveries (organization_id, kind, reverify_id, token_nonce, recipient, status,
                                              message_id, created_at, give_up_at)
-               SELECT due.organization_id, 'REVERIFY', l.id, l.token_nonce, due.email, 'QUEUED',
+               SELECT due.organization_id, $10, l.id, l.token_nonce, due.email, $11,
                       '<reverify.' || replace(l.id::text, '-', '') || '@' || $6 || '>', $2, $2 + interval '1 day'
                FROM links l JOIN due ON due.id = l.user_id
                RETURNING id
@@ -711,6 +668,9 @@ fn sweep_batch(
         .bind::<Text, _>(message_id_domain)
         .bind::<Text, _>(queue::EMAIL_QUEUE)
         .bind::<Integer, _>(queue::MAX_ATTEMPTS)
+        .bind::<Text, _>(UserStatus::Active)
+        .bind::<Text, _>(EmailKind::Reverify)
+        .bind::<Text, _>(DeliveryStatus::Queued)
         .get_result(conn)?;
         record_reminded(conn, &row.reminded, now)?;
         Ok(row)
@@ -721,7 +681,7 @@ fn sweep_batch(
 /// Runs a whole sweep in batches and records it; returns how many people were emailed.
 pub fn sweep(
     conn: &mut PgConnection,
-    trigger: &str,
+    trigger: SweepTrigger,
     lead_minutes: Option<i32>,
     message_id_domain: &str,
     now: DateTime<Utc>,
@@ -754,13 +714,16 @@ pub fn sweep(
 
 /// Queues a sweep to run on a worker. With a key, a second request for the same key is ignored (a
 /// scheduler tick fired by every replica runs once).
-pub fn enqueue_sweep(conn: &mut PgConnection, trigger: &str, key: Option<&str>) -> AppResult<bool> {
-    queue::enqueue(
+pub fn enqueue_sweep(
+    conn: &mut PgConnection,
+    trigger: SweepTrigger,
+    key: Option<&str>,
+) -> AppResult<bool> {
+    queue::enqueue_job(
         conn,
-        queue::MAINTENANCE_QUEUE,
         &crate::background::MaintenanceJob {
             task: crate::background::Task::Sweep,
-            trigger: trigger.to_string(),
+            trigger: trigger.as_str().to_string(),
         },
         0.0,
         key,
@@ -798,13 +761,14 @@ pub fn sweep_status(
     let interval = policy(conn, org)?.reverification_interval_minutes;
     let pending: Count = diesel::sql_query(
         "SELECT count(*) AS n FROM users u
-         WHERE u.organization_id = $1 AND u.status = 'ACTIVE'
+         WHERE u.organization_id = $1 AND u.status = $4
            AND coalesce(u.verified_at, u.created_at) + make_interval(mins => $2) <= $3
            AND u.external",
     )
     .bind::<SqlUuid, _>(org)
     .bind::<Integer, _>(interval)
     .bind::<Timestamptz, _>(now)
+    .bind::<Text, _>(UserStatus::Active)
     .get_result(conn)?;
     Ok(SweepStatus {
         last_run_at: last.map(|l| l.0),

@@ -4,6 +4,7 @@
 use crate::db::schema::*;
 use crate::domain::ProductRole;
 use crate::domain::removal::{self, GroupsElsewhere};
+use crate::domain::status::UserStatus;
 use crate::error::{AddressError, AppError, AppResult, ErrorCode};
 use crate::store::access::{self, Caller};
 use crate::store::audit::{self, Audit};
@@ -199,22 +200,15 @@ pub fn remove_access(
         let mut out = changes::finish(conn, before, &ctx)?;
         audit::record(
             conn,
-            Audit {
-                organization_id: org,
-                actor_id: actor,
-                action,
-                target_type: "user",
-                target_id: user_id.to_string(),
-                site_id: Some(site_id),
-                before: None,
-                after: Some(json!({
+            Audit::new(org, actor, action, now)
+                .target("user", user_id)
+                .site(site_id)
+                .after(json!({
                     "groupsLeft": groups,
                     "invitesRevoked": revoked,
                     "sessionsEnded": ended,
                     "reason": reason,
                 })),
-                created_at: now,
-            },
         )?;
         out.dry_run = dry_run;
         Ok(out)
@@ -287,7 +281,7 @@ fn require_an_org_admin(conn: &mut PgConnection, org: Uuid) -> AppResult<()> {
     let n: i64 = org_admins::table
         .inner_join(users::table.on(users::id.eq(org_admins::user_id)))
         .filter(org_admins::organization_id.eq(org))
-        .filter(users::status.eq("ACTIVE"))
+        .filter(users::status.eq(UserStatus::Active))
         .count()
         .get_result(conn)?;
     if n == 0 {
@@ -326,21 +320,19 @@ pub fn set_admin_role(
         if changed > 0 {
             audit::record(
                 conn,
-                Audit {
-                    organization_id: org,
-                    actor_id: Some(caller.user.id),
-                    action: if granted {
+                Audit::new(
+                    org,
+                    caller.user.id,
+                    if granted {
                         "admin.grant"
                     } else {
                         "admin.revoke"
                     },
-                    target_type: "user",
-                    target_id: user_id.to_string(),
-                    site_id: site,
-                    before: None,
-                    after: Some(json!({ "role": format!("{role:?}"), "granted": granted })),
-                    created_at: now,
-                },
+                    now,
+                )
+                .target("user", user_id)
+                .site(site)
+                .after(json!({ "role": format!("{role:?}"), "granted": granted })),
             )?;
         }
         Ok(user)
@@ -468,21 +460,19 @@ pub fn set_space_admin(
         if changed > 0 {
             audit::record(
                 conn,
-                Audit {
-                    organization_id: user.organization_id,
-                    actor_id: Some(caller.user.id),
-                    action: if granted {
+                Audit::new(
+                    user.organization_id,
+                    caller.user.id,
+                    if granted {
                         "spaceAdmin.add"
                     } else {
                         "spaceAdmin.remove"
                     },
-                    target_type: "space",
-                    target_id: space_id.to_string(),
-                    site_id: Some(space.site_id),
-                    before: None,
-                    after: Some(json!({ "user": user_id })),
-                    created_at: now,
-                },
+                    now,
+                )
+                .target("space", space_id)
+                .site(space.site_id)
+                .after(json!({ "user": user_id })),
             )?;
         }
         Ok(space)
@@ -527,7 +517,11 @@ pub fn set_active(
         let granted = granted_sites(conn, user_id)?;
         let sites = changes::lock_sites(conn, &granted)?;
         let before = Snapshot::take(conn, sites, vec![user_id], now)?;
-        let status = if active { "ACTIVE" } else { "DEACTIVATED" };
+        let status = if active {
+            UserStatus::Active
+        } else {
+            UserStatus::Deactivated
+        };
         let user: User = diesel::update(users::table.find(user_id))
             .set(users::status.eq(status))
             .returning(User::as_returning())
@@ -546,17 +540,9 @@ pub fn set_active(
         let out = changes::finish(conn, before, &ctx)?;
         audit::record(
             conn,
-            Audit {
-                organization_id: org,
-                actor_id: Some(caller.user.id),
-                action,
-                target_type: "user",
-                target_id: user_id.to_string(),
-                site_id: None,
-                before: None,
-                after: Some(json!({ "status": status })),
-                created_at: now,
-            },
+            Audit::new(org, caller.user.id, action, now)
+                .target("user", user_id)
+                .after(json!({ "status": status.as_str() })),
         )?;
         Ok((user, out))
     })

@@ -137,17 +137,9 @@ pub fn create(
             .ok_or_else(|| name_taken(name))?;
         audit::record(
             conn,
-            Audit {
-                organization_id: org,
-                actor_id: Some(caller.user.id),
-                action: "group.create",
-                target_type: "group",
-                target_id: g.id.to_string(),
-                site_id: None,
-                before: None,
-                after: Some(json!({ "name": g.name })),
-                created_at: now,
-            },
+            Audit::new(org, caller.user.id, "group.create", now)
+                .target("group", g.id)
+                .after(json!({ "name": g.name })),
         )?;
         Ok(g)
     })
@@ -182,17 +174,10 @@ pub fn rename(
             .get_result(conn)?;
         audit::record(
             conn,
-            Audit {
-                organization_id: g.organization_id,
-                actor_id: Some(caller.user.id),
-                action: "group.rename",
-                target_type: "group",
-                target_id: id.to_string(),
-                site_id: None,
-                before: Some(json!({ "name": old.name })),
-                after: Some(json!({ "name": g.name })),
-                created_at: now,
-            },
+            Audit::new(g.organization_id, caller.user.id, "group.rename", now)
+                .target("group", id)
+                .before(json!({ "name": old.name }))
+                .after(json!({ "name": g.name })),
         )?;
         Ok(g)
     })
@@ -243,17 +228,9 @@ pub fn delete(
         let mut out = changes::finish(conn, before, &ctx)?;
         audit::record(
             conn,
-            Audit {
-                organization_id: g.organization_id,
-                actor_id: Some(caller.user.id),
-                action: "group.delete",
-                target_type: "group",
-                target_id: g.id.to_string(),
-                site_id: None,
-                before: Some(json!({ "name": g.name })),
-                after: None,
-                created_at: now,
-            },
+            Audit::new(g.organization_id, caller.user.id, "group.delete", now)
+                .target("group", g.id)
+                .before(json!({ "name": g.name })),
         )?;
         out.dry_run = dry_run;
         Ok(out)
@@ -312,17 +289,11 @@ pub fn set_site_role(
         let mut out = changes::finish(conn, before, &ctx)?;
         audit::record(
             conn,
-            Audit {
-                organization_id: g.organization_id,
-                actor_id: Some(caller.user.id),
-                action: "group.setSiteRole",
-                target_type: "group",
-                target_id: g.id.to_string(),
-                site_id: Some(site_id),
-                before: Some(json!({ "role": old.and_then(ProductRole::from_rank) })),
-                after: Some(json!({ "role": role })),
-                created_at: now,
-            },
+            Audit::new(g.organization_id, caller.user.id, "group.setSiteRole", now)
+                .target("group", g.id)
+                .site(site_id)
+                .before(json!({ "role": old.and_then(ProductRole::from_rank) }))
+                .after(json!({ "role": role })),
         )?;
         out.dry_run = dry_run;
         Ok(out)
@@ -407,16 +378,10 @@ fn change_members(
         let mut out = changes::finish(conn, before, &ctx)?;
         let events: Vec<Audit> = touched
             .iter()
-            .map(|u| Audit {
-                organization_id: g.organization_id,
-                actor_id: Some(caller.user.id),
-                action,
-                target_type: "group",
-                target_id: g.id.to_string(),
-                site_id: None,
-                before: None,
-                after: Some(json!({ "user": u })),
-                created_at: now,
+            .map(|u| {
+                Audit::new(g.organization_id, caller.user.id, action, now)
+                    .target("group", g.id)
+                    .after(json!({ "user": u }))
             })
             .collect();
         audit::record_all(conn, events)?;

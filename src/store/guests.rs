@@ -3,6 +3,7 @@
 use crate::db::schema::*;
 use crate::domain::ProductRole;
 use crate::domain::domains::DomainMode;
+use crate::domain::status::{DeliveryStatus, InviteStatus};
 use crate::error::{AppError, AppResult};
 use crate::store::access::{self, Caller};
 use crate::store::audit::{self, Audit};
@@ -575,17 +576,18 @@ pub fn assign(
         for u in users {
             let prev = previous.get(&u.id).cloned();
             if prev.as_ref().map(|p| p.id) != Some(space.id) {
-                events.push(Audit {
-                    organization_id: caller.user.organization_id,
-                    actor_id: Some(caller.user.id),
-                    action: "guest.assignSpace",
-                    target_type: "user",
-                    target_id: u.id.to_string(),
-                    site_id: Some(space.site_id),
-                    before: Some(json!({ "space": prev.as_ref().map(|p| p.id) })),
-                    after: Some(json!({ "space": space.id })),
-                    created_at: now,
-                });
+                events.push(
+                    Audit::new(
+                        caller.user.organization_id,
+                        caller.user.id,
+                        "guest.assignSpace",
+                        now,
+                    )
+                    .target("user", u.id)
+                    .site(space.site_id)
+                    .before(json!({ "space": prev.as_ref().map(|p| p.id) }))
+                    .after(json!({ "space": space.id })),
+                );
             }
             out.push(Assignment {
                 user: u,
@@ -629,17 +631,18 @@ pub fn unassign(
             .map(|u| {
                 let prev = previous.get(&u.id).cloned();
                 if let Some(p) = &prev {
-                    events.push(Audit {
-                        organization_id: caller.user.organization_id,
-                        actor_id: Some(caller.user.id),
-                        action: "guest.unassignSpace",
-                        target_type: "user",
-                        target_id: u.id.to_string(),
-                        site_id: Some(site_id),
-                        before: Some(json!({ "space": p.id })),
-                        after: Some(json!({ "space": null })),
-                        created_at: now,
-                    });
+                    events.push(
+                        Audit::new(
+                            caller.user.organization_id,
+                            caller.user.id,
+                            "guest.unassignSpace",
+                            now,
+                        )
+                        .target("user", u.id)
+                        .site(site_id)
+                        .before(json!({ "space": p.id }))
+                        .after(json!({ "space": null })),
+                    );
                 }
                 Assignment {
                     user: u,
@@ -692,7 +695,7 @@ pub fn remove_many(
 }
 
 /// One line of the guest export: a guest of the site, or an address invited as a guest who has not
-/// accepted yet (status `INVITED`, no name).
+/// accepted yet (`invited`, no name).
 #[derive(QueryableByName, Debug)]
 pub struct GuestExportRow {
     #[diesel(sql_type = SqlUuid)]
@@ -703,8 +706,9 @@ pub struct GuestExportRow {
     pub email_normalized: String,
     #[diesel(sql_type = Text)]
     pub name: String,
-    #[diesel(sql_type = Text)]
-    pub status: String,
+    /// An open invite rather than a guest.
+    #[diesel(sql_type = Bool)]
+    pub invited: bool,
     #[diesel(sql_type = Nullable<Text>)]
     pub space: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
@@ -717,8 +721,9 @@ pub struct GuestExportRow {
     pub access_ends_at: Option<DateTime<Utc>>,
     #[diesel(sql_type = Nullable<diesel::sql_types::Timestamptz>)]
     pub last_active_at: Option<DateTime<Utc>>,
+    /// How the latest invite email went.
     #[diesel(sql_type = Nullable<Text>)]
-    pub delivery: Option<String>,
+    pub delivery: Option<DeliveryStatus>,
 }
 
 /// A page of the guest export in email order. Each half (guests, open guest invites) walks its own
@@ -732,7 +737,7 @@ pub fn export_page(
 ) -> AppResult<Vec<GuestExportRow>> {
     let (after_email, after_id) = after.map_or((None, None), |(e, i)| (Some(e), Some(i)));
     Ok(diesel::sql_query(
-        "(SELECT u.id, u.email, u.email_normalized, u.display_name AS name, 'ACTIVE' AS status,
+        "(SELECT u.id, u.email, u.email_normalized, u.display_name AS name, false AS invited,
                 sp.name || ' (' || sp.key || ')' AS space, sponsor.email AS sponsor,
                 inviter.email AS invited_by, inv.accepted_at, gt.ends_at AS access_ends_at,
                 u.last_active_at, d.status AS delivery
@@ -751,7 +756,7 @@ pub fn export_page(
          ORDER BY sm.email_normalized, sm.user_id
          LIMIT $4)
         UNION ALL
-        (SELECT i.id, i.email, i.email_normalized, '' AS name, 'INVITED' AS status,
+        (SELECT i.id, i.email, i.email_normalized, '' AS name, true AS invited,
                 sp.name || ' (' || sp.key || ')' AS space, NULL AS sponsor, inviter.email AS invited_by,
                 NULL::timestamptz AS accepted_at, i.access_ends_at, NULL::timestamptz AS last_active_at,
                 d.status AS delivery
@@ -760,7 +765,7 @@ pub fn export_page(
          LEFT JOIN users inviter ON inviter.id = i.invited_by
          LEFT JOIN LATERAL (SELECT ed.status FROM email_deliveries ed WHERE ed.invite_id = i.id
                             ORDER BY ed.created_at DESC LIMIT 1) d ON true
-         WHERE i.site_id = $1 AND i.status = 'PENDING' AND i.expires_at > $5
+         WHERE i.site_id = $1 AND i.status = $6 AND i.expires_at > $5
            AND ($2::text IS NULL OR (i.email_normalized, i.id) > ($2, $3))
            AND i.holds_role = 1
          ORDER BY i.email_normalized, i.id
@@ -773,5 +778,6 @@ pub fn export_page(
     .bind::<Nullable<SqlUuid>, _>(after_id)
     .bind::<BigInt, _>(limit)
     .bind::<diesel::sql_types::Timestamptz, _>(now)
+    .bind::<Text, _>(InviteStatus::Pending)
     .load(conn)?)
 }

@@ -5,12 +5,15 @@
 use crate::auth::tokens::{LinkPurpose, LinkSigner, random_nonce};
 use crate::db::schema::*;
 use crate::domain::invites::{self as rules, AddressRefusal, InputError, InviteState, Refusal};
+use crate::domain::status::{DeliveryStatus, EmailKind};
 use crate::domain::{EmailAddress, ProductRole};
 use crate::error::{AddressError, AppError, AppResult, ErrorCode};
 use crate::store::access::{self, Caller};
 use crate::store::audit::{self, Audit};
 use crate::store::changes::{self, Reach};
-use crate::store::models::{EmailDelivery, Invite, InviteStatus, NewUser, Site, User};
+use crate::store::models::{
+    DeliverySubject, EmailDelivery, Invite, InviteStatus, NewUser, Site, User,
+};
 use crate::store::signin::{self, LoginOutcome};
 use crate::store::{org, queue};
 use chrono::{DateTime, Duration, Utc};
@@ -174,7 +177,7 @@ fn cooldown(
             .filter(
                 diesel::dsl::sql::<diesel::sql_types::Text>("lower(recipient)").eq_any(&lowered),
             )
-            .filter(email_deliveries::kind.eq("INVITE"))
+            .filter(email_deliveries::kind.eq(EmailKind::Invite))
             .filter(email_deliveries::created_at.gt(now - length))
             .select(diesel::dsl::max(email_deliveries::created_at))
             .first(conn)?
@@ -218,11 +221,10 @@ fn queue_invite_emails(
         .map(|invite| {
             (
                 email_deliveries::organization_id.eq(org_id),
-                email_deliveries::kind.eq("INVITE"),
-                email_deliveries::invite_id.eq(invite.id),
+                DeliverySubject::Invite(invite.id).values(),
                 email_deliveries::token_nonce.eq(&invite.token_nonce),
                 email_deliveries::recipient.eq(&invite.email),
-                email_deliveries::status.eq("QUEUED"),
+                email_deliveries::status.eq(DeliveryStatus::Queued),
                 email_deliveries::message_id.eq(message_id(policy, invite.id, &invite.token_nonce)),
                 email_deliveries::created_at.eq(now),
                 email_deliveries::give_up_at.eq((now + policy.retry_for).min(invite.expires_at)),
@@ -241,10 +243,12 @@ pub fn cancel_waiting_deliveries(conn: &mut PgConnection, invite_ids: &[Uuid]) -
     diesel::update(
         email_deliveries::table
             .filter(email_deliveries::invite_id.eq_any(invite_ids))
-            .filter(email_deliveries::status.eq_any(["QUEUED", "RETRYING"])),
+            .filter(
+                email_deliveries::status.eq_any([DeliveryStatus::Queued, DeliveryStatus::Retrying]),
+            ),
     )
     .set((
-        email_deliveries::status.eq("CANCELLED"),
+        email_deliveries::status.eq(DeliveryStatus::Cancelled),
         email_deliveries::next_attempt_at.eq(None::<DateTime<Utc>>),
     ))
     .execute(conn)?;
@@ -369,7 +373,7 @@ fn address_facts(
         .load(conn)?;
     let pending: Vec<String> = invites::table
         .filter(invites::site_id.eq(site.id))
-        .filter(invites::status.eq("PENDING"))
+        .filter(invites::status.eq(InviteStatus::Pending))
         .filter(invites::email_normalized.eq_any(&normalized))
         .select(invites::email_normalized)
         .load(conn)?;
@@ -409,7 +413,7 @@ fn create_batch(
             personal_message: req.personal_message.as_deref(),
             invited_by: caller.user.id,
             token_nonce: random_nonce().to_vec(),
-            status: "PENDING",
+            status: InviteStatus::Pending,
             created_at: now,
             expires_at: plan.expires_at,
             access_ends_at: req.access_ends_at,
@@ -432,16 +436,11 @@ fn record_created(
 ) -> AppResult<()> {
     let events = created
         .iter()
-        .map(|invite| Audit {
-            organization_id: site.organization_id,
-            actor_id: Some(caller.user.id),
-            action: "invite.create",
-            target_type: "invite",
-            target_id: invite.id.to_string(),
-            site_id: Some(site.id),
-            before: None,
-            after: Some(invite_json(invite, now)),
-            created_at: now,
+        .map(|invite| {
+            Audit::new(site.organization_id, caller.user.id, "invite.create", now)
+                .target("invite", invite.id)
+                .site(site.id)
+                .after(invite_json(invite, now))
         })
         .collect();
     audit::record_all(conn, events)
@@ -495,17 +494,11 @@ pub fn resend(
         )?;
         audit::record(
             conn,
-            Audit {
-                organization_id: site.organization_id,
-                actor_id: Some(caller.user.id),
-                action: "invite.resend",
-                target_type: "invite",
-                target_id: id.to_string(),
-                site_id: Some(site.id),
-                before: Some(invite_json(&old, now)),
-                after: Some(invite_json(&invite, now)),
-                created_at: now,
-            },
+            Audit::new(site.organization_id, caller.user.id, "invite.resend", now)
+                .target("invite", id)
+                .site(site.id)
+                .before(invite_json(&old, now))
+                .after(invite_json(&invite, now)),
         )?;
         Ok(invite)
     })
@@ -533,7 +526,7 @@ fn resend_facts<'a>(
     let other_pending: bool = diesel::select(diesel::dsl::exists(
         invites::table
             .filter(invites::site_id.eq(site.id))
-            .filter(invites::status.eq("PENDING"))
+            .filter(invites::status.eq(InviteStatus::Pending))
             .filter(invites::email_normalized.eq(&old.email_normalized))
             .filter(invites::id.ne(old.id)),
     ))
@@ -564,7 +557,7 @@ pub fn revoke(
             .for_update()
             .select(Invite::as_select())
             .first(conn)?;
-        if !matches!(old.status.as_str(), "PENDING" | "EXPIRED") {
+        if !matches!(old.status, InviteStatus::Pending | InviteStatus::Expired) {
             return Err(AppError::invalid(
                 "id",
                 "only pending invites can be revoked",
@@ -575,17 +568,11 @@ pub fn revoke(
         changes::state::refresh_invites(conn, &[id])?;
         audit::record(
             conn,
-            Audit {
-                organization_id: site.organization_id,
-                actor_id: Some(caller.user.id),
-                action: "invite.revoke",
-                target_type: "invite",
-                target_id: id.to_string(),
-                site_id: Some(site.id),
-                before: Some(invite_json(&old, now)),
-                after: Some(invite_json(&invite, now)),
-                created_at: now,
-            },
+            Audit::new(site.organization_id, caller.user.id, "invite.revoke", now)
+                .target("invite", id)
+                .site(site.id)
+                .before(invite_json(&old, now))
+                .after(invite_json(&invite, now)),
         )?;
         Ok(invite)
     })
@@ -966,22 +953,16 @@ fn record_accepted(
         .execute(conn)?;
     audit::record(
         conn,
-        Audit {
-            organization_id: l.site.organization_id,
-            actor_id: Some(user.id),
-            action: "invite.accept",
-            target_type: "invite",
-            target_id: l.invite.id.to_string(),
-            site_id: Some(l.site.id),
-            before: Some(invite_json(&l.invite, now)),
-            after: Some(json!({
-                "status": accepted.status,
+        Audit::new(l.site.organization_id, user.id, "invite.accept", now)
+            .target("invite", l.invite.id)
+            .site(l.site.id)
+            .before(invite_json(&l.invite, now))
+            .after(json!({
+                "status": accepted.status.as_str(),
                 "user": user.id,
                 "role": role_after,
                 "groupsSkipped": skipped,
             })),
-            created_at: now,
-        },
     )
 }
 
@@ -1028,12 +1009,12 @@ pub fn invite_in_org(conn: &mut PgConnection, org: Uuid, id: Uuid) -> AppResult<
 pub fn list(
     conn: &mut PgConnection,
     site_id: Uuid,
-    status: Option<crate::store::models::InviteStatus>,
+    status: Option<InviteStatus>,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
     now: DateTime<Utc>,
 ) -> AppResult<(Vec<Invite>, i64)> {
-    use crate::store::models::InviteStatus as S;
+    use InviteStatus as S;
     let filtered = || {
         let mut q = invites::table
             .filter(invites::site_id.eq(site_id))
@@ -1041,15 +1022,15 @@ pub fn list(
         q = match status {
             None => q,
             Some(S::Pending) => q
-                .filter(invites::status.eq("PENDING"))
+                .filter(invites::status.eq(InviteStatus::Pending))
                 .filter(invites::expires_at.gt(now)),
             Some(S::Expired) => q.filter(
-                invites::status.eq("EXPIRED").or(invites::status
-                    .eq("PENDING")
+                invites::status.eq(InviteStatus::Expired).or(invites::status
+                    .eq(InviteStatus::Pending)
                     .and(invites::expires_at.le(now))),
             ),
-            Some(S::Accepted) => q.filter(invites::status.eq("ACCEPTED")),
-            Some(S::Revoked) => q.filter(invites::status.eq("REVOKED")),
+            Some(S::Accepted) => q.filter(invites::status.eq(InviteStatus::Accepted)),
+            Some(S::Revoked) => q.filter(invites::status.eq(InviteStatus::Revoked)),
         };
         q
     };

@@ -3,6 +3,7 @@
 
 use crate::db::schema::*;
 use crate::domain::ProductRole;
+use crate::domain::status::{DeliveryStatus, NoticeKind, UserStatus};
 use crate::error::{AppError, AppResult};
 use crate::store::access::{self, Caller};
 use crate::store::audit::{self, Audit};
@@ -10,7 +11,7 @@ use crate::store::changes;
 use crate::store::directory::user_in_org;
 use crate::store::guests::GuestFilter;
 use crate::store::invites::DeliveryPolicy;
-use crate::store::models::{GuestTerms, Invite, Site, Space, User};
+use crate::store::models::{DeliverySubject, GuestTerms, Invite, Site, Space, User};
 use crate::store::queue;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -67,29 +68,6 @@ pub fn terms(conn: &mut PgConnection, site: Uuid, user: Uuid) -> AppResult<Optio
         .select(GuestTerms::as_select())
         .first(conn)
         .optional()?)
-}
-
-/// An audit event about a guest on a site.
-fn event(
-    org: Uuid,
-    actor: Option<Uuid>,
-    action: &'static str,
-    site: Uuid,
-    user: Uuid,
-    after: serde_json::Value,
-    now: DateTime<Utc>,
-) -> Audit {
-    Audit {
-        organization_id: org,
-        actor_id: actor,
-        action,
-        target_type: "user",
-        target_id: user.to_string(),
-        site_id: Some(site),
-        before: None,
-        after: Some(after),
-        created_at: now,
-    }
 }
 
 /// A guest of the site, and their terms; anyone else is `INVALID_INPUT`.
@@ -155,15 +133,10 @@ pub fn extend(
             .get_result(conn)?;
         audit::record(
             conn,
-            event(
-                user.organization_id,
-                Some(caller.user.id),
-                "guest.extend",
-                site_id,
-                user_id,
-                json!({ "before": current.and_then(|c| c.ends_at), "endsAt": ends_at }),
-                now,
-            ),
+            Audit::new(user.organization_id, caller.user.id, "guest.extend", now)
+                .target("user", user_id)
+                .site(site_id)
+                .after(json!({ "before": current.and_then(|c| c.ends_at), "endsAt": ends_at })),
         )?;
         Ok(t)
     })
@@ -207,15 +180,15 @@ pub fn set_sponsor(
             .get_result(conn)?;
         audit::record(
             conn,
-            event(
+            Audit::new(
                 user.organization_id,
-                Some(caller.user.id),
+                caller.user.id,
                 "guest.setSponsor",
-                site_id,
-                user_id,
-                json!({ "sponsor": sponsor_id }),
                 now,
-            ),
+            )
+            .target("user", user_id)
+            .site(site_id)
+            .after(json!({ "sponsor": sponsor_id })),
         )?;
         Ok(t)
     })
@@ -235,8 +208,11 @@ pub(crate) fn sponsor_acts(sponsor: &str, site: &str) -> String {
         .filter(|r| r.is_paid())
         .map(|r| r.rank().to_string())
         .collect();
+    // Written into the text like the ranks: the fragment is shared by statements with their own
+    // parameters.
+    let active = UserStatus::Active.as_str();
     format!(
-        "EXISTS (SELECT 1 FROM users sp WHERE sp.id = {sponsor} AND sp.status = 'ACTIVE' AND ( \
+        "EXISTS (SELECT 1 FROM users sp WHERE sp.id = {sponsor} AND sp.status = '{active}' AND ( \
            EXISTS (SELECT 1 FROM org_admins spo WHERE spo.organization_id = sp.organization_id \
              AND spo.user_id = sp.id) \
            OR EXISTS (SELECT 1 FROM site_admins sps WHERE sps.site_id = {site} AND sps.user_id = sp.id) \
@@ -364,7 +340,7 @@ pub fn my_access(conn: &mut PgConnection, caller: &Caller) -> AppResult<Vec<MyAc
 
 /// A message about a guest's access, to one person.
 struct NoticeTo<'a> {
-    kind: &'static str,
+    kind: NoticeKind,
     site: &'a Site,
     guest: Uuid,
     recipient: &'a User,
@@ -402,10 +378,9 @@ fn notify(
     let delivery: Uuid = diesel::insert_into(email_deliveries::table)
         .values((
             email_deliveries::organization_id.eq(site.organization_id),
-            email_deliveries::kind.eq("NOTICE"),
-            email_deliveries::notice_id.eq(id),
+            DeliverySubject::Notice(id).values(),
             email_deliveries::recipient.eq(&recipient.email),
-            email_deliveries::status.eq("QUEUED"),
+            email_deliveries::status.eq(DeliveryStatus::Queued),
             email_deliveries::message_id.eq(format!(
                 "<notice.{}@{}>",
                 id.simple(),
@@ -443,7 +418,7 @@ pub fn request_extension(
         notify(
             conn,
             NoticeTo {
-                kind: "EXTENSION_REQUEST",
+                kind: NoticeKind::ExtensionRequest,
                 site: &site,
                 guest: caller.user.id,
                 recipient: &sponsor,
@@ -455,15 +430,15 @@ pub fn request_extension(
         )?;
         audit::record(
             conn,
-            event(
+            Audit::new(
                 site.organization_id,
-                Some(caller.user.id),
-                "guest.requestExtension",
-                site_id,
                 caller.user.id,
-                json!({ "sponsor": sponsor.id }),
+                "guest.requestExtension",
                 now,
-            ),
+            )
+            .target("user", caller.user.id)
+            .site(site_id)
+            .after(json!({ "sponsor": sponsor.id })),
         )
     })
 }
@@ -567,7 +542,7 @@ fn remind(
         .select(User::as_select())
         .first(conn)?;
     let reminder = |recipient| NoticeTo {
-        kind: "LIFETIME_REMINDER",
+        kind: NoticeKind::LifetimeReminder,
         site,
         guest: t.user_id,
         recipient,
@@ -580,15 +555,10 @@ fn remind(
     }
     audit::record(
         conn,
-        event(
-            site.organization_id,
-            None,
-            "guest.lifetimeReminder",
-            site.id,
-            guest.id,
-            json!({ "endsAt": t.ends_at }),
-            now,
-        ),
+        Audit::new(site.organization_id, None, "guest.lifetimeReminder", now)
+            .target("user", guest.id)
+            .site(site.id)
+            .after(json!({ "endsAt": t.ends_at })),
     )?;
     Ok(true)
 }

@@ -2,6 +2,10 @@
 
 use crate::db::schema::*;
 use crate::domain::ProductRole;
+pub use crate::domain::status::InviteStatus;
+use crate::domain::status::{
+    ChallengeMethod, ChallengePurpose, DeliveryStatus, EmailKind, NoticeKind, UserStatus,
+};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
@@ -47,7 +51,7 @@ pub struct User {
     pub email_normalized: String,
     pub display_name: String,
     pub password_hash: Option<String>,
-    pub status: String,
+    pub status: UserStatus,
     pub invited_by: Option<Uuid>,
     pub two_step_required: bool,
     pub created_at: DateTime<Utc>,
@@ -60,7 +64,7 @@ pub struct User {
 
 impl User {
     pub fn is_active(&self) -> bool {
-        self.status == "ACTIVE"
+        self.status == UserStatus::Active
     }
 }
 
@@ -121,7 +125,7 @@ pub struct Invite {
     pub personal_message: Option<String>,
     pub invited_by: Uuid,
     pub token_nonce: Vec<u8>,
-    pub status: String,
+    pub status: InviteStatus,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub accepted_at: Option<DateTime<Utc>>,
@@ -131,44 +135,17 @@ pub struct Invite {
     pub access_days: Option<i32>,
 }
 
-/// An invite's state as clients see it: a pending invite past its expiry is `EXPIRED`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
-pub enum InviteStatus {
-    /// Sent, and waiting to be accepted before `expiresAt`; meanwhile it holds a place in the
-    /// site's seats (or guest allowance).
-    Pending,
-    /// Accepted: the person has the invite's access (`acceptedAt` says since when).
-    Accepted,
-    /// Withdrawn with `revokeInvite`: its link no longer works.
-    Revoked,
-    /// Not accepted before `expiresAt`: its link no longer works and it holds no place
-    /// (`resendInvite` renews it).
-    Expired,
-}
-
-impl InviteStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "PENDING",
-            Self::Accepted => "ACCEPTED",
-            Self::Revoked => "REVOKED",
-            Self::Expired => "EXPIRED",
-        }
-    }
-}
-
 impl Invite {
     pub fn role(&self) -> Option<ProductRole> {
         self.role.and_then(ProductRole::from_rank)
     }
 
+    /// Its state as clients see it: a pending invite past its expiry is `EXPIRED` (before the expiry
+    /// sweep stores it so).
     pub fn status_at(&self, now: DateTime<Utc>) -> InviteStatus {
-        match self.status.as_str() {
-            "PENDING" if self.expires_at <= now => InviteStatus::Expired,
-            "PENDING" => InviteStatus::Pending,
-            "ACCEPTED" => InviteStatus::Accepted,
-            "REVOKED" => InviteStatus::Revoked,
-            _ => InviteStatus::Expired,
+        match self.status {
+            InviteStatus::Pending if self.expires_at <= now => InviteStatus::Expired,
+            status => status,
         }
     }
 }
@@ -178,11 +155,12 @@ impl Invite {
 pub struct EmailDelivery {
     pub id: Uuid,
     pub organization_id: Uuid,
-    pub kind: String,
-    pub invite_id: Option<Uuid>,
+    /// What it is about: `kind` and the one subject column that kind names.
+    #[diesel(embed)]
+    pub subject: DeliverySubject,
     pub token_nonce: Option<Vec<u8>>,
     pub recipient: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub message_id: String,
@@ -190,10 +168,129 @@ pub struct EmailDelivery {
     pub sent_at: Option<DateTime<Utc>>,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub give_up_at: DateTime<Utc>,
-    pub challenge_id: Option<Uuid>,
-    pub reset_id: Option<Uuid>,
-    pub reverify_id: Option<Uuid>,
-    pub notice_id: Option<Uuid>,
+}
+
+/// What an email is about: its kind and the row it names. Stored as `email_deliveries.kind` and five
+/// nullable subject columns, one per kind (the `email_deliveries_subject` constraint says the kind's
+/// own is set); read from them here, once, and written by [`DeliverySubject::values`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliverySubject {
+    /// An invite's email (`invite_id`).
+    Invite(Uuid),
+    /// A sign-in or verification code (`challenge_id`, a login challenge).
+    LoginCode(Uuid),
+    /// A password reset link (`reset_id`).
+    PasswordReset(Uuid),
+    /// A re-verification link (`reverify_id`).
+    Reverify(Uuid),
+    /// A reminder or request about a guest's access (`notice_id`).
+    Notice(Uuid),
+}
+
+/// The subject columns, in the order [`DeliverySubject`] selects them.
+type SubjectColumns = (
+    email_deliveries::kind,
+    email_deliveries::invite_id,
+    email_deliveries::challenge_id,
+    email_deliveries::reset_id,
+    email_deliveries::reverify_id,
+    email_deliveries::notice_id,
+);
+
+/// The subject columns' values, for an insert.
+pub type SubjectValues = (
+    diesel::dsl::Eq<email_deliveries::kind, EmailKind>,
+    diesel::dsl::Eq<email_deliveries::invite_id, Option<Uuid>>,
+    diesel::dsl::Eq<email_deliveries::challenge_id, Option<Uuid>>,
+    diesel::dsl::Eq<email_deliveries::reset_id, Option<Uuid>>,
+    diesel::dsl::Eq<email_deliveries::reverify_id, Option<Uuid>>,
+    diesel::dsl::Eq<email_deliveries::notice_id, Option<Uuid>>,
+);
+
+type SubjectRow = (
+    EmailKind,
+    Option<Uuid>,
+    Option<Uuid>,
+    Option<Uuid>,
+    Option<Uuid>,
+    Option<Uuid>,
+);
+
+impl DeliverySubject {
+    pub fn kind(self) -> EmailKind {
+        match self {
+            Self::Invite(_) => EmailKind::Invite,
+            Self::LoginCode(_) => EmailKind::LoginCode,
+            Self::PasswordReset(_) => EmailKind::PasswordReset,
+            Self::Reverify(_) => EmailKind::Reverify,
+            Self::Notice(_) => EmailKind::Notice,
+        }
+    }
+
+    /// The id of the row it names (in the table its kind says).
+    pub fn id(self) -> Uuid {
+        match self {
+            Self::Invite(id)
+            | Self::LoginCode(id)
+            | Self::PasswordReset(id)
+            | Self::Reverify(id)
+            | Self::Notice(id) => id,
+        }
+    }
+
+    /// The subject a delivery's columns store; `None` when its kind's column is empty.
+    fn from_row((kind, invite, challenge, reset, reverify, notice): SubjectRow) -> Option<Self> {
+        match kind {
+            EmailKind::Invite => invite.map(Self::Invite),
+            EmailKind::LoginCode => challenge.map(Self::LoginCode),
+            EmailKind::PasswordReset => reset.map(Self::PasswordReset),
+            EmailKind::Reverify => reverify.map(Self::Reverify),
+            EmailKind::Notice => notice.map(Self::Notice),
+        }
+    }
+
+    /// Its kind and its subject column, the other four null: what an insert writes.
+    pub fn values(self) -> SubjectValues {
+        let of = |kind: EmailKind| (self.kind() == kind).then_some(self.id());
+        (
+            email_deliveries::kind.eq(self.kind()),
+            email_deliveries::invite_id.eq(of(EmailKind::Invite)),
+            email_deliveries::challenge_id.eq(of(EmailKind::LoginCode)),
+            email_deliveries::reset_id.eq(of(EmailKind::PasswordReset)),
+            email_deliveries::reverify_id.eq(of(EmailKind::Reverify)),
+            email_deliveries::notice_id.eq(of(EmailKind::Notice)),
+        )
+    }
+}
+
+impl Selectable<diesel::pg::Pg> for DeliverySubject {
+    type SelectExpression = SubjectColumns;
+
+    fn construct_selection() -> SubjectColumns {
+        (
+            email_deliveries::kind,
+            email_deliveries::invite_id,
+            email_deliveries::challenge_id,
+            email_deliveries::reset_id,
+            email_deliveries::reverify_id,
+            email_deliveries::notice_id,
+        )
+    }
+}
+
+impl Queryable<diesel::dsl::SqlTypeOf<SubjectColumns>, diesel::pg::Pg> for DeliverySubject {
+    type Row = SubjectRow;
+
+    fn build(row: SubjectRow) -> diesel::deserialize::Result<Self> {
+        let kind = row.0;
+        Self::from_row(row).ok_or_else(|| {
+            format!(
+                "an email delivery of kind {} without its subject",
+                kind.as_str()
+            )
+            .into()
+        })
+    }
 }
 
 #[derive(Queryable, Selectable, Clone, Debug)]
@@ -211,7 +308,7 @@ pub struct GuestTerms {
 #[diesel(table_name = notices, check_for_backend(diesel::pg::Pg))]
 pub struct Notice {
     pub id: Uuid,
-    pub kind: String,
+    pub kind: NoticeKind,
     pub site_id: Uuid,
     pub guest_id: Uuid,
     pub recipient_id: Uuid,
@@ -225,13 +322,13 @@ pub struct Notice {
 pub struct LoginChallenge {
     pub id: Uuid,
     pub user_id: Uuid,
-    pub method: String,
+    pub method: ChallengeMethod,
     pub code_nonce: Vec<u8>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub failed_attempts: i32,
     pub consumed_at: Option<DateTime<Utc>>,
-    pub purpose: String,
+    pub purpose: ChallengePurpose,
 }
 
 #[derive(Queryable, Selectable, Clone, Debug)]
@@ -292,4 +389,39 @@ pub struct AuditEvent {
     pub before: Option<serde_json::Value>,
     pub after: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_subject_is_read_from_its_kinds_own_column() {
+        let id = Uuid::from_u128(7);
+        let other = Some(Uuid::from_u128(8));
+        let subjects = [
+            DeliverySubject::Invite(id),
+            DeliverySubject::LoginCode(id),
+            DeliverySubject::PasswordReset(id),
+            DeliverySubject::Reverify(id),
+            DeliverySubject::Notice(id),
+        ];
+        assert_eq!(subjects.len(), EmailKind::ALL.len());
+        for (n, subject) in subjects.into_iter().enumerate() {
+            assert_eq!(subject.id(), id);
+            // Its own column set (and, to be sure it is the one read, every other column too).
+            let mut columns = [other; 5];
+            columns[n] = Some(id);
+            let [a, b, c, d, e] = columns;
+            let read = DeliverySubject::from_row((subject.kind(), a, b, c, d, e));
+            assert_eq!(read, Some(subject));
+            // Its own column empty: no subject, whatever the others hold.
+            columns[n] = None;
+            let [a, b, c, d, e] = columns;
+            assert_eq!(
+                DeliverySubject::from_row((subject.kind(), a, b, c, d, e)),
+                None
+            );
+        }
+    }
 }

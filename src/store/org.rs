@@ -73,17 +73,10 @@ pub fn bootstrap(
         let api_token = create_api_token(conn, admin.id, "bootstrap", None, now)?;
         audit::record(
             conn,
-            Audit {
-                organization_id: org.id,
-                actor_id: None,
-                action: "organization.bootstrap",
-                target_type: "site",
-                target_id: site.id.to_string(),
-                site_id: Some(site.id),
-                before: None,
-                after: Some(serde_json::json!({ "admin": admin.id, "site": site.name })),
-                created_at: now,
-            },
+            Audit::new(org.id, None, "organization.bootstrap", now)
+                .target("site", site.id)
+                .site(site.id)
+                .after(serde_json::json!({ "admin": admin.id, "site": site.name })),
         )?;
         Ok(Bootstrapped {
             organization: org,

@@ -44,19 +44,6 @@ pub fn enqueue_job<J: BackgroundJob>(
     Ok(inserted == 1)
 }
 
-/// [`enqueue_job`] with the queue also named by the caller (it must be the payload's own). Kept for
-/// the callers written before payloads declared their queue; new code calls [`enqueue_job`].
-pub fn enqueue<J: BackgroundJob>(
-    conn: &mut PgConnection,
-    queue: &str,
-    job: &J,
-    delay_secs: f64,
-    idempotency_key: Option<&str>,
-) -> AppResult<bool> {
-    debug_assert_eq!(queue, J::QUEUE, "a job enqueued on another payload's queue");
-    enqueue_job(conn, job, delay_secs, idempotency_key)
-}
-
 /// Inserts one email job per delivery in a single statement (the same row shape as [`enqueue_job`],
 /// the payload built in SQL as [`EmailJob`] serializes).
 pub fn enqueue_emails(conn: &mut PgConnection, delivery_ids: &[uuid::Uuid]) -> AppResult<()> {

@@ -2,10 +2,11 @@
 //! reviews and ended sessions go after `keep`; audit events after `audit_keep`. Deletes run in small
 //! batches so they never hold long locks on busy tables.
 
+use crate::domain::status::InviteStatus;
 use crate::error::AppResult;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::Timestamptz;
+use diesel::sql_types::{Text, Timestamptz};
 
 const BATCH: i64 = 5000;
 
@@ -27,20 +28,25 @@ pub struct Report {
 }
 
 /// Deletes, batch by batch, the rows `select_ids` names (a `SELECT <key> ... LIMIT n` with `$1` the
-/// cutoff), until none are left.
+/// cutoff, then its `texts`), until none are left.
 fn purge(conn: &mut PgConnection, kind: &Purge, cutoff: DateTime<Utc>) -> AppResult<usize> {
     let Purge {
         table,
         key,
         select_ids,
+        texts,
     } = kind;
     let mut total = 0;
     loop {
-        let n = diesel::sql_query(format!(
+        let mut query = diesel::sql_query(format!(
             "DELETE FROM {table} WHERE {key} IN ({select_ids} LIMIT {BATCH})"
         ))
-        .bind::<Timestamptz, _>(cutoff)
-        .execute(conn)?;
+        .into_boxed::<diesel::pg::Pg>()
+        .bind::<Timestamptz, _>(cutoff);
+        for text in *texts {
+            query = query.bind::<Text, _>(*text);
+        }
+        let n = query.execute(conn)?;
         total += n;
         if (n as i64) < BATCH {
             return Ok(total);
@@ -53,6 +59,8 @@ struct Purge {
     table: &'static str,
     key: &'static str,
     select_ids: &'static str,
+    /// Bound as `$2`, `$3`, ...: the stored status values `select_ids` compares with.
+    texts: &'static [&'static str],
 }
 
 /// Finished queue jobs (killed, done, or failed for good).
@@ -61,6 +69,7 @@ const JOBS: Purge = Purge {
     key: "id",
     select_ids: "SELECT id FROM apalis.jobs WHERE done_at < $1
                AND (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))",
+    texts: &[],
 };
 /// Workers gone quiet that hold no job.
 const WORKERS: Purge = Purge {
@@ -68,61 +77,75 @@ const WORKERS: Purge = Purge {
     key: "id",
     select_ids: "SELECT w.id FROM apalis.workers w WHERE w.last_seen < $1
                AND NOT EXISTS (SELECT 1 FROM apalis.jobs j WHERE j.lock_by = w.id)",
+    texts: &[],
 };
 /// Accepted invites are history (who invited whom); closed ones go, with their deliveries.
 const INVITES: Purge = Purge {
     table: "invites",
     key: "id",
-    select_ids: "SELECT id FROM invites WHERE status <> 'ACCEPTED' AND expires_at < $1
-               AND (status <> 'REVOKED' OR revoked_at < $1)",
+    select_ids: "SELECT id FROM invites WHERE status <> $2 AND expires_at < $1
+               AND (status <> $3 OR revoked_at < $1)",
+    texts: &[
+        InviteStatus::Accepted.as_str(),
+        InviteStatus::Revoked.as_str(),
+    ],
 };
 const CHALLENGES: Purge = Purge {
     table: "login_challenges",
     key: "id",
     select_ids: "SELECT id FROM login_challenges WHERE expires_at < $1",
+    texts: &[],
 };
 const SESSIONS: Purge = Purge {
     table: "sessions",
     key: "id",
     select_ids: "SELECT id FROM sessions WHERE expires_at < $1 OR revoked_at < $1",
+    texts: &[],
 };
 const PASSWORD_RESETS: Purge = Purge {
     table: "password_resets",
     key: "id",
     select_ids: "SELECT id FROM password_resets WHERE expires_at < $1",
+    texts: &[],
 };
 const REVERIFICATION_LINKS: Purge = Purge {
     table: "reverification_links",
     key: "id",
     select_ids: "SELECT id FROM reverification_links WHERE expires_at < $1",
+    texts: &[],
 };
 const REVIEWS: Purge = Purge {
     table: "policy_reviews",
     key: "id",
     select_ids: "SELECT id FROM policy_reviews WHERE expires_at < $1",
+    texts: &[],
 };
 const SWEEPS: Purge = Purge {
     table: "reverification_sweeps",
     key: "id",
     select_ids: "SELECT id FROM reverification_sweeps WHERE started_at < $1",
+    texts: &[],
 };
 /// A finished file's rows (its invites stay, as invites).
 const BULK_INVITES: Purge = Purge {
     table: "bulk_invites",
     key: "id",
     select_ids: "SELECT id FROM bulk_invites WHERE finished_at < $1",
+    texts: &[],
 };
 /// Audit events, after their own (longer) time.
 const AUDIT_EVENTS: Purge = Purge {
     table: "audit_events",
     key: "id",
     select_ids: "SELECT id FROM audit_events WHERE created_at < $1",
+    texts: &[],
 };
 /// Rate-limit keys whose budget is whole again (their theoretical arrival time has passed).
 const RATE_LIMITS: Purge = Purge {
     table: "rate_limits",
     key: "key",
     select_ids: "SELECT key FROM rate_limits WHERE tat < $1",
+    texts: &[],
 };
 
 /// Deletes what has been kept long enough, kind by kind, and reports how many rows each lost.

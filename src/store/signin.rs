@@ -8,12 +8,15 @@ use crate::auth::tokens::{
 use crate::background::EmailJob;
 use crate::db::schema::*;
 use crate::domain::authorization::{Action, may_change};
+use crate::domain::status::{ChallengeMethod, ChallengePurpose, DeliveryStatus};
 use crate::error::{AppError, AppResult};
 use crate::secrets::SecretKeys;
 use crate::store::audit::{self, Audit};
 use crate::store::changes::end_sessions;
 use crate::store::invites::DeliveryPolicy;
-use crate::store::models::{ApiToken, LoginChallenge, Organization, PasswordReset, Session, User};
+use crate::store::models::{
+    ApiToken, DeliverySubject, LoginChallenge, Organization, PasswordReset, Session, User,
+};
 use crate::store::{org, queue};
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -57,20 +60,6 @@ pub fn find_account(
         .optional()?)
 }
 
-fn event(user: &User, action: &'static str, after: serde_json::Value, now: DateTime<Utc>) -> Audit {
-    Audit {
-        organization_id: user.organization_id,
-        actor_id: Some(user.id),
-        action,
-        target_type: "user",
-        target_id: user.id.to_string(),
-        site_id: None,
-        before: None,
-        after: Some(after),
-        created_at: now,
-    }
-}
-
 /// Records a refused sign-in of a known account (unknown accounts have no organization to log to).
 pub fn record_failed_login(
     conn: &mut PgConnection,
@@ -79,7 +68,9 @@ pub fn record_failed_login(
 ) -> AppResult<()> {
     audit::record(
         conn,
-        event(user, "login.failure", json!({ "reason": "password" }), now),
+        Audit::new(user.organization_id, user.id, "login.failure", now)
+            .target("user", user.id)
+            .after(json!({ "reason": "password" })),
     )
 }
 
@@ -89,8 +80,8 @@ pub enum LoginOutcome {
     Challenge {
         id: Uuid,
         expires_at: DateTime<Utc>,
-        /// `EMAIL` or `AUTHENTICATOR`.
-        method: &'static str,
+        /// Where the code comes from: emailed now, or the person's authenticator app.
+        method: ChallengeMethod,
     },
 }
 
@@ -128,11 +119,17 @@ pub fn password_verified(
             let token = org::create_session(conn, user.id, session_lifetime, now)?;
             audit::record(
                 conn,
-                event(&user, "login.success", json!({ "twoStep": false }), now),
+                Audit::new(user.organization_id, user.id, "login.success", now)
+                    .target("user", user.id)
+                    .after(json!({ "twoStep": false })),
             )?;
             return Ok(LoginOutcome::Session(token));
         }
-        let method = if authenticator { "TOTP" } else { "EMAIL" };
+        let method = if authenticator {
+            ChallengeMethod::Totp
+        } else {
+            ChallengeMethod::Email
+        };
         let expires_at = now + Duration::minutes(CODE_LIFETIME_MINUTES);
         let nonce = random_nonce().to_vec();
         let id: Uuid = diesel::insert_into(login_challenges::table)
@@ -145,26 +142,19 @@ pub fn password_verified(
             ))
             .returning(login_challenges::id)
             .get_result(conn)?;
-        if method == "EMAIL" {
+        if method == ChallengeMethod::Email {
             queue_code_email(conn, &user, id, &nonce, expires_at, policy, now)?;
         }
         audit::record(
             conn,
-            event(
-                &user,
-                "login.challenge",
-                json!({ "challenge": id, "method": method }),
-                now,
-            ),
+            Audit::new(user.organization_id, user.id, "login.challenge", now)
+                .target("user", user.id)
+                .after(json!({ "challenge": id, "method": method.as_str() })),
         )?;
         Ok(LoginOutcome::Challenge {
             id,
             expires_at,
-            method: if authenticator {
-                "AUTHENTICATOR"
-            } else {
-                "EMAIL"
-            },
+            method,
         })
     })
 }
@@ -203,18 +193,14 @@ fn queue_email(
     policy: &DeliveryPolicy,
     now: DateTime<Utc>,
 ) -> AppResult<Uuid> {
-    let (kind, challenge, reset, nonce, tag) = match subject {
+    let (subject, nonce, tag) = match subject {
         Subject::Challenge(id, n) => (
-            "LOGIN_CODE",
-            Some(id),
-            None,
+            DeliverySubject::LoginCode(id),
             n,
             format!("code.{}", id.simple()),
         ),
         Subject::Reset(id, n) => (
-            "PASSWORD_RESET",
-            None,
-            Some(id),
+            DeliverySubject::PasswordReset(id),
             n,
             format!("reset.{}", id.simple()),
         ),
@@ -222,25 +208,17 @@ fn queue_email(
     let id: Uuid = diesel::insert_into(email_deliveries::table)
         .values((
             email_deliveries::organization_id.eq(user.organization_id),
-            email_deliveries::kind.eq(kind),
-            email_deliveries::challenge_id.eq(challenge),
-            email_deliveries::reset_id.eq(reset),
+            subject.values(),
             email_deliveries::token_nonce.eq(nonce),
             email_deliveries::recipient.eq(&user.email),
-            email_deliveries::status.eq("QUEUED"),
+            email_deliveries::status.eq(DeliveryStatus::Queued),
             email_deliveries::message_id.eq(format!("<{tag}@{}>", policy.message_id_domain)),
             email_deliveries::created_at.eq(now),
             email_deliveries::give_up_at.eq(give_up_at),
         ))
         .returning(email_deliveries::id)
         .get_result(conn)?;
-    queue::enqueue(
-        conn,
-        queue::EMAIL_QUEUE,
-        &EmailJob { delivery_id: id },
-        0.0,
-        None,
-    )?;
+    queue::enqueue_job(conn, &EmailJob { delivery_id: id }, 0.0, None)?;
     Ok(id)
 }
 
@@ -343,7 +321,7 @@ pub fn complete_challenge(
     conn.transaction::<AppResult<String>, AppError, _>(|conn| {
         let Some(ch) = login_challenges::table
             .find(challenge_id)
-            .filter(login_challenges::purpose.eq("LOGIN"))
+            .filter(login_challenges::purpose.eq(ChallengePurpose::Login))
             .for_update()
             .select(LoginChallenge::as_select())
             .first(conn)
@@ -362,9 +340,9 @@ pub fn complete_challenge(
             .select(User::as_select())
             .first(conn)?;
         let ok = user.is_active()
-            && match ch.method.as_str() {
-                "EMAIL" => signer.code_ok(ch.id, &ch.code_nonce, code),
-                _ => {
+            && match ch.method {
+                ChallengeMethod::Email => signer.code_ok(ch.id, &ch.code_nonce, code),
+                ChallengeMethod::Totp => {
                     check_totp(conn, keys, &user, code, now)?
                         || use_recovery_code(conn, user.id, code, now)?
                 }
@@ -375,19 +353,16 @@ pub fn complete_challenge(
                 .execute(conn)?;
             audit::record(
                 conn,
-                event(
-                    &user,
-                    "login.failure",
-                    json!({ "reason": "code", "challenge": ch.id }),
-                    now,
-                ),
+                Audit::new(user.organization_id, user.id, "login.failure", now)
+                    .target("user", user.id)
+                    .after(json!({ "reason": "code", "challenge": ch.id })),
             )?;
             return Ok(Err(AppError::CodeInvalid));
         }
         diesel::update(login_challenges::table.find(ch.id))
             .set(login_challenges::consumed_at.eq(now))
             .execute(conn)?;
-        if ch.method == "EMAIL" {
+        if ch.method == ChallengeMethod::Email {
             // An emailed code proves the address: a new verification period starts.
             diesel::update(users::table.find(user.id))
                 .set(users::verified_at.eq(now))
@@ -396,12 +371,9 @@ pub fn complete_challenge(
         let token = org::create_session(conn, user.id, session_lifetime, now)?;
         audit::record(
             conn,
-            event(
-                &user,
-                "login.success",
-                json!({ "twoStep": true, "method": ch.method }),
-                now,
-            ),
+            Audit::new(user.organization_id, user.id, "login.success", now)
+                .target("user", user.id)
+                .after(json!({ "twoStep": true, "method": ch.method.as_str() })),
         )?;
         Ok(Ok(token))
     })?
@@ -442,7 +414,9 @@ pub fn revoke_session(
     }
     audit::record(
         conn,
-        event(user, "session.revoke", json!({ "session": id }), now),
+        Audit::new(user.organization_id, user.id, "session.revoke", now)
+            .target("user", user.id)
+            .after(json!({ "session": id })),
     )
 }
 
@@ -469,12 +443,9 @@ pub fn create_api_token(
             .get_result(conn)?;
         audit::record(
             conn,
-            event(
-                user,
-                "apiToken.create",
-                json!({ "token": row.id, "name": name }),
-                now,
-            ),
+            Audit::new(user.organization_id, user.id, "apiToken.create", now)
+                .target("user", user.id)
+                .after(json!({ "token": row.id, "name": name })),
         )?;
         Ok((token, row))
     })
@@ -509,7 +480,9 @@ pub fn revoke_api_token(
         .ok_or(AppError::NotFound("ApiToken"))?;
         audit::record(
             conn,
-            event(user, "apiToken.revoke", json!({ "token": id }), now),
+            Audit::new(user.organization_id, user.id, "apiToken.revoke", now)
+                .target("user", user.id)
+                .after(json!({ "token": id })),
         )?;
         Ok(row)
     })
@@ -555,7 +528,14 @@ pub fn request_reset(
         )?;
         audit::record(
             conn,
-            event(user, "password.resetRequested", json!({ "reset": id }), now),
+            Audit::new(
+                user.organization_id,
+                user.id,
+                "password.resetRequested",
+                now,
+            )
+            .target("user", user.id)
+            .after(json!({ "reset": id })),
         )
     })
 }
@@ -615,12 +595,9 @@ pub fn reset_password(
         let ended = end_sessions(conn, &[user.id], now)?;
         audit::record(
             conn,
-            event(
-                &user,
-                "password.reset",
-                json!({ "reset": reset.id, "sessionsEnded": ended }),
-                now,
-            ),
+            Audit::new(user.organization_id, user.id, "password.reset", now)
+                .target("user", user.id)
+                .after(json!({ "reset": reset.id, "sessionsEnded": ended })),
         )?;
         Ok(user)
     })
@@ -729,7 +706,12 @@ pub fn confirm_totp(
         diesel::insert_into(recovery_codes::table)
             .values(&rows)
             .execute(conn)?;
-        audit::record(conn, event(user, "authenticator.enroll", json!({}), now))?;
+        audit::record(
+            conn,
+            Audit::new(user.organization_id, user.id, "authenticator.enroll", now)
+                .target("user", user.id)
+                .after(json!({})),
+        )?;
         Ok(codes)
     })
 }
@@ -751,7 +733,12 @@ pub fn remove_totp(
         diesel::delete(totp_credentials::table.find(user.id)).execute(conn)?;
         diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user.id)))
             .execute(conn)?;
-        audit::record(conn, event(user, "authenticator.remove", json!({}), now))
+        audit::record(
+            conn,
+            Audit::new(user.organization_id, user.id, "authenticator.remove", now)
+                .target("user", user.id)
+                .after(json!({})),
+        )
     })
 }
 
@@ -857,17 +844,15 @@ pub fn set_two_step_required(
             .get_result(conn)?;
         audit::record(
             conn,
-            Audit {
-                organization_id: user.organization_id,
-                actor_id: Some(caller.user.id),
-                action: "user.twoStepRequired",
-                target_type: "user",
-                target_id: user.id.to_string(),
-                site_id: None,
-                before: Some(json!({ "required": target.two_step_required })),
-                after: Some(json!({ "required": required })),
-                created_at: now,
-            },
+            Audit::new(
+                user.organization_id,
+                caller.user.id,
+                "user.twoStepRequired",
+                now,
+            )
+            .target("user", user.id)
+            .before(json!({ "required": target.two_step_required }))
+            .after(json!({ "required": required })),
         )?;
         Ok(user)
     })

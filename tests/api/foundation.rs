@@ -864,6 +864,64 @@ fn no_store_function_is_longer_than_80_lines() {
     );
 }
 
+/// Status and kind columns are read and written through their enums (issue 19): the text each
+/// variant is stored as is written once, in `src/domain/status.rs`, which maps it both ways. A quoted
+/// `"PENDING"` or `'PENDING'` anywhere else in `src/` is a value written or matched by hand (bind the
+/// enum instead, in SQL too). A line that must say such a word for another reason (an export's own
+/// labels, a payload's wire shape) says so with `// not a column value`. Every offender is listed
+/// with its file, line and the columns that store the word.
+#[test]
+fn no_status_literal_outside_the_status_enums() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let home = root.join("src/domain/status.rs");
+    // Each quoted value, with the columns that store it.
+    let mut words: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
+    for (column, values) in guestpass::domain::status::COLUMNS {
+        for v in *values {
+            words.entry(format!("\"{v}\"")).or_default().push(column);
+            words.entry(format!("'{v}'")).or_default().push(column);
+        }
+    }
+    let mut stack = vec![root.join("src")];
+    let mut files = Vec::new();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") && path != home {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() > 50, "src/ not found");
+    let mut offenders = Vec::new();
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            if line.contains("// not a column value") {
+                continue;
+            }
+            for (word, columns) in &words {
+                if line.contains(word.as_str()) {
+                    offenders.push(format!(
+                        "{}:{}: {word} ({})",
+                        path.strip_prefix(root).unwrap().display(),
+                        i + 1,
+                        columns.join(", ")
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "status values written by hand (use the enums of src/domain/status.rs):\n{}",
+        offenders.join("\n")
+    );
+}
+
 /// The name of the function `line` (without its indentation) opens, if it opens one.
 fn opened_fn(line: &str) -> Option<&str> {
     let mut rest = line;

@@ -3,6 +3,7 @@
 //! meanwhile (`serially`), so the peak measured is this test's alone.
 
 use crate::common::*;
+use guestpass::domain::status::SweepTrigger;
 use std::time::Instant;
 
 fn peak_rss_mb() -> f64 {
@@ -42,7 +43,9 @@ async fn a_sweep_over_100_000_external_users_stays_small() {
     let emailed = app
         .state
         .db
-        .run(move |c| guestpass::store::external::sweep(c, "MANUAL", None, &domain, now))
+        .run(move |c| {
+            guestpass::store::external::sweep(c, SweepTrigger::Manual, None, &domain, now)
+        })
         .await
         .unwrap();
     let elapsed = start.elapsed();
@@ -62,7 +65,9 @@ async fn a_sweep_over_100_000_external_users_stays_small() {
     let again = app
         .state
         .db
-        .run(move |c| guestpass::store::external::sweep(c, "MANUAL", None, "guestpass.test", now))
+        .run(move |c| {
+            guestpass::store::external::sweep(c, SweepTrigger::Manual, None, "guestpass.test", now)
+        })
         .await
         .unwrap();
     assert_eq!(again, 0);

@@ -8,7 +8,7 @@
 use crate::db::schema::*;
 use crate::domain::ProductRole;
 use crate::error::AppResult;
-use crate::store::models::Invite;
+use crate::store::models::{Invite, InviteStatus};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
@@ -236,7 +236,7 @@ pub struct NewInvite<'a> {
     pub personal_message: Option<&'a str>,
     pub invited_by: Uuid,
     pub token_nonce: Vec<u8>,
-    pub status: &'a str,
+    pub status: InviteStatus,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub access_ends_at: Option<DateTime<Utc>>,
@@ -282,7 +282,7 @@ pub fn renew_invite(
     Ok(diesel::update(invites::table.find(id))
         .set((
             invites::token_nonce.eq(token_nonce),
-            invites::status.eq("PENDING"),
+            invites::status.eq(InviteStatus::Pending),
             invites::expires_at.eq(expires_at),
         ))
         .returning(Invite::as_returning())
@@ -292,7 +292,10 @@ pub fn renew_invite(
 /// Revokes one invite.
 pub fn revoke_invite(conn: &mut PgConnection, id: Uuid, now: DateTime<Utc>) -> AppResult<Invite> {
     Ok(diesel::update(invites::table.find(id))
-        .set((invites::status.eq("REVOKED"), invites::revoked_at.eq(now)))
+        .set((
+            invites::status.eq(InviteStatus::Revoked),
+            invites::revoked_at.eq(now),
+        ))
         .returning(Invite::as_returning())
         .get_result(conn)?)
 }
@@ -308,9 +311,12 @@ pub fn revoke_pending_for(
         invites::table
             .filter(invites::site_id.eq(site))
             .filter(invites::email_normalized.eq(email_normalized))
-            .filter(invites::status.eq("PENDING")),
+            .filter(invites::status.eq(InviteStatus::Pending)),
     )
-    .set((invites::status.eq("REVOKED"), invites::revoked_at.eq(now)))
+    .set((
+        invites::status.eq(InviteStatus::Revoked),
+        invites::revoked_at.eq(now),
+    ))
     .returning(invites::id)
     .get_results(conn)?)
 }
@@ -324,7 +330,7 @@ pub fn accept_invite(
 ) -> AppResult<Invite> {
     Ok(diesel::update(invites::table.find(id))
         .set((
-            invites::status.eq("ACCEPTED"),
+            invites::status.eq(InviteStatus::Accepted),
             invites::accepted_at.eq(now),
             invites::accepted_user_id.eq(user),
         ))

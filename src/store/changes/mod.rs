@@ -279,7 +279,7 @@ fn drop_guest_spaces(conn: &mut PgConnection, diffs: &[RoleChange]) -> AppResult
     }
     let active: Vec<Uuid> = users::table
         .filter(users::id.eq_any(dropped.iter().map(|(_, u)| *u)))
-        .filter(users::status.eq("ACTIVE"))
+        .filter(users::status.eq(crate::domain::status::UserStatus::Active))
         .select(users::id)
         .load(conn)?;
     for (site, user) in dropped.iter().filter(|(_, u)| active.contains(u)) {
@@ -292,17 +292,11 @@ fn drop_guest_spaces(conn: &mut PgConnection, diffs: &[RoleChange]) -> AppResult
 fn audit_changes(conn: &mut PgConnection, diffs: &[RoleChange], ctx: &Context) -> AppResult<()> {
     let events: Vec<Audit> = diffs
         .iter()
-        .map(|d| Audit {
-            organization_id: ctx.organization_id,
-            actor_id: ctx.actor_id,
-            action: "access.change",
-            target_type: "user",
-            target_id: d.user_id.to_string(),
-            site_id: Some(d.site_id),
-            before: Some(json!({ "role": d.before })),
-            after: Some(json!({ "role": d.after, "lostAccess": d.lost_access(), "by": ctx.action, "detail": ctx.detail })),
-            created_at: ctx.now,
-        })
+        .map(|d| Audit::new(ctx.organization_id, ctx.actor_id, "access.change", ctx.now)
+.target("user", d.user_id)
+.site(d.site_id)
+.before(json!({ "role": d.before }))
+.after(json!({ "role": d.after, "lostAccess": d.lost_access(), "by": ctx.action, "detail": ctx.detail })))
         .collect();
     audit::record_all(conn, events)
 }

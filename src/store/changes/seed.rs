@@ -135,7 +135,7 @@ fn bulk_load(
            JOIN (SELECT id, row_number() OVER (ORDER BY name) - 1 AS n FROM groups WHERE organization_id = '{org}') g
              ON g.n = u.n % {groups};
          INSERT INTO invites (site_id, email, email_normalized, role, invited_by, token_nonce, status, created_at, expires_at)
-           SELECT '{site}', e, e, 1, '{admin}', uuid_send(gen_random_uuid()), 'PENDING', now(), now() + interval '7 days'
+           SELECT '{site}', e, e, 1, '{admin}', uuid_send(gen_random_uuid()), '{pending_status}', now(), now() + interval '7 days'
            FROM (SELECT 'pending' || i || '@partner.example' AS e FROM generate_series(1, {pending}) i) p;
          INSERT INTO audit_events (organization_id, actor_id, action, target_type, target_id, site_id, created_at)
            SELECT '{org}', '{admin}', 'access.change', 'user', i::text, '{site}', now() - (i || ' minutes')::interval
@@ -151,6 +151,7 @@ fn bulk_load(
         groups = s.groups.max(1),
         guests = s.guests,
         pending = s.pending_invites,
+        pending_status = crate::domain::status::InviteStatus::Pending.as_str(),
         audit = s.audit_events,
         external = s.external,
         due = s.external_due,

@@ -11,6 +11,7 @@ use crate::db::schema::*;
 use crate::domain::ProductRole;
 use crate::domain::access::{self, Access, Facts};
 use crate::domain::seats::Counts;
+use crate::domain::status::{InviteStatus, UserStatus};
 use crate::error::AppResult;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -52,7 +53,7 @@ pub(crate) fn facts(
         return Ok(Vec::new());
     }
     let rows: Vec<FactsRow> = diesel::sql_query(
-        "SELECT s.site_id, u.id AS user_id, u.status = 'ACTIVE' AS active, u.external, u.email_normalized,
+        "SELECT s.site_id, u.id AS user_id, u.status = $3 AS active, u.external, u.email_normalized,
            (SELECT role FROM product_roles pr WHERE pr.site_id = s.site_id AND pr.user_id = u.id) AS direct,
            ARRAY(SELECT gsr.group_id FROM group_members gm JOIN group_site_roles gsr ON gsr.group_id = gm.group_id
                   WHERE gm.user_id = u.id AND gsr.site_id = s.site_id ORDER BY gsr.group_id) AS group_ids,
@@ -65,6 +66,7 @@ pub(crate) fn facts(
     )
     .bind::<Array<SqlUuid>, _>(sites)
     .bind::<Array<SqlUuid>, _>(users)
+    .bind::<Text, _>(UserStatus::Active)
     .load(conn)?;
     Ok(rows
         .into_iter()
@@ -324,7 +326,7 @@ pub fn counts(conn: &mut PgConnection, site: Uuid, now: DateTime<Utc>) -> AppRes
     let mut c = stored_counts(conn, site)?;
     let lapsed: Vec<Option<i16>> = invites::table
         .filter(invites::site_id.eq(site))
-        .filter(invites::status.eq("PENDING"))
+        .filter(invites::status.eq(InviteStatus::Pending))
         .filter(invites::expires_at.le(now))
         .select(invites::holds_role)
         .load(conn)?;
@@ -341,12 +343,14 @@ pub fn close_expired(conn: &mut PgConnection, site: Uuid, now: DateTime<Utc>) ->
     let freed: Vec<(Uuid, Option<i16>)> = diesel::sql_query(
         "WITH closed AS (
            SELECT id, holds_role FROM invites
-           WHERE site_id = $1 AND status = 'PENDING' AND expires_at <= $2 FOR UPDATE)
-         UPDATE invites i SET status = 'EXPIRED', holds_role = NULL FROM closed
+           WHERE site_id = $1 AND status = $3 AND expires_at <= $2 FOR UPDATE)
+         UPDATE invites i SET status = $4, holds_role = NULL FROM closed
          WHERE i.id = closed.id RETURNING i.site_id, closed.holds_role",
     )
     .bind::<SqlUuid, _>(site)
     .bind::<diesel::sql_types::Timestamptz, _>(now)
+    .bind::<Text, _>(InviteStatus::Pending)
+    .bind::<Text, _>(InviteStatus::Expired)
     .load::<Freed>(conn)?
     .into_iter()
     .map(|f| (f.site_id, f.holds_role))
@@ -381,7 +385,7 @@ fn free(conn: &mut PgConnection, freed: Vec<(Uuid, Option<i16>)>) -> AppResult<(
 /// it never races a seat decision.
 pub fn close_all_expired(conn: &mut PgConnection, now: DateTime<Utc>) -> AppResult<usize> {
     let sites: Vec<Uuid> = invites::table
-        .filter(invites::status.eq("PENDING"))
+        .filter(invites::status.eq(InviteStatus::Pending))
         .filter(invites::expires_at.le(now))
         .select(invites::site_id)
         .distinct()
@@ -421,17 +425,18 @@ pub(crate) fn invite_holdings(
     site: Option<Uuid>,
 ) -> AppResult<Vec<Holding>> {
     let rows: Vec<InviteFacts> = diesel::sql_query(
-        "SELECT i.id, i.site_id, i.status = 'PENDING' AS open, i.role, i.holds_role,
+        "SELECT i.id, i.site_id, i.status = $3 AS open, i.role, i.holds_role,
            ARRAY(SELECT gsr.role FROM invite_groups ig
                  JOIN group_site_roles gsr ON gsr.group_id = ig.group_id AND gsr.site_id = i.site_id
                  WHERE ig.invite_id = i.id) AS group_roles
          FROM invites i
          WHERE ($1::uuid[] IS NULL OR i.id = ANY($1))
-           AND ($2::uuid IS NULL OR (i.site_id = $2 AND (i.status = 'PENDING' OR i.holds_role IS NOT NULL)))
+           AND ($2::uuid IS NULL OR (i.site_id = $2 AND (i.status = $3 OR i.holds_role IS NOT NULL)))
          FOR UPDATE OF i",
     )
     .bind::<Nullable<Array<SqlUuid>>, _>(ids)
     .bind::<Nullable<SqlUuid>, _>(site)
+    .bind::<Text, _>(InviteStatus::Pending)
     .load(conn)?;
     Ok(rows
         .into_iter()
@@ -499,7 +504,7 @@ pub fn open_invites_of_groups(conn: &mut PgConnection, groups: &[Uuid]) -> AppRe
     Ok(invite_groups::table
         .inner_join(invites::table)
         .filter(invite_groups::group_id.eq_any(groups))
-        .filter(invites::status.eq("PENDING"))
+        .filter(invites::status.eq(InviteStatus::Pending))
         .select(invites::id)
         .distinct()
         .load(conn)?)
@@ -536,7 +541,9 @@ pub fn domain_changed(conn: &mut PgConnection, org: Uuid, domain: &str) -> AppRe
 /// `domain::access::has_any_access` over stored rows).
 pub fn has_access_anywhere(conn: &mut PgConnection, user: Uuid) -> AppResult<bool> {
     let active: bool = diesel::select(diesel::dsl::exists(
-        users::table.find(user).filter(users::status.eq("ACTIVE")),
+        users::table
+            .find(user)
+            .filter(users::status.eq(UserStatus::Active)),
     ))
     .get_result(conn)?;
     if !active {
