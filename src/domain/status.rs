@@ -294,6 +294,51 @@ text_column!(ApiTokenAccess {
     Blocked => "BLOCKED",
 });
 
+/// `webhook_endpoints.status`: whether an endpoint receives events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum EndpointStatus {
+    /// Receives the events it subscribed to.
+    Active,
+    /// Turned off by an admin: receives nothing until enabled again.
+    Disabled,
+    /// A delivery failed for good (`failing_since`); still receives events, and the next success
+    /// makes it `ACTIVE` again.
+    Failing,
+}
+
+text_column!(EndpointStatus {
+    Active => "ACTIVE",
+    Disabled => "DISABLED",
+    Failing => "FAILING",
+});
+
+/// `webhook_deliveries.status`: where one event's delivery to one endpoint stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum WebhookDeliveryStatus {
+    /// Waiting for its first attempt.
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// An attempt failed; the next is due at `next_attempt_at`.
+    Retrying,
+    /// Every attempt of the schedule failed (`redeliverWebhook` tries again).
+    Failed,
+}
+
+text_column!(WebhookDeliveryStatus {
+    Pending => "PENDING",
+    Delivered => "DELIVERED",
+    Retrying => "RETRYING",
+    Failed => "FAILED",
+});
+
+impl WebhookDeliveryStatus {
+    /// Still to be delivered: a worker will try it.
+    pub const OPEN: [Self; 2] = [Self::Pending, Self::Retrying];
+}
+
 /// Every text column that holds one of these enums (`table.column`), with the text its variants
 /// store.
 pub const COLUMNS: &[(&str, &[&str])] = &[
@@ -313,6 +358,8 @@ pub const COLUMNS: &[(&str, &[&str])] = &[
         "external_user_policies.api_token_access",
         ApiTokenAccess::SQL,
     ),
+    ("webhook_endpoints.status", EndpointStatus::SQL),
+    ("webhook_deliveries.status", WebhookDeliveryStatus::SQL),
 ];
 
 #[cfg(test)]
@@ -359,6 +406,8 @@ mod tests {
             ChallengeMethod,
             ChallengePurpose,
             SweepTrigger,
+            EndpointStatus,
+            WebhookDeliveryStatus,
             DomainMode,
             TwoStep,
             ApiTokenAccess

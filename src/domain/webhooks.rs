@@ -550,6 +550,7 @@ pub fn after_attempt(
 /// no payload carries a credential.
 pub mod examples {
     use super::*;
+    use crate::domain::status as S;
 
     const ORG: Uuid = Uuid::from_u128(0x0b5e_0000_0000_4000_8000_0000_0000_0001);
     const SITE: Uuid = Uuid::from_u128(0x5175_0000_0000_4000_8000_0000_0000_0002);
@@ -613,23 +614,45 @@ pub mod examples {
             e
         };
         match event {
-            InviteCreated => with(inv, None, Some(invite("PENDING", "2026-12-20T09:30:00Z"))),
+            InviteCreated => with(
+                inv,
+                None,
+                Some(invite(
+                    S::InviteStatus::Pending.as_str(),
+                    "2026-12-20T09:30:00Z",
+                )),
+            ),
             InviteResent => with(
                 inv,
-                Some(invite("EXPIRED", "2026-12-20T09:30:00Z")),
-                Some(invite("PENDING", "2027-01-03T09:30:00Z")),
+                Some(invite(
+                    S::InviteStatus::Expired.as_str(),
+                    "2026-12-20T09:30:00Z",
+                )),
+                Some(invite(
+                    S::InviteStatus::Pending.as_str(),
+                    "2027-01-03T09:30:00Z",
+                )),
             ),
             InviteRevoked => with(
                 inv,
-                Some(invite("PENDING", "2026-12-20T09:30:00Z")),
-                Some(invite("REVOKED", "2026-12-20T09:30:00Z")),
+                Some(invite(
+                    S::InviteStatus::Pending.as_str(),
+                    "2026-12-20T09:30:00Z",
+                )),
+                Some(invite(
+                    S::InviteStatus::Revoked.as_str(),
+                    "2026-12-20T09:30:00Z",
+                )),
             ),
             InviteAccepted => {
                 let mut e = with(
                     inv,
-                    Some(invite("PENDING", "2026-12-20T09:30:00Z")),
+                    Some(invite(
+                        S::InviteStatus::Pending.as_str(),
+                        "2026-12-20T09:30:00Z",
+                    )),
                     Some(
-                        json!({ "status": "ACCEPTED", "user": GUEST, "role": "GUEST",
+                        json!({ "status": S::InviteStatus::Accepted.as_str(), "user": GUEST, "role": "GUEST",
                                  "groupsSkipped": [] }),
                     ),
                 );
@@ -639,12 +662,17 @@ pub mod examples {
             InviteExpired => system(with(
                 inv,
                 None,
-                Some(invite("EXPIRED", "2026-12-20T09:30:00Z")),
+                Some(invite(
+                    S::InviteStatus::Expired.as_str(),
+                    "2026-12-20T09:30:00Z",
+                )),
             )),
             InviteDeliveryFailed => system(with(
                 inv,
                 None,
-                Some(json!({ "email": "kim@partner.example", "status": "FAILED", "attempts": 7 })),
+                Some(
+                    json!({ "email": "kim@partner.example", "status": S::DeliveryStatus::Failed.as_str(), "attempts": 7 }),
+                ),
             )),
             RoleChanged => with(
                 user,
@@ -734,19 +762,19 @@ pub mod examples {
             PolicyChanged => with(
                 org,
                 Some(
-                    json!({ "twoStep": "OFF", "reverificationIntervalMinutes": 43200,
-                             "apiTokenAccess": "ALLOWED", "sessionIdleTimeoutMinutes": null }),
+                    json!({ "twoStep": S::TwoStep::Off.as_str(), "reverificationIntervalMinutes": 43200,
+                             "apiTokenAccess": S::ApiTokenAccess::Allowed.as_str(), "sessionIdleTimeoutMinutes": null }),
                 ),
                 Some(
-                    json!({ "twoStep": "REQUIRED", "reverificationIntervalMinutes": 43200,
-                             "apiTokenAccess": "ALLOWED", "sessionIdleTimeoutMinutes": 60 }),
+                    json!({ "twoStep": S::TwoStep::Required.as_str(), "reverificationIntervalMinutes": 43200,
+                             "apiTokenAccess": S::ApiTokenAccess::Allowed.as_str(), "sessionIdleTimeoutMinutes": 60 }),
                 ),
             ),
             DomainRulesChanged => with(
                 org,
-                Some(json!({ "mode": "NONE", "domains": [] })),
+                Some(json!({ "mode": S::DomainMode::None.as_str(), "domains": [] })),
                 Some(
-                    json!({ "mode": "ALLOW", "domains": ["partner.example", "*.partner.example"] }),
+                    json!({ "mode": S::DomainMode::Allow.as_str(), "domains": ["partner.example", "*.partner.example"] }),
                 ),
             ),
             VerifiedDomainAdded | VerifiedDomainRemoved => on("domain", "acme.example", None),
@@ -770,12 +798,12 @@ pub mod examples {
             UserDeactivated => with(
                 on("user", GUEST, None),
                 None,
-                Some(json!({ "status": "DEACTIVATED" })),
+                Some(json!({ "status": S::UserStatus::Deactivated.as_str() })),
             ),
             UserReactivated => with(
                 on("user", GUEST, None),
                 None,
-                Some(json!({ "status": "ACTIVE" })),
+                Some(json!({ "status": S::UserStatus::Active.as_str() })),
             ),
         }
     }
@@ -841,6 +869,7 @@ pub mod examples {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::status as S;
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
@@ -998,7 +1027,7 @@ mod tests {
         let p = examples::payload(EventType::InviteResent);
         assert_eq!(
             p.data["changes"],
-            json!({ "status": { "from": "EXPIRED" }, "expiresAt": { "from": "2026-12-20T09:30:00Z" } })
+            json!({ "status": { "from": S::InviteStatus::Expired.as_str() }, "expiresAt": { "from": "2026-12-20T09:30:00Z" } })
         );
         assert_eq!(
             p.data["space"],

@@ -14,6 +14,7 @@ use super::bulk::BulkInvite;
 use super::types::{AuditEvent, EmailDelivery, Invite};
 use super::{RequestAuth, parse_id};
 use crate::domain::authorization::{Object, Sight, Viewer, may_see};
+use crate::domain::status::BulkStatus;
 use crate::domain::webhooks::EventType;
 use crate::error::{AppError, AppResult};
 use crate::events::Event;
@@ -160,7 +161,7 @@ impl SubscriptionRoot {
         let now = super::node::bulk_invite(ctx, id).await?;
         let (site, org) = (now.row.site_id, now.row.organization_id);
         let mut feed = Feed::start(ctx, events, Object::SiteAdministration { site }, site).await?;
-        feed.ended = now.row.status == "DONE";
+        feed.ended = now.row.status == BulkStatus::Done;
         feed.ready.push_back(Ok(now));
         Ok(stream::unfold(feed, move |mut f| async move {
             loop {
@@ -430,7 +431,7 @@ impl Feed<BulkInvite> {
         match self.st.db.run(move |c| bulk::in_org(c, org, id)).await {
             Ok((row, _)) if row.site_id != site => self.end(AppError::NotFound("Bulk invite")),
             Ok((row, progress)) => {
-                let done = row.status == "DONE";
+                let done = row.status == BulkStatus::Done;
                 self.send_seen(vec![BulkInvite { row, progress }]).await;
                 self.ended |= done;
             }

@@ -8,6 +8,7 @@ use super::query::paginate;
 use super::types::{Page, User};
 use super::{caller, page, parse_id, require_sight, state, viewer};
 use crate::domain::authorization::{Action, Object, may_change};
+use crate::domain::status::{EndpointStatus, WebhookDeliveryStatus as Stored};
 use crate::domain::webhooks::{self as rules, EventType};
 use crate::error::{AppError, AppResult};
 use crate::store::webhooks::{self as store, Attempt, Delivery, Endpoint};
@@ -142,7 +143,7 @@ async fn deliveries_of(
     require_sight(ctx, Object::WebhookDelivery { org }).await?;
     let (limit, after) = page::<(DateTime<Utc>, Uuid)>(first, after)?;
     let with_total = ctx.look_ahead().field("totalCount").exists();
-    let (id, status) = (endpoint.id, status.map(WebhookDeliveryStatus::as_str));
+    let (id, status) = (endpoint.id, status.map(Stored::from));
     let (rows, attempts, total) = state(ctx)
         .db
         .run(move |c| {
@@ -201,22 +202,24 @@ pub enum WebhookDeliveryStatus {
     Failed,
 }
 
-impl WebhookDeliveryStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "PENDING",
-            Self::Delivered => "DELIVERED",
-            Self::Retrying => "RETRYING",
-            Self::Failed => "FAILED",
+impl From<Stored> for WebhookDeliveryStatus {
+    fn from(s: Stored) -> Self {
+        match s {
+            Stored::Pending => Self::Pending,
+            Stored::Delivered => Self::Delivered,
+            Stored::Retrying => Self::Retrying,
+            Stored::Failed => Self::Failed,
         }
     }
+}
 
-    fn parse(s: &str) -> Self {
+impl From<WebhookDeliveryStatus> for Stored {
+    fn from(s: WebhookDeliveryStatus) -> Self {
         match s {
-            "DELIVERED" => Self::Delivered,
-            "RETRYING" => Self::Retrying,
-            "FAILED" => Self::Failed,
-            _ => Self::Pending,
+            WebhookDeliveryStatus::Pending => Self::Pending,
+            WebhookDeliveryStatus::Delivered => Self::Delivered,
+            WebhookDeliveryStatus::Retrying => Self::Retrying,
+            WebhookDeliveryStatus::Failed => Self::Failed,
         }
     }
 }
@@ -245,15 +248,15 @@ impl WebhookEndpoint {
     }
     /// Whether it receives, and whether its deliveries fail.
     async fn status(&self) -> WebhookEndpointStatus {
-        match self.0.status.as_str() {
-            "DISABLED" => WebhookEndpointStatus::Disabled,
-            "FAILING" => WebhookEndpointStatus::Failing,
-            _ => WebhookEndpointStatus::Active,
+        match self.0.status {
+            EndpointStatus::Active => WebhookEndpointStatus::Active,
+            EndpointStatus::Disabled => WebhookEndpointStatus::Disabled,
+            EndpointStatus::Failing => WebhookEndpointStatus::Failing,
         }
     }
     /// False once an admin disabled it (`updateWebhookEndpoint(input: { enabled: false })`).
     async fn enabled(&self) -> bool {
-        self.0.status != "DISABLED"
+        self.0.status != EndpointStatus::Disabled
     }
     /// Since when its deliveries fail for good; null unless `FAILING`.
     async fn failing_since(&self) -> Option<DateTime<Utc>> {
@@ -340,7 +343,7 @@ impl WebhookDelivery {
     }
     /// Where its delivery stands.
     async fn status(&self) -> WebhookDeliveryStatus {
-        WebhookDeliveryStatus::parse(&self.row.status)
+        self.row.status.into()
     }
     /// How many attempts were made.
     async fn attempt_count(&self) -> i32 {
@@ -348,10 +351,10 @@ impl WebhookDelivery {
     }
     /// When the next attempt is due; null once `DELIVERED` or `FAILED`.
     async fn next_attempt_at(&self) -> Option<DateTime<Utc>> {
-        match self.row.status.as_str() {
-            "PENDING" | "RETRYING" => self.row.next_attempt_at,
-            _ => None,
-        }
+        Stored::OPEN
+            .contains(&self.row.status)
+            .then_some(self.row.next_attempt_at)
+            .flatten()
     }
     /// When the event happened and the delivery was queued (in the change's transaction).
     async fn created_at(&self) -> DateTime<Utc> {

@@ -327,7 +327,7 @@ pub fn mark_failed(conn: &mut PgConnection, id: Uuid, error: &str) -> AppResult<
         let failed: Option<EmailDelivery> = diesel::update(
             email_deliveries::table
                 .find(id)
-                .filter(email_deliveries::status.ne("FAILED")),
+                .filter(email_deliveries::status.ne(DeliveryStatus::Failed)),
         )
         .set((
             email_deliveries::status.eq(DeliveryStatus::Failed),
@@ -347,7 +347,7 @@ pub fn mark_failed(conn: &mut PgConnection, id: Uuid, error: &str) -> AppResult<
 /// An invite whose email failed for good is an event of the audit trail (`invite.deliveryFailed`,
 /// and so the `invite.delivery_failed` webhook), recorded once, when the delivery turns `FAILED`.
 fn record_invite_email_failed(conn: &mut PgConnection, d: &EmailDelivery) -> AppResult<()> {
-    let Some(invite_id) = d.invite_id.filter(|_| d.kind == "INVITE") else {
+    let crate::store::models::DeliverySubject::Invite(invite_id) = d.subject else {
         return Ok(());
     };
     let site: Option<Uuid> = invites::table
@@ -357,20 +357,20 @@ fn record_invite_email_failed(conn: &mut PgConnection, d: &EmailDelivery) -> App
         .optional()?;
     crate::store::audit::record(
         conn,
-        crate::store::audit::Audit {
-            organization_id: d.organization_id,
-            actor_id: None,
-            action: "invite.deliveryFailed",
-            target_type: "invite",
-            target_id: invite_id.to_string(),
-            site_id: site,
-            before: None,
-            after: Some(serde_json::json!({
-                "email": d.recipient, "status": "FAILED", "attempts": d.attempts
-            })),
-            // The worker's give-up has no service-clock reading to pass down; the wall clock.
-            created_at: Utc::now(),
-        },
+        // The worker's give-up has no service-clock reading to pass down; the wall clock.
+        crate::store::audit::Audit::new(
+            d.organization_id,
+            None,
+            "invite.deliveryFailed",
+            Utc::now(),
+        )
+        .target("invite", invite_id)
+        .site(site)
+        .after(serde_json::json!({
+            "email": d.recipient,
+            "status": DeliveryStatus::Failed.as_str(),
+            "attempts": d.attempts
+        })),
     )
 }
 

@@ -586,17 +586,12 @@ fn record_reminded(
         .filter_map(|r| {
             let id = r["id"].as_str()?;
             let until: DateTime<Utc> = r["until"].as_str()?.parse().ok()?;
-            Some(Audit {
-                organization_id: r["org"].as_str()?.parse().ok()?,
-                actor_id: None,
-                action: "user.reverificationDue",
-                target_type: "user",
-                target_id: id.to_string(),
-                site_id: None,
-                before: None,
-                after: Some(json!({ "verifiedUntil": until })),
-                created_at: now,
-            })
+            let org: Uuid = r["org"].as_str()?.parse().ok()?;
+            Some(
+                Audit::new(org, None, "user.reverificationDue", now)
+                    .target("user", id)
+                    .after(json!({ "verifiedUntil": until })),
+            )
         })
         .collect();
     audit::record_all(conn, events)

@@ -10,6 +10,7 @@ use crate::background::WebhookJob;
 use crate::db::schema::{audit_events, invites, sites, webhook_attempts, webhook_deliveries};
 use crate::db::schema::{organizations, webhook_endpoints};
 use crate::domain::ProductRole;
+use crate::domain::status::{EndpointStatus, InviteStatus, WebhookDeliveryStatus};
 use crate::domain::webhooks::{self as rules, AuditRecord, EventType, Outcome};
 use crate::error::{AppError, AppResult};
 use crate::secrets::SecretKeys;
@@ -32,7 +33,7 @@ pub struct Endpoint {
     pub url: String,
     pub description: String,
     pub event_types: Vec<String>,
-    pub status: String,
+    pub status: EndpointStatus,
     pub failing_since: Option<DateTime<Utc>>,
     pub previous_until: Option<DateTime<Utc>>,
     pub created_by: Option<Uuid>,
@@ -58,7 +59,7 @@ pub struct Delivery {
     pub audit_event_id: i64,
     pub event_type: String,
     pub payload: String,
-    pub status: String,
+    pub status: WebhookDeliveryStatus,
     pub attempts: i32,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub leased_until: Option<DateTime<Utc>>,
@@ -145,10 +146,10 @@ pub fn enqueue_for_events(conn: &mut PgConnection, rows: &[AuditEvent]) -> AppRe
     let ids: Vec<Id> = diesel::sql_query(
         "INSERT INTO webhook_deliveries (endpoint_id, audit_event_id, event_type, payload, status,
                                          next_attempt_at, created_at)
-         SELECT e.id, ev.audit_id, ev.event_type, ev.payload, 'PENDING', ev.created_at, ev.created_at
+         SELECT e.id, ev.audit_id, ev.event_type, ev.payload, $6, ev.created_at, ev.created_at
          FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[])
               AS ev(org, audit_id, event_type, payload, created_at)
-         JOIN webhook_endpoints e ON e.organization_id = ev.org AND e.status <> 'DISABLED'
+         JOIN webhook_endpoints e ON e.organization_id = ev.org AND e.status <> $7
                                  AND ev.event_type = ANY (e.event_types)
          ON CONFLICT (endpoint_id, audit_event_id) DO NOTHING
          RETURNING id",
@@ -158,6 +159,8 @@ pub fn enqueue_for_events(conn: &mut PgConnection, rows: &[AuditEvent]) -> AppRe
     .bind::<Array<Text>, _>(&ev.types)
     .bind::<Array<Text>, _>(&ev.payloads)
     .bind::<Array<Timestamptz>, _>(&ev.times)
+    .bind::<Text, _>(WebhookDeliveryStatus::Pending)
+    .bind::<Text, _>(EndpointStatus::Disabled)
     .load(conn)?;
     for d in &ids {
         queue::enqueue_job(conn, &WebhookJob { delivery_id: d.id }, 0.0, None)?;
@@ -211,17 +214,7 @@ fn lock_endpoints_of(conn: &mut PgConnection, org: Uuid) -> AppResult<()> {
 }
 
 fn event(org: Uuid, actor: Uuid, action: &'static str, id: Uuid, now: DateTime<Utc>) -> Audit {
-    Audit {
-        organization_id: org,
-        actor_id: Some(actor),
-        action,
-        target_type: "webhook_endpoint",
-        target_id: id.to_string(),
-        site_id: None,
-        before: None,
-        after: None,
-        created_at: now,
-    }
+    Audit::new(org, actor, action, now).target("webhook_endpoint", id)
 }
 
 /// Registers an endpoint with a new signing secret; answers it and the secret (shown once).
@@ -302,13 +295,12 @@ pub fn update(
 ) -> AppResult<Endpoint> {
     conn.transaction(|conn| {
         let old = locked_endpoint(conn, org, id)?;
-        let status = match (changes.enabled, old.status.as_str()) {
-            (Some(false), _) => "DISABLED",
-            (Some(true), "DISABLED") => "ACTIVE",
+        let status = match (changes.enabled, old.status) {
+            (Some(false), _) => EndpointStatus::Disabled,
+            (Some(true), EndpointStatus::Disabled) => EndpointStatus::Active,
             (_, s) => s,
-        }
-        .to_string();
-        let failing_since = old.failing_since.filter(|_| status == "FAILING");
+        };
+        let failing_since = old.failing_since.filter(|_| status == EndpointStatus::Failing);
         let endpoint: Endpoint = diesel::update(webhook_endpoints::table.find(id))
             .set((
                 webhook_endpoints::url.eq(changes.url.as_ref().unwrap_or(&old.url)),
@@ -318,19 +310,21 @@ pub fn update(
                     .map_or(old.event_types.clone(), names)),
                 webhook_endpoints::description
                     .eq(changes.description.as_ref().unwrap_or(&old.description)),
-                webhook_endpoints::status.eq(&status),
+                webhook_endpoints::status.eq(status),
                 webhook_endpoints::failing_since.eq(failing_since),
                 webhook_endpoints::updated_at.eq(now),
             ))
             .returning(Endpoint::as_returning())
             .get_result(conn)?;
-        if old.status == "DISABLED" && status != "DISABLED" {
+        if old.status == EndpointStatus::Disabled && status != EndpointStatus::Disabled {
             requeue_open(conn, id)?;
         }
         let mut e = event(org, actor, "webhook.update", id, now);
-        e.before = Some(json!({ "url": old.url, "events": old.event_types, "status": old.status }));
+        e.before = Some(
+            json!({ "url": old.url, "events": old.event_types, "status": old.status.as_str() }),
+        );
         e.after =
-            Some(json!({ "url": endpoint.url, "events": endpoint.event_types, "status": status }));
+            Some(json!({ "url": endpoint.url, "events": endpoint.event_types, "status": status.as_str() }));
         audit::record(conn, e)?;
         Ok(endpoint)
     })
@@ -351,7 +345,7 @@ fn locked_endpoint(conn: &mut PgConnection, org: Uuid, id: Uuid) -> AppResult<En
 fn requeue_open(conn: &mut PgConnection, endpoint: Uuid) -> AppResult<()> {
     let open: Vec<Uuid> = webhook_deliveries::table
         .filter(webhook_deliveries::endpoint_id.eq(endpoint))
-        .filter(webhook_deliveries::status.eq_any(["PENDING", "RETRYING"]))
+        .filter(webhook_deliveries::status.eq_any(WebhookDeliveryStatus::OPEN))
         .select(webhook_deliveries::id)
         .load(conn)?;
     for delivery_id in open {
@@ -459,7 +453,7 @@ pub fn count(conn: &mut PgConnection, org: Uuid) -> AppResult<i64> {
 pub fn deliveries(
     conn: &mut PgConnection,
     endpoint: Uuid,
-    status: Option<&str>,
+    status: Option<WebhookDeliveryStatus>,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> AppResult<Vec<Delivery>> {
@@ -468,7 +462,7 @@ pub fn deliveries(
         .select(Delivery::as_select())
         .into_boxed();
     if let Some(s) = status {
-        q = q.filter(webhook_deliveries::status.eq(s.to_string()));
+        q = q.filter(webhook_deliveries::status.eq(s));
     }
     if let Some((at, id)) = after {
         q = q.filter(
@@ -490,13 +484,13 @@ pub fn deliveries(
 pub fn count_deliveries(
     conn: &mut PgConnection,
     endpoint: Uuid,
-    status: Option<&str>,
+    status: Option<WebhookDeliveryStatus>,
 ) -> AppResult<i64> {
     let mut q = webhook_deliveries::table
         .filter(webhook_deliveries::endpoint_id.eq(endpoint))
         .into_boxed();
     if let Some(s) = status {
-        q = q.filter(webhook_deliveries::status.eq(s.to_string()));
+        q = q.filter(webhook_deliveries::status.eq(s));
     }
     Ok(q.count().get_result(conn)?)
 }
@@ -537,7 +531,7 @@ pub fn redeliver(
 ) -> AppResult<Delivery> {
     conn.transaction(|conn| {
         let (_, endpoint) = delivery_in_org(conn, org, id)?;
-        if endpoint.status == "DISABLED" {
+        if endpoint.status == EndpointStatus::Disabled {
             return Err(AppError::invalid(
                 "deliveryId",
                 "its endpoint is disabled: enable it first",
@@ -545,7 +539,7 @@ pub fn redeliver(
         }
         let delivery = diesel::update(webhook_deliveries::table.find(id))
             .set((
-                webhook_deliveries::status.eq("PENDING"),
+                webhook_deliveries::status.eq(WebhookDeliveryStatus::Pending),
                 webhook_deliveries::next_attempt_at.eq(now),
             ))
             .returning(Delivery::as_returning())
@@ -586,9 +580,9 @@ pub enum Claim {
 const EARLY_BY_SECS: i64 = 5;
 
 fn not_due(d: &Delivery, now: DateTime<Utc>) -> Option<&'static str> {
-    match d.status.as_str() {
-        "DELIVERED" => Some("delivered already"),
-        "FAILED" => Some("failed for good (redeliver it to try again)"),
+    match d.status {
+        WebhookDeliveryStatus::Delivered => Some("delivered already"),
+        WebhookDeliveryStatus::Failed => Some("failed for good (redeliver it to try again)"),
         _ if d
             .next_attempt_at
             .is_some_and(|t| t > now + chrono::Duration::seconds(EARLY_BY_SECS)) =>
@@ -621,11 +615,12 @@ pub fn claim(
         if let Some(why) = not_due(&d, now) {
             return Ok(Claim::Skip(why));
         }
-        let (url, status, secrets): (String, String, StoredSecrets) = webhook_endpoints::table
-            .find(d.endpoint_id)
-            .select((webhook_endpoints::url, webhook_endpoints::status, STORED))
-            .first(conn)?;
-        if status == "DISABLED" {
+        let (url, status, secrets): (String, EndpointStatus, StoredSecrets) =
+            webhook_endpoints::table
+                .find(d.endpoint_id)
+                .select((webhook_endpoints::url, webhook_endpoints::status, STORED))
+                .first(conn)?;
+        if status == EndpointStatus::Disabled {
             return Ok(Claim::Skip("its endpoint is disabled"));
         }
         // Another worker is sending it (or was, and died): look again when its lease ends.
@@ -750,9 +745,9 @@ pub fn record_attempt(
             ))
             .execute(conn)?;
         let (status, next, delivered) = match outcome {
-            Outcome::Delivered => ("DELIVERED", None, Some(now)),
-            Outcome::Retry(at) => ("RETRYING", Some(at), None),
-            Outcome::Failed => ("FAILED", None, None),
+            Outcome::Delivered => (WebhookDeliveryStatus::Delivered, None, Some(now)),
+            Outcome::Retry(at) => (WebhookDeliveryStatus::Retrying, Some(at), None),
+            Outcome::Failed => (WebhookDeliveryStatus::Failed, None, None),
         };
         let endpoint: Option<Uuid> = diesel::update(
             webhook_deliveries::table
@@ -789,10 +784,10 @@ fn set_healthy(conn: &mut PgConnection, endpoint: Uuid, now: DateTime<Utc>) -> A
     diesel::update(
         webhook_endpoints::table
             .find(endpoint)
-            .filter(webhook_endpoints::status.eq("FAILING")),
+            .filter(webhook_endpoints::status.eq(EndpointStatus::Failing)),
     )
     .set((
-        webhook_endpoints::status.eq("ACTIVE"),
+        webhook_endpoints::status.eq(EndpointStatus::Active),
         webhook_endpoints::failing_since.eq(None::<DateTime<Utc>>),
         webhook_endpoints::updated_at.eq(now),
     ))
@@ -805,10 +800,10 @@ fn set_failing(conn: &mut PgConnection, endpoint: Uuid, now: DateTime<Utc>) -> A
     diesel::update(
         webhook_endpoints::table
             .find(endpoint)
-            .filter(webhook_endpoints::status.eq("ACTIVE")),
+            .filter(webhook_endpoints::status.eq(EndpointStatus::Active)),
     )
     .set((
-        webhook_endpoints::status.eq("FAILING"),
+        webhook_endpoints::status.eq(EndpointStatus::Failing),
         webhook_endpoints::failing_since.eq(now),
         webhook_endpoints::updated_at.eq(now),
     ))
@@ -830,14 +825,14 @@ pub fn rescue(conn: &mut PgConnection, now: DateTime<Utc>) -> AppResult<usize> {
     let stuck = now - chrono::Duration::minutes(STUCK_AFTER_MINUTES);
     let ids: Vec<Uuid> = webhook_deliveries::table
         .inner_join(webhook_endpoints::table)
-        .filter(webhook_deliveries::status.eq_any(["PENDING", "RETRYING"]))
+        .filter(webhook_deliveries::status.eq_any(WebhookDeliveryStatus::OPEN))
         .filter(webhook_deliveries::next_attempt_at.lt(stuck))
         .filter(
             webhook_deliveries::leased_until
                 .is_null()
                 .or(webhook_deliveries::leased_until.lt(now)),
         )
-        .filter(webhook_endpoints::status.ne("DISABLED"))
+        .filter(webhook_endpoints::status.ne(EndpointStatus::Disabled))
         .select(webhook_deliveries::id)
         .limit(1000)
         .load(conn)?;
@@ -859,20 +854,22 @@ pub fn purge(conn: &mut PgConnection, before: DateTime<Utc>) -> AppResult<usize>
     Ok(diesel::sql_query(
         "DELETE FROM webhook_deliveries WHERE id IN (
            SELECT id FROM webhook_deliveries
-           WHERE status IN ('DELIVERED', 'FAILED') AND created_at < $1 LIMIT 10000)",
+           WHERE status IN ($2, $3) AND created_at < $1 LIMIT 10000)",
     )
     .bind::<Timestamptz, _>(before)
+    .bind::<Text, _>(WebhookDeliveryStatus::Delivered)
+    .bind::<Text, _>(WebhookDeliveryStatus::Failed)
     .execute(conn)?)
 }
 
 /// Deliveries still to deliver, and endpoints failing (for `/metrics`).
 pub fn gauges(conn: &mut PgConnection) -> AppResult<(i64, i64)> {
     let open: i64 = webhook_deliveries::table
-        .filter(webhook_deliveries::status.eq_any(["PENDING", "RETRYING"]))
+        .filter(webhook_deliveries::status.eq_any(WebhookDeliveryStatus::OPEN))
         .count()
         .get_result(conn)?;
     let failing: i64 = webhook_endpoints::table
-        .filter(webhook_endpoints::status.eq("FAILING"))
+        .filter(webhook_endpoints::status.eq(EndpointStatus::Failing))
         .count()
         .get_result(conn)?;
     Ok((open, failing))
@@ -921,7 +918,7 @@ pub fn record_expired_invites(conn: &mut PgConnection, now: DateTime<Utc>) -> Ap
             .execute(conn)?;
         let expired: Vec<(crate::store::models::Invite, Uuid)> = invites::table
             .inner_join(sites::table)
-            .filter(invites::status.eq("PENDING"))
+            .filter(invites::status.eq(InviteStatus::Pending))
             .filter(invites::expires_at.le(now))
             .filter(diesel::dsl::not(diesel::dsl::exists(
                 audit_events::table
@@ -940,22 +937,17 @@ pub fn record_expired_invites(conn: &mut PgConnection, now: DateTime<Utc>) -> Ap
             .load(conn)?;
         let events: Vec<Audit> = expired
             .iter()
-            .map(|(i, org)| Audit {
-                organization_id: *org,
-                actor_id: None,
-                action: "invite.expire",
-                target_type: "invite",
-                target_id: i.id.to_string(),
-                site_id: Some(i.site_id),
-                before: None,
-                after: Some(json!({
+            .map(|(i, org)| {
+                Audit::new(*org, None, "invite.expire", now)
+                    .target("invite", i.id)
+                    .site(i.site_id)
+                    .after(json!({
                     "email": i.email,
                     "role": i.role.and_then(ProductRole::from_rank),
                     "space": i.space_id,
-                    "status": "EXPIRED",
+                    "status": InviteStatus::Expired.as_str(),
                     "expiresAt": i.expires_at,
-                })),
-                created_at: now,
+                    }))
             })
             .collect();
         audit::record_all(conn, events)?;
