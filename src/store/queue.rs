@@ -44,6 +44,30 @@ pub fn enqueue_job<J: BackgroundJob>(
     Ok(inserted == 1)
 }
 
+/// Inserts one job per payload, due now, in a single statement (the row shape of [`enqueue_job`]): a
+/// change that fans out to many jobs (an event for every subscribed webhook endpoint) costs one
+/// statement in its transaction, not one per job.
+pub fn enqueue_jobs<J: BackgroundJob>(conn: &mut PgConnection, jobs: &[J]) -> AppResult<()> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let payloads = jobs
+        .iter()
+        .map(serde_json::to_vec)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(crate::error::AppError::internal)?;
+    diesel::sql_query(
+        "INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority)
+         SELECT apalis.generate_ulid(), $1, j, 'Pending', 0, $2, now(), 0
+         FROM unnest($3::bytea[]) AS j",
+    )
+    .bind::<Text, _>(J::QUEUE)
+    .bind::<Integer, _>(MAX_ATTEMPTS)
+    .bind::<diesel::sql_types::Array<Bytea>, _>(payloads)
+    .execute(conn)?;
+    Ok(())
+}
+
 /// Inserts one email job per delivery in a single statement (the same row shape as [`enqueue_job`],
 /// the payload built in SQL as [`EmailJob`] serializes).
 pub fn enqueue_emails(conn: &mut PgConnection, delivery_ids: &[uuid::Uuid]) -> AppResult<()> {

@@ -162,9 +162,11 @@ pub fn enqueue_for_events(conn: &mut PgConnection, rows: &[AuditEvent]) -> AppRe
     .bind::<Text, _>(WebhookDeliveryStatus::Pending)
     .bind::<Text, _>(EndpointStatus::Disabled)
     .load(conn)?;
-    for d in &ids {
-        queue::enqueue_job(conn, &WebhookJob { delivery_id: d.id }, 0.0, None)?;
-    }
+    let jobs: Vec<WebhookJob> = ids
+        .iter()
+        .map(|d| WebhookJob { delivery_id: d.id })
+        .collect();
+    queue::enqueue_jobs(conn, &jobs)?;
     Ok(ids.len())
 }
 
@@ -348,10 +350,11 @@ fn requeue_open(conn: &mut PgConnection, endpoint: Uuid) -> AppResult<()> {
         .filter(webhook_deliveries::status.eq_any(WebhookDeliveryStatus::OPEN))
         .select(webhook_deliveries::id)
         .load(conn)?;
-    for delivery_id in open {
-        queue::enqueue_job(conn, &WebhookJob { delivery_id }, 0.0, None)?;
-    }
-    Ok(())
+    let jobs: Vec<WebhookJob> = open
+        .into_iter()
+        .map(|delivery_id| WebhookJob { delivery_id })
+        .collect();
+    queue::enqueue_jobs(conn, &jobs)
 }
 
 /// Deletes an endpoint with its delivery log; queued jobs then find nothing to send.
