@@ -14,6 +14,9 @@
 //! - a site admin of site 1 also sees site 1's invites and bulk files, but nothing of site 2's
 //!   spaces, pages, invites, bulk files, nor people whose only access is on site 2;
 //! - an admin of another organization sees nothing of Acme; anonymous sees nothing.
+//!
+//! No viewer here sees the organization's webhook endpoints, their secrets or their deliveries
+//! (organization admins only).
 
 use crate::common::*;
 use futures_util::StreamExt;
@@ -64,6 +67,8 @@ struct Pools {
     groups: Vec<String>,
     invites: Vec<String>,
     bulks: Vec<String>,
+    /// Webhook endpoints and deliveries (organization admins only).
+    webhooks: Vec<String>,
 }
 
 impl Pools {
@@ -75,6 +80,7 @@ impl Pools {
             &self.groups,
             &self.invites,
             &self.bulks,
+            &self.webhooks,
         ]
         .into_iter()
         .flatten()
@@ -270,6 +276,25 @@ async fn world(app: &TestApp) -> World {
          UPDATE users SET display_name = 'Admin Inviter Marker' WHERE id = '{}';",
         app.admin_id
     ));
+
+    // A webhook endpoint of Acme, for invites: organization admins only, so no viewer of this walk
+    // may see it, its secret or its deliveries (its receiver is a closed port: deliveries fail).
+    let hook = must(
+        app,
+        &admin,
+        "mutation($i: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $i) { endpoint { id } secret } }",
+        json!({ "i": { "url": "http://127.0.0.1:9/WEBHOOK-URL-MARKER", "events": ["INVITE_CREATED"],
+                       "description": "WEBHOOK-DESCRIPTION-MARKER" } }),
+    )
+    .await;
+    let endpoint = hook["createWebhookEndpoint"]["endpoint"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret = hook["createWebhookEndpoint"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // Spaces and pages.
     let mut spaces = HashMap::new();
@@ -828,6 +853,28 @@ async fn world(app: &TestApp) -> World {
     );
     w.fact("the other org's invite message", "OTHER-INVITE-MESSAGE", &o);
 
+    let deliveries = must(
+        app,
+        &admin,
+        "query($e: ID!) { webhookDeliveries(endpointId: $e) { nodes { id } } }",
+        json!({ "e": endpoint }),
+    )
+    .await;
+    let delivery = deliveries["webhookDeliveries"]["nodes"][0]["id"]
+        .as_str()
+        .expect("the invites made a webhook delivery")
+        .to_string();
+    w.fact("the webhook endpoint's id", &endpoint, &[]);
+    w.fact("the webhook endpoint's URL", "WEBHOOK-URL-MARKER", &[]);
+    w.fact(
+        "the webhook endpoint's description",
+        "WEBHOOK-DESCRIPTION-MARKER",
+        &[],
+    );
+    w.fact("the webhook endpoint's secret", &secret, &[]);
+    w.fact("a webhook delivery's id", &delivery, &[]);
+    w.pools.webhooks = vec![endpoint, delivery];
+
     w.pools.sites = vec![s1.clone(), s2.clone(), osite.clone()];
     w.pools.spaces = vec![sa.clone(), sb.clone(), sc.clone(), ospace];
     w.pools.groups = vec![g1, g2, ogroup];
@@ -1025,6 +1072,7 @@ impl Schema {
                     "spaceId" => &pools.spaces,
                     "userId" | "sponsorId" | "actorId" => &pools.users,
                     "groupId" => &pools.groups,
+                    "endpointId" | "deliveryId" => &pools.webhooks,
                     _ => match returns {
                         "Site" => &pools.sites,
                         "Space" => &pools.spaces,
@@ -1032,6 +1080,7 @@ impl Schema {
                         "Group" => &pools.groups,
                         "Invite" => &pools.invites,
                         "BulkInvite" => &pools.bulks,
+                        "WebhookEndpoint" | "WebhookDelivery" => &pools.webhooks,
                         _ => return pools.all().iter().map(q).collect(),
                     },
                 };
