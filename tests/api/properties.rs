@@ -167,12 +167,13 @@ impl Model {
 
     /// Paid history and guest spaces follow role changes, as after every access change.
     fn settle(&mut self, before: &[Option<ProductRole>]) {
-        for (p, was) in before.iter().enumerate() {
+        for p in 0..before.len() {
             let now = self.eff(p);
             if now.is_some_and(ProductRole::is_paid) {
                 self.former_paid.insert(p);
             }
-            if *was == Some(Guest) && now != Some(Guest) && self.active[p] {
+            // Only guests hold a space; a deactivated person keeps theirs until they come back.
+            if now != Some(Guest) && self.active[p] {
                 self.space.remove(&p);
             }
         }
@@ -625,4 +626,27 @@ fn removing_someone_left_only_with_old_guest_terms_is_refused() {
         let expected = model.apply(&op).map(|r| r.map_err(str::to_string));
         assert_eq!(world.apply(&op), expected, "{op:?}");
     }
+}
+
+/// The sequence the property found (session 9): a guest with a space, deactivated, put in a paid
+/// group, then reactivated comes back paid, and their guest space goes (only guests hold one).
+#[test]
+fn a_guest_reactivated_into_a_paid_group_loses_their_space() {
+    let mut world = World::new(2, 0);
+    let mut model = Model::new(2, 0);
+    for op in [
+        Op::GroupRole(1, Some(ProductRole::User)),
+        Op::Limits(2, 1),
+        Op::SetRole(3, Some(ProductRole::Guest)),
+        Op::Assign(3, 0),
+        Op::Deactivate(3),
+        Op::AddMember(1, 3),
+        Op::Reactivate(3),
+    ] {
+        let expected = model.apply(&op).map(|r| r.map_err(str::to_string));
+        assert_eq!(world.apply(&op), expected, "{op:?}");
+        let (_, _, space, _) = world.observe();
+        assert_eq!(space, model.space, "spaces after {op:?}");
+    }
+    assert!(!model.space.contains_key(&3), "the model keeps the space");
 }

@@ -172,7 +172,7 @@ pub fn finish(conn: &mut PgConnection, before: Snapshot, ctx: &Context) -> AppRe
     let diffs = diff_roles(&before.roles, &after_roles);
     record_paid_history(conn, &diffs, ctx.now)?;
     start_guest_terms(conn, &before.sites, &diffs, ctx)?;
-    drop_guest_spaces(conn, &diffs)?;
+    drop_guest_spaces(conn, &after_roles)?;
     let users: Vec<User> = crate::store::directory::users_by_ids(
         conn,
         &diffs.iter().map(|d| d.user_id).collect::<Vec<_>>(),
@@ -266,25 +266,31 @@ fn start_guest_terms(
     Ok(())
 }
 
-/// Guest spaces go for everyone who stopped being a guest, except deactivated accounts, which keep
-/// their grants (and their space) for when they come back.
-fn drop_guest_spaces(conn: &mut PgConnection, diffs: &[RoleChange]) -> AppResult<()> {
-    let dropped: Vec<(Uuid, Uuid)> = diffs
+/// Only guests hold a guest space: it goes for everyone active who is not a guest after the change
+/// (a paid person reaches every space, someone without access none). Deactivated accounts keep their
+/// grants and their space for when they come back; the change that reactivates them applies the rule
+/// to the role they come back with (the property test found a guest put in a paid group while
+/// deactivated coming back paid with their space).
+fn drop_guest_spaces(
+    conn: &mut PgConnection,
+    after: &HashMap<(Uuid, Uuid), Option<ProductRole>>,
+) -> AppResult<()> {
+    let (sites, users): (Vec<Uuid>, Vec<Uuid>) = after
         .iter()
-        .filter(|d| d.stopped_being_guest())
-        .map(|d| (d.site_id, d.user_id))
-        .collect();
-    if dropped.is_empty() {
+        .filter(|(_, role)| **role != Some(ProductRole::Guest))
+        .map(|(key, _)| *key)
+        .unzip();
+    if sites.is_empty() {
         return Ok(());
     }
-    let active: Vec<Uuid> = users::table
-        .filter(users::id.eq_any(dropped.iter().map(|(_, u)| *u)))
-        .filter(users::status.eq(crate::domain::status::UserStatus::Active))
-        .select(users::id)
-        .load(conn)?;
-    for (site, user) in dropped.iter().filter(|(_, u)| active.contains(u)) {
-        diesel::delete(guest_spaces::table.find((*site, *user))).execute(conn)?;
-    }
+    diesel::sql_query(
+        "DELETE FROM guest_spaces g USING users u, unnest($1::uuid[], $2::uuid[]) AS t(site_id, user_id)
+         WHERE g.site_id = t.site_id AND g.user_id = t.user_id AND u.id = t.user_id AND u.status = $3",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&sites)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&users)
+    .bind::<diesel::sql_types::Text, _>(crate::domain::status::UserStatus::Active)
+    .execute(conn)?;
     Ok(())
 }
 
